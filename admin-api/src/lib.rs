@@ -1,0 +1,1 @@
+//! ssn-admin-api: see ARCHITECTURE.md. Built in its own issue.

@@ -1,0 +1,1 @@
+//! ssn-ledger: see ARCHITECTURE.md. Built in its own issue.

@@ -1,0 +1,1 @@
+//! ssn-loadtest: see ARCHITECTURE.md. Built in its own issue.

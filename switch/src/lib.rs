@@ -1,0 +1,1 @@
+//! ssn-switch: see ARCHITECTURE.md. Built in its own issue.

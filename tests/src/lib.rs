@@ -1,0 +1,1 @@
+//! ssn-tests: see ARCHITECTURE.md. Built in its own issue.
