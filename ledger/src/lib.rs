@@ -1,1 +1,159 @@
-//! ssn-ledger: see ARCHITECTURE.md. Built in its own issue.
+//! # ssn-ledger: the system of record for people, cards and money
+//!
+//! The ledger owns all persistent state of the SSN switch. The switch (ISO 8583) and the admin
+//! API are its two front doors; both call [`Ledger`], and neither touches storage directly.
+//!
+//! ## Bird's-eye view
+//!
+//! ```text
+//!   switch ──┐                         ┌── Journal (append-only file, hash chain, group commit)
+//!            ├── Ledger ── decisions ──┼── BalanceStore (MemoryBalances | RedisBalances): cache
+//!   admin ───┘                         └── Registry (RedbRegistry): people, cards, terminals...
+//! ```
+//!
+//! - **Money** is [`Money`]: integer minor units (IDR sen) with checked arithmetic only; there
+//!   is no `impl Add`, and no float anywhere near it.
+//! - **Double entry.** Every [`Record`] in the journal moves money between [`Account`]s through
+//!   legs derived from the record itself ([`Record::legs`]): the Bank Penyalur's funding source,
+//!   each program's giro account, each card's pocket per program, each E-Warong's payable
+//!   account. Funding moves funding source → giro; a disbursement giro → pockets; a purchase
+//!   pockets → giro (the giro account at the bank still holds spent money until settlement pays
+//!   the E-Warong, which is why settlement moves giro → payable); a reversal the reverse; a
+//!   replacement old pockets → new pockets.
+//! - **Idempotency.** Every transfer's [`TransferId`] is derived from its business key (purchase:
+//!   DE41 + DE11 + DE7; funding: reference; disbursement: program + period; replacement: old
+//!   card; reversal: its original's key, which is what makes reversal exactly-once). A retry with
+//!   the same content gets the original result; with other content, [`LedgerError::Conflict`].
+//! - **Every authorization is journaled**, approvals and declines alike, with what the switch
+//!   assigned (RRN, authorization id, code, balance after), so a duplicate gets the same bytes
+//!   back after any restart. Reversal tombstones are journal records too.
+//!
+//! ## The hot path: one call per purchase
+//!
+//! The switch checks the message, terminal, merchant, card and PIN (§6 orders 1, 4-14 of the
+//! host interface; [`Ledger::lookup_purchase`] answers orders 2 and 3 up front when it wants
+//! them), then calls [`Ledger::authorize_purchase`], which:
+//!
+//! 1. takes the purchase id's lock stripe (a duplicate in flight, or a reversal racing its
+//!    original, waits for the first to finish);
+//! 2. answers a duplicate from the journal's projection, or `Conflict`, or `05` for a tombstone;
+//! 3. picks the card's pockets whose program allows the basket (`57` if none) and the highest
+//!    limits among them (`61`);
+//! 4. asks the balance store to check and debit atomically (`65`, `51`, or the legs: earliest
+//!    expiry first, expired pockets never spent, several pockets if needed);
+//! 5. journals the decision and waits until its batch is fsynced; only then returns.
+//!
+//! If the journal refuses or fails, the store's debit is undone and the caller gets
+//! [`LedgerError::Unavailable`] (`91`): nothing is acknowledged that is not durable.
+//!
+//! Other calls the switch makes: [`Ledger::record_decline`] (a decline it decided itself, so
+//! duplicates repeat it), [`Ledger::balance`] (balance inquiry), [`Ledger::reverse_purchase`],
+//! [`Ledger::close_batch`] and [`Ledger::registry`] for card, terminal and merchant lookups.
+//!
+//! ## Ordering rules that keep the three stores consistent
+//!
+//! - **Debits: store first, then journal.** The store is where the atomic per-card decision
+//!   happens (a mutex per shard in memory; one Lua script in Redis). The journal is then the
+//!   record. A crash in between loses a debit nobody was told about; at the next open the
+//!   store is rebuilt from the journal and the debit is gone.
+//! - **Credits: journal first, then store.** A store that missed a credit holds less than the
+//!   journal, never more; a retry of the operation re-sends the credit (idempotent per card and
+//!   transfer), and every open rebuilds the store anyway.
+//! - **The journal's projection ([`State`]) is applied by the writer thread before the batch is
+//!   written**, with every invariant checked first ([`State::apply`]): a record that would take
+//!   a pocket (or a giro or payable account) below zero, double a transfer id, or reverse
+//!   something not reversible is refused and never written. The sum of all balances is zero by
+//!   construction of the legs, and [`verify`] checks it.
+//!
+//! ## Storage
+//!
+//! - [`Journal`] over a [`JournalStore`] ([`FileJournal`] here; a Scylla store implements the
+//!   same three calls). One writer thread takes everything queued (bounded by
+//!   [`JOURNAL_QUEUE_RECORDS_MAX`]; a full queue answers `91` rather than wait), up to
+//!   [`JOURNAL_BATCH_RECORDS_MAX`] records, and makes them durable with one write and one
+//!   `fdatasync`. Each entry carries the previous entry's SHA-256 and its own; [`verify`] (and
+//!   `ssn-ledger verify --data-dir DIR`) recomputes the chain and every balance and reports the
+//!   first break. Opening sets aside a torn last write (kept beside the journal as
+//!   `journal.torn-OFFSET` for auditors) and refuses anything else that is broken.
+//! - [`BalanceStore`]: [`MemoryBalances`] (default) or [`RedisBalances`]. Both are caches of the
+//!   journal, rebuilt from it at every open, and fenced by a generation number in Redis so a
+//!   stale process or rebuild cannot overwrite newer state (see the `balances::redis` docs).
+//! - [`Registry`]: [`RedbRegistry`] (redb, pinned exactly), with all-or-nothing
+//!   [`RegistryOp`] lists for the admin API's compare-and-set writes. Terminal keys are stored
+//!   encrypted as the switch hands them over; tokens as SHA-256 hashes; `Debug` masks PANs,
+//!   NIKs, KKs and PVVs.
+//!
+//! ## Architecture invariants
+//!
+//! - The ledger knows nothing about ISO 8583 bytes or HTTP: it takes typed requests and
+//!   returns typed answers; response codes are two ASCII characters it stores, not a protocol.
+//! - Redis is never the only copy of money: everything in it can be rebuilt from the journal.
+//! - The library reads no environment, flags or files other than its data directory; binaries
+//!   pass a [`LedgerConfig`].
+//! - Time comes from the caller (`at_unix_seconds`): days are WITA ([`Day`]), so tests and
+//!   replays are deterministic.
+//!
+//! ## Limits
+//!
+//! | name | value | why |
+//! |---|---|---|
+//! | [`JOURNAL_BATCH_RECORDS_MAX`] | 8,192 | records per fsync |
+//! | [`JOURNAL_QUEUE_RECORDS_MAX`] | 65,536 | records waiting for the writer |
+//! | [`JOURNAL_ENTRY_BYTES_MAX`] | 16 MiB | one entry (a disbursement to ~1M cards) |
+//! | [`JOURNAL_TORN_TAIL_BYTES_MAX`] | 64 MiB | what opening may set aside as a torn write |
+//! | [`PURCHASE_LOCK_STRIPES`] | 65,536 | per-purchase lock stripes |
+//! | [`TERMINAL_LOCK_STRIPES`] | 1,024 | per-terminal lock stripes (reversal, batch close) |
+//! | [`MEMORY_SHARDS`] | 256 | card shards of the memory store |
+//! | [`REDIS_AMOUNT_MINOR_MAX`] | 10^14 − 1 | Lua numbers are doubles printed with 14 digits |
+//! | [`REDIS_SCRIPTS_IN_FLIGHT_MAX`] | 256 | scripts in flight for a disbursement or rebuild |
+//! | [`WRONG_PIN_COUNT_MAX`] | 3 | wrong PINs that lock the PIN |
+//!
+//! ## Not yet
+//!
+//! Settlement with the Bank Penyalur (giro → payable, confirmation), program close (expired
+//! pockets back to giro), per-card statements, journal segments and snapshots (the whole
+//! journal is replayed at open), and the Scylla stores come in their own issues.
+
+mod balances;
+mod day;
+mod ids;
+mod journal;
+mod ledger;
+mod money;
+mod record;
+mod registry;
+mod state;
+mod verify;
+
+pub use balances::{
+    BalanceStore, CardSnapshot, DebitOutcome, DebitRequest, MEMORY_SHARDS, MemoryBalances,
+    PocketBalance, PocketCredit, REDIS_AMOUNT_MINOR_MAX, REDIS_SCRIPTS_IN_FLIGHT_MAX,
+    RedisBalances, RedisConfig, SnapshotTransfer, StoreError, StoredDebit, decide_debit,
+    sort_pockets, spendable,
+};
+pub use day::{Day, WITA_OFFSET_SECONDS};
+pub use ids::{
+    AuthorizationId, CardId, Fingerprint, InvalidId, MerchantId, PROGRAM_CODE_BYTES_MAX,
+    ProgramCode, PurchaseKey, Rrn, Stan, TerminalId, TransferId, TransmissionTime, hex,
+};
+pub use journal::{
+    Break, BreakKind, ChainHead, EncodedEntry, FileJournal, Hash, JOURNAL_BATCH_RECORDS_MAX,
+    JOURNAL_ENTRY_BYTES_MAX, JOURNAL_MAGIC, JOURNAL_QUEUE_RECORDS_MAX, JOURNAL_TORN_TAIL_BYTES_MAX,
+    Journal, JournalError, JournalStore, OpenReport,
+};
+pub use ledger::{
+    Authorization, BalanceBackend, BatchCloseOutcome, BatchCloseRequest, DeclineRequest,
+    DisbursementOutcome, Ledger, LedgerConfig, LedgerError, PURCHASE_LOCK_STRIPES, PurchaseLookup,
+    PurchaseRequest, ReversalOutcome, ReversalRequest, TERMINAL_LOCK_STRIPES,
+};
+pub use money::Money;
+pub use record::{
+    Account, AuthResponse, BatchTotals, Entry, Leg, PocketAmount, PurchaseRecord, Record,
+    ResponseCode, ReversalEffect, ReversalRecord,
+};
+pub use registry::*;
+pub use state::{
+    Applied, CardState, CardTransfer, ClosedBatch, InvariantError, PurchaseState, State,
+    TerminalBatches,
+};
+pub use verify::{VerifyError, VerifyReport, check_balances, verify};

@@ -1,0 +1,1200 @@
+//! The ledger: the one object the switch and the admin API call. It owns the journal, the
+//! registry and the balance store, and it is where the order of operations that keeps them
+//! consistent lives (see the crate docs).
+
+use crate::balances::{
+    BalanceStore, CardSnapshot, DebitRequest, MemoryBalances, PocketBalance, PocketCredit,
+    RedisBalances, RedisConfig, SnapshotTransfer, StoreError, StoredDebit, spendable,
+};
+use crate::day::Day;
+use crate::ids::{
+    AuthorizationId, CardId, Fingerprint, MerchantId, ProgramCode, PurchaseKey, Rrn, TerminalId,
+    TransferId,
+};
+use crate::journal::{FileJournal, Journal, JournalError, OpenReport, ensure_dir, journal_path};
+use crate::money::Money;
+use crate::record::{
+    AuthResponse, BatchTotals, Entry, PocketAmount, PurchaseRecord, Record, ResponseCode,
+    ReversalEffect, ReversalRecord,
+};
+use crate::registry::{
+    Card, CardStatus, Program, RedbRegistry, Registry, RegistryError, RegistryOp, RegistryRecord,
+};
+use crate::state::{Applied, CardTransfer, ClosedBatch, State};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use tokio::sync::{Mutex, MutexGuard};
+
+/// Stripes of the per-purchase lock. Two concurrent requests for the same purchase id (a
+/// duplicate, or a reversal racing its original) serialize on one stripe; unrelated purchases
+/// share a stripe with probability in-flight / stripes, so this is sized well above the
+/// in-flight count at the benchmark's concurrency.
+pub const PURCHASE_LOCK_STRIPES: usize = 65_536;
+/// Stripes of the per-terminal lock that serializes a terminal's reversals and batch closes.
+pub const TERMINAL_LOCK_STRIPES: usize = 1_024;
+
+/// Where balances are kept for the hot path.
+#[derive(Clone, Debug)]
+pub enum BalanceBackend {
+    /// In this process's memory (the default).
+    Embedded,
+    /// In Redis.
+    Redis(RedisConfig),
+}
+
+/// How to open a ledger.
+#[derive(Clone, Debug)]
+pub struct LedgerConfig {
+    /// Directory holding `journal.log`, `registry.redb` and `ledger-id`.
+    pub data_dir: PathBuf,
+    /// Where the hot path's balances live.
+    pub balances: BalanceBackend,
+}
+
+impl LedgerConfig {
+    /// An embedded ledger in `data_dir`.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> LedgerConfig {
+        LedgerConfig {
+            data_dir: data_dir.into(),
+            balances: BalanceBackend::Embedded,
+        }
+    }
+}
+
+/// Errors of ledger operations, each with the answer the front doors give.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// Same business key, different content: DE39 `94`, HTTP 409.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The journal or balance store cannot be reached or is full: DE39 `91`, HTTP 503. Nothing
+    /// was acknowledged.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A named thing does not exist: HTTP 404.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A business rule refuses it (e.g. the giro account cannot cover a disbursement): HTTP 422.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The request is malformed: DE39 `30`, HTTP 400.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// Anything unexpected, including a broken invariant: DE39 `96`, HTTP 500.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<JournalError> for LedgerError {
+    fn from(error: JournalError) -> LedgerError {
+        match error {
+            JournalError::Invariant(e) => {
+                LedgerError::Internal(format!("journal refused a record: {e}"))
+            }
+            other => LedgerError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for LedgerError {
+    fn from(error: StoreError) -> LedgerError {
+        match error {
+            StoreError::Malformed(_) | StoreError::AmountOutOfRange => {
+                LedgerError::Internal(error.to_string())
+            }
+            other => LedgerError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<RegistryError> for LedgerError {
+    fn from(error: RegistryError) -> LedgerError {
+        match error {
+            RegistryError::Conflict(m) => LedgerError::Conflict(m),
+            RegistryError::NotFound(m) => LedgerError::NotFound(m),
+            RegistryError::Storage(m) => LedgerError::Unavailable(m),
+            RegistryError::Corrupt(m) => {
+                LedgerError::Internal(format!("registry holds an undecodable {m}"))
+            }
+        }
+    }
+}
+
+/// A purchase (0200, processing code `000000`) the switch has already checked for everything
+/// up to and including the PIN (§6 orders 1 and 4-14).
+#[derive(Clone, Debug)]
+pub struct PurchaseRequest {
+    /// DE41 + DE11 + DE7.
+    pub key: PurchaseKey,
+    /// SHA-256 of the request's content as the switch defines it for §7 (e.g. DE2, DE3, DE4,
+    /// DE12-14, DE42, DE48, DE49): same key with another fingerprint is `94`.
+    pub fingerprint: Fingerprint,
+    /// The card DE2 resolved to.
+    pub card: CardId,
+    /// DE42.
+    pub merchant: MerchantId,
+    /// DE4, positive.
+    pub amount: Money,
+    /// Category codes of the DE48 basket, `None` when there is no basket.
+    pub basket_categories: Option<Vec<String>>,
+    /// DE37 for this answer; a duplicate gets the original's instead.
+    pub rrn: Rrn,
+    /// DE38 for an approval; a duplicate gets the original's instead.
+    pub authorization_id: AuthorizationId,
+    /// When the switch received it (UTC seconds); its WITA day is the day of the daily limit.
+    pub at_unix_seconds: i64,
+}
+
+/// A purchase the switch declined itself (orders 4-14 of §6, e.g. `55` wrong PIN), recorded
+/// so a duplicate gets the same answer after a restart.
+#[derive(Clone, Debug)]
+pub struct DeclineRequest {
+    /// DE41 + DE11 + DE7.
+    pub key: PurchaseKey,
+    /// As for [`PurchaseRequest::fingerprint`].
+    pub fingerprint: Fingerprint,
+    /// The card, when DE2 resolved to one.
+    pub card: Option<CardId>,
+    /// DE42.
+    pub merchant: MerchantId,
+    /// DE4.
+    pub amount: Money,
+    /// DE39 given.
+    pub code: ResponseCode,
+    /// DE37 given.
+    pub rrn: Rrn,
+    /// When (UTC seconds).
+    pub at_unix_seconds: i64,
+}
+
+/// The answer to a purchase.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authorization {
+    /// DE39, DE37, DE38, DE54: what to send, byte for byte the same for every duplicate.
+    pub response: AuthResponse,
+    /// Pockets debited; empty for a decline.
+    pub legs: Vec<PocketAmount>,
+    /// True when this is the stored answer to an earlier request with the same key.
+    pub duplicate: bool,
+}
+
+/// What the journal knows about a purchase key, for the switch's checks 2 and 3 of §6.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PurchaseLookup {
+    /// Nothing: a new purchase.
+    New,
+    /// Answered before with the same content: send this again.
+    Duplicate(AuthResponse),
+    /// Answered before with other content: `94`.
+    Conflict,
+    /// Its reversal arrived first: `05`.
+    Tombstoned,
+}
+
+/// A reversal (0400/0401/0420/0421).
+#[derive(Clone, Debug)]
+pub struct ReversalRequest {
+    /// The original's DE41 + DE11 + DE7 (from DE90).
+    pub original: PurchaseKey,
+    /// The card DE2 resolved to, `None` if unknown.
+    pub card: Option<CardId>,
+    /// DE4.
+    pub amount: Money,
+    /// When (UTC seconds).
+    pub at_unix_seconds: i64,
+}
+
+/// What a reversal did (§3.4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReversalOutcome {
+    /// The money went back to the card, now.
+    Reversed(Vec<PocketAmount>),
+    /// It had been reversed before: nothing moved.
+    AlreadyReversed,
+    /// The original was declined: nothing moved.
+    OriginalDeclined,
+    /// The original is unknown: a tombstone now stands for it.
+    Tombstoned,
+    /// DE2 or DE4 differ from the original: `12`.
+    Mismatch,
+    /// The original is in a closed batch: `12`.
+    Settled,
+}
+
+impl ReversalOutcome {
+    /// DE39 for the 0410/0430.
+    pub fn response_code(&self) -> ResponseCode {
+        match self {
+            ReversalOutcome::Mismatch | ReversalOutcome::Settled => ResponseCode(*b"12"),
+            _ => ResponseCode::APPROVED,
+        }
+    }
+}
+
+/// A batch close (0500).
+#[derive(Clone, Debug)]
+pub struct BatchCloseRequest {
+    /// DE41.
+    pub terminal: TerminalId,
+    /// DE60.
+    pub batch_number: String,
+    /// DE63.
+    pub terminal_totals: BatchTotals,
+    /// When (UTC seconds).
+    pub at_unix_seconds: i64,
+}
+
+/// The outcome of a batch close.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchCloseOutcome {
+    /// The batch as closed, on the journal's totals.
+    pub batch: ClosedBatch,
+    /// True when the terminal's totals equal the journal's (`00`), false for `95`.
+    pub matched: bool,
+}
+
+/// The outcome of a disbursement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisbursementOutcome {
+    /// Transfer id.
+    pub id: TransferId,
+    /// Cards credited.
+    pub cards: usize,
+    /// Total credited.
+    pub total: Money,
+}
+
+/// The ledger.
+pub struct Ledger {
+    /// The journal and its projection: the books.
+    journal: Journal,
+    /// People, cards, merchants, terminals, tokens, audit.
+    registry: Arc<dyn Registry>,
+    /// The hot path's balances: a cache of the journal.
+    balances: Arc<dyn BalanceStore>,
+    /// Programs by code, read on every purchase; refreshed whenever the ledger writes one.
+    programs: RwLock<HashMap<ProgramCode, Program>>,
+    /// See [`PURCHASE_LOCK_STRIPES`].
+    purchase_locks: Box<[Mutex<()>]>,
+    /// See [`TERMINAL_LOCK_STRIPES`].
+    terminal_locks: Box<[Mutex<()>]>,
+    /// Serializes money moves that are not purchases (funding, disbursement, replacement):
+    /// rare, and simplest to reason about one at a time.
+    admin_lock: Mutex<()>,
+    /// What opening the journal found.
+    open_report: OpenReport,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the projection or the lock stripes: they are large, and the projection holds
+        // card data.
+        f.debug_struct("Ledger")
+            .field("balances", &self.balances)
+            .field("entries", &self.journal.state().entries)
+            .field("poisoned", &self.journal.is_poisoned())
+            .finish_non_exhaustive()
+    }
+}
+
+fn stripe(id: &impl Hash, stripes: usize) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut hasher);
+    (hasher.finish() % stripes as u64) as usize
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger: replays the journal (setting aside a torn last write),
+    /// opens the registry, and rebuilds the balance store from the journal.
+    pub async fn open(config: LedgerConfig) -> Result<Ledger, LedgerError> {
+        let io = |e: std::io::Error| LedgerError::Unavailable(format!("data directory: {e}"));
+        ensure_dir(&config.data_dir).map_err(io)?;
+        let ledger_id = ledger_id(&config.data_dir).map_err(io)?;
+        let store = FileJournal::open(&journal_path(&config.data_dir)).map_err(io)?;
+        let (journal, open_report) = Journal::open(Box::new(store))?;
+        let registry = Arc::new(RedbRegistry::open(&config.data_dir.join("registry.redb"))?);
+        let balances: Arc<dyn BalanceStore> = match &config.balances {
+            BalanceBackend::Embedded => Arc::new(MemoryBalances::new()),
+            BalanceBackend::Redis(redis) => {
+                let mut redis = redis.clone();
+                redis.key_prefix = format!("{}{}:", redis.key_prefix, ledger_id);
+                Arc::new(RedisBalances::connect(&redis).await?)
+            }
+        };
+        let programs = registry
+            .programs()
+            .await?
+            .into_iter()
+            .map(|p| (p.code.clone(), p))
+            .collect();
+        let ledger = Ledger {
+            journal,
+            registry,
+            balances,
+            programs: RwLock::new(programs),
+            purchase_locks: (0..PURCHASE_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            terminal_locks: (0..TERMINAL_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            admin_lock: Mutex::new(()),
+            open_report,
+        };
+        ledger.rebuild_cache().await?;
+        Ok(ledger)
+    }
+
+    /// What opening the journal found (entries replayed, a torn tail set aside).
+    pub fn open_report(&self) -> &OpenReport {
+        &self.open_report
+    }
+
+    /// The registry, for the admin API's reads and writes of non-money records.
+    pub fn registry(&self) -> &dyn Registry {
+        self.registry.as_ref()
+    }
+
+    /// The journal's projection, for reports. Hold it briefly: the journal writer waits for it.
+    pub fn state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.journal.state()
+    }
+
+    /// Starts a new cache generation and rebuilds every card in the balance store from the
+    /// journal. Called at open; callable any time (e.g. after Redis lost its data).
+    pub async fn rebuild_cache(&self) -> Result<(), LedgerError> {
+        self.balances.begin_generation().await?;
+        let snapshots = {
+            let state = self.journal.state();
+            let cards: Vec<CardId> = state.cards.keys().copied().collect();
+            cards
+                .iter()
+                .map(|card| self.snapshot(&state, *card))
+                .collect::<Vec<_>>()
+        };
+        self.balances.rebuild(&snapshots).await?;
+        Ok(())
+    }
+
+    fn expiry_of(&self, program: &ProgramCode) -> Day {
+        // A pocket of a program the registry does not know cannot be spent by a purchase (no
+        // program allows its basket), so its expiry only orders it: put it last.
+        self.programs_read()
+            .get(program)
+            .map_or(Day(i32::MAX), |p| p.pocket_expires_at)
+    }
+
+    fn programs_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ProgramCode, Program>> {
+        self.programs.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn snapshot(&self, state: &State, card: CardId) -> CardSnapshot {
+        let Some(card_state) = state.cards.get(&card) else {
+            return CardSnapshot {
+                card,
+                ..CardSnapshot::default()
+            };
+        };
+        let pockets = card_state
+            .pockets
+            .iter()
+            .map(|(program, balance)| PocketBalance {
+                program: program.clone(),
+                expires: self.expiry_of(program),
+                balance: *balance,
+            })
+            .collect();
+        let transfers = card_state
+            .history
+            .iter()
+            .filter_map(|(id, how)| {
+                let transfer = match how {
+                    CardTransfer::Credit => SnapshotTransfer::Credit,
+                    CardTransfer::Drain => match state.transfers.get(id) {
+                        Some(Record::Replacement { moves, .. }) => {
+                            SnapshotTransfer::Drain(moves.clone())
+                        }
+                        _ => return None,
+                    },
+                    CardTransfer::Purchase => {
+                        let purchase = &state.purchases.get(id)?.record;
+                        SnapshotTransfer::Debit(StoredDebit {
+                            response: purchase.response.clone(),
+                            legs: purchase.legs.clone(),
+                            day: purchase.day,
+                        })
+                    }
+                };
+                Some((*id, transfer))
+            })
+            .collect();
+        CardSnapshot {
+            card,
+            pockets,
+            day: card_state.day,
+            purchases_today: card_state.purchases_today,
+            transfers,
+        }
+    }
+
+    /// Rebuilds one card the store has fenced as not ours (never cached, or by an older
+    /// generation). A card cached by a *newer* generation means this process is stale.
+    async fn recover_fenced(&self, error: StoreError) -> Result<(), LedgerError> {
+        match error {
+            StoreError::Fenced { card, found, ours } if found.is_none_or(|found| found < ours) => {
+                let snapshot = self.snapshot(&self.journal.state(), card);
+                self.balances.rebuild(&[snapshot]).await?;
+                Ok(())
+            }
+            other => Err(other.into()),
+        }
+    }
+
+    async fn purchase_lock(&self, id: &TransferId) -> MutexGuard<'_, ()> {
+        self.purchase_locks[stripe(id, PURCHASE_LOCK_STRIPES)]
+            .lock()
+            .await
+    }
+
+    async fn terminal_lock(&self, terminal: &TerminalId) -> MutexGuard<'_, ()> {
+        self.terminal_locks[stripe(terminal, TERMINAL_LOCK_STRIPES)]
+            .lock()
+            .await
+    }
+
+    /// Checks 2 and 3 of §6 for a purchase key: duplicate, conflict or tombstone.
+    pub fn lookup_purchase(&self, key: &PurchaseKey, fingerprint: &Fingerprint) -> PurchaseLookup {
+        let id = TransferId::purchase(key);
+        let state = self.journal.state();
+        match state.purchases.get(&id) {
+            Some(found) if found.record.fingerprint == *fingerprint => {
+                PurchaseLookup::Duplicate(found.record.response.clone())
+            }
+            Some(_) => PurchaseLookup::Conflict,
+            None if state.tombstones.contains(&id) => PurchaseLookup::Tombstoned,
+            None => PurchaseLookup::New,
+        }
+    }
+
+    /// The stored answer to a purchase key, whatever its content (for operators and reports).
+    pub fn find_authorization(&self, key: &PurchaseKey) -> Option<AuthResponse> {
+        self.journal
+            .state()
+            .purchase(key)
+            .map(|p| p.record.response.clone())
+    }
+
+    /// The stored answer for a duplicate, `Err(Conflict)` for other content, `None` for new.
+    fn duplicate_of(
+        &self,
+        key: &PurchaseKey,
+        fingerprint: &Fingerprint,
+    ) -> Result<Option<Authorization>, LedgerError> {
+        let state = self.journal.state();
+        match state.purchase(key) {
+            Some(found) if found.record.fingerprint == *fingerprint => Ok(Some(Authorization {
+                response: found.record.response.clone(),
+                legs: found.record.legs.clone(),
+                duplicate: true,
+            })),
+            Some(_) => Err(LedgerError::Conflict(
+                "same terminal, STAN and DE7 with other content".into(),
+            )),
+            None => Ok(None),
+        }
+    }
+
+    fn tombstoned(&self, key: &PurchaseKey) -> bool {
+        self.journal
+            .state()
+            .tombstones
+            .contains(&TransferId::purchase(key))
+    }
+
+    /// Authorizes a purchase: the switch's one call on the hot path. Handles duplicates (same
+    /// answer again), conflicts (`Err(Conflict)` → `94`), tombstones (`05`), basket and limits
+    /// (`57`, `61`, `65`), balance (`51`), and approves only once the debit is durable in the
+    /// journal. Every answer, approval or decline, is journaled for later duplicates.
+    pub async fn authorize_purchase(
+        &self,
+        request: PurchaseRequest,
+    ) -> Result<Authorization, LedgerError> {
+        if !request.amount.is_positive() {
+            return Err(LedgerError::Invalid(
+                "a purchase amount must be positive".into(),
+            ));
+        }
+        let id = TransferId::purchase(&request.key);
+        let _guard = self.purchase_lock(&id).await;
+        if let Some(duplicate) = self.duplicate_of(&request.key, &request.fingerprint)? {
+            return Ok(duplicate);
+        }
+        if self.tombstoned(&request.key) {
+            return self
+                .journal_decision(&request, ResponseCode::DO_NOT_HONOUR, None)
+                .await;
+        }
+        let Some((allowed, amount_max, daily_max)) =
+            self.eligible(request.card, request.basket_categories.as_deref())
+        else {
+            return self
+                .journal_decision(&request, ResponseCode::NOT_PERMITTED, None)
+                .await;
+        };
+        if request.amount > amount_max {
+            return self
+                .journal_decision(&request, ResponseCode::EXCEEDS_AMOUNT_LIMIT, None)
+                .await;
+        }
+        let debit_request = DebitRequest {
+            id,
+            card: request.card,
+            amount: request.amount,
+            today: Day::wita_of_unix_seconds(request.at_unix_seconds),
+            allowed: &allowed,
+            daily_max,
+            rrn: &request.rrn,
+            authorization_id: &request.authorization_id,
+        };
+        let debit = match self.balances.debit(&debit_request).await {
+            Err(fenced @ StoreError::Fenced { .. }) => {
+                self.recover_fenced(fenced).await?;
+                self.balances.debit(&debit_request).await?
+            }
+            other => other?,
+        };
+        // A replayed decision is ours: only this task holds the purchase's lock, and the
+        // journal does not have it (checked above), so it is a retried script whose first
+        // reply was lost. It still has to be journaled.
+        self.journal_decision(&request, debit.debit.response.code, Some(debit.debit))
+            .await
+    }
+
+    /// Journals the decision on a purchase and answers once it is durable.
+    async fn journal_decision(
+        &self,
+        request: &PurchaseRequest,
+        code: ResponseCode,
+        debit: Option<StoredDebit>,
+    ) -> Result<Authorization, LedgerError> {
+        let (response, legs, day) = match debit {
+            Some(debit) => (debit.response, debit.legs, debit.day),
+            None => (
+                AuthResponse {
+                    code,
+                    rrn: request.rrn.clone(),
+                    authorization_id: None,
+                    balance_after: None,
+                },
+                Vec::new(),
+                Day::wita_of_unix_seconds(request.at_unix_seconds),
+            ),
+        };
+        let record = PurchaseRecord {
+            key: request.key.clone(),
+            fingerprint: request.fingerprint,
+            card: Some(request.card),
+            merchant: request.merchant.clone(),
+            amount: request.amount,
+            day,
+            response: response.clone(),
+            legs: legs.clone(),
+        };
+        let entry = Entry {
+            at_unix_seconds: request.at_unix_seconds,
+            record: Record::Purchase(record),
+        };
+        if let Err(error) = self.journal.append(entry).await {
+            if !legs.is_empty() {
+                // Not journaled, so it must not stay debited in the store. If the undo fails
+                // too, the store holds less than the journal until the next rebuild: safe.
+                let _ = self
+                    .balances
+                    .undo_debit(request.card, TransferId::purchase(&request.key))
+                    .await;
+            }
+            return Err(error.into());
+        }
+        Ok(Authorization {
+            response,
+            legs,
+            duplicate: false,
+        })
+    }
+
+    /// The programs whose pockets may pay for this basket on this card, with the highest
+    /// per-purchase and per-day limits among them; `None` when there are none (`57`).
+    fn eligible(
+        &self,
+        card: CardId,
+        basket: Option<&[String]>,
+    ) -> Option<(Vec<ProgramCode>, Money, u32)> {
+        let card_programs: Vec<ProgramCode> = {
+            let state = self.journal.state();
+            state
+                .cards
+                .get(&card)
+                .map(|c| c.pockets.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        let programs = self.programs_read();
+        let eligible: Vec<&Program> = card_programs
+            .iter()
+            .filter_map(|code| programs.get(code))
+            .filter(|program| match basket {
+                Some(categories) => program.allows(categories),
+                None => !program.basket_required,
+            })
+            .collect();
+        let amount_max = eligible.iter().map(|p| p.purchase_amount_max).max()?;
+        let daily_max = eligible.iter().map(|p| p.purchases_per_day_max).max()?;
+        Some((
+            eligible.iter().map(|p| p.code.clone()).collect(),
+            amount_max,
+            daily_max,
+        ))
+    }
+
+    /// Records a decline the switch decided itself, so a duplicate gets the same answer. A
+    /// tombstone wins (`05`, check 3 of §6 comes first); an earlier answer to the same key is
+    /// returned as a duplicate.
+    pub async fn record_decline(
+        &self,
+        request: DeclineRequest,
+    ) -> Result<Authorization, LedgerError> {
+        let id = TransferId::purchase(&request.key);
+        let _guard = self.purchase_lock(&id).await;
+        if let Some(duplicate) = self.duplicate_of(&request.key, &request.fingerprint)? {
+            return Ok(duplicate);
+        }
+        let code = if self.tombstoned(&request.key) {
+            ResponseCode::DO_NOT_HONOUR
+        } else {
+            request.code
+        };
+        if code == ResponseCode::APPROVED {
+            return Err(LedgerError::Invalid("an approval is not a decline".into()));
+        }
+        let response = AuthResponse {
+            code,
+            rrn: request.rrn.clone(),
+            authorization_id: None,
+            balance_after: None,
+        };
+        let record = PurchaseRecord {
+            key: request.key.clone(),
+            fingerprint: request.fingerprint,
+            card: request.card,
+            merchant: request.merchant.clone(),
+            amount: request.amount,
+            day: Day::wita_of_unix_seconds(request.at_unix_seconds),
+            response: response.clone(),
+            legs: Vec::new(),
+        };
+        self.journal
+            .append(Entry {
+                at_unix_seconds: request.at_unix_seconds,
+                record: Record::Purchase(record),
+            })
+            .await?;
+        Ok(Authorization {
+            response,
+            legs: Vec::new(),
+            duplicate: false,
+        })
+    }
+
+    /// A balance inquiry (DE3 `310000`): the spendable balance, from the balance store.
+    pub async fn balance(&self, card: CardId, at_unix_seconds: i64) -> Result<Money, LedgerError> {
+        let pockets = self.balances.pockets(card).await?;
+        spendable(&pockets, Day::wita_of_unix_seconds(at_unix_seconds))
+            .ok_or_else(|| LedgerError::Internal("balance overflow".into()))
+    }
+
+    /// The card's pockets as the balance store has them, earliest expiry first.
+    pub async fn pockets(&self, card: CardId) -> Result<Vec<PocketBalance>, LedgerError> {
+        Ok(self.balances.pockets(card).await?)
+    }
+
+    /// Reverses a purchase exactly once (§3.4).
+    pub async fn reverse_purchase(
+        &self,
+        request: ReversalRequest,
+    ) -> Result<ReversalOutcome, LedgerError> {
+        let _terminal = self.terminal_lock(&request.original.terminal).await;
+        let _purchase = self
+            .purchase_lock(&TransferId::purchase(&request.original))
+            .await;
+        let (card, legs) = match self.reversal_decision(&request)? {
+            Ok(reversible) => reversible,
+            Err(ReversalOutcome::Tombstoned) => {
+                if self.tombstoned(&request.original) {
+                    return Ok(ReversalOutcome::Tombstoned);
+                }
+                let record = Record::Reversal(ReversalRecord {
+                    original: request.original.clone(),
+                    effect: ReversalEffect::Tombstone,
+                });
+                self.journal
+                    .append(Entry {
+                        at_unix_seconds: request.at_unix_seconds,
+                        record,
+                    })
+                    .await?;
+                return Ok(ReversalOutcome::Tombstoned);
+            }
+            Err(outcome) => return Ok(outcome),
+        };
+        let effect = ReversalEffect::Reversed {
+            card,
+            legs: legs.clone(),
+        };
+        let record = Record::Reversal(ReversalRecord {
+            original: request.original.clone(),
+            effect,
+        });
+        self.journal
+            .append(Entry {
+                at_unix_seconds: request.at_unix_seconds,
+                record,
+            })
+            .await?;
+        let credits = self.credits_for(card, &legs);
+        self.credit_store(TransferId::reversal(&request.original), &credits)
+            .await?;
+        Ok(ReversalOutcome::Reversed(legs))
+    }
+
+    /// What a reversal would do: `Ok` with the card and legs to give back, or the outcome
+    /// that moves nothing (`Tombstoned` meaning "the original is unknown").
+    #[allow(clippy::type_complexity)]
+    fn reversal_decision(
+        &self,
+        request: &ReversalRequest,
+    ) -> Result<Result<(CardId, Vec<PocketAmount>), ReversalOutcome>, LedgerError> {
+        let state = self.journal.state();
+        let Some(original) = state.purchase(&request.original) else {
+            return Ok(Err(ReversalOutcome::Tombstoned));
+        };
+        let record = &original.record;
+        if record.response.code != ResponseCode::APPROVED {
+            return Ok(Err(ReversalOutcome::OriginalDeclined));
+        }
+        if record.card != request.card || record.amount != request.amount {
+            return Ok(Err(ReversalOutcome::Mismatch));
+        }
+        if original.reversed {
+            return Ok(Err(ReversalOutcome::AlreadyReversed));
+        }
+        let open = state
+            .terminals
+            .get(&request.original.terminal)
+            .and_then(|t| t.open)
+            .map(|(sequence, _)| sequence);
+        if original.batch_sequence != open {
+            return Ok(Err(ReversalOutcome::Settled));
+        }
+        // Approved records always carry their card (checked when journaled).
+        let card = record
+            .card
+            .ok_or_else(|| LedgerError::Internal("approved purchase without card".into()))?;
+        Ok(Ok((card, record.legs.clone())))
+    }
+
+    fn credits_for(&self, card: CardId, legs: &[PocketAmount]) -> Vec<PocketCredit> {
+        legs.iter()
+            .map(|leg| PocketCredit {
+                card,
+                program: leg.program.clone(),
+                expires: self.expiry_of(&leg.program),
+                amount: leg.amount,
+            })
+            .collect()
+    }
+
+    /// Credits the store after the journal has the credit. A card the store fences as not
+    /// ours is rebuilt from the journal, which already includes this credit, so it is not
+    /// credited a second time.
+    async fn credit_store(
+        &self,
+        id: TransferId,
+        credits: &[PocketCredit],
+    ) -> Result<(), LedgerError> {
+        match self.balances.credit(id, credits).await {
+            Ok(()) => Ok(()),
+            Err(fenced @ StoreError::Fenced { .. }) => {
+                // Per card: rebuild every fenced card, then retry the rest (idempotent).
+                self.recover_fenced(fenced).await?;
+                let mut attempts = 0;
+                loop {
+                    match self.balances.credit(id, credits).await {
+                        Ok(()) => return Ok(()),
+                        Err(fenced @ StoreError::Fenced { .. }) if attempts < credits.len() => {
+                            attempts += 1;
+                            self.recover_fenced(fenced).await?;
+                        }
+                        Err(other) => return Err(other.into()),
+                    }
+                }
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Closes the terminal's open batch on the journal's totals (§3.5). A repeat of the last
+    /// close (same DE60, nothing approved since) returns the same outcome.
+    pub async fn close_batch(
+        &self,
+        request: BatchCloseRequest,
+    ) -> Result<BatchCloseOutcome, LedgerError> {
+        let _terminal = self.terminal_lock(&request.terminal).await;
+        {
+            let state = self.journal.state();
+            if let Some(batches) = state.terminals.get(&request.terminal)
+                && batches.open.is_none()
+                && let Some(last) = batches.closed.last()
+                && last.batch_number == request.batch_number
+                && last.terminal_totals == request.terminal_totals
+            {
+                return Ok(BatchCloseOutcome {
+                    matched: last.switch_totals == last.terminal_totals,
+                    batch: last.clone(),
+                });
+            }
+        }
+        let record = Record::BatchClose {
+            terminal: request.terminal.clone(),
+            batch_number: request.batch_number.clone(),
+            terminal_totals: request.terminal_totals,
+        };
+        match self
+            .journal
+            .append(Entry {
+                at_unix_seconds: request.at_unix_seconds,
+                record,
+            })
+            .await?
+        {
+            Applied::BatchClosed(batch) => Ok(BatchCloseOutcome {
+                matched: batch.switch_totals == batch.terminal_totals,
+                batch,
+            }),
+            Applied::Done => Err(LedgerError::Internal(
+                "batch close applied without closing".into(),
+            )),
+        }
+    }
+
+    /// The totals of the terminal's open batch (zeros when none is open).
+    pub fn open_batch_totals(&self, terminal: &TerminalId) -> BatchTotals {
+        self.journal
+            .state()
+            .terminals
+            .get(terminal)
+            .and_then(|t| t.open)
+            .map(|(_, totals)| totals)
+            .unwrap_or_default()
+    }
+
+    /// Registers a program (admin API `POST /programs`).
+    pub async fn define_program(&self, program: Program) -> Result<(), LedgerError> {
+        self.registry
+            .apply(vec![RegistryOp::Insert(RegistryRecord::Program(
+                program.clone(),
+            ))])
+            .await?;
+        self.programs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(program.code.clone(), program);
+        Ok(())
+    }
+
+    /// Money from the city budget into the program's giro account, idempotent on `reference`.
+    pub async fn fund_program(
+        &self,
+        program: &ProgramCode,
+        amount: Money,
+        reference: &str,
+        at_unix_seconds: i64,
+    ) -> Result<TransferId, LedgerError> {
+        if !amount.is_positive() {
+            return Err(LedgerError::Invalid(
+                "a funding amount must be positive".into(),
+            ));
+        }
+        let _admin = self.admin_lock.lock().await;
+        let id = TransferId::funding(reference);
+        let record = Record::Funding {
+            reference: reference.to_string(),
+            program: program.clone(),
+            amount,
+        };
+        if let Some(existing) = self.journal.state().transfers.get(&id) {
+            return if *existing == record {
+                Ok(id)
+            } else {
+                Err(LedgerError::Conflict(format!(
+                    "funding {reference} exists with other content"
+                )))
+            };
+        }
+        if !self.programs_read().contains_key(program) {
+            return Err(LedgerError::NotFound(format!("program {program}")));
+        }
+        self.journal
+            .append(Entry {
+                at_unix_seconds,
+                record,
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// Credits the program's benefit to every determined beneficiary with a live card, from the
+    /// giro account, all or nothing; idempotent on (program, period).
+    pub async fn disburse(
+        &self,
+        program: &ProgramCode,
+        period: &str,
+        at_unix_seconds: i64,
+    ) -> Result<DisbursementOutcome, LedgerError> {
+        let _admin = self.admin_lock.lock().await;
+        let id = TransferId::disbursement(program, period);
+        let existing = match self.journal.state().transfers.get(&id) {
+            Some(Record::Disbursement { credits, .. }) => Some(credits.clone()),
+            _ => None,
+        };
+        let credits = match existing {
+            Some(credits) => credits,
+            None => {
+                self.journal_disbursement(program, period, at_unix_seconds)
+                    .await?
+            }
+        };
+        // Also on a repeat: the store may have missed the first time's credits, and credits
+        // are idempotent per (card, transfer).
+        let pocket_credits: Vec<PocketCredit> = credits
+            .iter()
+            .map(|(card, amount)| PocketCredit {
+                card: *card,
+                program: program.clone(),
+                expires: self.expiry_of(program),
+                amount: *amount,
+            })
+            .collect();
+        self.credit_store(id, &pocket_credits).await?;
+        let total = Money::checked_sum(credits.iter().map(|(_, amount)| *amount))
+            .ok_or_else(|| LedgerError::Internal("overflow".into()))?;
+        Ok(DisbursementOutcome {
+            id,
+            cards: credits.len(),
+            total,
+        })
+    }
+
+    async fn journal_disbursement(
+        &self,
+        program: &ProgramCode,
+        period: &str,
+        at_unix_seconds: i64,
+    ) -> Result<Vec<(CardId, Money)>, LedgerError> {
+        let definition = self
+            .programs_read()
+            .get(program)
+            .cloned()
+            .ok_or_else(|| LedgerError::NotFound(format!("program {program}")))?;
+        let cards = self.live_cards_of(program).await?;
+        let credits: Vec<(CardId, Money)> = cards
+            .into_iter()
+            .map(|card| (card, definition.benefit_amount))
+            .collect();
+        let total = Money::checked_sum(credits.iter().map(|(_, a)| *a))
+            .ok_or_else(|| LedgerError::Refused("total overflows".into()))?;
+        let giro = self
+            .journal
+            .state()
+            .balance(&crate::record::Account::Giro(program.clone()));
+        if giro < total {
+            return Err(LedgerError::Refused(format!(
+                "giro account holds {giro}, the disbursement needs {total}"
+            )));
+        }
+        if credits.is_empty() {
+            return Err(LedgerError::Refused(
+                "no determined beneficiary of the program has a live card".into(),
+            ));
+        }
+        let record = Record::Disbursement {
+            program: program.clone(),
+            period: period.to_string(),
+            credits: credits.clone(),
+        };
+        self.journal
+            .append(Entry {
+                at_unix_seconds,
+                record,
+            })
+            .await?;
+        Ok(credits)
+    }
+
+    /// Cards that receive a program's disbursement: the live card of every beneficiary
+    /// determined for the program.
+    async fn live_cards_of(&self, program: &ProgramCode) -> Result<Vec<CardId>, LedgerError> {
+        let beneficiaries = self.registry.beneficiaries().await?;
+        let enrolled: std::collections::HashSet<String> = beneficiaries
+            .into_iter()
+            .filter(|b| {
+                b.status == crate::registry::BeneficiaryStatus::Determined
+                    && b.enrolments.contains(program)
+            })
+            .map(|b| b.ssn)
+            .collect();
+        let mut cards: Vec<CardId> = self
+            .registry
+            .cards()
+            .await?
+            .into_iter()
+            .filter(|c| {
+                enrolled.contains(&c.ssn)
+                    && matches!(
+                        c.status,
+                        CardStatus::Issued | CardStatus::Active | CardStatus::Blocked
+                    )
+            })
+            .map(|c| c.card_id)
+            .collect();
+        cards.sort();
+        Ok(cards)
+    }
+
+    /// Moves every pocket of `old_card` to `new_card`, exactly once. The old card is marked
+    /// replaced in the registry first, so the switch stops authorizing it before its pockets
+    /// are emptied.
+    pub async fn replace_card(
+        &self,
+        old_card: CardId,
+        new_card: CardId,
+        at_unix_seconds: i64,
+    ) -> Result<Vec<PocketAmount>, LedgerError> {
+        let _admin = self.admin_lock.lock().await;
+        let id = TransferId::replacement(old_card);
+        let existing = match self.journal.state().transfers.get(&id) {
+            Some(Record::Replacement {
+                new_card: recorded,
+                moves,
+                ..
+            }) => Some((*recorded, moves.clone())),
+            _ => None,
+        };
+        if let Some((recorded, moves)) = existing {
+            if recorded != new_card {
+                return Err(LedgerError::Conflict(format!(
+                    "card {old_card} was replaced by another card"
+                )));
+            }
+            self.credit_store(id, &self.credits_for(new_card, &moves))
+                .await?;
+            return Ok(moves);
+        }
+        self.mark_replaced(old_card, new_card).await?;
+        let moves = match self.balances.drain(old_card, id).await {
+            Err(fenced @ StoreError::Fenced { .. }) => {
+                self.recover_fenced(fenced).await?;
+                self.balances.drain(old_card, id).await?
+            }
+            other => other?,
+        };
+        let record = Record::Replacement {
+            old_card,
+            new_card,
+            moves: moves.clone(),
+        };
+        self.journal
+            .append(Entry {
+                at_unix_seconds,
+                record,
+            })
+            .await?;
+        self.credit_store(id, &self.credits_for(new_card, &moves))
+            .await?;
+        Ok(moves)
+    }
+
+    async fn mark_replaced(&self, old_card: CardId, new_card: CardId) -> Result<(), LedgerError> {
+        let old: Card = self
+            .registry
+            .card(old_card)
+            .await?
+            .ok_or_else(|| LedgerError::NotFound(format!("card {old_card}")))?;
+        if self.registry.card(new_card).await?.is_none() {
+            return Err(LedgerError::NotFound(format!("card {new_card}")));
+        }
+        if old.status == CardStatus::Replaced && old.replaced_by == Some(new_card) {
+            return Ok(());
+        }
+        let mut replaced = old.clone();
+        replaced.status = CardStatus::Replaced;
+        replaced.replaced_by = Some(new_card);
+        self.registry
+            .apply(vec![RegistryOp::Replace {
+                expected: RegistryRecord::Card(old),
+                new: RegistryRecord::Card(replaced),
+            }])
+            .await?;
+        Ok(())
+    }
+
+    /// Compares the balance store with the journal for every card the journal knows and
+    /// returns the cards that differ. Empty when the cache is exact.
+    pub async fn cache_differences(&self) -> Result<Vec<CardId>, LedgerError> {
+        let expected: Vec<(CardId, Vec<(ProgramCode, Money)>)> = {
+            let state = self.journal.state();
+            state
+                .cards
+                .iter()
+                .map(|(card, c)| {
+                    (
+                        *card,
+                        c.pockets.iter().map(|(p, m)| (p.clone(), *m)).collect(),
+                    )
+                })
+                .collect()
+        };
+        let mut differing = Vec::new();
+        for (card, mut pockets) in expected {
+            let mut cached: Vec<(ProgramCode, Money)> = self
+                .balances
+                .pockets(card)
+                .await?
+                .into_iter()
+                .map(|p| (p.program, p.balance))
+                .collect();
+            pockets.sort();
+            cached.sort();
+            if pockets != cached {
+                differing.push(card);
+            }
+        }
+        Ok(differing)
+    }
+}
+
+/// The ledger's id, created once per data directory: it namespaces its keys in a shared Redis.
+fn ledger_id(data_dir: &std::path::Path) -> std::io::Result<String> {
+    let path = data_dir.join("ledger-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) => Ok(id.trim().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut hasher = Sha256::new();
+            hasher.update(format!("{:?}", std::time::SystemTime::now()));
+            hasher.update(std::process::id().to_le_bytes());
+            hasher.update(data_dir.to_string_lossy().as_bytes());
+            let id = crate::ids::hex(&hasher.finalize()[..8]);
+            std::fs::write(&path, &id)?;
+            std::fs::File::open(&path)?.sync_all()?;
+            Ok(id)
+        }
+        Err(e) => Err(e),
+    }
+}

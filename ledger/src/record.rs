@@ -1,0 +1,284 @@
+//! What the journal holds: one [`Record`] per business event, each self-contained so that
+//! `verify` can recompute every balance from the journal alone, without the registry.
+//!
+//! A record names the business facts (which card, which pockets, how much); the double-entry
+//! legs follow from them deterministically through [`Record::legs`], so the journal cannot hold
+//! a transfer whose legs do not balance.
+
+use crate::day::Day;
+use crate::ids::{
+    AuthorizationId, CardId, Fingerprint, MerchantId, ProgramCode, PurchaseKey, Rrn, TerminalId,
+};
+use crate::money::Money;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An account in the double-entry books.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum Account {
+    /// The Bank Penyalur's funding source: where city budget money enters. Its balance is minus
+    /// everything funded, which is what keeps the sum of all balances at zero.
+    FundingSource,
+    /// A program's giro account at the Bank Penyalur: funded money not yet in a pocket, plus
+    /// money spent at E-Warong that is not settled yet.
+    Giro(ProgramCode),
+    /// A card's pocket for one program.
+    Pocket(CardId, ProgramCode),
+    /// What the switch owes an E-Warong after settlement.
+    Payable(MerchantId),
+}
+
+impl Account {
+    /// Accounts that may go below zero. Only the funding source: every other account holds
+    /// real money and a negative balance there is a bug or a double spend.
+    pub fn may_be_negative(&self) -> bool {
+        matches!(self, Account::FundingSource)
+    }
+}
+
+/// One leg of a transfer: `amount` leaves `from` and arrives in `to`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Leg {
+    /// The account debited.
+    pub from: Account,
+    /// The account credited.
+    pub to: Account,
+    /// Always positive.
+    pub amount: Money,
+}
+
+/// A DE39 response code as the ledger stores it: two ASCII characters.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResponseCode(pub [u8; 2]);
+
+impl ResponseCode {
+    /// `00`: approved.
+    pub const APPROVED: ResponseCode = ResponseCode(*b"00");
+    /// `05`: the reversal arrived before this purchase (tombstone).
+    pub const DO_NOT_HONOUR: ResponseCode = ResponseCode(*b"05");
+    /// `51`: spendable balance below the amount.
+    pub const INSUFFICIENT_FUNDS: ResponseCode = ResponseCode(*b"51");
+    /// `57`: a basket category no program of the card allows, or no basket where required.
+    pub const NOT_PERMITTED: ResponseCode = ResponseCode(*b"57");
+    /// `61`: above the per-purchase limit.
+    pub const EXCEEDS_AMOUNT_LIMIT: ResponseCode = ResponseCode(*b"61");
+    /// `65`: above the daily count limit.
+    pub const EXCEEDS_FREQUENCY_LIMIT: ResponseCode = ResponseCode(*b"65");
+
+    /// The code from two ASCII digits (`None` otherwise).
+    pub fn new(text: &str) -> Option<ResponseCode> {
+        let bytes: [u8; 2] = text.as_bytes().try_into().ok()?;
+        bytes
+            .iter()
+            .all(u8::is_ascii_alphanumeric)
+            .then_some(ResponseCode(bytes))
+    }
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        // Constructed only from ASCII alphanumerics.
+        std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+}
+
+impl fmt::Debug for ResponseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ResponseCode({})", self.as_str())
+    }
+}
+
+/// Everything the switch assigns in a 0210, stored so a duplicate gets the same bytes back.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct AuthResponse {
+    /// DE39.
+    pub code: ResponseCode,
+    /// DE37, assigned by the switch for the first attempt and kept for every duplicate.
+    pub rrn: Rrn,
+    /// DE38, on approvals only.
+    pub authorization_id: Option<AuthorizationId>,
+    /// The amount in DE54: spendable balance after an approved purchase.
+    pub balance_after: Option<Money>,
+}
+
+/// How much one pocket (program) of a card gave or received.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct PocketAmount {
+    /// The program whose pocket it is.
+    pub program: ProgramCode,
+    /// Always positive.
+    pub amount: Money,
+}
+
+/// A purchase authorization as answered: approved (with legs) or declined (no legs).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct PurchaseRecord {
+    /// DE41 + DE11 + DE7.
+    pub key: PurchaseKey,
+    /// The request's content, for telling a retry from a conflict.
+    pub fingerprint: Fingerprint,
+    /// The card, when the switch could resolve the PAN to one.
+    pub card: Option<CardId>,
+    /// DE42.
+    pub merchant: MerchantId,
+    /// DE4.
+    pub amount: Money,
+    /// The WITA day of the authorization, for the daily count.
+    pub day: Day,
+    /// What the terminal was (and will again be) told.
+    pub response: AuthResponse,
+    /// Pockets debited, earliest expiry first; empty for a decline.
+    pub legs: Vec<PocketAmount>,
+}
+
+/// The one reversal of a purchase that moves state: either money back, or a tombstone.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ReversalRecord {
+    /// The original purchase's key (from DE90 and DE41).
+    pub original: PurchaseKey,
+    /// What happened.
+    pub effect: ReversalEffect,
+}
+
+/// The state-changing outcomes of a reversal. The others (already reversed, declined original,
+/// mismatch, settled batch) change nothing and are not journaled.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum ReversalEffect {
+    /// The original's legs go back to the same card's pockets.
+    Reversed {
+        /// The card of the original.
+        card: CardId,
+        /// The original's legs, returned in full.
+        legs: Vec<PocketAmount>,
+    },
+    /// The original was not found: if it arrives later it is declined with `05`.
+    Tombstone,
+}
+
+/// Terminal batch totals as in DE63.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct BatchTotals {
+    /// Approved purchases not reversed.
+    pub sales_count: u32,
+    /// Their amount.
+    pub sales_amount: Money,
+    /// Reversed purchases.
+    pub reversal_count: u32,
+    /// Their amount.
+    pub reversal_amount: Money,
+}
+
+/// A journal record: one business event.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum Record {
+    /// Money from the city budget into a program's giro account.
+    Funding {
+        /// The bank's reference, the idempotency key.
+        reference: String,
+        /// The program funded.
+        program: ProgramCode,
+        /// Positive.
+        amount: Money,
+    },
+    /// A period's benefit into every eligible card's pocket, all or nothing.
+    Disbursement {
+        /// The program paying.
+        program: ProgramCode,
+        /// The period (e.g. `2025-10`).
+        period: String,
+        /// One credit per card.
+        credits: Vec<(CardId, Money)>,
+    },
+    /// A purchase authorization, approved or declined.
+    Purchase(PurchaseRecord),
+    /// A reversal that changed state.
+    Reversal(ReversalRecord),
+    /// Every pocket of a card moved to its replacement.
+    Replacement {
+        /// The card replaced.
+        old_card: CardId,
+        /// The new card.
+        new_card: CardId,
+        /// What moved, pocket by pocket.
+        moves: Vec<PocketAmount>,
+    },
+    /// A terminal's open batch closed on the switch's totals.
+    BatchClose {
+        /// DE41.
+        terminal: TerminalId,
+        /// DE60 as the terminal sent it.
+        batch_number: String,
+        /// DE63 as the terminal sent it; the switch's own totals follow from the journal.
+        terminal_totals: BatchTotals,
+    },
+}
+
+impl Record {
+    /// The double-entry legs of this record.
+    pub fn legs(&self) -> Vec<Leg> {
+        match self {
+            Record::Funding {
+                program, amount, ..
+            } => vec![Leg {
+                from: Account::FundingSource,
+                to: Account::Giro(program.clone()),
+                amount: *amount,
+            }],
+            Record::Disbursement {
+                program, credits, ..
+            } => credits
+                .iter()
+                .map(|(card, amount)| Leg {
+                    from: Account::Giro(program.clone()),
+                    to: Account::Pocket(*card, program.clone()),
+                    amount: *amount,
+                })
+                .collect(),
+            Record::Purchase(purchase) => match purchase.card {
+                Some(card) => purchase
+                    .legs
+                    .iter()
+                    .map(|leg| Leg {
+                        from: Account::Pocket(card, leg.program.clone()),
+                        to: Account::Giro(leg.program.clone()),
+                        amount: leg.amount,
+                    })
+                    .collect(),
+                None => Vec::new(),
+            },
+            Record::Reversal(ReversalRecord {
+                effect: ReversalEffect::Reversed { card, legs },
+                ..
+            }) => legs
+                .iter()
+                .map(|leg| Leg {
+                    from: Account::Giro(leg.program.clone()),
+                    to: Account::Pocket(*card, leg.program.clone()),
+                    amount: leg.amount,
+                })
+                .collect(),
+            Record::Reversal(_) => Vec::new(),
+            Record::Replacement {
+                old_card,
+                new_card,
+                moves,
+            } => moves
+                .iter()
+                .map(|leg| Leg {
+                    from: Account::Pocket(*old_card, leg.program.clone()),
+                    to: Account::Pocket(*new_card, leg.program.clone()),
+                    amount: leg.amount,
+                })
+                .collect(),
+            Record::BatchClose { .. } => Vec::new(),
+        }
+    }
+}
+
+/// A journal entry's body: the record and when the ledger accepted it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Entry {
+    /// UTC seconds since the Unix epoch when the ledger accepted the record.
+    pub at_unix_seconds: i64,
+    /// The business event.
+    pub record: Record,
+}

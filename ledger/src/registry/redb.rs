@@ -1,0 +1,432 @@
+//! The embedded registry on redb. redb commits are durable on return (its default
+//! `Durability::Immediate`), which is what the admin API's 201s promise.
+//!
+//! Every record is stored as postcard bytes under a string key; unique secondary keys (a
+//! beneficiary's NIK, a card's PAN, a token's hash) live in index tables written in the same
+//! transaction. Calls run on tokio's blocking pool because a commit waits for fsync.
+
+use super::{
+    ApiToken, AuditEntry, Beneficiary, Card, Determination, Merchant, Nik, Pan, Program, Registry,
+    RegistryError, RegistryOp, RegistryRecord, Terminal,
+};
+use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
+use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use std::sync::Arc;
+
+type Bytes = TableDefinition<'static, &'static str, &'static [u8]>;
+type Index = TableDefinition<'static, &'static str, &'static str>;
+
+const PROGRAMS: Bytes = TableDefinition::new("programs");
+const BENEFICIARIES: Bytes = TableDefinition::new("beneficiaries");
+const DETERMINATIONS: Bytes = TableDefinition::new("determinations");
+const CARDS: Bytes = TableDefinition::new("cards");
+const MERCHANTS: Bytes = TableDefinition::new("merchants");
+const TERMINALS: Bytes = TableDefinition::new("terminals");
+const TOKENS: Bytes = TableDefinition::new("tokens");
+const NIK_INDEX: Index = TableDefinition::new("beneficiaries_by_nik");
+const PAN_INDEX: Index = TableDefinition::new("cards_by_pan");
+const TOKEN_INDEX: Index = TableDefinition::new("tokens_by_hash");
+const AUDIT: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("audit");
+const SEQUENCES: TableDefinition<'static, &'static str, u64> = TableDefinition::new("sequences");
+
+/// Most records one `apply` may carry: a determination for every beneficiary of a large
+/// program still fits, and one transaction stays a bounded amount of memory.
+pub const REGISTRY_OPS_PER_APPLY_MAX: usize = 200_000;
+
+/// The embedded registry.
+#[derive(Debug, Clone)]
+pub struct RedbRegistry {
+    /// The database, shared with the blocking pool.
+    db: Arc<Database>,
+}
+
+fn storage(error: impl Into<::redb::Error>) -> RegistryError {
+    RegistryError::Storage(error.into().to_string())
+}
+
+fn encode(record: &impl serde::Serialize) -> Vec<u8> {
+    // Registry records are plain data; postcard cannot fail on them.
+    postcard::to_stdvec(record).expect("registry records encode")
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, RegistryError> {
+    postcard::from_bytes(bytes).map_err(|_| RegistryError::Corrupt(what))
+}
+
+/// Where a record lives: its table, key, and unique index entry if it has one.
+struct Placement {
+    table: Bytes,
+    key: String,
+    index: Option<(Index, String)>,
+    what: &'static str,
+}
+
+fn placement(record: &RegistryRecord) -> Placement {
+    match record {
+        RegistryRecord::Program(p) => Placement {
+            table: PROGRAMS,
+            key: p.code.to_string(),
+            index: None,
+            what: "program",
+        },
+        RegistryRecord::Beneficiary(b) => Placement {
+            table: BENEFICIARIES,
+            key: b.ssn.clone(),
+            index: Some((NIK_INDEX, b.nik.expose().to_string())),
+            what: "beneficiary",
+        },
+        RegistryRecord::Determination(d) => Placement {
+            table: DETERMINATIONS,
+            key: d.id.to_string(),
+            index: None,
+            what: "determination",
+        },
+        RegistryRecord::Card(c) => Placement {
+            table: CARDS,
+            key: c.card_id.0.to_string(),
+            index: Some((PAN_INDEX, c.pan.expose().to_string())),
+            what: "card",
+        },
+        RegistryRecord::Merchant(m) => Placement {
+            table: MERCHANTS,
+            key: m.merchant_id.to_string(),
+            index: None,
+            what: "merchant",
+        },
+        RegistryRecord::Terminal(t) => Placement {
+            table: TERMINALS,
+            key: t.terminal_id.to_string(),
+            index: None,
+            what: "terminal",
+        },
+        RegistryRecord::Token(t) => Placement {
+            table: TOKENS,
+            key: t.name.clone(),
+            index: Some((TOKEN_INDEX, crate::ids::hex(&t.token_hash))),
+            what: "token",
+        },
+    }
+}
+
+fn stored_bytes(record: &RegistryRecord) -> Vec<u8> {
+    match record {
+        RegistryRecord::Program(p) => encode(p),
+        RegistryRecord::Beneficiary(b) => encode(b),
+        RegistryRecord::Determination(d) => encode(d),
+        RegistryRecord::Card(c) => encode(c),
+        RegistryRecord::Merchant(m) => encode(m),
+        RegistryRecord::Terminal(t) => encode(t),
+        RegistryRecord::Token(t) => encode(t),
+    }
+}
+
+/// How a put treats what is already there.
+enum Mode<'a> {
+    Insert,
+    Replace(&'a RegistryRecord),
+    Upsert,
+}
+
+fn put(
+    txn: &WriteTransaction,
+    record: &RegistryRecord,
+    mode: Mode<'_>,
+) -> Result<(), RegistryError> {
+    let place = placement(record);
+    let mut table = txn.open_table(place.table).map_err(storage)?;
+    let current: Option<Vec<u8>> = table
+        .get(place.key.as_str())
+        .map_err(storage)?
+        .map(|v| v.value().to_vec());
+    match (&mode, &current) {
+        (Mode::Insert, Some(_)) => {
+            return Err(RegistryError::Conflict(format!(
+                "{} {} exists",
+                place.what, place.key
+            )));
+        }
+        (Mode::Replace(_), None) => {
+            return Err(RegistryError::NotFound(format!(
+                "{} {}",
+                place.what, place.key
+            )));
+        }
+        (Mode::Replace(expected), Some(bytes)) if stored_bytes(expected) != *bytes => {
+            return Err(RegistryError::Conflict(format!(
+                "{} {} changed meanwhile",
+                place.what, place.key
+            )));
+        }
+        _ => {}
+    }
+    if let Some((index_table, index_key)) = &place.index {
+        let mut index = txn.open_table(*index_table).map_err(storage)?;
+        let owner: Option<String> = index
+            .get(index_key.as_str())
+            .map_err(storage)?
+            .map(|v| v.value().to_string());
+        if owner.as_deref().is_some_and(|owner| owner != place.key) {
+            // Not naming the index key: it is a NIK, a PAN or a token hash.
+            return Err(RegistryError::Conflict(format!(
+                "another {} has the same unique number",
+                place.what
+            )));
+        }
+        let old_index_key = match &mode {
+            Mode::Replace(expected) => placement(expected).index.map(|(_, key)| key),
+            _ => None,
+        };
+        if let Some(old) = old_index_key.filter(|old| old != index_key) {
+            index.remove(old.as_str()).map_err(storage)?;
+        }
+        index
+            .insert(index_key.as_str(), place.key.as_str())
+            .map_err(storage)?;
+    }
+    table
+        .insert(place.key.as_str(), stored_bytes(record).as_slice())
+        .map_err(storage)?;
+    Ok(())
+}
+
+fn apply_op(txn: &WriteTransaction, op: &RegistryOp) -> Result<(), RegistryError> {
+    match op {
+        RegistryOp::Insert(record) => put(txn, record, Mode::Insert),
+        RegistryOp::Upsert(record) => put(txn, record, Mode::Upsert),
+        RegistryOp::Replace { expected, new } => put(txn, new, Mode::Replace(expected)),
+        RegistryOp::DeleteToken(name) => {
+            let mut tokens = txn.open_table(TOKENS).map_err(storage)?;
+            let removed = tokens
+                .remove(name.as_str())
+                .map_err(storage)?
+                .map(|v| v.value().to_vec());
+            let token: ApiToken = decode(
+                &removed.ok_or_else(|| RegistryError::NotFound(format!("token {name}")))?,
+                "token",
+            )?;
+            drop(tokens);
+            let mut index = txn.open_table(TOKEN_INDEX).map_err(storage)?;
+            index
+                .remove(crate::ids::hex(&token.token_hash).as_str())
+                .map_err(storage)?;
+            Ok(())
+        }
+        RegistryOp::Audit(entry) => {
+            let mut audit = txn.open_table(AUDIT).map_err(storage)?;
+            let next = audit
+                .last()
+                .map_err(storage)?
+                .map_or(1, |(k, _)| k.value() + 1);
+            audit
+                .insert(next, encode(entry).as_slice())
+                .map_err(storage)?;
+            Ok(())
+        }
+    }
+}
+
+impl RedbRegistry {
+    /// Opens or creates the registry database at `path`.
+    pub fn open(path: &Path) -> Result<RedbRegistry, RegistryError> {
+        let db = Database::create(path).map_err(storage)?;
+        let txn = db.begin_write().map_err(storage)?;
+        for table in [
+            PROGRAMS,
+            BENEFICIARIES,
+            DETERMINATIONS,
+            CARDS,
+            MERCHANTS,
+            TERMINALS,
+            TOKENS,
+        ] {
+            txn.open_table(table).map_err(storage)?;
+        }
+        for index in [NIK_INDEX, PAN_INDEX, TOKEN_INDEX] {
+            txn.open_table(index).map_err(storage)?;
+        }
+        txn.open_table(AUDIT).map_err(storage)?;
+        txn.open_table(SEQUENCES).map_err(storage)?;
+        txn.commit().map_err(storage)?;
+        Ok(RedbRegistry { db: Arc::new(db) })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Database) -> Result<T, RegistryError> + Send + 'static,
+    ) -> Result<T, RegistryError> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || work(&db))
+            .await
+            .map_err(|e| RegistryError::Storage(format!("registry task failed: {e}")))?
+    }
+
+    /// Reads one record (reads are fast enough for the async caller: no fsync, no lock wait).
+    fn get<T: DeserializeOwned>(
+        &self,
+        table: Bytes,
+        key: &str,
+        what: &'static str,
+    ) -> Result<Option<T>, RegistryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(table).map_err(storage)?;
+        match table.get(key).map_err(storage)? {
+            Some(bytes) => decode(bytes.value(), what).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn get_by_index<T: DeserializeOwned>(
+        &self,
+        index: Index,
+        table: Bytes,
+        key: &str,
+        what: &'static str,
+    ) -> Result<Option<T>, RegistryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let index = txn.open_table(index).map_err(storage)?;
+        let Some(primary) = index
+            .get(key)
+            .map_err(storage)?
+            .map(|v| v.value().to_string())
+        else {
+            return Ok(None);
+        };
+        let table = txn.open_table(table).map_err(storage)?;
+        match table.get(primary.as_str()).map_err(storage)? {
+            Some(bytes) => decode(bytes.value(), what).map(Some),
+            None => Err(RegistryError::Corrupt(what)),
+        }
+    }
+
+    fn all<T: DeserializeOwned>(
+        &self,
+        table: Bytes,
+        what: &'static str,
+    ) -> Result<Vec<T>, RegistryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(table).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(storage)? {
+            let (_, value) = row.map_err(storage)?;
+            out.push(decode(value.value(), what)?);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Registry for RedbRegistry {
+    async fn apply(&self, ops: Vec<RegistryOp>) -> Result<(), RegistryError> {
+        if ops.len() > REGISTRY_OPS_PER_APPLY_MAX {
+            return Err(RegistryError::Conflict(format!(
+                "more than {REGISTRY_OPS_PER_APPLY_MAX} changes at once"
+            )));
+        }
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(storage)?;
+            for op in &ops {
+                // Dropping an uncommitted transaction aborts it: an error leaves nothing behind.
+                apply_op(&txn, op)?;
+            }
+            txn.commit().map_err(storage)
+        })
+        .await
+    }
+
+    async fn next_number(&self, sequence: &str) -> Result<u64, RegistryError> {
+        let sequence = sequence.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(storage)?;
+            let next = {
+                let mut table = txn.open_table(SEQUENCES).map_err(storage)?;
+                let next = table
+                    .get(sequence.as_str())
+                    .map_err(storage)?
+                    .map_or(1, |v| v.value() + 1);
+                table.insert(sequence.as_str(), next).map_err(storage)?;
+                next
+            };
+            txn.commit().map_err(storage)?;
+            Ok(next)
+        })
+        .await
+    }
+
+    async fn program(&self, code: &ProgramCode) -> Result<Option<Program>, RegistryError> {
+        self.get(PROGRAMS, code.as_str(), "program")
+    }
+
+    async fn programs(&self) -> Result<Vec<Program>, RegistryError> {
+        self.all(PROGRAMS, "program")
+    }
+
+    async fn beneficiary(&self, ssn: &str) -> Result<Option<Beneficiary>, RegistryError> {
+        self.get(BENEFICIARIES, ssn, "beneficiary")
+    }
+
+    async fn beneficiary_by_nik(&self, nik: &Nik) -> Result<Option<Beneficiary>, RegistryError> {
+        self.get_by_index(NIK_INDEX, BENEFICIARIES, nik.expose(), "beneficiary")
+    }
+
+    async fn beneficiaries(&self) -> Result<Vec<Beneficiary>, RegistryError> {
+        self.all(BENEFICIARIES, "beneficiary")
+    }
+
+    async fn determination(&self, id: u64) -> Result<Option<Determination>, RegistryError> {
+        self.get(DETERMINATIONS, &id.to_string(), "determination")
+    }
+
+    async fn card(&self, card: CardId) -> Result<Option<Card>, RegistryError> {
+        self.get(CARDS, &card.0.to_string(), "card")
+    }
+
+    async fn card_by_pan(&self, pan: &Pan) -> Result<Option<Card>, RegistryError> {
+        self.get_by_index(PAN_INDEX, CARDS, pan.expose(), "card")
+    }
+
+    async fn cards(&self) -> Result<Vec<Card>, RegistryError> {
+        self.all(CARDS, "card")
+    }
+
+    async fn merchant(&self, id: &MerchantId) -> Result<Option<Merchant>, RegistryError> {
+        self.get(MERCHANTS, id.as_str(), "merchant")
+    }
+
+    async fn merchants(&self) -> Result<Vec<Merchant>, RegistryError> {
+        self.all(MERCHANTS, "merchant")
+    }
+
+    async fn terminal(&self, id: &TerminalId) -> Result<Option<Terminal>, RegistryError> {
+        self.get(TERMINALS, id.as_str(), "terminal")
+    }
+
+    async fn terminals(&self) -> Result<Vec<Terminal>, RegistryError> {
+        self.all(TERMINALS, "terminal")
+    }
+
+    async fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiToken>, RegistryError> {
+        self.get_by_index(TOKEN_INDEX, TOKENS, &crate::ids::hex(hash), "token")
+    }
+
+    async fn tokens(&self) -> Result<Vec<ApiToken>, RegistryError> {
+        self.all(TOKENS, "token")
+    }
+
+    async fn audit(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditEntry)>, RegistryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(AUDIT).map_err(storage)?;
+        let mut out = Vec::new();
+        for row in table.range(from..).map_err(storage)?.take(limit) {
+            let (key, value) = row.map_err(storage)?;
+            out.push((key.value(), decode(value.value(), "audit entry")?));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,371 @@
+//! Registry records. Field names follow `shared/spec/admin-api.md`. Personal data (NIK, KK) and
+//! card data (PAN, PVV) have `Debug` impls that mask them, so they cannot reach a log by way of
+//! `{:?}` on a record.
+
+use crate::day::Day;
+use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
+use crate::money::Money;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! masked {
+    ($(#[$doc:meta])* $name:ident, $shown:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// The value in full, for the few places that must have it.
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
+
+            /// Masked for display: the first six and last four characters (PAN style) or only
+            /// the last four.
+            pub fn masked(&self) -> String {
+                let len = self.0.len();
+                let keep_front = if $shown { 6.min(len.saturating_sub(4)) } else { 0 };
+                let keep_back = 4.min(len);
+                let mut out = String::with_capacity(len);
+                out.push_str(&self.0[..keep_front]);
+                out.extend(std::iter::repeat_n('*', len - keep_front - keep_back));
+                out.push_str(&self.0[len - keep_back..]);
+                out
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.masked())
+            }
+        }
+    };
+}
+
+masked!(
+    /// A card number. Shown as `604872******1234`.
+    Pan, true
+);
+masked!(
+    /// A national identity number (16 digits), protected personal data.
+    Nik, false
+);
+masked!(
+    /// A family card number (16 digits), protected personal data.
+    Kk, false
+);
+
+/// A program (admin API `POST /programs`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Program {
+    /// Code, e.g. `SSN2025`.
+    pub code: ProgramCode,
+    /// Display name.
+    pub name: String,
+    /// Budget year.
+    pub budget_year: u16,
+    /// Credited per card per disbursement period.
+    pub benefit_amount: Money,
+    /// Commodity category codes (`01`..`99`) purchases may contain.
+    pub allowed_categories: Vec<String>,
+    /// Whether a 0200 without a basket is declined `57`.
+    pub basket_required: bool,
+    /// Largest single purchase.
+    pub purchase_amount_max: Money,
+    /// Most approved purchases per card per WITA day.
+    pub purchases_per_day_max: u32,
+    /// Last WITA day a pocket of this program may be spent.
+    pub pocket_expires_at: Day,
+}
+
+impl Program {
+    /// True when every category of the basket is allowed (true for no basket categories).
+    pub fn allows(&self, categories: &[String]) -> bool {
+        categories
+            .iter()
+            .all(|c| self.allowed_categories.contains(c))
+    }
+}
+
+/// Lifecycle of a beneficiary (Pasal 7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BeneficiaryStatus {
+    /// Imported from the Portal Data SSN.
+    Imported,
+    /// Verified by Dinsos.
+    Verified,
+    /// Validated by Dinsos.
+    Validated,
+    /// Determined by a mayor's decree: enrolled in at least one program.
+    Determined,
+    /// Refused at some step.
+    Rejected,
+    /// Every determination revoked.
+    Revoked,
+}
+
+impl BeneficiaryStatus {
+    /// Whether the lifecycle allows going from `self` to `next`.
+    pub fn may_become(self, next: BeneficiaryStatus) -> bool {
+        use BeneficiaryStatus::*;
+        matches!(
+            (self, next),
+            (Imported, Verified)
+                | (Verified, Validated)
+                | (Validated, Determined)
+                | (Determined, Determined)
+                | (Determined, Revoked)
+                | (Imported | Verified | Validated, Rejected)
+        )
+    }
+}
+
+/// Sex as recorded in the population registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sex {
+    /// Laki-laki.
+    Male,
+    /// Perempuan.
+    Female,
+}
+
+/// A beneficiary.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Beneficiary {
+    /// Stable SSN number given at import.
+    pub ssn: String,
+    /// NIK, unique.
+    pub nik: Nik,
+    /// Family card number.
+    pub kk: Kk,
+    /// Name.
+    pub name: String,
+    /// Birth date.
+    pub birth_date: Day,
+    /// Sex.
+    pub sex: Sex,
+    /// Address.
+    pub address: String,
+    /// Kecamatan.
+    pub kecamatan: String,
+    /// Kelurahan.
+    pub kelurahan: String,
+    /// DTSEN welfare decile (1 = poorest).
+    pub desil: u8,
+    /// Lifecycle state.
+    pub status: BeneficiaryStatus,
+    /// Programs the beneficiary is enrolled in by determination.
+    pub enrolments: Vec<ProgramCode>,
+    /// Same name and birth date as another NIK at import.
+    pub possible_duplicate: bool,
+    /// The import batch that brought the beneficiary in.
+    pub import_batch: u64,
+}
+
+/// A mayor's decree enrolling beneficiaries in a program.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Determination {
+    /// Id.
+    pub id: u64,
+    /// Decree number.
+    pub decree_number: String,
+    /// Decree date.
+    pub decree_date: Day,
+    /// Program.
+    pub program_code: ProgramCode,
+    /// SSN numbers enrolled.
+    pub ssns: Vec<String>,
+    /// Whether revoked.
+    pub revoked: bool,
+}
+
+/// A card's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CardStatus {
+    /// Issued, not yet delivered (`62`).
+    Issued,
+    /// Delivered and usable.
+    Active,
+    /// Blocked by an operator (`62`).
+    Blocked,
+    /// Reported lost (`41`).
+    Lost,
+    /// Reported stolen (`43`).
+    Stolen,
+    /// Reported damaged (`62`).
+    Damaged,
+    /// Replaced by a new card (`62`).
+    Replaced,
+}
+
+/// Wrong PINs in a row that lock the PIN (the third answers `75`).
+pub const WRONG_PIN_COUNT_MAX: u8 = 3;
+
+/// A card.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    /// Internal id.
+    pub card_id: CardId,
+    /// The beneficiary's SSN number.
+    pub ssn: String,
+    /// PAN, unique.
+    pub pan: Pan,
+    /// `YYMM`, as in DE14.
+    pub expiry: String,
+    /// Status.
+    pub status: CardStatus,
+    /// PIN verification value (Visa PVV, 4 digits): not a secret on its own, masked anyway.
+    pub pvv: Pvv,
+    /// Wrong PINs in a row.
+    pub wrong_pin_count: u8,
+    /// The card that replaced this one.
+    pub replaced_by: Option<CardId>,
+}
+
+impl Card {
+    /// Whether the PIN is locked.
+    pub fn pin_locked(&self) -> bool {
+        self.wrong_pin_count >= WRONG_PIN_COUNT_MAX
+    }
+}
+
+masked!(
+    /// A PIN verification value.
+    Pvv, false
+);
+
+/// Kinds of E-Warong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MerchantKind {
+    /// Usaha mikro.
+    Mikro,
+    /// Usaha kecil.
+    Kecil,
+    /// Koperasi.
+    Koperasi,
+    /// Kelompok usaha bersama.
+    Kube,
+}
+
+/// An E-Warong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merchant {
+    /// DE42.
+    pub merchant_id: MerchantId,
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: MerchantKind,
+    /// Kecamatan.
+    pub kecamatan: String,
+    /// Kelurahan.
+    pub kelurahan: String,
+    /// Bank account settlements are paid to.
+    pub settlement_account: String,
+    /// False when suspended.
+    pub active: bool,
+}
+
+/// Key material encrypted under the switch's local master key. The ledger stores the bytes and
+/// never decrypts them: the cryptography is the switch's concern.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptedKey {
+    /// The ciphertext.
+    pub ciphertext: Vec<u8>,
+    /// Key check value (6 hex chars) of the clear key: public by design.
+    pub kcv: String,
+}
+
+impl fmt::Debug for EncryptedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EncryptedKey(kcv {})", self.kcv)
+    }
+}
+
+/// An EDC terminal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terminal {
+    /// DE41.
+    pub terminal_id: TerminalId,
+    /// The E-Warong it belongs to.
+    pub merchant_id: MerchantId,
+    /// Terminal master key, encrypted.
+    pub tmk: EncryptedKey,
+    /// Terminal PIN key, encrypted.
+    pub tpk: EncryptedKey,
+    /// False when suspended.
+    pub active: bool,
+}
+
+/// API roles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    /// System operators.
+    Admin,
+    /// Dinas Komunikasi dan Informatika.
+    Diskominfo,
+    /// Dinas Sosial.
+    Dinsos,
+    /// The Mayor's office.
+    Walikota,
+    /// Bank Penyalur.
+    Bank,
+    /// Inspectorate.
+    Auditor,
+}
+
+/// An API token. Only the SHA-256 of the secret is kept.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    /// Unique name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// SHA-256 of the secret.
+    pub token_hash: [u8; 32],
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One line of the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// UTC seconds.
+    pub at_unix_seconds: i64,
+    /// Token name.
+    pub token_name: String,
+    /// Token role.
+    pub role: Role,
+    /// What was done (`cards.issue`, ...).
+    pub action: String,
+    /// To what.
+    pub target: String,
+    /// `ok` or the error code.
+    pub outcome: String,
+}
+
+/// Any registry record, for [`super::RegistryOp`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RegistryRecord {
+    /// A program.
+    Program(Program),
+    /// A beneficiary.
+    Beneficiary(Beneficiary),
+    /// A determination.
+    Determination(Determination),
+    /// A card.
+    Card(Card),
+    /// A merchant.
+    Merchant(Merchant),
+    /// A terminal.
+    Terminal(Terminal),
+    /// A token.
+    Token(ApiToken),
+}

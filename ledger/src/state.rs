@@ -1,0 +1,423 @@
+//! The journal's projection: every balance, every authorization, tombstones and terminal
+//! batches, rebuilt by replaying the journal and kept current by the journal writer.
+//!
+//! `apply` is the only way state changes, and it checks the ledger's invariants before it
+//! changes anything: a record that would break one is refused whole, so the journal never
+//! holds a record that breaks an invariant, and `verify` can re-run the same function.
+
+use crate::day::Day;
+use crate::ids::{CardId, ProgramCode, PurchaseKey, TerminalId, TransferId};
+use crate::money::Money;
+use crate::record::{
+    Account, BatchTotals, Entry, Leg, PurchaseRecord, Record, ResponseCode, ReversalEffect,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Why a record cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvariantError {
+    /// The record's transfer id is already in the journal.
+    #[error("transfer {0} is already in the journal")]
+    DuplicateTransfer(TransferId),
+    /// A leg with a zero or negative amount.
+    #[error("a leg of transfer {0} has a non-positive amount")]
+    NonPositiveAmount(TransferId),
+    /// The record would take an account below zero.
+    #[error("transfer {transfer} would take {account:?} below zero")]
+    Overdrawn {
+        /// The offending transfer.
+        transfer: TransferId,
+        /// The account.
+        account: Account,
+    },
+    /// Arithmetic overflow.
+    #[error("transfer {0} overflows a balance")]
+    Overflow(TransferId),
+    /// An approved purchase whose legs do not add up to its amount, or a decline with legs.
+    #[error("purchase {0}: legs do not add up to the amount")]
+    LegsDoNotAddUp(TransferId),
+    /// A reversal whose original is not an approved, unreversed purchase in an open batch.
+    #[error("reversal {0} does not match an open, approved, unreversed purchase")]
+    ReversalWithoutOriginal(TransferId),
+}
+
+/// A card as the journal knows it: its pockets and today's approved purchase count.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CardState {
+    /// Pocket balances by program. A pocket exists once it has been credited, even at zero.
+    pub pockets: BTreeMap<ProgramCode, Money>,
+    /// The WITA day `purchases_today` counts.
+    pub day: Day,
+    /// Approved purchases on `day`, reversed ones included (§5 of the host interface).
+    pub purchases_today: u32,
+    /// Every transfer that touched the card, oldest first, so a balance store can be rebuilt
+    /// with the idempotency records its scripts check.
+    pub history: Vec<(TransferId, CardTransfer)>,
+}
+
+/// How a transfer touched a card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardTransfer {
+    /// A purchase authorization (look it up in `State::purchases`).
+    Purchase,
+    /// Money arrived (disbursement, reversal, replacement's new card).
+    Credit,
+    /// Every pocket left (replacement's old card).
+    Drain,
+}
+
+/// A purchase as the journal knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurchaseState {
+    /// The record as journaled.
+    pub record: PurchaseRecord,
+    /// True once reversed.
+    pub reversed: bool,
+    /// The switch-side sequence number of the terminal batch it is in (approved ones only).
+    pub batch_sequence: Option<u64>,
+}
+
+/// A terminal batch the switch closed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClosedBatch {
+    /// Switch-side batch sequence number (1, 2, ... per terminal).
+    pub sequence: u64,
+    /// DE60 as the terminal sent it.
+    pub batch_number: String,
+    /// The journal's totals: the truth the batch closes on.
+    pub switch_totals: BatchTotals,
+    /// DE63 as the terminal sent it.
+    pub terminal_totals: BatchTotals,
+    /// When it closed.
+    pub closed_at_unix_seconds: i64,
+}
+
+/// A terminal's batches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TerminalBatches {
+    /// The open batch, if an approved purchase opened one since the last close.
+    pub open: Option<(u64, BatchTotals)>,
+    /// The sequence number the next batch gets.
+    pub next_sequence: u64,
+    /// Every batch closed so far, oldest first.
+    pub closed: Vec<ClosedBatch>,
+}
+
+/// What applying a record produced, for the caller waiting on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Nothing beyond the record itself.
+    Done,
+    /// A batch closed: on these totals, with this switch-side sequence number.
+    BatchClosed(ClosedBatch),
+}
+
+/// The journal's projection.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Balances of every account but pockets (those live in `cards`).
+    pub accounts: HashMap<Account, Money>,
+    /// Cards with at least one pocket or purchase.
+    pub cards: HashMap<CardId, CardState>,
+    /// Every purchase authorization, approved or declined.
+    pub purchases: HashMap<TransferId, PurchaseState>,
+    /// Reversals that arrived before their original.
+    pub tombstones: HashSet<TransferId>,
+    /// Transfers other than purchases, by id, with the record that made them.
+    pub transfers: HashMap<TransferId, Record>,
+    /// Batches per terminal.
+    pub terminals: HashMap<TerminalId, TerminalBatches>,
+    /// Entries applied.
+    pub entries: u64,
+}
+
+impl State {
+    /// The balance of any account (zero if never touched).
+    pub fn balance(&self, account: &Account) -> Money {
+        match account {
+            Account::Pocket(card, program) => self
+                .cards
+                .get(card)
+                .and_then(|card| card.pockets.get(program))
+                .copied()
+                .unwrap_or(Money::ZERO),
+            other => self.accounts.get(other).copied().unwrap_or(Money::ZERO),
+        }
+    }
+
+    /// Sum of every balance: zero whenever the books are consistent.
+    pub fn sum_of_balances(&self) -> Option<Money> {
+        let pockets = self
+            .cards
+            .values()
+            .flat_map(|card| card.pockets.values().copied());
+        Money::checked_sum(self.accounts.values().copied().chain(pockets))
+    }
+
+    /// The purchase with this key, if the journal has it.
+    pub fn purchase(&self, key: &PurchaseKey) -> Option<&PurchaseState> {
+        self.purchases.get(&TransferId::purchase(key))
+    }
+
+    /// Checks `record` against every invariant and applies it, or changes nothing.
+    pub fn apply(&mut self, entry: &Entry) -> Result<Applied, InvariantError> {
+        let record = &entry.record;
+        let id = self.check_new(record)?;
+        if let Record::Purchase(purchase) = record {
+            let paid = Money::checked_sum(purchase.legs.iter().map(|leg| leg.amount));
+            let approved = purchase.response.code == ResponseCode::APPROVED;
+            if approved && (paid != Some(purchase.amount) || purchase.card.is_none()) {
+                return Err(InvariantError::LegsDoNotAddUp(id));
+            }
+            if !approved && !purchase.legs.is_empty() {
+                return Err(InvariantError::LegsDoNotAddUp(id));
+            }
+        }
+        let legs = record.legs();
+        let changes = self.balance_changes(id, &legs)?;
+        if let Record::Reversal(reversal) = record
+            && let ReversalEffect::Reversed { .. } = reversal.effect
+        {
+            self.check_reversible(id, &reversal.original)?;
+        }
+        for (account, balance) in changes {
+            self.set_balance(account, balance);
+        }
+        self.entries += 1;
+        Ok(self.record_effects(id, entry))
+    }
+
+    fn check_new(&self, record: &Record) -> Result<TransferId, InvariantError> {
+        let (id, seen) = match record {
+            Record::Purchase(purchase) => {
+                let id = TransferId::purchase(&purchase.key);
+                (id, self.purchases.contains_key(&id))
+            }
+            Record::BatchClose { terminal, .. } => {
+                let sequence = self.terminals.get(terminal).map_or(0, |t| t.next_sequence);
+                (TransferId::batch_close(terminal, sequence), false)
+            }
+            Record::Funding { reference, .. } => self.seen(TransferId::funding(reference)),
+            Record::Disbursement {
+                program, period, ..
+            } => self.seen(TransferId::disbursement(program, period)),
+            Record::Reversal(reversal) => self.seen(TransferId::reversal(&reversal.original)),
+            Record::Replacement { old_card, .. } => self.seen(TransferId::replacement(*old_card)),
+        };
+        if seen {
+            Err(InvariantError::DuplicateTransfer(id))
+        } else {
+            Ok(id)
+        }
+    }
+
+    fn seen(&self, id: TransferId) -> (TransferId, bool) {
+        (id, self.transfers.contains_key(&id))
+    }
+
+    /// The new balance of every account the legs touch, with every invariant checked.
+    fn balance_changes(
+        &self,
+        id: TransferId,
+        legs: &[Leg],
+    ) -> Result<Vec<(Account, Money)>, InvariantError> {
+        let mut changes: Vec<(Account, Money)> = Vec::with_capacity(legs.len() * 2);
+        for leg in legs {
+            if !leg.amount.is_positive() {
+                return Err(InvariantError::NonPositiveAmount(id));
+            }
+            for (account, delta) in [
+                (&leg.from, leg.amount.checked_neg()),
+                (&leg.to, Some(leg.amount)),
+            ] {
+                let delta = delta.ok_or(InvariantError::Overflow(id))?;
+                let position = changes.iter().position(|(seen, _)| seen == account);
+                let current = position.map_or_else(|| self.balance(account), |p| changes[p].1);
+                let next = current
+                    .checked_add(delta)
+                    .ok_or(InvariantError::Overflow(id))?;
+                match position {
+                    Some(p) => changes[p].1 = next,
+                    None => changes.push((account.clone(), next)),
+                }
+            }
+        }
+        for (account, balance) in &changes {
+            if balance.is_negative() && !account.may_be_negative() {
+                return Err(InvariantError::Overdrawn {
+                    transfer: id,
+                    account: account.clone(),
+                });
+            }
+        }
+        Ok(changes)
+    }
+
+    fn check_reversible(
+        &self,
+        id: TransferId,
+        original: &PurchaseKey,
+    ) -> Result<(), InvariantError> {
+        let purchase = self
+            .purchase(original)
+            .ok_or(InvariantError::ReversalWithoutOriginal(id))?;
+        let open = self
+            .terminals
+            .get(&original.terminal)
+            .and_then(|t| t.open)
+            .map(|(sequence, _)| sequence);
+        let approved = purchase.record.response.code == ResponseCode::APPROVED;
+        if !approved || purchase.reversed || purchase.batch_sequence != open {
+            return Err(InvariantError::ReversalWithoutOriginal(id));
+        }
+        Ok(())
+    }
+
+    fn set_balance(&mut self, account: Account, balance: Money) {
+        match account {
+            Account::Pocket(card, program) => {
+                self.cards
+                    .entry(card)
+                    .or_default()
+                    .pockets
+                    .insert(program, balance);
+            }
+            other => {
+                self.accounts.insert(other, balance);
+            }
+        }
+    }
+
+    fn record_effects(&mut self, id: TransferId, entry: &Entry) -> Applied {
+        match &entry.record {
+            Record::Purchase(purchase) => {
+                self.record_purchase(id, purchase);
+                Applied::Done
+            }
+            Record::Reversal(reversal) => {
+                match &reversal.effect {
+                    ReversalEffect::Tombstone => {
+                        self.tombstones
+                            .insert(TransferId::purchase(&reversal.original));
+                    }
+                    ReversalEffect::Reversed { card, .. } => {
+                        self.touch(*card, id, CardTransfer::Credit);
+                        self.record_reversal(&reversal.original);
+                    }
+                }
+                self.transfers.insert(id, entry.record.clone());
+                Applied::Done
+            }
+            Record::BatchClose {
+                terminal,
+                batch_number,
+                terminal_totals,
+            } => {
+                let batches = self.terminals.entry(terminal.clone()).or_default();
+                let (sequence, switch_totals) = batches
+                    .open
+                    .take()
+                    .unwrap_or((batches.next_sequence, BatchTotals::default()));
+                batches.next_sequence = sequence + 1;
+                let closed = ClosedBatch {
+                    sequence,
+                    batch_number: batch_number.clone(),
+                    switch_totals,
+                    terminal_totals: *terminal_totals,
+                    closed_at_unix_seconds: entry.at_unix_seconds,
+                };
+                batches.closed.push(closed.clone());
+                Applied::BatchClosed(closed)
+            }
+            Record::Disbursement { credits, .. } => {
+                for (card, _) in credits {
+                    self.touch(*card, id, CardTransfer::Credit);
+                }
+                self.transfers.insert(id, entry.record.clone());
+                Applied::Done
+            }
+            Record::Replacement {
+                old_card, new_card, ..
+            } => {
+                self.touch(*old_card, id, CardTransfer::Drain);
+                self.touch(*new_card, id, CardTransfer::Credit);
+                self.transfers.insert(id, entry.record.clone());
+                Applied::Done
+            }
+            Record::Funding { .. } => {
+                self.transfers.insert(id, entry.record.clone());
+                Applied::Done
+            }
+        }
+    }
+
+    fn touch(&mut self, card: CardId, id: TransferId, how: CardTransfer) {
+        self.cards.entry(card).or_default().history.push((id, how));
+    }
+
+    fn record_purchase(&mut self, id: TransferId, purchase: &PurchaseRecord) {
+        if let Some(card) = purchase.card {
+            self.touch(card, id, CardTransfer::Purchase);
+        }
+        let mut batch_sequence = None;
+        if purchase.response.code == ResponseCode::APPROVED {
+            if let Some(card) = purchase.card {
+                let card = self.cards.entry(card).or_default();
+                if card.day != purchase.day {
+                    card.day = purchase.day;
+                    card.purchases_today = 0;
+                }
+                card.purchases_today += 1;
+            }
+            let batches = self
+                .terminals
+                .entry(purchase.key.terminal.clone())
+                .or_default();
+            let next = batches.next_sequence;
+            let (sequence, totals) = batches.open.get_or_insert((next, BatchTotals::default()));
+            if batches.next_sequence <= *sequence {
+                batches.next_sequence = *sequence + 1;
+            }
+            totals.sales_count += 1;
+            // Checked when the purchase's legs were applied: an amount that fits a pocket
+            // fits a batch total many times over; saturate rather than panic on a report value.
+            totals.sales_amount = totals
+                .sales_amount
+                .checked_add(purchase.amount)
+                .unwrap_or(Money::from_minor(i64::MAX));
+            batch_sequence = Some(*sequence);
+        }
+        self.purchases.insert(
+            id,
+            PurchaseState {
+                record: purchase.clone(),
+                reversed: false,
+                batch_sequence,
+            },
+        );
+    }
+
+    fn record_reversal(&mut self, original: &PurchaseKey) {
+        let Some(purchase) = self.purchases.get_mut(&TransferId::purchase(original)) else {
+            return;
+        };
+        purchase.reversed = true;
+        let amount = purchase.record.amount;
+        if let Some((_, totals)) = self
+            .terminals
+            .get_mut(&original.terminal)
+            .and_then(|t| t.open.as_mut())
+        {
+            totals.sales_count -= 1;
+            totals.sales_amount = totals
+                .sales_amount
+                .checked_sub(amount)
+                .unwrap_or(Money::ZERO);
+            totals.reversal_count += 1;
+            totals.reversal_amount = totals
+                .reversal_amount
+                .checked_add(amount)
+                .unwrap_or(Money::from_minor(i64::MAX));
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Crash test: a child process journals debits as fast as it can, printing each acknowledged
+//! one; the parent kills it with SIGKILL at a seeded random moment, reopens the ledger, and
+//! checks that every acknowledged debit is there exactly once, the balances equal the journal,
+//! and `verify` passes.
+//!
+//! The child is this test binary itself, re-run with `SSN_LEDGER_CRASH_DIR` set and filtered to
+//! `crash::crash_child`. Run without that variable, `crash_child` runs the same workload
+//! in-process for a fixed count and checks it after a clean reopen.
+
+use crate::support::*;
+use crate::verify::Rng;
+use ssn_ledger::*;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+const CRASH_DIR_VAR: &str = "SSN_LEDGER_CRASH_DIR";
+/// Cards the workload spreads its debits over.
+const CARDS: u64 = 16;
+/// Concurrent debit loops in the child: enough to make the journal batch.
+const TASKS: u32 = 64;
+/// How long the child may keep going if nobody kills it.
+const CHILD_RUN_MS_MAX: u64 = 30_000;
+/// How long the parent waits for the child's first acknowledgement.
+const FIRST_ACK_WAIT_MS_MAX: u64 = 60_000;
+/// The kill lands this many milliseconds after the first acknowledgement, at most.
+const KILL_AFTER_MS_MAX: u64 = 600;
+const SEEDS: [u64; 4] = [11, 23, 37, 59];
+
+/// A program, 16 funded cards, no limits that matter.
+async fn prepare(dir: &Path) {
+    let ledger = Ledger::open(LedgerConfig::embedded(dir)).await.unwrap();
+    let program = ProgramCode::new("CRASH").unwrap();
+    ledger
+        .define_program(Program {
+            code: program.clone(),
+            name: "Crash test".into(),
+            budget_year: 2025,
+            benefit_amount: rp(1_000_000_000),
+            allowed_categories: vec!["01".into()],
+            basket_required: false,
+            purchase_amount_max: rp(1_000),
+            purchases_per_day_max: u32::MAX,
+            pocket_expires_at: day("2025-12-31"),
+        })
+        .await
+        .unwrap();
+    let mut ops = Vec::new();
+    for n in 1..=CARDS {
+        let ssn = format!("SSN{n:08}");
+        ops.push(RegistryOp::Insert(RegistryRecord::Beneficiary(
+            Beneficiary {
+                ssn: ssn.clone(),
+                nik: Nik(format!("64720101019{n:05}")),
+                kk: Kk(format!("6472010101{n:06}")),
+                name: format!("Penerima {n}"),
+                birth_date: day("1990-01-01"),
+                sex: Sex::Male,
+                address: "Jl. Contoh".into(),
+                kecamatan: "Palaran".into(),
+                kelurahan: "Rawa Makmur".into(),
+                desil: 1,
+                status: BeneficiaryStatus::Determined,
+                enrolments: vec![program.clone()],
+                possible_duplicate: false,
+                import_batch: 1,
+            },
+        )));
+        ops.push(RegistryOp::Insert(RegistryRecord::Card(Card {
+            card_id: CardId(n),
+            ssn,
+            pan: Pan(format!("6048720000{n:06}")),
+            expiry: "2812".into(),
+            status: CardStatus::Active,
+            pvv: Pvv("1234".into()),
+            wrong_pin_count: 0,
+            replaced_by: None,
+        })));
+    }
+    ledger.registry().apply(ops).await.unwrap();
+    ledger
+        .fund_program(
+            &program,
+            rp(1_000_000_000 * CARDS as i64),
+            "CRASH-FUND",
+            t0(),
+        )
+        .await
+        .unwrap();
+    ledger.disburse(&program, "2025-10", t0()).await.unwrap();
+}
+
+/// Debits as fast as it can from TASKS loops; calls `acknowledged` after each approval.
+async fn workload(
+    dir: &Path,
+    limit_per_task: u32,
+    acknowledged: Arc<dyn Fn(u32, u32) + Send + Sync>,
+) {
+    let ledger = Arc::new(Ledger::open(LedgerConfig::embedded(dir)).await.unwrap());
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(CHILD_RUN_MS_MAX);
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let ledger = Arc::clone(&ledger);
+            let acknowledged = Arc::clone(&acknowledged);
+            tokio::spawn(async move {
+                for stan in 1..=limit_per_task {
+                    if tokio::time::Instant::now() > deadline {
+                        break;
+                    }
+                    let card = CardId(1 + u64::from(task) % CARDS);
+                    let request = purchase_at(key(task, stan), card, rp(1), None, t0());
+                    let answer = ledger.authorize_purchase(request).await.unwrap();
+                    assert_eq!(answer.response.code, ResponseCode::APPROVED);
+                    acknowledged(task, stan);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+/// Checks the reopened ledger against what was acknowledged.
+async fn check_after_reopen(dir: &Path, acknowledged: &[(u32, u32)]) {
+    let ledger = Ledger::open(LedgerConfig::embedded(dir)).await.unwrap();
+    {
+        let state = ledger.state();
+        for (task, stan) in acknowledged {
+            let found = state.purchase(&key(*task, *stan));
+            let found = found.unwrap_or_else(|| {
+                panic!("acknowledged debit T{task}/{stan} is missing after the crash")
+            });
+            assert_eq!(found.record.response.code, ResponseCode::APPROVED);
+        }
+        let approved: Vec<_> = state
+            .purchases
+            .values()
+            .filter(|p| p.record.response.code == ResponseCode::APPROVED)
+            .collect();
+        assert!(approved.len() >= acknowledged.len());
+        // Each approved debit took exactly Rp 1 once: the pockets hold the rest.
+        let pockets = Money::checked_sum(
+            state
+                .cards
+                .values()
+                .flat_map(|c| c.pockets.values().copied()),
+        )
+        .unwrap();
+        let spent = Money::from_minor(100 * approved.len() as i64);
+        assert_eq!(
+            pockets.checked_add(spent).unwrap(),
+            rp(1_000_000_000 * CARDS as i64)
+        );
+        check_balances(&state).unwrap();
+    }
+    assert_eq!(
+        ledger.cache_differences().await.unwrap(),
+        Vec::<CardId>::new()
+    );
+    drop(ledger);
+    verify(dir).expect("the journal verifies after the crash");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_child() {
+    if let Ok(dir) = std::env::var(CRASH_DIR_VAR) {
+        // The child: print every acknowledged debit straight to the real stdout (not the test
+        // harness's captured print!), one line each, flushed before the next debit.
+        let stdout = Arc::new(std::sync::Mutex::new(std::io::stdout()));
+        let acknowledged = move |task: u32, stan: u32| {
+            let mut out = stdout.lock().unwrap();
+            writeln!(out, "ACK {task} {stan}").unwrap();
+            out.flush().unwrap();
+        };
+        workload(Path::new(&dir), u32::MAX, Arc::new(acknowledged)).await;
+        return;
+    }
+    // In-process: the same workload, bounded, then a clean reopen.
+    let dir = TempDir::new("crash-inprocess");
+    prepare(&dir.0).await;
+    let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&acked);
+    workload(
+        &dir.0,
+        20,
+        Arc::new(move |task, stan| sink.lock().unwrap().push((task, stan))),
+    )
+    .await;
+    let acked = acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), TASKS as usize * 20);
+    check_after_reopen(&dir.0, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_debits_survive_sigkill() {
+    for seed in SEEDS {
+        let dir = TempDir::new(&format!("crash-{seed}"));
+        prepare(&dir.0).await;
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "crash::crash_child",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(CRASH_DIR_VAR, &dir.0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the child");
+        let stdout = child.stdout.take().unwrap();
+        let (first_ack, first_ack_seen) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let Some(rest) = line.strip_prefix("ACK ") else {
+                    continue;
+                };
+                let (task, stan) = rest.split_once(' ').unwrap();
+                acked.push((task.parse::<u32>().unwrap(), stan.parse::<u32>().unwrap()));
+                if acked.len() == 1 {
+                    let _ = first_ack.send(());
+                }
+            }
+            acked
+        });
+        first_ack_seen
+            .recv_timeout(Duration::from_millis(FIRST_ACK_WAIT_MS_MAX))
+            .unwrap_or_else(|_| panic!("seed {seed}: the child acknowledged nothing"));
+        // The random moment: a seeded delay after the child is busy.
+        let kill_after = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).below(KILL_AFTER_MS_MAX);
+        std::thread::sleep(Duration::from_millis(kill_after));
+        child.kill().expect("SIGKILL the child");
+        child.wait().unwrap();
+        let acked = reader.join().unwrap();
+        assert!(!acked.is_empty());
+        check_after_reopen(&dir.0, &acked).await;
+        eprintln!(
+            "seed {seed}: killed after {kill_after} ms, {} acknowledged debits survived",
+            acked.len()
+        );
+    }
+}

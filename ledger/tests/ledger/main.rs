@@ -1,0 +1,12 @@
+//! The ledger's one integration test binary.
+//!
+//! `contract` runs the same tests, unchanged, against every balance backend: embedded, and
+//! Redis on the real `redis-server` whose URL `./scripts/test.sh` puts in `SSN_TEST_REDIS_URL`.
+//! Without that variable the Redis tests fail (they never skip): a green run means every
+//! backend passed.
+
+mod contract;
+mod crash;
+mod fencing;
+mod support;
+mod verify;

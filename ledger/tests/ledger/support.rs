@@ -1,0 +1,304 @@
+//! A small world to test in: a ledger in a fresh data directory, with helpers to define
+//! programs, enrol beneficiaries with cards, fund and disburse, and build requests.
+
+use ssn_ledger::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Where the Redis tests find their server.
+pub const REDIS_URL_VAR: &str = "SSN_TEST_REDIS_URL";
+
+/// The balance backends every contract test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Redis,
+}
+
+impl Backend {
+    pub fn config(self, data_dir: &Path) -> LedgerConfig {
+        match self {
+            Backend::Embedded => LedgerConfig::embedded(data_dir),
+            Backend::Redis => {
+                let url = std::env::var(REDIS_URL_VAR).unwrap_or_else(|_| {
+                    panic!("{REDIS_URL_VAR} is not set: run ./scripts/test.sh, which starts redis-server for these tests")
+                });
+                LedgerConfig {
+                    data_dir: data_dir.to_path_buf(),
+                    balances: BalanceBackend::Redis(RedisConfig::new(url, "ssn-test:")),
+                }
+            }
+        }
+    }
+}
+
+/// A directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "ssn-ledger-{label}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// 2025-10-15 10:00 WITA.
+pub fn t0() -> i64 {
+    let day = Day::parse_iso("2025-10-15").unwrap();
+    i64::from(day.0) * 86_400 - WITA_OFFSET_SECONDS + 10 * 3600
+}
+
+pub fn day(iso: &str) -> Day {
+    Day::parse_iso(iso).unwrap()
+}
+
+pub fn rp(rupiah: i64) -> Money {
+    Money::from_minor(rupiah * 100)
+}
+
+pub fn terminal(n: u32) -> TerminalId {
+    TerminalId::new(format!("T{n:07}")).unwrap()
+}
+
+pub fn merchant() -> MerchantId {
+    MerchantId::new("EWARONG00000001").unwrap()
+}
+
+pub fn key(terminal_number: u32, stan: u32) -> PurchaseKey {
+    PurchaseKey {
+        terminal: terminal(terminal_number),
+        stan: Stan::new(format!("{stan:06}")).unwrap(),
+        transmitted: TransmissionTime::new("1015020000").unwrap(),
+    }
+}
+
+/// A program's rules for a test.
+#[derive(Clone, Debug)]
+pub struct Rules {
+    pub benefit: Money,
+    pub categories: &'static [&'static str],
+    pub basket_required: bool,
+    pub purchase_max: Money,
+    pub per_day_max: u32,
+    pub expires: Day,
+}
+
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules {
+            benefit: rp(300_000),
+            categories: &["01", "02", "07", "08", "09"],
+            basket_required: false,
+            purchase_max: rp(1_000_000),
+            per_day_max: 1_000,
+            expires: day("2025-12-31"),
+        }
+    }
+}
+
+pub struct World {
+    pub dir: TempDir,
+    pub backend: Backend,
+    pub ledger: Ledger,
+    next_card: u64,
+    next_stan: AtomicU64,
+}
+
+impl World {
+    pub async fn new(backend: Backend) -> World {
+        let dir = TempDir::new("world");
+        let ledger = Ledger::open(backend.config(&dir.0))
+            .await
+            .expect("open ledger");
+        World {
+            dir,
+            backend,
+            ledger,
+            next_card: 1,
+            next_stan: AtomicU64::new(1),
+        }
+    }
+
+    /// Closes the ledger and opens it again from its data directory.
+    pub async fn reopen(self) -> World {
+        let World {
+            dir,
+            backend,
+            ledger,
+            next_card,
+            next_stan,
+        } = self;
+        drop(ledger);
+        let ledger = Ledger::open(backend.config(&dir.0))
+            .await
+            .expect("reopen ledger");
+        World {
+            dir,
+            backend,
+            ledger,
+            next_card,
+            next_stan,
+        }
+    }
+
+    pub async fn program(&self, code: &str, rules: Rules) -> ProgramCode {
+        let code = ProgramCode::new(code).unwrap();
+        let program = Program {
+            code: code.clone(),
+            name: format!("Program {code}"),
+            budget_year: 2025,
+            benefit_amount: rules.benefit,
+            allowed_categories: rules.categories.iter().map(|c| c.to_string()).collect(),
+            basket_required: rules.basket_required,
+            purchase_amount_max: rules.purchase_max,
+            purchases_per_day_max: rules.per_day_max,
+            pocket_expires_at: rules.expires,
+        };
+        self.ledger
+            .define_program(program)
+            .await
+            .expect("define program");
+        code
+    }
+
+    /// A determined beneficiary enrolled in `programs`, with an active card.
+    pub async fn card(&mut self, programs: &[&ProgramCode]) -> CardId {
+        let n = self.next_card;
+        self.next_card += 1;
+        let card_id = CardId(n);
+        let ssn = format!("SSN{n:08}");
+        let beneficiary = Beneficiary {
+            ssn: ssn.clone(),
+            nik: Nik(format!("647201{:02}0190{:04}", 1 + n % 28, n)),
+            kk: Kk(format!("6472010101{n:06}")),
+            name: format!("Penerima {n}"),
+            birth_date: day("1990-01-01"),
+            sex: Sex::Female,
+            address: "Jl. Contoh".into(),
+            kecamatan: "Palaran".into(),
+            kelurahan: "Rawa Makmur".into(),
+            desil: 1,
+            status: BeneficiaryStatus::Determined,
+            enrolments: programs.iter().map(|p| (*p).clone()).collect(),
+            possible_duplicate: false,
+            import_batch: 1,
+        };
+        let card = Card {
+            card_id,
+            ssn,
+            pan: Pan(format!("6048720000{n:06}")),
+            expiry: "2812".into(),
+            status: CardStatus::Active,
+            pvv: Pvv("1234".into()),
+            wrong_pin_count: 0,
+            replaced_by: None,
+        };
+        self.ledger
+            .registry()
+            .apply(vec![
+                RegistryOp::Insert(RegistryRecord::Beneficiary(beneficiary)),
+                RegistryOp::Insert(RegistryRecord::Card(card)),
+            ])
+            .await
+            .expect("enrol");
+        card_id
+    }
+
+    pub async fn fund(&self, program: &ProgramCode, amount: Money) {
+        let reference = format!("APBD-{program}-{}", amount.minor());
+        self.ledger
+            .fund_program(program, amount, &reference, t0())
+            .await
+            .expect("fund");
+    }
+
+    pub async fn disburse(&self, program: &ProgramCode, period: &str) -> DisbursementOutcome {
+        self.ledger
+            .disburse(program, period, t0())
+            .await
+            .expect("disburse")
+    }
+
+    pub fn purchase(
+        &self,
+        card: CardId,
+        amount: Money,
+        basket: Option<&[&str]>,
+    ) -> PurchaseRequest {
+        let stan = self.next_stan.fetch_add(1, Ordering::Relaxed) as u32;
+        purchase_at(key(1, stan), card, amount, basket, t0())
+    }
+
+    pub async fn spendable(&self, card: CardId) -> Money {
+        self.ledger.balance(card, t0()).await.expect("balance")
+    }
+
+    pub async fn pocket(&self, card: CardId, program: &ProgramCode) -> Money {
+        let pockets = self.ledger.pockets(card).await.expect("pockets");
+        let cached = pockets
+            .iter()
+            .find(|p| &p.program == program)
+            .map_or(Money::ZERO, |p| p.balance);
+        let journaled = self
+            .ledger
+            .state()
+            .balance(&Account::Pocket(card, program.clone()));
+        assert_eq!(
+            cached, journaled,
+            "balance store and journal disagree on card {card} pocket {program}"
+        );
+        cached
+    }
+
+    /// The store equals the journal, and the journal verifies.
+    pub async fn assert_consistent(&self) {
+        assert_eq!(
+            self.ledger.cache_differences().await.expect("compare"),
+            Vec::<CardId>::new()
+        );
+        check_balances(&self.ledger.state()).expect("journal invariants");
+    }
+}
+
+/// A purchase request; the fingerprint covers card, amount, merchant and basket.
+pub fn purchase_at(
+    key: PurchaseKey,
+    card: CardId,
+    amount: Money,
+    basket: Option<&[&str]>,
+    at: i64,
+) -> PurchaseRequest {
+    let basket: Option<Vec<String>> = basket.map(|b| b.iter().map(|c| c.to_string()).collect());
+    let stan_number: u32 = key.stan.as_str().parse().unwrap();
+    PurchaseRequest {
+        fingerprint: Fingerprint::of(&(card, amount, merchant(), &basket)),
+        key,
+        card,
+        merchant: merchant(),
+        amount,
+        basket_categories: basket,
+        rrn: Rrn::new(format!(
+            "{:012}",
+            u64::from(stan_number) * 7 + at as u64 % 1000
+        ))
+        .unwrap(),
+        authorization_id: AuthorizationId::new(format!("{:06}", stan_number % 1_000_000)).unwrap(),
+        at_unix_seconds: at,
+    }
+}
+
+pub const APPROVED: ResponseCode = ResponseCode::APPROVED;

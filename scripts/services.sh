@@ -1,0 +1,34 @@
+# Services the tests need, started on free loopback ports. Sourced by scripts/lib.sh, which
+# provides free_port, wait_until and the SSN_PIDS array that stop_services uses.
+
+# Seconds redis-server may take to answer PING before the test run gives up.
+REDIS_START_SECONDS_MAX=30
+
+start_redis() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    step "installing redis-server (Debian package)"
+    apt-get update && apt-get install -y redis-server
+  fi
+  local port dir
+  port=$(free_port)
+  dir=$(mktemp -d -t ssn-redis.XXXXXX)
+  # No persistence: Redis is a cache of the ledger's journal, and every test ledger rebuilds
+  # its cards from its own journal at open.
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
+    --dir "$dir" --logfile "$dir/redis.log" &
+  SSN_PIDS+=("$!")
+  if ! wait_until "$REDIS_START_SECONDS_MAX" redis-cli -h 127.0.0.1 -p "$port" ping; then
+    echo "redis-server did not answer PING within ${REDIS_START_SECONDS_MAX}s; log follows" >&2
+    cat "$dir/redis.log" >&2 || true
+    return 1
+  fi
+  export SSN_TEST_REDIS_URL="redis://127.0.0.1:$port/"
+  step "redis-server on port $port (SSN_TEST_REDIS_URL=$SSN_TEST_REDIS_URL)"
+}
+
+# Cassandra/ScyllaDB for the Scylla stores arrives with its own issue: add start_cassandra here
+# and call it from start_all_services.
+
+start_all_services() {
+  start_redis
+}
