@@ -1,0 +1,36 @@
+//! Decoding a purchase allocates nothing: the view borrows the frame's bytes and records
+//! spans in a fixed array. A counting global allocator proves it.
+
+use bytes::Bytes;
+use ssn_codec::testing::sample_purchase;
+use ssn_codec::{MessageView, Profile};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use std::alloc::System;
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+#[test]
+fn decoding_a_purchase_allocates_nothing() {
+    for profile in [Profile::Ascii, Profile::Bcd] {
+        let frames: Vec<Bytes> = (0..100)
+            .map(|_| sample_purchase().to_bytes(profile).freeze())
+            .collect();
+        let region = Region::new(GLOBAL);
+        let mut amount = 0u64;
+        for bytes in frames {
+            let view = MessageView::decode(profile, bytes).unwrap();
+            amount += view.amount().unwrap();
+            let pan = view.pan().unwrap();
+            assert!(pan.luhn_valid());
+            assert!(
+                view.pin_block().is_some() && view.stan().is_some() && view.terminal_id().is_some()
+            );
+            assert!(view.track2().is_some());
+        }
+        let change = region.change();
+        assert_eq!(amount, 100 * 5_000_000);
+        assert_eq!(change.allocations, 0, "{profile:?}: {change:?}");
+        assert_eq!(change.reallocations, 0, "{profile:?}: {change:?}");
+    }
+}

@@ -1,0 +1,226 @@
+//! One terminal connection: frames in, requests in flight, answers out.
+
+use std::pin::pin;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
+use ssn_codec::{
+    DecodeFailure, FrameCodec, Inbound, Message, MessageView, Outbound, Profile, Tpdu,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Decoder, Encoder};
+use tokio_util::sync::CancellationToken;
+
+use super::{Handler, Limits};
+
+/// Why a connection ended; the server counts each kind.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum ConnectionEnd {
+    /// The peer closed its side and every answer was written.
+    Closed,
+    /// Shutdown: reading stopped, requests in flight were answered.
+    Shutdown,
+    /// Broken framing (a length header that is not a number, a frame over the limit).
+    BadFrame,
+    /// Nothing arrived for `idle_timeout`, or a started frame did not finish in `read_timeout`.
+    Timeout,
+    /// Reading or writing failed, or the peer did not read its answers in `write_timeout`.
+    Io,
+}
+
+/// Bytes read from the socket at a time; also the buffer an idle connection holds.
+const READ_CHUNK_BYTES: usize = 2 * 1024;
+
+/// Reads, handles and answers until the peer leaves, misbehaves, or shutdown is asked.
+pub(crate) async fn serve_connection<H: Handler>(
+    stream: TcpStream,
+    profile: Profile,
+    handler: &H,
+    limits: &Limits,
+    shutdown: &CancellationToken,
+) -> ConnectionEnd {
+    // Answers are small and latency is the product: never wait for Nagle.
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let mut codec = FrameCodec::new(profile, limits.frame_bytes_max);
+    let mut input = BytesMut::new();
+    let mut in_flight = FuturesUnordered::new();
+    let mut out = BytesMut::new();
+    let mut reading = true;
+    let mut end = ConnectionEnd::Closed;
+    // The idle clock runs from the last whole frame; the read clock from the first byte of a
+    // frame that has not finished yet, so a peer trickling bytes cannot hold a slot forever.
+    let mut last_frame = Instant::now();
+    let mut frame_started: Option<Instant> = None;
+    let timer = tokio::time::sleep(limits.idle_timeout);
+    let mut timer = pin!(timer);
+
+    loop {
+        let has_room = |in_flight: usize, out: &BytesMut| {
+            in_flight < limits.in_flight_per_connection_max
+                && out.len() < limits.write_buffer_bytes_max
+        };
+        // Take every whole frame already buffered that the limits allow.
+        while reading && has_room(in_flight.len(), &out) {
+            match codec.decode(&mut input) {
+                Ok(Some(item)) => {
+                    last_frame = Instant::now();
+                    frame_started = None;
+                    match item {
+                        Inbound::KeepAlive if profile == Profile::Bcd => {
+                            let _ = codec.encode(Outbound::KeepAlive, &mut out);
+                        }
+                        Inbound::KeepAlive => {}
+                        Inbound::Message { tpdu, message } => {
+                            in_flight.push(answer(handler, tpdu, message))
+                        }
+                        Inbound::Malformed { tpdu, failure } => {
+                            malformed(&mut codec, tpdu, &failure, &mut out)
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::info!(%error, profile = profile.name(), "closing connection: bad framing");
+                    metrics::counter!("ssn_frames_rejected_total", "reason" => "framing")
+                        .increment(1);
+                    return ConnectionEnd::BadFrame;
+                }
+            }
+        }
+        // Answers (and keep-alive echoes, and `30`s) go out before the next wait.
+        if !out.is_empty() {
+            let write = tokio::time::timeout(limits.write_timeout, writer.write_all(&out));
+            match write.await {
+                Ok(Ok(())) => out.clear(),
+                _ => return ConnectionEnd::Io,
+            }
+        }
+        if !reading && in_flight.is_empty() {
+            let _ = writer.shutdown().await;
+            return end;
+        }
+        if input.is_empty() {
+            frame_started = None;
+        } else if frame_started.is_none() {
+            frame_started = Some(Instant::now());
+        }
+        let deadline = match frame_started {
+            Some(started) => started + limits.read_timeout,
+            None => last_frame + limits.idle_timeout,
+        };
+        timer.as_mut().reset(deadline.into());
+        if input.capacity() - input.len() < READ_CHUNK_BYTES / 2 {
+            input.reserve(READ_CHUNK_BYTES);
+        }
+        let may_read = reading && has_room(in_flight.len(), &out);
+
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled(), if reading => {
+                reading = false;
+                end = ConnectionEnd::Shutdown;
+            }
+            Some(answer) = in_flight.next(), if !in_flight.is_empty() => {
+                write_answer(&mut codec, answer, &mut out);
+                // Answers that finished meanwhile go out in the same write.
+                while let Some(Some(answer)) = in_flight.next().now_or_never() {
+                    write_answer(&mut codec, answer, &mut out);
+                }
+            }
+            read = reader.read_buf(&mut input), if may_read => match read {
+                Ok(0) => reading = false,
+                Ok(_) => {}
+                Err(_) => return ConnectionEnd::Io,
+            },
+            () = &mut timer, if reading => {
+                tracing::info!(profile = profile.name(), "closing connection: timeout");
+                return ConnectionEnd::Timeout;
+            }
+        }
+    }
+}
+
+/// A handled request: its TPDU, the answer, and when it arrived.
+struct Answer {
+    tpdu: Option<Tpdu>,
+    message: Option<Message>,
+    mti: ssn_codec::Mti,
+    started: Instant,
+}
+
+async fn answer<H: Handler>(handler: &H, tpdu: Option<Tpdu>, request: MessageView) -> Answer {
+    let started = Instant::now();
+    let mti = request.mti();
+    let message = handler.handle(request).await;
+    Answer {
+        tpdu,
+        message,
+        mti,
+        started,
+    }
+}
+
+fn write_answer(codec: &mut FrameCodec, answer: Answer, out: &mut BytesMut) {
+    let Some(message) = answer.message else {
+        metrics::counter!("ssn_requests_unanswered_total").increment(1);
+        return;
+    };
+    let tpdu = answer.tpdu.map(|t| t.reply());
+    if let Err(error) = codec.encode(
+        Outbound::Message {
+            tpdu,
+            message: &message,
+        },
+        out,
+    ) {
+        // Only an answer over the frame limit can fail; it is a bug in a handler, not input.
+        tracing::error!(%error, mti = %answer.mti, "answer could not be framed");
+        return;
+    }
+    let code = message
+        .get(39)
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .unwrap_or("--")
+        .to_string();
+    metrics::histogram!("ssn_request_duration_seconds", "mti" => answer.mti.as_str().to_string(), "code" => code)
+        .record(answer.started.elapsed().as_secs_f64());
+}
+
+/// §1: a whole frame that does not decode is answered `30` when its MTI, DE11 and DE41 could
+/// be read, and otherwise dropped and counted.
+fn malformed(
+    codec: &mut FrameCodec,
+    tpdu: Option<Tpdu>,
+    failure: &DecodeFailure,
+    out: &mut BytesMut,
+) {
+    metrics::counter!("ssn_frames_rejected_total", "reason" => "format").increment(1);
+    let (Some(mti), Some(stan), Some(terminal)) = (failure.mti, failure.stan, failure.terminal_id)
+    else {
+        tracing::info!(error = %failure.error, "dropped an undecodable message");
+        return;
+    };
+    let Some(response_mti) = mti.response() else {
+        return;
+    };
+    let mut reply = Message::new(response_mti);
+    let built = reply
+        .set(11, &stan)
+        .and_then(|r| r.set(41, &terminal))
+        .and_then(|r| r.set(39, b"30"))
+        .is_ok();
+    if built {
+        tracing::info!(error = %failure.error, %mti, "answered 30 to an undecodable message");
+        let _ = codec.encode(
+            Outbound::Message {
+                tpdu: tpdu.map(|t| t.reply()),
+                message: &reply,
+            },
+            out,
+        );
+    }
+}

@@ -1,0 +1,61 @@
+//! The accept loop of one listener.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ssn_codec::Profile;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::connection::serve_connection;
+use super::{Handler, Limits};
+
+/// After an accept error (out of file descriptors, usually), wait this long before the next
+/// accept rather than spinning.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Accepts connections on `listener` until `shutdown` is cancelled, serving each on its own
+/// task tracked by `tracker` (so shutdown can wait for their in-flight requests). At most
+/// `limits.connections_max` connections are served at once.
+pub async fn serve<H: Handler>(
+    listener: TcpListener,
+    profile: Profile,
+    handler: Arc<H>,
+    limits: Limits,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let permits = Arc::new(Semaphore::new(limits.connections_max));
+    let limits = Arc::new(limits);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            () = shutdown.cancelled() => return,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => return,
+        };
+        let (handler, limits, shutdown) = (handler.clone(), limits.clone(), shutdown.clone());
+        metrics::gauge!("ssn_connections", "profile" => profile.name()).increment(1.0);
+        tracker.spawn(async move {
+            let end = serve_connection(stream, profile, &*handler, &limits, &shutdown).await;
+            metrics::gauge!("ssn_connections", "profile" => profile.name()).decrement(1.0);
+            metrics::counter!("ssn_connections_ended_total", "profile" => profile.name(), "end" => format!("{end:?}"))
+                .increment(1);
+            drop(permit);
+        });
+    }
+}

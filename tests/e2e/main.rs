@@ -1,0 +1,6 @@
+//! End-to-end tests: one binary, one module per subject. Peers and servers are real: the
+//! test command (`scripts/test.sh`) prepares the peers and starts the servers, and passes
+//! their whereabouts in the environment.
+
+mod codec_interop;
+mod peers;
