@@ -1,0 +1,212 @@
+//! The operations the switch and the admin API call, on keys as they are stored.
+//!
+//! Every key crosses this API wrapped under the master key, as keys cross a hardware HSM's API
+//! wrapped under its LMK; clear keys exist only inside a call. That is the seam where a
+//! hardware HSM can later replace [`SoftHsm`] without the callers changing shape.
+
+use std::fmt;
+
+use crate::{
+    CheckValue, EncryptedPinBlock, HsmError, KeyChange, KeyUsage, MasterKey, Pin, Pvki, Pvv,
+    TdesKey, WrappedKey, pvv,
+};
+
+/// A software security module: the master key and the operations under it.
+#[derive(Debug)]
+pub struct SoftHsm {
+    /// Unwraps every stored key for the length of one call.
+    master: MasterKey,
+}
+
+/// A terminal key change, ready to store and to answer (host interface §3.1, DE70 = 101).
+pub struct TpkChange {
+    /// The new TPK, wrapped for the terminal's record.
+    pub tpk: WrappedKey,
+    /// Its check value, for the record and for operators.
+    pub check_value: CheckValue,
+    /// DE48 of the 0810: the new TPK under the TMK, then its check value (38 characters).
+    pub de48: String,
+}
+
+impl SoftHsm {
+    /// A module working under `master`.
+    pub fn new(master: MasterKey) -> SoftHsm {
+        SoftHsm { master }
+    }
+
+    /// The master key's check value, for operators to compare across switch nodes.
+    pub fn master_check_value(&self) -> CheckValue {
+        self.master.check_value()
+    }
+
+    /// Imports a key given as 32 hex digits with its check value (`POST /terminals`: TMK and
+    /// TPK; or the bank's PVK), refusing it when the check value does not match.
+    pub fn import_key(
+        &self,
+        usage: KeyUsage,
+        key_hex: &str,
+        check_value_hex: &str,
+    ) -> Result<WrappedKey, HsmError> {
+        let key = TdesKey::from_hex_checked(key_hex, check_value_hex)?;
+        self.master.wrap(usage, &key)
+    }
+
+    /// Makes a new random key for `usage` (a PVK when the program starts without one).
+    pub fn generate_key(&self, usage: KeyUsage) -> Result<WrappedKey, HsmError> {
+        self.master.wrap(usage, &TdesKey::generate()?)
+    }
+
+    /// The check value of a stored key, to show beside it.
+    pub fn check_value(&self, key: &WrappedKey) -> Result<CheckValue, HsmError> {
+        Ok(self.master.unwrap(key.usage(), key)?.check_value())
+    }
+
+    /// The PVV to store for `pin` on the card `pan` (card issue, replacement, PIN reset).
+    pub fn generate_pvv(
+        &self,
+        pvk: &WrappedKey,
+        pin: &Pin,
+        pan: &str,
+        pvki: Pvki,
+    ) -> Result<Pvv, HsmError> {
+        let pvk = self.master.unwrap(KeyUsage::Pvk, pvk)?;
+        Pvv::generate(&pvk, pin, pan, pvki)
+    }
+
+    /// Verifies DE52 against the card's PVV: `Ok(true)` right PIN, `Ok(false)` wrong PIN, and
+    /// an error for which [`HsmError::counts_as_wrong_pin`] tells a malformed block (a wrong
+    /// PIN too, §8) from a fault of the switch's own data (bad stored key, bad PAN).
+    pub fn verify_pin(
+        &self,
+        tpk: &WrappedKey,
+        block: &EncryptedPinBlock,
+        pan: &str,
+        pvk: &WrappedKey,
+        pvki: Pvki,
+        expected: &Pvv,
+    ) -> Result<bool, HsmError> {
+        let tpk = self.master.unwrap(KeyUsage::Tpk, tpk)?;
+        let pvk = self.master.unwrap(KeyUsage::Pvk, pvk)?;
+        pvv::verify_pin(&tpk, block, pan, &pvk, pvki, expected)
+    }
+
+    /// Makes a new TPK for the terminal whose stored master key is `tmk`.
+    pub fn change_tpk(&self, tmk: &WrappedKey) -> Result<TpkChange, HsmError> {
+        let tmk = self.master.unwrap(KeyUsage::Tmk, tmk)?;
+        let KeyChange { tpk, de48 } = KeyChange::generate(&tmk)?;
+        Ok(TpkChange {
+            tpk: self.master.wrap(KeyUsage::Tpk, &tpk)?,
+            check_value: tpk.check_value(),
+            de48,
+        })
+    }
+}
+
+impl fmt::Debug for TpkChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // DE48 is the new TPK under the TMK: encrypted, yet kept out of logs like every key.
+        f.debug_struct("TpkChange")
+            .field("tpk", &self.tpk)
+            .field("check_value", &self.check_value)
+            .field("de48", &"[redacted]")
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEST_KEY: &str = "0123456789ABCDEFFEDCBA9876543210";
+
+    fn hsm() -> SoftHsm {
+        SoftHsm::new(MasterKey::generate().unwrap())
+    }
+
+    #[test]
+    fn terminal_registration_and_a_purchase_pin() {
+        let hsm = hsm();
+        let tpk = hsm.import_key(KeyUsage::Tpk, TEST_KEY, "08D7B4").unwrap();
+        assert_eq!(hsm.check_value(&tpk).unwrap().to_string(), "08D7B4");
+        assert_eq!(
+            hsm.import_key(KeyUsage::Tmk, TEST_KEY, "000000")
+                .unwrap_err(),
+            HsmError::CheckValueMismatch
+        );
+
+        let pvk = hsm.import_key(KeyUsage::Pvk, TEST_KEY, "08D7B4").unwrap();
+        let pan = "1122334455667788";
+        let pin = Pin::new("4524").unwrap();
+        let pvv = hsm.generate_pvv(&pvk, &pin, pan, Pvki::ONE).unwrap();
+        // The published psec vector (see pvv.rs) through the stored-key path.
+        assert_eq!(pvv.as_str(), "8523");
+
+        let clear_tpk = TdesKey::from_hex(TEST_KEY).unwrap();
+        let block = EncryptedPinBlock::encrypt(&pin, pan, &clear_tpk).unwrap();
+        assert_eq!(
+            hsm.verify_pin(&tpk, &block, pan, &pvk, Pvki::ONE, &pvv),
+            Ok(true)
+        );
+        let wrong =
+            EncryptedPinBlock::encrypt(&Pin::new("0000").unwrap(), pan, &clear_tpk).unwrap();
+        assert_eq!(
+            hsm.verify_pin(&tpk, &wrong, pan, &pvk, Pvki::ONE, &pvv),
+            Ok(false)
+        );
+        // Keys passed in the wrong places are refused before any PIN is looked at.
+        assert_eq!(
+            hsm.verify_pin(&pvk, &block, pan, &tpk, Pvki::ONE, &pvv)
+                .unwrap_err(),
+            HsmError::KeyUsage {
+                expected: KeyUsage::Tpk,
+                found: KeyUsage::Pvk
+            }
+        );
+    }
+
+    #[test]
+    fn key_change_then_pins_under_the_new_tpk() {
+        let hsm = hsm();
+        let tmk = hsm.import_key(KeyUsage::Tmk, TEST_KEY, "08D7B4").unwrap();
+        let pvk = hsm.generate_key(KeyUsage::Pvk).unwrap();
+        let change = hsm.change_tpk(&tmk).unwrap();
+        assert_eq!(change.de48.len(), 38);
+        assert!(change.de48.ends_with(&change.check_value.to_string()));
+        assert_eq!(hsm.check_value(&change.tpk).unwrap(), change.check_value);
+        assert!(!format!("{change:?}").contains(&change.de48));
+
+        // The terminal opens DE48 with its TMK and sends a PIN block under the new TPK.
+        let terminal_tpk =
+            KeyChange::open(&TdesKey::from_hex(TEST_KEY).unwrap(), &change.de48).unwrap();
+        let pan = "6048720000001234";
+        let pin = Pin::generate(6).unwrap();
+        let pvv = hsm.generate_pvv(&pvk, &pin, pan, Pvki::ONE).unwrap();
+        let block = EncryptedPinBlock::encrypt(&pin, pan, &terminal_tpk).unwrap();
+        assert_eq!(
+            hsm.verify_pin(&change.tpk, &block, pan, &pvk, Pvki::ONE, &pvv),
+            Ok(true)
+        );
+
+        // A block under the old TPK no longer decodes, or decodes to another PIN.
+        let old =
+            EncryptedPinBlock::encrypt(&pin, pan, &TdesKey::from_hex(TEST_KEY).unwrap()).unwrap();
+        match hsm.verify_pin(&change.tpk, &old, pan, &pvk, Pvki::ONE, &pvv) {
+            Ok(matched) => assert!(!matched || pvv_collides(&hsm, &pvk, pan, &pvv)),
+            Err(error) => assert!(error.counts_as_wrong_pin()),
+        }
+    }
+
+    /// Whether some other 4-digit prefix shares the PVV: 4-digit PVVs collide by design, so a
+    /// block under a wrong key may, rarely, decode to another PIN that verifies.
+    fn pvv_collides(hsm: &SoftHsm, pvk: &WrappedKey, pan: &str, pvv: &Pvv) -> bool {
+        (0..10_000)
+            .filter(|n| {
+                let pin = Pin::new(&format!("{n:04}")).unwrap();
+                hsm.generate_pvv(pvk, &pin, pan, Pvki::ONE)
+                    .unwrap()
+                    .matches(pvv)
+            })
+            .count()
+            > 1
+    }
+}
