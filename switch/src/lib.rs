@@ -3,5 +3,11 @@
 //!
 //! - [`net`]: the TCP side — accept loop, connection limit, framing, pipelining, timeouts,
 //!   graceful shutdown. Knows nothing of cards or money.
+//! - [`host`]: the card host — every request of the host interface answered in §6's order,
+//!   with the ledger for money and the HSM for PINs and keys.
+//! - [`fields`]: the private field formats (basket, balances, totals, original data).
 
+pub mod demo;
+pub mod fields;
+pub mod host;
 pub mod net;

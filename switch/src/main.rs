@@ -1,0 +1,315 @@
+//! `ssn-switch`: the SSN payment switch.
+//!
+//! `ssn-switch serve` runs the ISO 8583 listeners on the embedded store (no other server);
+//! `ssn-switch verify` checks the journal's hash chain and balances. Configuration comes from
+//! flags, each also readable from an `SSN_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use ssn_codec::Profile;
+use ssn_hsm::{KeyUsage, MasterKey, SoftHsm, WrappedKey};
+use ssn_ledger::{BalanceBackend, Ledger, LedgerConfig, RedisConfig};
+use ssn_switch::host::{AmountExponent, Host, HostConfig};
+use ssn_switch::net::{self, Handler, Limits};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long shutdown waits for requests in flight before it gives up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Parser)]
+#[command(
+    name = "ssn-switch",
+    version,
+    about = "The SSN card payment switch (ISO 8583)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve E-Warong terminals.
+    Serve(ServeArgs),
+    /// Recompute the journal's hash chain and every balance; exit 1 at the first break.
+    Verify {
+        /// The data directory.
+        #[arg(long, env = "SSN_DATA_DIR", default_value = "ssn-data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Journal, registry and keys live here; created on first start.
+    #[arg(long, env = "SSN_DATA_DIR", default_value = "ssn-data")]
+    data_dir: PathBuf,
+    /// The `bcd` listener (EDC terminals: 2-byte length + TPDU, ISO87BPackager).
+    #[arg(long, env = "SSN_BCD_LISTEN", default_value = "127.0.0.1:8583")]
+    bcd_listen: SocketAddr,
+    /// The `ascii` listener (host links, test tools: 4-digit length, ISO87APackager).
+    #[arg(long, env = "SSN_ASCII_LISTEN", default_value = "127.0.0.1:8584")]
+    ascii_listen: SocketAddr,
+    /// HTTP: Prometheus metrics at /metrics now; the admin API with its issue.
+    #[arg(long, env = "SSN_ADMIN_LISTEN", default_value = "127.0.0.1:8080")]
+    admin_listen: SocketAddr,
+    /// Keep balances in Redis (`redis://host:port/`) instead of this process's memory.
+    #[arg(long, env = "SSN_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Journal and registry in ScyllaDB (its own issue; not available yet).
+    #[arg(long, env = "SSN_SCYLLA_NODES")]
+    scylla_nodes: Option<String>,
+    /// File holding the master key (64 hex digits). Default: `DATA_DIR/master.key`,
+    /// generated on first start.
+    #[arg(long, env = "SSN_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+    /// DE4/DE54 currency exponent on the `bcd` listener (IDR: 2; some hosts send 0).
+    #[arg(long, env = "SSN_BCD_AMOUNT_EXPONENT", default_value_t = 2)]
+    bcd_amount_exponent: u8,
+    /// DE4/DE54 currency exponent on the `ascii` listener.
+    #[arg(long, env = "SSN_ASCII_AMOUNT_EXPONENT", default_value_t = 2)]
+    ascii_amount_exponent: u8,
+    /// One character 0-9 or A-Z that starts this node's RRNs; distinct per node.
+    #[arg(long, env = "SSN_NODE_ID", default_value = "1")]
+    node_id: char,
+    /// Provision a demo city into an empty data directory (manifest in DATA_DIR/demo.json).
+    #[arg(long, env = "SSN_DEMO")]
+    demo: bool,
+    /// Regular cards in the demo city.
+    #[arg(long, env = "SSN_DEMO_CARDS", default_value_t = 20)]
+    demo_cards: u32,
+    /// Log filter (`info`, `ssn_switch=debug`, ...). Logs are JSON lines on stderr.
+    #[arg(long, env = "SSN_LOG", default_value = "info")]
+    log: String,
+}
+
+/// A listener's handler: the shared host with the listener's amount exponent.
+struct Listener {
+    host: Arc<Host>,
+    exponent: AmountExponent,
+}
+
+impl Handler for Listener {
+    async fn handle(&self, request: ssn_codec::MessageView) -> Option<ssn_codec::Message> {
+        self.host.handle(request, self.exponent).await
+    }
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    match Cli::parse().command {
+        Command::Verify { data_dir } => verify(&data_dir),
+        Command::Serve(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(serve(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
+    match ssn_ledger::verify(data_dir) {
+        Ok(report) => {
+            println!(
+                "ok: {} entries, {} accounts, funded {}",
+                report.entries, report.accounts, report.funded
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ssn_ledger::VerifyError::Io(e)) => Err(e).context("reading the journal"),
+        Err(broken) => {
+            println!("BROKEN: {broken}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// The master key from its file, or a new one written to `DATA_DIR/master.key` (mode 0600).
+fn master_key(args: &ServeArgs) -> anyhow::Result<MasterKey> {
+    let path = args
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("master.key"));
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        return MasterKey::from_hex(text.trim())
+            .map_err(|e| anyhow::anyhow!("master key in {}: {e}", path.display()));
+    }
+    if args.master_key_file.is_some() {
+        bail!("master key file {} does not exist", path.display());
+    }
+    let key =
+        MasterKey::generate().map_err(|e| anyhow::anyhow!("generating the master key: {e}"))?;
+    write_private(&path, key.reveal_hex().as_bytes())?;
+    tracing::warn!(path = %path.display(), "generated a new master key; back it up: keys at rest are unreadable without it");
+    Ok(key)
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// The issuer's PVK, wrapped under the master key in `DATA_DIR/pvk.key`; generated on first
+/// start (a bank that brings its own PVK places it there, wrapped, before the first start).
+fn pvk(hsm: &SoftHsm, data_dir: &Path) -> anyhow::Result<WrappedKey> {
+    let path = data_dir.join("pvk.key");
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)?;
+        return WrappedKey::from_hex(text.trim())
+            .map_err(|e| anyhow::anyhow!("PVK in {}: {e}", path.display()));
+    }
+    let key = hsm
+        .generate_key(KeyUsage::Pvk)
+        .map_err(|e| anyhow::anyhow!("generating the PVK: {e}"))?;
+    write_private(&path, key.to_hex().as_bytes())?;
+    Ok(key)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
+        .init();
+    if args.scylla_nodes.is_some() {
+        bail!("--scylla-nodes: the ScyllaDB backend is not available yet (issue 7)");
+    }
+    let node_id = u8::try_from(args.node_id)
+        .ok()
+        .filter(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
+    let Some(node_id) = node_id else {
+        bail!("--node-id must be one character 0-9 or A-Z")
+    };
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let hsm = Arc::new(SoftHsm::new(master_key(&args)?));
+    let pvk = pvk(&hsm, &args.data_dir)?;
+
+    let balances = match &args.redis_url {
+        Some(url) => BalanceBackend::Redis(RedisConfig::new(url.clone(), "ssn")),
+        None => BalanceBackend::Embedded,
+    };
+    let ledger = Ledger::open(LedgerConfig {
+        data_dir: args.data_dir.clone(),
+        balances,
+    })
+    .await
+    .context("opening the ledger")?;
+    let ledger = Arc::new(ledger);
+
+    if args.demo
+        && ledger
+            .registry()
+            .programs()
+            .await
+            .map(|p| p.is_empty())
+            .unwrap_or(false)
+    {
+        let size = ssn_switch::demo::DemoSize {
+            regular_cards: args.demo_cards,
+        };
+        let manifest = ssn_switch::demo::provision(&ledger, &hsm, &pvk, size, now())
+            .await
+            .context("provisioning the demo city")?;
+        let path = args.data_dir.join("demo.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)?;
+        tracing::info!(path = %path.display(), cards = manifest.cards.len(), "provisioned the demo city");
+    }
+
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(args.admin_listen)
+        .set_buckets(&[
+            0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
+        ])
+        .context("histogram buckets")?
+        .install()
+        .context("starting the metrics listener")?;
+
+    let host = Arc::new(Host::new(ledger.clone(), hsm, HostConfig { node_id, pvk }));
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let bcd = TcpListener::bind(args.bcd_listen)
+        .await
+        .with_context(|| format!("binding {}", args.bcd_listen))?;
+    let ascii = TcpListener::bind(args.ascii_listen)
+        .await
+        .with_context(|| format!("binding {}", args.ascii_listen))?;
+    // One machine-readable line on stdout, so scripts and tests learn the ports (`:0` picks).
+    println!(
+        "{}",
+        serde_json::json!({"event": "listening", "bcd": bcd.local_addr()?.to_string(), "ascii": ascii.local_addr()?.to_string(), "admin": args.admin_listen.to_string()})
+    );
+    for (listener, profile, exponent) in [
+        (bcd, Profile::Bcd, args.bcd_amount_exponent),
+        (ascii, Profile::Ascii, args.ascii_amount_exponent),
+    ] {
+        let handler = Arc::new(Listener {
+            host: host.clone(),
+            exponent: AmountExponent(exponent),
+        });
+        tracker.spawn(net::serve(
+            listener,
+            profile,
+            handler,
+            Limits::default(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+    }
+    tracing::info!(bcd = %args.bcd_listen, ascii = %args.ascii_listen, "serving");
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: no new connections; answering what is in flight");
+    shutdown.cancel();
+    tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "requests still in flight after the grace period; they were not acknowledged"
+        );
+    }
+    // Dropping the ledger stops the journal writer after its last batch is durable.
+    drop(host);
+    drop(ledger);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let interrupt = tokio::signal::ctrl_c();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,737 @@
+//! End-to-end: a real `ssn-switch serve --demo` process on a fresh data directory, real TCP in
+//! both profiles, one test per rule of the host interface (§3, §5-§8) and per row of §6.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ssn_codec::{FrameCodec, Inbound, Message, MessageView, Mti, Outbound, Profile, Tpdu};
+use ssn_hsm::{EncryptedPinBlock, KeyChange, Pin, TdesKey};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Decoder, Encoder};
+
+/// Every wait ends by this deadline, so a broken switch fails a test rather than hangs it.
+const DEADLINE: Duration = Duration::from_secs(30);
+const PROFILES: [Profile; 2] = [Profile::Bcd, Profile::Ascii];
+
+/// A running switch, stopped (SIGKILL) when dropped.
+struct Switch {
+    child: Child,
+    data_dir: std::path::PathBuf,
+    bcd: String,
+    ascii: String,
+    manifest: serde_json::Value,
+}
+
+static RUNS: AtomicU32 = AtomicU32::new(0);
+
+impl Switch {
+    fn start() -> Switch {
+        let data_dir = std::env::temp_dir().join(format!(
+            "ssn-e2e-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        Switch::start_in(data_dir)
+    }
+
+    fn start_in(data_dir: std::path::PathBuf) -> Switch {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ssn-switch"))
+            .args([
+                "serve",
+                "--demo",
+                "--demo-cards",
+                "12",
+                "--bcd-listen",
+                "127.0.0.1:0",
+                "--ascii-listen",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--log",
+                "warn",
+                "--data-dir",
+            ])
+            .arg(&data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("ssn-switch starts");
+        // The switch prints one JSON line once it listens; wait for it with a deadline.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .expect("ssn-switch announces its ports in time");
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        let manifest = std::fs::read(data_dir.join("demo.json")).expect("demo manifest");
+        Switch {
+            child,
+            bcd: ready["bcd"].as_str().unwrap().to_string(),
+            ascii: ready["ascii"].as_str().unwrap().to_string(),
+            manifest: serde_json::from_slice(&manifest).unwrap(),
+            data_dir,
+        }
+    }
+
+    /// Stops the process (SIGKILL) and starts a new one on the same data directory.
+    fn restart(mut self) -> Switch {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let data_dir = self.data_dir.clone();
+        std::mem::forget(self);
+        Switch::start_in(data_dir)
+    }
+
+    fn card(&self, kind: &str) -> Card {
+        self.cards(kind).remove(0)
+    }
+
+    fn cards(&self, kind: &str) -> Vec<Card> {
+        self.manifest["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["kind"] == kind)
+            .map(|c| Card {
+                pan: c["pan"].as_str().unwrap().into(),
+                expiry: c["expiry"].as_str().unwrap().into(),
+                pin: c["pin"].as_str().unwrap().into(),
+                programs: c["programs"].as_array().unwrap().len(),
+            })
+            .collect()
+    }
+
+    /// A regular card enrolled in both programs (odd serials) or only SEMBAKO.
+    fn regular(&self, both_programs: bool, index: usize) -> Card {
+        self.cards("regular")
+            .into_iter()
+            .filter(|c| (c.programs == 2) == both_programs)
+            .nth(index)
+            .unwrap()
+    }
+
+    async fn terminal(&self, profile: Profile, which: usize) -> Terminal {
+        let t = &self.manifest["terminals"][which];
+        let addr = match profile {
+            Profile::Bcd => &self.bcd,
+            Profile::Ascii => &self.ascii,
+        };
+        Terminal {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            codec: FrameCodec::new(profile, 8192),
+            buffer: BytesMut::new(),
+            id: t["terminal_id"].as_str().unwrap().into(),
+            merchant: t["merchant_id"].as_str().unwrap().into(),
+            tmk: TdesKey::from_hex(t["tmk"].as_str().unwrap()).unwrap(),
+            tpk: TdesKey::from_hex(t["tpk"].as_str().unwrap()).unwrap(),
+        }
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Card {
+    pan: String,
+    expiry: String,
+    pin: String,
+    programs: usize,
+}
+
+/// Terminals of the demo city, by index in the manifest.
+const ACTIVE: usize = 0;
+const ACTIVE_2: usize = 1;
+const SUSPENDED: usize = 2;
+const OF_SUSPENDED_MERCHANT: usize = 3;
+
+static STAN: AtomicU32 = AtomicU32::new(1);
+
+fn next_stan() -> String {
+    format!("{:06}", STAN.fetch_add(1, Ordering::SeqCst) % 1_000_000)
+}
+
+struct Terminal {
+    stream: TcpStream,
+    codec: FrameCodec,
+    buffer: BytesMut,
+    id: String,
+    merchant: String,
+    tmk: TdesKey,
+    tpk: TdesKey,
+}
+
+/// What a purchase request is made of; tests change one thing at a time.
+#[derive(Clone)]
+struct Purchase {
+    card: Card,
+    processing_code: &'static str,
+    amount: u64,
+    basket: Option<Vec<(&'static str, u64)>>,
+    pin: String,
+    currency: &'static str,
+    stan: String,
+    transmitted: String,
+}
+
+impl Purchase {
+    fn new(card: &Card, amount: u64) -> Purchase {
+        Purchase {
+            card: card.clone(),
+            processing_code: "000000",
+            amount,
+            basket: None,
+            pin: card.pin.clone(),
+            currency: "360",
+            stan: next_stan(),
+            transmitted: "1129101500".into(),
+        }
+    }
+    fn basket(mut self, items: &[(&'static str, u64)]) -> Purchase {
+        self.basket = Some(items.to_vec());
+        self
+    }
+}
+
+impl Terminal {
+    async fn send(&mut self, message: &Message) {
+        let mut wire = BytesMut::new();
+        let tpdu = Some(Tpdu([0x60, 0x00, 0x01, 0x00, 0x00]));
+        self.codec
+            .encode(Outbound::Message { tpdu, message }, &mut wire)
+            .unwrap();
+        self.stream.write_all(&wire).await.unwrap();
+    }
+
+    async fn receive(&mut self) -> MessageView {
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Some(item) = self.codec.decode(&mut self.buffer).unwrap() {
+                    match item {
+                        Inbound::Message { message, .. } => return message,
+                        Inbound::KeepAlive => continue,
+                        Inbound::Malformed { failure, .. } => {
+                            panic!("the switch sent a malformed message: {failure:?}")
+                        }
+                    }
+                }
+                let n = self.stream.read_buf(&mut self.buffer).await.unwrap();
+                assert!(n > 0, "the switch closed the connection");
+            }
+        })
+        .await
+        .expect("an answer within the deadline")
+    }
+
+    async fn exchange(&mut self, message: &Message) -> MessageView {
+        self.send(message).await;
+        let answer = self.receive().await;
+        assert_eq!(
+            answer.stan().map(|s| s.to_vec()),
+            message.get(11).map(|s| s.to_vec()),
+            "answer matched by DE11"
+        );
+        answer
+    }
+
+    fn network_message(&self, code: &str) -> Message {
+        let mut m = Message::new(Mti::NETWORK_REQUEST);
+        m.set(7, b"1129101500").unwrap();
+        m.set(11, next_stan().as_bytes()).unwrap();
+        m.set(41, self.id.as_bytes()).unwrap();
+        m.set(70, code.as_bytes()).unwrap();
+        m
+    }
+
+    fn purchase_message(&self, p: &Purchase) -> Message {
+        let mut m = Message::new(Mti::FINANCIAL_REQUEST);
+        let pin = Pin::new(&p.pin).unwrap();
+        let block = EncryptedPinBlock::encrypt(&pin, &p.card.pan, &self.tpk).unwrap();
+        m.set(2, p.card.pan.as_bytes()).unwrap();
+        m.set(3, p.processing_code.as_bytes()).unwrap();
+        m.set_number(4, p.amount).unwrap();
+        m.set(7, p.transmitted.as_bytes()).unwrap();
+        m.set(11, p.stan.as_bytes()).unwrap();
+        m.set(12, b"101500").unwrap();
+        m.set(13, b"1129").unwrap();
+        m.set(14, p.card.expiry.as_bytes()).unwrap();
+        m.set(22, b"021").unwrap();
+        m.set(25, b"00").unwrap();
+        m.set(
+            35,
+            format!("{}={}101", p.card.pan, p.card.expiry).as_bytes(),
+        )
+        .unwrap();
+        m.set(41, self.id.as_bytes()).unwrap();
+        m.set(42, self.merchant.as_bytes()).unwrap();
+        if let Some(items) = &p.basket {
+            let mut de48 = format!("B1{:02}", items.len());
+            for (category, amount) in items {
+                de48.push_str(&format!("{category}01{amount:012}"));
+            }
+            m.set(48, de48.as_bytes()).unwrap();
+        }
+        m.set(49, p.currency.as_bytes()).unwrap();
+        m.set(52, block.as_bytes()).unwrap();
+        m
+    }
+
+    async fn purchase(&mut self, p: &Purchase) -> MessageView {
+        let m = self.purchase_message(p);
+        self.exchange(&m).await
+    }
+
+    fn reversal_message(&self, p: &Purchase, mti: &[u8; 4], amount: u64) -> Message {
+        let mut m = Message::new(Mti::new(*mti).unwrap());
+        m.set(2, p.card.pan.as_bytes()).unwrap();
+        m.set(3, b"000000").unwrap();
+        m.set_number(4, amount).unwrap();
+        m.set(7, b"1129101600").unwrap();
+        m.set(11, next_stan().as_bytes()).unwrap();
+        m.set(41, self.id.as_bytes()).unwrap();
+        m.set(42, self.merchant.as_bytes()).unwrap();
+        m.set(49, b"360").unwrap();
+        m.set(
+            90,
+            format!("0200{}{}{}", p.stan, p.transmitted, "0".repeat(22)).as_bytes(),
+        )
+        .unwrap();
+        m
+    }
+
+    async fn reverse(&mut self, p: &Purchase, mti: &[u8; 4]) -> MessageView {
+        let m = self.reversal_message(p, mti, p.amount);
+        self.exchange(&m).await
+    }
+
+    async fn balance(&mut self, card: &Card) -> u64 {
+        let mut p = Purchase::new(card, 0);
+        p.processing_code = "310000";
+        let mut m = self.purchase_message(&p);
+        m.remove(4);
+        let answer = self.exchange(&m).await;
+        assert_eq!(code(&answer), "00", "balance inquiry");
+        balance_of(&answer)
+    }
+
+    async fn close_batch(&mut self, totals: &str) -> MessageView {
+        let mut m = Message::new(Mti::RECONCILIATION_REQUEST);
+        m.set(3, b"920000").unwrap();
+        m.set(7, b"1129220000").unwrap();
+        m.set(11, next_stan().as_bytes()).unwrap();
+        m.set(41, self.id.as_bytes()).unwrap();
+        m.set(42, self.merchant.as_bytes()).unwrap();
+        m.set(60, b"000001").unwrap();
+        m.set(63, totals.as_bytes()).unwrap();
+        self.exchange(&m).await
+    }
+}
+
+fn code(answer: &MessageView) -> String {
+    String::from_utf8(answer.text(39).expect("DE39").to_vec()).unwrap()
+}
+
+fn balance_of(answer: &MessageView) -> u64 {
+    let de54 = answer.text(54).expect("DE54");
+    assert_eq!(&de54[..8], b"0002360C", "DE54 shape");
+    std::str::from_utf8(&de54[8..]).unwrap().parse().unwrap()
+}
+
+fn text(answer: &MessageView, n: u8) -> String {
+    String::from_utf8(answer.text(n).unwrap_or_default().to_vec()).unwrap()
+}
+
+const SEMBAKO: u64 = 30_000_000;
+const LANSIA: u64 = 10_000_000;
+
+// ------------------------------------------------------------------ §3.1 network management
+
+#[tokio::test]
+async fn network_management_and_key_change() {
+    let switch = Switch::start();
+    for profile in PROFILES {
+        let mut t = switch.terminal(profile, ACTIVE).await;
+        for (network_code, expect) in [("001", "00"), ("301", "00"), ("002", "00"), ("999", "12")] {
+            let m = t.network_message(network_code);
+            let answer = t.exchange(&m).await;
+            assert_eq!(
+                (answer.mti().as_str(), code(&answer).as_str()),
+                ("0810", expect),
+                "{profile:?} {network_code}"
+            );
+            assert_eq!(
+                answer.network_management_code().map(|c| c.to_vec()),
+                Some(network_code.as_bytes().to_vec())
+            );
+        }
+        let mut suspended = switch.terminal(profile, SUSPENDED).await;
+        let m = suspended.network_message("001");
+        assert_eq!(code(&suspended.exchange(&m).await), "58");
+
+        // Key change: the new TPK comes under the TMK with its check value; PIN blocks under
+        // the old key are wrong PINs from then on.
+        let m = t.network_message("101");
+        let answer = t.exchange(&m).await;
+        assert_eq!(code(&answer), "00");
+        let de48 = text(&answer, 48);
+        assert_eq!(de48.len(), 38);
+        let old_tpk = std::mem::replace(
+            &mut t.tpk,
+            KeyChange::open(&t.tmk, &de48).expect("DE48 opens under the TMK"),
+        );
+        let card = switch.regular(false, profile as usize);
+        assert_eq!(
+            code(&t.purchase(&Purchase::new(&card, 1_000_00)).await),
+            "00",
+            "new TPK"
+        );
+        let mut stale = switch.terminal(profile, ACTIVE).await;
+        stale.tpk = old_tpk;
+        assert_eq!(
+            code(&stale.purchase(&Purchase::new(&card, 1_000_00)).await),
+            "55",
+            "old TPK"
+        );
+    }
+}
+
+// ------------------------------------------------------------------ §3.2, §5 purchases
+
+#[tokio::test]
+async fn purchase_approves_once_and_spans_pockets_earliest_expiry_first() {
+    let switch = Switch::start();
+    for (i, profile) in PROFILES.into_iter().enumerate() {
+        let mut t = switch.terminal(profile, ACTIVE).await;
+        let card = switch.regular(true, i);
+        assert_eq!(t.balance(&card).await, SEMBAKO + LANSIA);
+        // Rice is allowed by both programs: LANSIA (earlier expiry) pays first, SEMBAKO the rest.
+        let p = Purchase::new(&card, 25_000_000).basket(&[("01", 20_000_000), ("02", 5_000_000)]);
+        let answer = t.purchase(&p).await;
+        assert_eq!(code(&answer), "00");
+        assert_eq!(answer.mti().as_str(), "0210");
+        assert_eq!(text(&answer, 38).len(), 6, "authorization id");
+        assert_eq!(text(&answer, 37).len(), 12, "RRN");
+        assert_eq!(balance_of(&answer), SEMBAKO + LANSIA - 25_000_000);
+        for echoed in [2, 3, 4, 7, 11, 12, 13, 41, 42, 49] {
+            assert!(answer.has(echoed), "DE{echoed} echoed");
+        }
+        assert_eq!(t.balance(&card).await, SEMBAKO + LANSIA - 25_000_000);
+        // Only SEMBAKO allows cooking oil: what LANSIA had is gone, so 51 for more than is left.
+        let oil = Purchase::new(&card, 16_000_000).basket(&[("07", 16_000_000)]);
+        assert_eq!(code(&t.purchase(&oil).await), "51");
+        let oil = Purchase::new(&card, 15_000_000).basket(&[("07", 15_000_000)]);
+        assert_eq!(code(&t.purchase(&oil).await), "00");
+        assert_eq!(t.balance(&card).await, 0);
+    }
+}
+
+#[tokio::test]
+async fn duplicates_get_the_same_answer_even_after_a_restart() {
+    let switch = Switch::start();
+    let card = switch.regular(false, 0);
+    let p = Purchase::new(&card, 5_000_000);
+    let mut t = switch.terminal(Profile::Bcd, ACTIVE).await;
+    let first = t.purchase(&p).await;
+    assert_eq!(code(&first), "00");
+    let again = t.purchase(&p).await;
+    for n in [37, 38, 39, 54] {
+        assert_eq!(text(&again, n), text(&first, n), "DE{n} of a duplicate");
+    }
+    // A declined purchase is repeated as declined too.
+    let mut wrong = Purchase::new(&card, 1_000_00);
+    wrong.pin = "0000".into();
+    let declined = t.purchase(&wrong).await;
+    assert_eq!(code(&declined), "55");
+
+    let switch = switch.restart();
+    let mut t = switch.terminal(Profile::Ascii, ACTIVE).await;
+    let after = t.purchase(&p).await;
+    for n in [37, 38, 39, 54] {
+        assert_eq!(text(&after, n), text(&first, n), "DE{n} after a restart");
+    }
+    assert_eq!(
+        t.balance(&card).await,
+        SEMBAKO - 5_000_000,
+        "the money moved once"
+    );
+    assert_eq!(text(&t.purchase(&wrong).await, 37), text(&declined, 37));
+    // §6 order 2: the same key with other content.
+    let mut other = p.clone();
+    other.amount = 6_000_000;
+    assert_eq!(code(&t.purchase(&other).await), "94");
+}
+
+#[tokio::test]
+async fn every_decline_of_section_6_in_its_order() {
+    let switch = Switch::start();
+    for (i, profile) in PROFILES.into_iter().enumerate() {
+        let mut t = switch.terminal(profile, ACTIVE).await;
+        let card = switch.regular(false, 2 + i);
+        let ok = || Purchase::new(&card, 1_000_000);
+
+        // 30: a mandatory field missing.
+        let mut m = t.purchase_message(&ok());
+        m.remove(52);
+        assert_eq!(code(&t.exchange(&m).await), "30", "no PIN block");
+        // 30: track 2 that disagrees with DE2.
+        let mut m = t.purchase_message(&ok());
+        m.set(35, b"6048720000000012=2912101").unwrap();
+        assert_eq!(code(&t.exchange(&m).await), "30", "track 2 mismatch");
+        // 58: a suspended terminal; 03: a terminal of a suspended E-Warong, or another DE42.
+        let mut suspended = switch.terminal(profile, SUSPENDED).await;
+        assert_eq!(code(&suspended.purchase(&ok()).await), "58");
+        let mut orphan = switch.terminal(profile, OF_SUSPENDED_MERCHANT).await;
+        assert_eq!(code(&orphan.purchase(&ok()).await), "03");
+        let mut m = t.purchase_message(&ok());
+        m.set(42, b"EWARONG00000002").unwrap();
+        assert_eq!(
+            code(&t.exchange(&m).await),
+            "03",
+            "DE42 of another E-Warong"
+        );
+        // 57: cash; 12: a processing code not in §3.
+        for (pc, expect) in [
+            ("010000", "57"),
+            ("090000", "57"),
+            ("400000", "57"),
+            ("200000", "12"),
+        ] {
+            let mut p = ok();
+            p.processing_code = pc;
+            assert_eq!(code(&t.purchase(&p).await), expect, "processing code {pc}");
+        }
+        // 13: currency, zero amount, basket total.
+        let mut p = ok();
+        p.currency = "840";
+        assert_eq!(code(&t.purchase(&p).await), "13");
+        assert_eq!(code(&t.purchase(&Purchase::new(&card, 0)).await), "13");
+        assert_eq!(
+            code(&t.purchase(&ok().basket(&[("01", 999_999)])).await),
+            "13"
+        );
+        // 14: unknown PAN, Luhn failure.
+        let mut stranger = card.clone();
+        stranger.pan = "6048729999999993".into();
+        assert_eq!(
+            code(&t.purchase(&Purchase::new(&stranger, 1_000_000)).await),
+            "14"
+        );
+        let mut bad_luhn = card.clone();
+        let last = bad_luhn.pan.pop().unwrap();
+        bad_luhn.pan.push(if last == '9' {
+            '0'
+        } else {
+            (last as u8 + 1) as char
+        });
+        assert_eq!(
+            code(&t.purchase(&Purchase::new(&bad_luhn, 1_000_000)).await),
+            "14"
+        );
+        // 54: expired card; DE14 other than the card's.
+        assert_eq!(
+            code(
+                &t.purchase(&Purchase::new(&switch.card("expired"), 1_000_000))
+                    .await
+            ),
+            "54"
+        );
+        let mut wrong_expiry = card.clone();
+        wrong_expiry.expiry = "3001".into();
+        assert_eq!(
+            code(&t.purchase(&Purchase::new(&wrong_expiry, 1_000_000)).await),
+            "54"
+        );
+        // 41, 43, 62.
+        for (kind, expect) in [
+            ("lost", "41"),
+            ("stolen", "43"),
+            ("blocked", "62"),
+            ("not_delivered", "62"),
+            ("revoked", "62"),
+        ] {
+            assert_eq!(
+                code(
+                    &t.purchase(&Purchase::new(&switch.card(kind), 1_000_000))
+                        .await
+                ),
+                expect,
+                "{kind}"
+            );
+        }
+        // 75: a locked PIN, even with the right PIN.
+        assert_eq!(
+            code(
+                &t.purchase(&Purchase::new(&switch.card("pin_locked"), 1_000_000))
+                    .await
+            ),
+            "75"
+        );
+        // 57: a non-food category; 61: above the per-purchase limit.
+        assert_eq!(
+            code(
+                &t.purchase(&Purchase::new(&card, 1_000_000).basket(&[("90", 1_000_000)]))
+                    .await
+            ),
+            "57"
+        );
+        assert_eq!(
+            code(&t.purchase(&Purchase::new(&card, SEMBAKO + 1)).await),
+            "61"
+        );
+        // Still untouched.
+        assert_eq!(t.balance(&card).await, SEMBAKO);
+    }
+}
+
+#[tokio::test]
+async fn wrong_pins_count_and_the_third_locks() {
+    let switch = Switch::start();
+    let mut t = switch.terminal(Profile::Bcd, ACTIVE).await;
+    let card = switch.regular(false, 0);
+    let mut wrong = Purchase::new(&card, 1_000_000);
+    wrong.pin = "9999".into();
+    let fresh = |p: &Purchase| Purchase {
+        stan: next_stan(),
+        ..p.clone()
+    };
+    assert_eq!(code(&t.purchase(&fresh(&wrong)).await), "55");
+    // A right PIN resets the count.
+    assert_eq!(
+        code(&t.purchase(&Purchase::new(&card, 1_000_000)).await),
+        "00"
+    );
+    assert_eq!(code(&t.purchase(&fresh(&wrong)).await), "55");
+    assert_eq!(code(&t.purchase(&fresh(&wrong)).await), "55");
+    assert_eq!(
+        code(&t.purchase(&fresh(&wrong)).await),
+        "75",
+        "the third wrong PIN in a row locks"
+    );
+    assert_eq!(
+        code(&t.purchase(&Purchase::new(&card, 1_000_000)).await),
+        "75",
+        "locked even for the right PIN"
+    );
+}
+
+#[tokio::test]
+async fn daily_purchase_count_limit() {
+    let switch = Switch::start();
+    let mut t = switch.terminal(Profile::Ascii, ACTIVE).await;
+    let card = switch.regular(false, 1);
+    for _ in 0..3 {
+        assert_eq!(
+            code(&t.purchase(&Purchase::new(&card, 100_000)).await),
+            "00"
+        );
+    }
+    assert_eq!(
+        code(&t.purchase(&Purchase::new(&card, 100_000)).await),
+        "65",
+        "SEMBAKO allows 3 a day"
+    );
+}
+
+// ------------------------------------------------------------------ §3.4 reversals
+
+#[tokio::test]
+async fn reversals_are_exactly_once_and_tombstones_decline_late_originals() {
+    let switch = Switch::start();
+    for (i, profile) in PROFILES.into_iter().enumerate() {
+        let mut t = switch.terminal(profile, ACTIVE).await;
+        let card = switch.regular(false, 3 + i);
+        let p = Purchase::new(&card, 7_000_000);
+        assert_eq!(code(&t.purchase(&p).await), "00");
+        assert_eq!(t.balance(&card).await, SEMBAKO - 7_000_000);
+        // A different amount is refused and moves nothing.
+        let m = t.reversal_message(&p, b"0400", 1_000_000);
+        assert_eq!(code(&t.exchange(&m).await), "12");
+        for mti in [b"0400", b"0401", b"0420", b"0421"] {
+            let answer = t.reverse(&p, mti).await;
+            assert_eq!(code(&answer), "00", "{}", String::from_utf8_lossy(mti));
+            assert!(answer.has(90));
+        }
+        assert_eq!(
+            t.balance(&card).await,
+            SEMBAKO,
+            "reversed once, whatever the repeats"
+        );
+
+        // A reversal whose original has not arrived leaves a tombstone.
+        let late = Purchase::new(&card, 2_000_000);
+        assert_eq!(code(&t.reverse(&late, b"0420").await), "00");
+        assert_eq!(code(&t.purchase(&late).await), "05");
+        assert_eq!(t.balance(&card).await, SEMBAKO);
+    }
+}
+
+// ------------------------------------------------------------------ §3.5 batch close
+
+#[tokio::test]
+async fn batch_close_matches_or_answers_95_with_the_switch_totals() {
+    let switch = Switch::start();
+    let mut t = switch.terminal(Profile::Bcd, ACTIVE_2).await;
+    let card = switch.regular(false, 5);
+    let sold = Purchase::new(&card, 2_000_000);
+    assert_eq!(code(&t.purchase(&sold).await), "00");
+    let reversed = Purchase::new(&card, 3_000_000);
+    assert_eq!(code(&t.purchase(&reversed).await), "00");
+    assert_eq!(code(&t.reverse(&reversed, b"0400").await), "00");
+    // One sale of 20,000.00 not reversed; one reversal of 30,000.00.
+    let answer = t.close_batch("001000002000000001000003000000").await;
+    assert_eq!(
+        (answer.mti().as_str(), code(&answer).as_str()),
+        ("0510", "00")
+    );
+    // After the close the reversed purchase is settled: a late reversal is refused.
+    assert_eq!(code(&t.reverse(&sold, b"0400").await), "12");
+
+    // A terminal that miscounts gets 95 and the switch's totals.
+    let another = Purchase::new(&card, 1_000_000);
+    assert_eq!(code(&t.purchase(&another).await), "00");
+    let answer = t.close_batch("002000002000000000000000000000").await;
+    assert_eq!(code(&answer), "95");
+    assert_eq!(text(&answer, 63), "001000001000000000000000000000");
+}
+
+// ------------------------------------------------------------------ §3.6 anything else
+
+#[tokio::test]
+async fn other_mtis_get_12_and_responses_are_dropped() {
+    let switch = Switch::start();
+    let mut t = switch.terminal(Profile::Ascii, ACTIVE).await;
+    let mut m = Message::new(Mti::new(*b"0100").unwrap());
+    m.set(11, next_stan().as_bytes()).unwrap();
+    m.set(41, t.id.as_bytes()).unwrap();
+    let answer = t.exchange(&m).await;
+    assert_eq!(
+        (answer.mti().as_str(), code(&answer).as_str()),
+        ("0110", "12")
+    );
+    // A response-class MTI gets no answer: the next answer is the echo's.
+    let mut response = Message::new(Mti::new(*b"0210").unwrap());
+    response.set(11, b"999999").unwrap();
+    t.send(&response).await;
+    let echo = t.network_message("301");
+    assert_eq!(code(&t.exchange(&echo).await), "00");
+    let started = Instant::now();
+    assert!(started.elapsed() < DEADLINE);
+}

@@ -1,0 +1,6 @@
+//! The switch's integration tests, one binary: `net` tests the TCP layer with an echo
+//! handler; `e2e` runs the real `ssn-switch` process on a demo city and talks ISO 8583 to it
+//! over TCP in both profiles.
+
+mod e2e;
+mod net;
