@@ -64,6 +64,9 @@ struct ServeArgs {
     /// Keep balances in Redis (`redis://host:port/`) instead of this process's memory.
     #[arg(long, env = "SSN_REDIS_URL")]
     redis_url: Option<String>,
+    /// Prefix of every Redis key, so several ledgers can share one Redis server.
+    #[arg(long, env = "SSN_REDIS_KEY_PREFIX", default_value = "ssn")]
+    redis_key_prefix: String,
     /// Journal and registry in ScyllaDB (its own issue; not available yet).
     #[arg(long, env = "SSN_SCYLLA_NODES")]
     scylla_nodes: Option<String>,
@@ -206,7 +209,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let pvk = pvk(&hsm, &args.data_dir)?;
 
     let balances = match &args.redis_url {
-        Some(url) => BalanceBackend::Redis(RedisConfig::new(url.clone(), "ssn")),
+        Some(url) => {
+            BalanceBackend::Redis(RedisConfig::new(url.clone(), args.redis_key_prefix.clone()))
+        }
         None => BalanceBackend::Embedded,
     };
     let ledger = Ledger::open(LedgerConfig {

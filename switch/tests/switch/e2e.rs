@@ -24,28 +24,36 @@ struct Switch {
     bcd: String,
     ascii: String,
     manifest: serde_json::Value,
+    backend: Backend,
 }
 
 static RUNS: AtomicU32 = AtomicU32::new(0);
 
+/// Where the switch keeps balances: every scenario runs on both.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Embedded,
+    /// A real `redis-server` started by `scripts/test.sh` (`SSN_TEST_REDIS_URL`).
+    Redis,
+}
+
 impl Switch {
-    fn start() -> Switch {
-        let data_dir = std::env::temp_dir().join(format!(
-            "ssn-e2e-{}-{}",
-            std::process::id(),
-            RUNS.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&data_dir);
-        Switch::start_in(data_dir)
+    fn start(backend: Backend) -> Switch {
+        Switch::start_with(backend, 12)
     }
 
-    fn start_in(data_dir: std::path::PathBuf) -> Switch {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ssn-switch"))
+    fn start_with(backend: Backend, demo_cards: u32) -> Switch {
+        let run = RUNS.fetch_add(1, Ordering::SeqCst);
+        let data_dir = std::env::temp_dir().join(format!("ssn-e2e-{}-{run}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        Switch::start_in(data_dir, backend, demo_cards)
+    }
+
+    fn start_in(data_dir: std::path::PathBuf, backend: Backend, demo_cards: u32) -> Switch {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ssn-switch"));
+        command
+            .args(["serve", "--demo", "--demo-cards", &demo_cards.to_string()])
             .args([
-                "serve",
-                "--demo",
-                "--demo-cards",
-                "12",
                 "--bcd-listen",
                 "127.0.0.1:0",
                 "--ascii-listen",
@@ -58,7 +66,16 @@ impl Switch {
                 "warn",
                 "--data-dir",
             ])
-            .arg(&data_dir)
+            .arg(&data_dir);
+        if let Backend::Redis = backend {
+            let url = std::env::var("SSN_TEST_REDIS_URL").expect(
+                "SSN_TEST_REDIS_URL is not set: run ./scripts/test.sh, which starts redis-server",
+            );
+            // Each switch its own key space: the data directory's name is unique.
+            let prefix = data_dir.file_name().unwrap().to_string_lossy().into_owned();
+            command.args(["--redis-url", &url, "--redis-key-prefix", &prefix]);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -83,6 +100,7 @@ impl Switch {
             ascii: ready["ascii"].as_str().unwrap().to_string(),
             manifest: serde_json::from_slice(&manifest).unwrap(),
             data_dir,
+            backend,
         }
     }
 
@@ -90,9 +108,10 @@ impl Switch {
     fn restart(mut self) -> Switch {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let data_dir = self.data_dir.clone();
+        let (data_dir, backend) = (self.data_dir.clone(), self.backend);
         std::mem::forget(self);
-        Switch::start_in(data_dir)
+        // Already provisioned: the demo flag does nothing on a data directory with programs.
+        Switch::start_in(data_dir, backend, 0)
     }
 
     fn card(&self, kind: &str) -> Card {
@@ -364,9 +383,8 @@ const LANSIA: u64 = 10_000_000;
 
 // ------------------------------------------------------------------ §3.1 network management
 
-#[tokio::test]
-async fn network_management_and_key_change() {
-    let switch = Switch::start();
+async fn network_management_and_key_change(backend: Backend) {
+    let switch = Switch::start(backend);
     for profile in PROFILES {
         let mut t = switch.terminal(profile, ACTIVE).await;
         for (network_code, expect) in [("001", "00"), ("301", "00"), ("002", "00"), ("999", "12")] {
@@ -415,9 +433,8 @@ async fn network_management_and_key_change() {
 
 // ------------------------------------------------------------------ §3.2, §5 purchases
 
-#[tokio::test]
-async fn purchase_approves_once_and_spans_pockets_earliest_expiry_first() {
-    let switch = Switch::start();
+async fn purchase_approves_once_and_spans_pockets_earliest_expiry_first(backend: Backend) {
+    let switch = Switch::start(backend);
     for (i, profile) in PROFILES.into_iter().enumerate() {
         let mut t = switch.terminal(profile, ACTIVE).await;
         let card = switch.regular(true, i);
@@ -443,9 +460,8 @@ async fn purchase_approves_once_and_spans_pockets_earliest_expiry_first() {
     }
 }
 
-#[tokio::test]
-async fn duplicates_get_the_same_answer_even_after_a_restart() {
-    let switch = Switch::start();
+async fn duplicates_get_the_same_answer_even_after_a_restart(backend: Backend) {
+    let switch = Switch::start(backend);
     let card = switch.regular(false, 0);
     let p = Purchase::new(&card, 5_000_000);
     let mut t = switch.terminal(Profile::Bcd, ACTIVE).await;
@@ -479,9 +495,8 @@ async fn duplicates_get_the_same_answer_even_after_a_restart() {
     assert_eq!(code(&t.purchase(&other).await), "94");
 }
 
-#[tokio::test]
-async fn every_decline_of_section_6_in_its_order() {
-    let switch = Switch::start();
+async fn every_decline_of_section_6_in_its_order(backend: Backend) {
+    let switch = Switch::start(backend);
     for (i, profile) in PROFILES.into_iter().enumerate() {
         let mut t = switch.terminal(profile, ACTIVE).await;
         let card = switch.regular(false, 2 + i);
@@ -601,9 +616,8 @@ async fn every_decline_of_section_6_in_its_order() {
     }
 }
 
-#[tokio::test]
-async fn wrong_pins_count_and_the_third_locks() {
-    let switch = Switch::start();
+async fn wrong_pins_count_and_the_third_locks(backend: Backend) {
+    let switch = Switch::start(backend);
     let mut t = switch.terminal(Profile::Bcd, ACTIVE).await;
     let card = switch.regular(false, 0);
     let mut wrong = Purchase::new(&card, 1_000_000);
@@ -632,9 +646,8 @@ async fn wrong_pins_count_and_the_third_locks() {
     );
 }
 
-#[tokio::test]
-async fn daily_purchase_count_limit() {
-    let switch = Switch::start();
+async fn daily_purchase_count_limit(backend: Backend) {
+    let switch = Switch::start(backend);
     let mut t = switch.terminal(Profile::Ascii, ACTIVE).await;
     let card = switch.regular(false, 1);
     for _ in 0..3 {
@@ -652,9 +665,8 @@ async fn daily_purchase_count_limit() {
 
 // ------------------------------------------------------------------ §3.4 reversals
 
-#[tokio::test]
-async fn reversals_are_exactly_once_and_tombstones_decline_late_originals() {
-    let switch = Switch::start();
+async fn reversals_are_exactly_once_and_tombstones_decline_late_originals(backend: Backend) {
+    let switch = Switch::start(backend);
     for (i, profile) in PROFILES.into_iter().enumerate() {
         let mut t = switch.terminal(profile, ACTIVE).await;
         let card = switch.regular(false, 3 + i);
@@ -685,9 +697,8 @@ async fn reversals_are_exactly_once_and_tombstones_decline_late_originals() {
 
 // ------------------------------------------------------------------ §3.5 batch close
 
-#[tokio::test]
-async fn batch_close_matches_or_answers_95_with_the_switch_totals() {
-    let switch = Switch::start();
+async fn batch_close_matches_or_answers_95_with_the_switch_totals(backend: Backend) {
+    let switch = Switch::start(backend);
     let mut t = switch.terminal(Profile::Bcd, ACTIVE_2).await;
     let card = switch.regular(false, 5);
     let sold = Purchase::new(&card, 2_000_000);
@@ -714,9 +725,8 @@ async fn batch_close_matches_or_answers_95_with_the_switch_totals() {
 
 // ------------------------------------------------------------------ §3.6 anything else
 
-#[tokio::test]
-async fn other_mtis_get_12_and_responses_are_dropped() {
-    let switch = Switch::start();
+async fn other_mtis_get_12_and_responses_are_dropped(backend: Backend) {
+    let switch = Switch::start(backend);
     let mut t = switch.terminal(Profile::Ascii, ACTIVE).await;
     let mut m = Message::new(Mti::new(*b"0100").unwrap());
     m.set(11, next_stan().as_bytes()).unwrap();
@@ -734,4 +744,232 @@ async fn other_mtis_get_12_and_responses_are_dropped() {
     assert_eq!(code(&t.exchange(&echo).await), "00");
     let started = Instant::now();
     assert!(started.elapsed() < DEADLINE);
+}
+
+/// Each scenario as a test on the embedded store and on Redis.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[tokio::test] async fn $name() { super::$name(super::Backend::Embedded).await } )*
+        }
+        mod redis {
+            $( #[tokio::test] async fn $name() { super::$name(super::Backend::Redis).await } )*
+        }
+    };
+}
+
+on_both_backends!(
+    network_management_and_key_change,
+    purchase_approves_once_and_spans_pockets_earliest_expiry_first,
+    duplicates_get_the_same_answer_even_after_a_restart,
+    every_decline_of_section_6_in_its_order,
+    wrong_pins_count_and_the_third_locks,
+    daily_purchase_count_limit,
+    reversals_are_exactly_once_and_tombstones_decline_late_originals,
+    batch_close_matches_or_answers_95_with_the_switch_totals,
+    other_mtis_get_12_and_responses_are_dropped,
+);
+
+// ------------------------------------------------------------------ hostile peers
+
+/// Resident memory of a process in KiB, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[tokio::test]
+async fn hostile_bytes_cost_only_their_own_connection() {
+    let switch = Switch::start(Backend::Embedded);
+    let mut good = switch.terminal(Profile::Bcd, ACTIVE).await;
+    let hostile: Vec<(Profile, Vec<u8>)> = vec![
+        (
+            Profile::Bcd,
+            (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect(),
+        ), // garbage
+        (
+            Profile::Ascii,
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        ), // not a length
+        (Profile::Ascii, b"9999".to_vec()),     // over the limit
+        (Profile::Bcd, vec![0xff, 0xff, 0x60]), // huge length
+        (Profile::Bcd, vec![0x00, 0x40, 0x60, 0x00, 0x01]), // truncated, then gone
+        (Profile::Ascii, b"0100".to_vec()),     // lying: promises 100
+    ];
+    for (profile, bytes) in &hostile {
+        let addr = if *profile == Profile::Bcd {
+            &switch.bcd
+        } else {
+            &switch.ascii
+        };
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let _ = stream.write_all(bytes).await;
+        drop(stream);
+    }
+    // A bitmap announcing fields that are not there, with MTI, DE11 and DE41 readable: `30`.
+    let mut m = Message::new(Mti::FINANCIAL_REQUEST);
+    m.set(11, b"424242").unwrap();
+    m.set(41, good.id.as_bytes()).unwrap();
+    let bcd_frame = |bytes: &[u8]| {
+        let mut frame = ((bytes.len() + 5) as u16).to_be_bytes().to_vec();
+        frame.extend_from_slice(&[0x60, 0, 1, 0, 0]);
+        frame.extend_from_slice(bytes);
+        frame
+    };
+    // Announcing DE4 shifts every field: nothing readable is left, so it is dropped.
+    let mut shifted = m.to_bytes(Profile::Bcd).to_vec();
+    shifted[2] |= 0x10;
+    good.stream.write_all(&bcd_frame(&shifted)).await.unwrap();
+    // Announcing DE52 after DE41: MTI, DE11 and DE41 are read, so it is answered `30`.
+    let mut bytes = m.to_bytes(Profile::Bcd).to_vec();
+    bytes[2 + 6] |= 0x10;
+    good.stream.write_all(&bcd_frame(&bytes)).await.unwrap();
+    let answer = good.receive().await;
+    assert_eq!(
+        (code(&answer).as_str(), answer.stan()),
+        ("30", Some(*b"424242"))
+    );
+    // The well-behaved terminal is still served.
+    let echo = good.network_message("301");
+    assert_eq!(code(&good.exchange(&echo).await), "00");
+}
+
+#[tokio::test]
+async fn ten_thousand_idle_connections_leave_others_served_and_memory_bounded() {
+    const IDLE_CONNECTIONS: usize = 10_000;
+    const CONNECT_BATCH: usize = 250;
+    /// Generous: an idle connection costs a task, a socket and a 2 KiB read buffer.
+    const RSS_GROWTH_KIB_MAX: u64 = 256 * 1024;
+    let switch = Switch::start(Backend::Embedded);
+    let pid = switch.child.id();
+    let before = rss_kib(pid);
+    let mut idle = Vec::with_capacity(IDLE_CONNECTIONS);
+    while idle.len() < IDLE_CONNECTIONS {
+        let batch = (0..CONNECT_BATCH).map(|_| TcpStream::connect(switch.ascii.clone()));
+        for stream in futures::future::join_all(batch).await {
+            idle.push(stream.expect("connect"));
+        }
+    }
+    let mut t = switch.terminal(Profile::Ascii, ACTIVE).await;
+    let card = switch.regular(false, 0);
+    assert_eq!(
+        code(&t.purchase(&Purchase::new(&card, 1_000_000)).await),
+        "00"
+    );
+    let mut b = switch.terminal(Profile::Bcd, ACTIVE_2).await;
+    let echo = b.network_message("301");
+    assert_eq!(code(&b.exchange(&echo).await), "00");
+    let growth = rss_kib(pid).saturating_sub(before);
+    assert!(
+        growth < RSS_GROWTH_KIB_MAX,
+        "RSS grew by {growth} KiB for {IDLE_CONNECTIONS} idle connections"
+    );
+    drop(idle);
+}
+
+// ------------------------------------------------------------------ crash safety
+
+/// SIGKILL while purchases are in flight, then restart: every purchase the client saw
+/// approved is in the journal exactly once (asking again returns the same RRN and
+/// authorization id, and the balances add up), and the journal verifies.
+async fn killed_mid_traffic_loses_no_approved_purchase(backend: Backend) {
+    const CARDS: u32 = 40;
+    const IN_FLIGHT: usize = 8;
+    for seed in [3u64, 17, 41] {
+        let switch = Switch::start_with(backend, CARDS);
+        let cards = switch.cards("regular");
+        let mut t = switch.terminal(Profile::Bcd, ACTIVE).await;
+        let kill_after = 20 + (seed * 7919 % 60) as usize;
+        let mut sent: Vec<Purchase> = Vec::new();
+        let mut approved: Vec<(Purchase, String, String)> = Vec::new();
+        let mut answered = 0;
+        let mut next = 0usize;
+        // Keep IN_FLIGHT requests outstanding; kill the switch after `kill_after` answers.
+        let mut switch = Some(switch);
+        while answered < kill_after {
+            while sent.len() - answered < IN_FLIGHT {
+                let card = &cards[next % cards.len()];
+                next += 1;
+                let p = Purchase::new(card, 100_000 + (next as u64 % 7) * 1_000);
+                t.send(&t.purchase_message(&p)).await;
+                sent.push(p);
+            }
+            let answer = t.receive().await;
+            answered += 1;
+            let stan = String::from_utf8(answer.stan().unwrap().to_vec()).unwrap();
+            let p = sent.iter().find(|p| p.stan == stan).unwrap().clone();
+            if code(&answer) == "00" {
+                approved.push((p, text(&answer, 37), text(&answer, 38)));
+            }
+        }
+        let mut dead = switch.take().unwrap();
+        let _ = dead.child.kill(); // SIGKILL, with requests in flight
+        let _ = dead.child.wait();
+        let switch = dead.restart();
+        let status = Command::new(env!("CARGO_BIN_EXE_ssn-switch"))
+            .args(["verify", "--data-dir"])
+            .arg(&switch.data_dir)
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "verify after SIGKILL: {}",
+            String::from_utf8_lossy(&status.stdout)
+        );
+
+        let mut t = switch.terminal(Profile::Ascii, ACTIVE).await;
+        for (p, rrn, auth) in &approved {
+            let again = t.purchase(p).await;
+            assert_eq!(
+                (code(&again), text(&again, 37), text(&again, 38)),
+                ("00".into(), rrn.clone(), auth.clone()),
+                "seed {seed}"
+            );
+        }
+        // Balances: what each card had, minus what the client saw approved, minus what was
+        // approved without the client seeing it (requests in flight at the kill): those are
+        // in the journal too and answer as duplicates.
+        for card in &cards {
+            let seen: u64 = approved
+                .iter()
+                .filter(|(p, ..)| p.card.pan == card.pan)
+                .map(|(p, ..)| p.amount)
+                .sum();
+            let mut unseen = 0;
+            for p in sent.iter().filter(|p| p.card.pan == card.pan) {
+                if approved.iter().any(|(a, ..)| a.stan == p.stan) {
+                    continue;
+                }
+                let again = t.purchase(p).await;
+                if code(&again) == "00" {
+                    unseen += p.amount;
+                }
+            }
+            let start = if card.programs == 2 {
+                SEMBAKO + LANSIA
+            } else {
+                SEMBAKO
+            };
+            assert_eq!(
+                t.balance(card).await,
+                start - seen - unseen,
+                "seed {seed}: card {}",
+                &card.pan[12..]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn killed_mid_traffic_loses_no_approved_purchase_embedded() {
+    killed_mid_traffic_loses_no_approved_purchase(Backend::Embedded).await;
+}
+
+#[tokio::test]
+async fn killed_mid_traffic_loses_no_approved_purchase_redis() {
+    killed_mid_traffic_loses_no_approved_purchase(Backend::Redis).await;
 }
