@@ -74,6 +74,11 @@ struct ServeArgs {
     /// generated on first start.
     #[arg(long, env = "SSN_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
+    /// The master key itself (64 hex digits), for deployments that inject secrets through
+    /// the environment; takes precedence over the file. Environment only: a flag would show
+    /// it in the process list.
+    #[arg(skip = std::env::var("SSN_MASTER_KEY").ok())]
+    master_key_hex: Option<String>,
     /// DE4/DE54 currency exponent on the `bcd` listener (IDR: 2; some hosts send 0).
     #[arg(long, env = "SSN_BCD_AMOUNT_EXPONENT", default_value_t = 2)]
     bcd_amount_exponent: u8,
@@ -138,6 +143,9 @@ fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
 
 /// The master key from its file, or a new one written to `DATA_DIR/master.key` (mode 0600).
 fn master_key(args: &ServeArgs) -> anyhow::Result<MasterKey> {
+    if let Some(hex) = &args.master_key_hex {
+        return MasterKey::from_hex(hex.trim()).map_err(|e| anyhow::anyhow!("SSN_MASTER_KEY: {e}"));
+    }
     let path = args
         .master_key_file
         .clone()

@@ -152,7 +152,25 @@ struct Answer {
     started: Instant,
 }
 
+/// Counts a request in `ssn_requests_in_flight` for as long as it lives, however it ends
+/// (answered, or dropped with its connection).
+struct InFlight;
+
+impl InFlight {
+    fn new() -> InFlight {
+        metrics::gauge!("ssn_requests_in_flight").increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("ssn_requests_in_flight").decrement(1.0);
+    }
+}
+
 async fn answer<H: Handler>(handler: &H, tpdu: Option<Tpdu>, request: MessageView) -> Answer {
+    let _in_flight = InFlight::new();
     let started = Instant::now();
     let mti = request.mti();
     let message = handler.handle(request).await;
