@@ -4,3 +4,4 @@
 
 mod codec_interop;
 mod peers;
+mod switch_interop;

@@ -1,10 +1,16 @@
 //! Running the independent ISO 8583 peers prepared by `tests/peers/setup.sh`.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-fn workspace_root() -> PathBuf {
+/// How long a peer's whole conversation with a switch may take, JVM start included; the peers'
+/// own socket reads give up after 30 s, so this only catches a peer that hangs elsewhere.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(90);
+
+pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -101,5 +107,75 @@ impl Peer {
                 serde_json::from_str(l).unwrap_or_else(|e| panic!("{self:?} wrote {l:?}: {e}"))
             })
             .collect()
+    }
+}
+
+/// What a peer's `client` mode did against a running switch (tests/peers/README.md).
+#[derive(Debug)]
+pub struct ClientRun {
+    /// Whether the peer found every answer as the contract wants it (exit status 0).
+    pub success: bool,
+    /// One `{"step", "mti", "fields"}` object per answer, in the order the peer sent them.
+    pub steps: Vec<serde_json::Value>,
+    /// What the peer wrote on stderr: the reason when `success` is false.
+    pub stderr: String,
+}
+
+impl Peer {
+    /// Runs the peer as a terminal (jPOS, `bcd` port) or host link (pyiso8583, `ascii` port)
+    /// against the switch at `address`, with the demo city described by `manifest`.
+    pub fn client(self, address: &str, manifest: &Path) -> ClientRun {
+        let mut child = self
+            .command()
+            .arg("client")
+            .arg(address)
+            .arg(manifest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{self:?} client did not start: {e}"));
+        // Both pipes are read to their end on threads, which ends when the peer exits; the
+        // deadline bounds the wait for that.
+        let (tx, rx) = mpsc::channel();
+        let pipes: [(bool, Box<dyn Read + Send>); 2] = [
+            (true, Box::new(child.stdout.take().unwrap())),
+            (false, Box::new(child.stderr.take().unwrap())),
+        ];
+        for (is_stdout, mut pipe) in pipes {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.read_to_string(&mut text);
+                let _ = tx.send((is_stdout, text));
+            });
+        }
+        let end = Instant::now() + CLIENT_DEADLINE;
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        for _ in 0..2 {
+            match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+                Ok((true, text)) => stdout = text,
+                Ok((false, text)) => stderr = text,
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{self:?} client did not finish within {CLIENT_DEADLINE:?}");
+                }
+            }
+        }
+        let status = child.wait().unwrap();
+        let steps = stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("{self:?} client wrote {l:?}: {e}\n{stderr}"))
+            })
+            .collect();
+        ClientRun {
+            success: status.success(),
+            steps,
+            stderr,
+        }
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the independent interoperability peers into DIR (scripts/lib.sh passes target/peers):
 #
-#   DIR/venv                  a Python virtualenv holding exactly pyiso8583 (tests/peers/pyiso/peer.py)
+#   DIR/venv                  a Python virtualenv holding exactly pyiso8583 and pycryptodome
+#                             (3DES for the PIN blocks of `peer.py client`)
 #   DIR/jpos/classes          the compiled jPOS peer, main class ssn.peers.Peer
 #   DIR/jpos/lib/*.jar        jPOS and every jar it needs at run time
 #   DIR/jpos/classpath.txt    the whole run-time classpath on one line:
@@ -15,6 +16,7 @@
 set -euo pipefail
 
 PYISO8583_VERSION=4.0.1
+PYCRYPTODOME_VERSION=4.4.0
 
 if [[ $# -ne 1 ]]; then
   echo "usage: $0 DIR" >&2
@@ -45,6 +47,7 @@ resolved() {
 
 python_inputs() {
   echo "pyiso8583==$PYISO8583_VERSION"
+  echo "pycryptodome==$PYCRYPTODOME_VERSION"
   resolved python3
 }
 
@@ -73,12 +76,14 @@ setup_python() {
     fail "python3 -m venv $venv failed (output above)"
   fi
   if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-      "pyiso8583==$PYISO8583_VERSION" >"$log" 2>&1; then
+      "pyiso8583==$PYISO8583_VERSION" "pycryptodome==$PYCRYPTODOME_VERSION" >"$log" 2>&1; then
     cat "$log" >&2
-    fail "pip install pyiso8583==$PYISO8583_VERSION failed (output above)"
+    fail "pip install pyiso8583==$PYISO8583_VERSION pycryptodome==$PYCRYPTODOME_VERSION failed (output above)"
   fi
   "$venv/bin/python" "$here/pyiso/peer.py" gen --count 1 --seed 1 >/dev/null \
     || fail "the pyiso8583 peer does not run: $venv/bin/python $here/pyiso/peer.py gen --count 1 --seed 1"
+  "$venv/bin/python" -c "from Crypto.Cipher import DES3" \
+    || fail "pycryptodome does not import in $venv"
   rm -f "$log"
   echo "$hash" >"$venv/.stamp"
 }

@@ -9,6 +9,11 @@
         {"fields": {...}, "hex": "<pyiso8583's re-encoding of those fields>"} or {"error": "..."}
     peer.py spec
         default_ascii's field table, one JSON line per field (for crosscheck.py)
+    peer.py client HOST:PORT MANIFEST_JSON
+        a host link on the switch's `ascii` port (4 ASCII digit length framing): sign-on,
+        purchase, balance inquiry, reversal, balance inquiry, batch close with the first terminal
+        and the first regular card of the demo manifest; one JSON line per answer,
+        {"step": ..., "mti": ..., "fields": {...}}; exit status 1 on any unexpected answer
 
 default_ascii is taken to match jPOS ISO87APackager, the switch's `ascii` profile. Where the two
 disagree (tests/peers/README.md lists where), `gen` stays inside what both accept, so that every
@@ -20,7 +25,9 @@ in the README.
 import argparse
 import json
 import random
+import socket
 import sys
+import time
 
 import iso8583
 from iso8583.specs import default_ascii as SPEC
@@ -188,6 +195,191 @@ def spec(out):
         line["description"] = definition.get("desc", "")
         out.write(json.dumps(line) + "\n")
 
+# ---------------------------------------------------------------------------------------------
+# client: the host interface's everyday conversation, spoken by pyiso8583 over real TCP
+
+# Every socket wait ends by then, so a switch that stops answering fails the run, never hangs it.
+ANSWER_TIMEOUT_S = 30
+# What a length header can announce: 4 ASCII digits.
+FRAME_BYTES_MAX = 9999
+# Rp 10.000,00 in minor units (IDR exponent 2), paid for rice and eggs, which the demo city's
+# programs allow (contract section 4: category code n2, quantity n2, amount n12).
+PURCHASE_AMOUNT = 1_000_000
+BASKET = (("01", 2, 600_000), ("02", 1, 400_000))
+assert sum(amount for _, _, amount in BASKET) == PURCHASE_AMOUNT
+# DE54 (contract section 5): account type 00, amount type 02 (available), IDR, credit, 12 digits.
+BALANCE_PREFIX = "0002360C"
+
+
+class Unexpected(Exception):
+    """An answer the contract does not allow here; the run stops with exit status 1."""
+
+
+def pin_block(pin, pan, tpk_hex):
+    """ISO 9564-1 format 0 under the terminal PIN key (double-length 3DES, ECB), as 16 uppercase
+    hex characters, the `ascii` profile's DE52."""
+    from Crypto.Cipher import DES3  # pycryptodome, installed by setup.sh; only this mode needs it
+
+    pin_field = ("0%X%s" % (len(pin), pin)).ljust(16, "F")
+    account_field = "0000" + pan[-13:-1]  # rightmost 12 digits without the check digit
+    clear = bytes(a ^ b for a, b in zip(bytes.fromhex(pin_field), bytes.fromhex(account_field)))
+    return DES3.new(bytes.fromhex(tpk_hex), DES3.MODE_ECB).encrypt(clear).hex().upper()
+
+
+def balance_of(step, answer):
+    de54 = answer.get("54")
+    if de54 is None or len(de54) != 20 or not de54.startswith(BALANCE_PREFIX) or not de54[8:].isdigit():
+        raise Unexpected(f"{step}: DE54 is {de54!r}, not {BALANCE_PREFIX} and 12 digits")
+    return int(de54[8:])
+
+
+class Link:
+    """One TCP connection to the switch's ascii port, one request in flight at a time."""
+
+    def __init__(self, sock, terminal, out):
+        self.sock = sock
+        self.terminal = terminal
+        self.out = out
+        self.stan = 0
+
+    def next_stan(self):
+        self.stan += 1
+        return "%06d" % self.stan
+
+    def exchange(self, step, request, code="00"):
+        """Sends request, prints the answer as one JSON line, and checks what every answer must
+        have: the response MTI, the echoed STAN and terminal, and the expected DE39."""
+        encoded, _ = iso8583.encode(dict(request), SPEC)
+        if len(encoded) > FRAME_BYTES_MAX:
+            raise Unexpected(f"{step}: {len(encoded)} bytes do not fit a 4-digit length header")
+        self.sock.sendall(b"%04d" % len(encoded) + bytes(encoded))
+        decoded, _ = iso8583.decode(self.read_frame(), SPEC)
+        answer = ordered(decoded)
+        self.out.write(json.dumps({"step": step, "mti": answer.get("t"), "fields": answer}) + "\n")
+        self.out.flush()
+        mti = request["t"][:2] + str(int(request["t"][2]) + 1) + request["t"][3]
+        for key, want in (("t", mti), ("11", request["11"]), ("41", request["41"]), ("39", code)):
+            if answer.get(key) != want:
+                what = "MTI" if key == "t" else "DE" + key
+                raise Unexpected(f"{step}: {what} is {answer.get(key)!r}, expected {want!r}")
+        return answer
+
+    def read_frame(self):
+        while True:
+            header = self.read_exact(4)
+            if not header.isdigit():
+                raise Unexpected(f"the length header {header!r} is not 4 digits")
+            length = int(header)
+            if length:  # zero is a keep-alive
+                return self.read_exact(length)
+
+    def read_exact(self, length):
+        data = b""
+        while len(data) < length:
+            chunk = self.sock.recv(length - len(data))
+            if not chunk:
+                raise Unexpected(f"the switch closed the connection after {len(data)} of {length} bytes")
+            data += chunk
+        return data
+
+
+def card_request(link, card, processing_code, transmitted):
+    """The fields a purchase and a balance inquiry share (contract 3.2, 3.3)."""
+    terminal = link.terminal
+    now = time.localtime()
+    return {
+        "t": "0200",
+        "2": card["pan"],
+        "3": processing_code,
+        "7": transmitted,
+        "11": link.next_stan(),
+        "12": time.strftime("%H%M%S", now),
+        "13": time.strftime("%m%d", now),
+        "14": card["expiry"],
+        "22": "021",  # magnetic stripe, PIN entry capability
+        "25": "00",
+        "35": f"{card['pan']}={card['expiry']}101",
+        "41": terminal["terminal_id"],
+        "42": terminal["merchant_id"],
+        "49": "360",
+        "52": pin_block(card["pin"], card["pan"], terminal["tpk"]),
+    }
+
+
+def transmission_time():
+    """DE7, MMDDhhmmss in UTC."""
+    return time.strftime("%m%d%H%M%S", time.gmtime())
+
+
+def conversation(link, card):
+    terminal = link.terminal
+    link.exchange("sign_on", {
+        "t": "0800", "7": transmission_time(), "11": link.next_stan(),
+        "41": terminal["terminal_id"], "70": "001",
+    })
+
+    purchase = card_request(link, card, "000000", transmission_time())
+    purchase["4"] = "%012d" % PURCHASE_AMOUNT
+    purchase["48"] = "B1%02d" % len(BASKET) + "".join(
+        "%s%02d%012d" % item for item in BASKET)
+    answer = link.exchange("purchase", purchase)
+    for key, length in (("37", 12), ("38", 6)):
+        if len(answer.get(key, "")) != length:
+            raise Unexpected(f"purchase: DE{key} is {answer.get(key)!r}, expected {length} characters")
+    after_purchase = balance_of("purchase", answer)
+
+    inquiry = card_request(link, card, "310000", transmission_time())
+    balance = balance_of("balance_inquiry", link.exchange("balance_inquiry", inquiry))
+    if balance != after_purchase:
+        raise Unexpected(f"balance_inquiry: balance {balance}, but the purchase left {after_purchase}")
+
+    original = "0200" + purchase["11"] + purchase["7"] + "0" * 22
+    reversal = {
+        "t": "0400", "2": card["pan"], "3": "000000", "4": purchase["4"],
+        "7": transmission_time(), "11": link.next_stan(),
+        "41": terminal["terminal_id"], "42": terminal["merchant_id"], "49": "360", "90": original,
+    }
+    answer = link.exchange("reversal", reversal)
+    if answer.get("90") != original:
+        raise Unexpected(f"reversal: DE90 is {answer.get('90')!r}, expected {original!r}")
+
+    inquiry = card_request(link, card, "310000", transmission_time())
+    balance = balance_of("balance_after_reversal", link.exchange("balance_after_reversal", inquiry))
+    if balance != after_purchase + PURCHASE_AMOUNT:
+        raise Unexpected(f"balance_after_reversal: balance {balance}, expected "
+                         f"{after_purchase} + {PURCHASE_AMOUNT} back from the reversal")
+
+    # Sales are approved purchases not reversed (contract 3.5): the one purchase was reversed,
+    # so no sales and one reversal of its amount.
+    totals = "%03d%012d%03d%012d" % (0, 0, 1, PURCHASE_AMOUNT)
+    try:
+        link.exchange("batch_close", {
+            "t": "0500", "3": "920000", "7": transmission_time(), "11": link.next_stan(),
+            "41": terminal["terminal_id"], "42": terminal["merchant_id"],
+            "60": "000001", "63": totals,
+        })
+    except Unexpected as e:
+        raise Unexpected(f"{e} (terminal totals {totals})") from None
+
+
+def client(args, out):
+    host, _, port = args.address.rpartition(":")
+    if not host or not port.isdigit():
+        print(f"error: {args.address!r} is not HOST:PORT", file=sys.stderr)
+        return 2
+    with open(args.manifest) as f:
+        manifest = json.load(f)
+    terminal = manifest["terminals"][0]
+    card = next(c for c in manifest["cards"] if c["kind"] == "regular")
+    try:
+        with socket.create_connection((host, int(port)), timeout=ANSWER_TIMEOUT_S) as sock:
+            conversation(Link(sock, terminal, out), card)
+    except (Unexpected, OSError, ValueError) as e:
+        out.flush()
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -199,9 +391,14 @@ def main():
     gen.add_argument("--own-limits", action="store_true", help="use default_ascii's own field definitions")
     commands.add_parser("decode", help="decode JSON lines with a hex key from stdin")
     commands.add_parser("spec", help="print default_ascii's field table")
+    host = commands.add_parser("client", help="run the host interface's conversation against a switch")
+    host.add_argument("address", help="the switch's ascii port, HOST:PORT")
+    host.add_argument("manifest", help="the demo manifest, DIR/demo.json")
     args = parser.parse_args()
 
     out = sys.stdout
+    if args.command == "client":
+        sys.exit(client(args, out))
     if args.command == "gen":
         generate(args, out)
     elif args.command == "decode":

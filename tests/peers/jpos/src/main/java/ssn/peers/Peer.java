@@ -49,6 +49,7 @@ import org.jpos.iso.packager.ISO87BPackager;
  *   Peer ascii-gen N SEED [--max-bytes B]  the same over ISO87APackager
  *   Peer ascii-decode                      the same over ISO87APackager
  *   Peer spec binary|ascii                 the packager's field table, one JSON line per field
+ *   Peer client HOST:PORT MANIFEST_JSON    an EDC terminal on the switch's bcd port ({@link Client})
  * </pre>
  *
  * The JSON line formats and the field value conventions are in tests/peers/README.md. The program
@@ -72,6 +73,7 @@ public final class Peer {
             System.err.println("usage: Peer gen|ascii-gen N SEED [--max-bytes B]");
             System.err.println("       Peer decode|ascii-decode   (JSON lines with a \"hex\" key on stdin)");
             System.err.println("       Peer spec binary|ascii");
+            System.err.println("       Peer client HOST:PORT MANIFEST_JSON");
             System.exit(2);
         }
     }
@@ -93,6 +95,8 @@ public final class Peer {
             case "ascii-decode":
                 decodeAll(new ISO87APackager(), out);
                 return 0;
+            case "client":
+                return Client.run(args, out);
             case "spec":
                 if (args.length != 2) {
                     throw new UsageException("spec takes binary or ascii");
@@ -394,7 +398,7 @@ public final class Peer {
         }
     }
 
-    private static final class UsageException extends RuntimeException {
+    static final class UsageException extends RuntimeException {
         private static final long serialVersionUID = 1L;
 
         UsageException(String message) {

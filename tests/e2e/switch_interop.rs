@@ -1,0 +1,287 @@
+//! The switch against independent implementations of the host interface: a jPOS terminal
+//! (`NACChannel` + `ISO87BPackager`, the `bcd` port) and a pyiso8583 host link (4-digit ASCII
+//! framing, `default_ascii`, the `ascii` port) each run sign-on, purchase, balance inquiry,
+//! reversal, balance inquiry and batch close against a real `ssn-switch serve --demo`. The
+//! peers check every answer themselves (tests/peers/README.md); these tests check them again
+//! from the peers' JSON lines, so that a peer that checks too little cannot pass.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::peers::{ClientRun, Peer, workspace_root};
+
+/// How long the switch may take to provision the demo city and announce its ports.
+const LISTENING_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The steps each peer runs, in order, with the MTI of the answer each must get.
+const STEPS: [(&str, &str); 6] = [
+    ("sign_on", "0810"),
+    ("purchase", "0210"),
+    ("balance_inquiry", "0210"),
+    ("reversal", "0410"),
+    ("balance_after_reversal", "0210"),
+    ("batch_close", "0510"),
+];
+
+/// DE54 (contract §5): account type 00, available amount, IDR, credit, then 12 digits.
+const BALANCE_PREFIX: &str = "0002360C";
+
+#[test]
+fn jpos_terminal_runs_the_everyday_conversation_over_bcd() {
+    let switch = Switch::start();
+    let run = Peer::JposBinary.client(&switch.bcd, &switch.data_dir.join("demo.json"));
+    check(&switch, &run);
+    for step in &run.steps {
+        assert_eq!(
+            step["tpdu"], "6000000001",
+            "the answer's TPDU has the request's NIIs swapped: {step}"
+        );
+    }
+}
+
+#[test]
+fn pyiso8583_host_runs_the_everyday_conversation_over_ascii() {
+    let switch = Switch::start();
+    let run = Peer::PyIso8583.client(&switch.ascii, &switch.data_dir.join("demo.json"));
+    check(&switch, &run);
+}
+
+/// Checks the peer's run: every step answered `00` with its MTI, the purchase authorized, the
+/// balance unchanged by the inquiry and restored by the reversal.
+fn check(switch: &Switch, run: &ClientRun) {
+    let context = || {
+        format!(
+            "peer stderr:\n{}\npeer steps:\n{}\nswitch log:\n{}",
+            run.stderr,
+            run.steps
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            switch.log()
+        )
+    };
+    assert!(
+        run.success,
+        "the peer found an unexpected answer\n{}",
+        context()
+    );
+    let names: Vec<&str> = run
+        .steps
+        .iter()
+        .map(|s| s["step"].as_str().unwrap_or("?"))
+        .collect();
+    let expected: Vec<&str> = STEPS.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, expected, "{}", context());
+
+    let terminal_id = switch.manifest["terminals"][0]["terminal_id"]
+        .as_str()
+        .unwrap();
+    let fields: Vec<&Value> = run.steps.iter().map(|s| &s["fields"]).collect();
+    for ((name, mti), (step, fields)) in STEPS.iter().zip(run.steps.iter().zip(&fields)) {
+        assert_eq!(step["mti"], *mti, "{name}: MTI\n{}", context());
+        assert_eq!(fields["39"], "00", "{name}: DE39\n{}", context());
+        assert_eq!(fields["41"], terminal_id, "{name}: DE41\n{}", context());
+    }
+    let [_, purchase, inquiry, reversal, after_reversal, _] = fields[..] else {
+        unreachable!("six steps, checked above")
+    };
+
+    assert_eq!(
+        text(purchase, "37").len(),
+        12,
+        "purchase: RRN\n{}",
+        context()
+    );
+    assert_eq!(
+        text(purchase, "38").len(),
+        6,
+        "purchase: authorization id\n{}",
+        context()
+    );
+    let amount: u64 = text(purchase, "4").parse().expect("purchase: DE4 digits");
+    assert!(amount > 0, "purchase: DE4 {amount}");
+    let after_purchase = balance(purchase);
+    assert_eq!(
+        balance(inquiry),
+        after_purchase,
+        "an inquiry moves no money\n{}",
+        context()
+    );
+    assert!(
+        !inquiry.as_object().unwrap().contains_key("38"),
+        "an inquiry authorizes nothing"
+    );
+
+    assert_eq!(text(reversal, "2"), text(purchase, "2"), "reversal: DE2");
+    assert_eq!(text(reversal, "4"), text(purchase, "4"), "reversal: DE4");
+    let original = format!(
+        "0200{}{}{}",
+        text(purchase, "11"),
+        text(purchase, "7"),
+        "0".repeat(22)
+    );
+    assert_eq!(
+        text(reversal, "90"),
+        original,
+        "reversal: DE90 names the purchase"
+    );
+    let restored = after_purchase.checked_add(amount).expect("no overflow");
+    assert_eq!(
+        balance(after_reversal),
+        restored,
+        "the reversal gives the purchase amount back\n{}",
+        context()
+    );
+}
+
+fn text<'a>(fields: &'a Value, key: &str) -> &'a str {
+    fields[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("DE{key} missing in {fields}"))
+}
+
+/// The available balance in DE54, in minor units.
+fn balance(fields: &Value) -> u64 {
+    let de54 = text(fields, "54");
+    assert_eq!(de54.len(), 20, "DE54 {de54:?}");
+    assert!(de54.starts_with(BALANCE_PREFIX), "DE54 {de54:?}");
+    de54[8..]
+        .parse()
+        .unwrap_or_else(|e| panic!("DE54 {de54:?}: {e}"))
+}
+
+/// A running `ssn-switch serve --demo` on a data directory of its own, killed by PID (SIGKILL)
+/// and its directory removed when dropped, whether the test passed or not.
+struct Switch {
+    /// The process, so that Drop can kill exactly this one.
+    child: Child,
+    /// The demo city the switch provisioned; removed on drop.
+    data_dir: PathBuf,
+    /// Where the switch wrote its stderr; shown when a test fails, removed on drop.
+    log_path: PathBuf,
+    /// `127.0.0.1:PORT` of the `bcd` listener.
+    bcd: String,
+    /// `127.0.0.1:PORT` of the `ascii` listener.
+    ascii: String,
+    /// `DATA_DIR/demo.json`: terminals with their keys, cards with their PINs.
+    manifest: Value,
+}
+
+static RUNS: AtomicU32 = AtomicU32::new(0);
+
+impl Switch {
+    fn start() -> Switch {
+        let name = format!(
+            "ssn-interop-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::SeqCst)
+        );
+        let data_dir = std::env::temp_dir().join(&name);
+        let log_path = std::env::temp_dir().join(format!("{name}.log"));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let log = std::fs::File::create(&log_path).expect("switch log file");
+        let child = Command::new(switch_binary())
+            .args(["serve", "--demo", "--demo-cards", "12", "--data-dir"])
+            .arg(&data_dir)
+            .args([
+                "--bcd-listen",
+                "127.0.0.1:0",
+                "--ascii-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--admin-listen", "127.0.0.1:0", "--log", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("ssn-switch starts");
+        // From here on Drop kills the process, whatever fails next.
+        let mut switch = Switch {
+            child,
+            data_dir,
+            log_path,
+            bcd: String::new(),
+            ascii: String::new(),
+            manifest: Value::Null,
+        };
+        let ready = switch.listening_line();
+        switch.bcd = ready["bcd"].as_str().expect("bcd address").to_string();
+        switch.ascii = ready["ascii"].as_str().expect("ascii address").to_string();
+        let manifest = std::fs::read(switch.data_dir.join("demo.json")).expect("demo manifest");
+        switch.manifest = serde_json::from_slice(&manifest).expect("demo manifest is JSON");
+        switch
+    }
+
+    /// Waits, with a deadline, for the one JSON line the switch prints once it listens.
+    fn listening_line(&mut self) -> Value {
+        let stdout = self.child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining, so that the switch never blocks on a full pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = rx.recv_timeout(LISTENING_DEADLINE).unwrap_or_else(|_| {
+            panic!(
+                "no listening line in {LISTENING_DEADLINE:?}\n{}",
+                self.log()
+            )
+        });
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("listening line {line:?}: {e}\n{}", self.log()));
+        assert_eq!(ready["event"], "listening", "{line}");
+        ready
+    }
+
+    /// What the switch has written on stderr so far.
+    fn log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.log_path) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        let _ = std::fs::remove_file(&self.log_path);
+    }
+}
+
+/// `target/debug/ssn-switch` of this workspace, built once if it is not there yet. A binary
+/// that is there is used as it is: `cargo test --workspace` (scripts/test.sh) builds it first.
+fn switch_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let root = workspace_root();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(|dir| root.join(dir))
+            .unwrap_or_else(|| root.join("target"));
+        let binary = target.join("debug/ssn-switch");
+        if !binary.exists() {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "ssn-switch"])
+                .current_dir(&root)
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "cargo build -p ssn-switch failed");
+        }
+        assert!(binary.exists(), "no switch at {}", binary.display());
+        binary
+    })
+}
