@@ -19,7 +19,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
@@ -463,8 +463,11 @@ pub struct Journal {
     state: Arc<RwLock<State>>,
     /// Set when a write failed; every later submission is refused.
     poisoned: Arc<AtomicBool>,
-    /// The writer thread, joined on drop.
-    writer: Option<JoinHandle<()>>,
+    /// Counters.
+    stats: Arc<JournalStats>,
+    /// The sequencer and sync threads, joined on drop (sequencer first: it closes the sync
+    /// thread's queue when it ends).
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl fmt::Debug for Journal {
@@ -507,25 +510,42 @@ impl Journal {
         let state = Arc::new(RwLock::new(state));
         let poisoned = Arc::new(AtomicBool::new(false));
         let (sender, receiver) = mpsc::sync_channel(JOURNAL_QUEUE_RECORDS_MAX);
-        let writer = Writer {
-            receiver,
+        let stats = Arc::new(JournalStats::default());
+        let (prepared_sender, prepared_receiver) =
+            mpsc::sync_channel(JOURNAL_BATCHES_IN_FLIGHT_MAX);
+        let syncer = Syncer {
+            prepared: prepared_receiver,
             store,
+            poisoned: Arc::clone(&poisoned),
+            stats: Arc::clone(&stats),
+        };
+        let sequencer = Sequencer {
+            receiver,
+            prepared: prepared_sender,
             state: Arc::clone(&state),
             poisoned: Arc::clone(&poisoned),
             head,
+            stats: Arc::clone(&stats),
         };
-        let writer = std::thread::Builder::new()
+        let syncer = std::thread::Builder::new()
+            .name("ssn-journal-sync".into())
+            .spawn(move || syncer.run())?;
+        let sequencer = std::thread::Builder::new()
             .name("ssn-journal".into())
-            .spawn(move || writer.run())?;
-        Ok((
-            Journal {
-                sender: Some(sender),
-                state,
-                poisoned,
-                writer: Some(writer),
-            },
-            report,
-        ))
+            .spawn(move || sequencer.run())?;
+        let journal = Journal {
+            sender: Some(sender),
+            state,
+            poisoned,
+            stats,
+            threads: vec![sequencer, syncer],
+        };
+        Ok((journal, report))
+    }
+
+    /// Counters of the journal's work so far.
+    pub fn stats(&self) -> &JournalStats {
+        &self.stats
     }
 
     /// Hands `entry` to the writer without waiting. The receiver resolves once it is durable.
@@ -586,31 +606,59 @@ impl Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         self.sender = None;
-        if let Some(writer) = self.writer.take() {
-            // A panicked writer has nothing left to clean up.
-            let _ = writer.join();
+        for thread in self.threads.drain(..) {
+            // A panicked thread has nothing left to clean up.
+            let _ = thread.join();
         }
     }
 }
 
-/// The writer thread's state.
-struct Writer {
+/// Prepared batches waiting for the sync thread. Two let the sequencer check and encode batch
+/// N+1 while batch N is in `fdatasync`, which is where a batch spends most of its time; more
+/// would only add latency.
+pub const JOURNAL_BATCHES_IN_FLIGHT_MAX: usize = 2;
+
+/// Counters of the journal's work, for benchmarks and metrics.
+#[derive(Debug, Default)]
+pub struct JournalStats {
+    /// Batches written (one fsync each).
+    pub batches: AtomicU64,
+    /// Entries written.
+    pub entries: AtomicU64,
+    /// Time spent in write + fdatasync, in nanoseconds.
+    pub sync_nanos: AtomicU64,
+    /// Time the sequencer held the projection's write lock, in nanoseconds.
+    pub apply_nanos: AtomicU64,
+}
+
+/// A batch checked, applied and encoded, on its way to the disk.
+struct PreparedBatch {
+    /// The entries to write, chained.
+    entries: Vec<EncodedEntry>,
+    /// Who to answer, with what, once the entries are durable.
+    replies: Vec<(Reply, Result<Applied, JournalError>)>,
+}
+
+/// The sequencer thread: checks each record against the invariants, applies it to the
+/// projection, encodes and chains it. It never waits for the disk.
+struct Sequencer {
     /// Submissions, bounded by JOURNAL_QUEUE_RECORDS_MAX.
     receiver: Receiver<Submission>,
-    /// Where entries go.
-    store: Box<dyn JournalStore>,
+    /// To the sync thread, bounded by JOURNAL_BATCHES_IN_FLIGHT_MAX.
+    prepared: SyncSender<PreparedBatch>,
     /// The projection it keeps current.
     state: Arc<RwLock<State>>,
     /// Shared with the handle.
     poisoned: Arc<AtomicBool>,
     /// The chain's end.
     head: ChainHead,
+    /// Shared with the handle.
+    stats: Arc<JournalStats>,
 }
 
-impl Writer {
+impl Sequencer {
     fn run(mut self) {
         let mut batch: Vec<Submission> = Vec::with_capacity(JOURNAL_BATCH_RECORDS_MAX);
-        let mut encoded: Vec<EncodedEntry> = Vec::with_capacity(JOURNAL_BATCH_RECORDS_MAX);
         while let Ok(first) = self.receiver.recv() {
             batch.push(first);
             while batch.len() < JOURNAL_BATCH_RECORDS_MAX {
@@ -619,69 +667,112 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.write_batch(&mut batch, &mut encoded);
-            batch.clear();
-            encoded.clear();
+            let prepared = self.prepare(&mut batch);
+            if let Err(mpsc::SendError(prepared)) = self.prepared.send(prepared) {
+                // The sync thread is gone (it only stops when this thread does): answer anyway.
+                for (reply, _) in prepared.replies {
+                    let _ = reply.send(Err(JournalError::Closed));
+                }
+            }
         }
     }
 
-    fn write_batch(&mut self, batch: &mut Vec<Submission>, encoded: &mut Vec<EncodedEntry>) {
+    fn prepare(&mut self, batch: &mut Vec<Submission>) -> PreparedBatch {
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut entries = Vec::with_capacity(batch.len());
         if self.poisoned.load(Ordering::Acquire) {
             for submission in batch.drain(..) {
-                reply(submission, Err(JournalError::Poisoned));
+                replies.push((submission.into_reply(), Err(JournalError::Poisoned)));
             }
-            return;
+            return PreparedBatch { entries, replies };
         }
         let bodies: Vec<Result<Vec<u8>, JournalError>> = batch.iter().map(encode).collect();
-        let mut outcomes: Vec<Result<Applied, JournalError>> = Vec::with_capacity(batch.len());
-        {
-            let mut state = self
-                .state
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for (submission, body) in batch.iter().zip(&bodies) {
-                outcomes.push(match (submission, body) {
-                    (Submission::Barrier { .. }, _) => Ok(Applied::Done),
-                    (Submission::Record { .. }, Err(e)) => {
-                        Err(JournalError::Encoding(e.to_string()))
-                    }
-                    (Submission::Record { entry, .. }, Ok(_)) => {
-                        state.apply(entry).map_err(JournalError::from)
-                    }
-                });
-            }
-        }
-        for ((submission, body), outcome) in batch.iter().zip(bodies).zip(&outcomes) {
-            if let (Submission::Record { .. }, Ok(body), Ok(_)) = (submission, body, outcome) {
-                let entry = EncodedEntry::new(self.head.next_sequence, self.head.last_hash, body);
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let locked = std::time::Instant::now();
+        for (submission, body) in batch.drain(..).zip(bodies) {
+            let (entry, reply) = match submission {
+                Submission::Barrier { reply } => {
+                    replies.push((reply, Ok(Applied::Done)));
+                    continue;
+                }
+                Submission::Record { entry, reply } => (entry, reply),
+            };
+            let outcome = body.and_then(|body| {
+                let applied = state.apply_owned(*entry)?;
+                let encoded = EncodedEntry::new(self.head.next_sequence, self.head.last_hash, body);
                 self.head = ChainHead {
                     next_sequence: self.head.next_sequence + 1,
-                    last_hash: entry.hash,
+                    last_hash: encoded.hash,
                 };
-                encoded.push(entry);
+                entries.push(encoded);
+                Ok(applied)
+            });
+            replies.push((reply, outcome));
+        }
+        drop(state);
+        self.stats
+            .apply_nanos
+            .fetch_add(locked.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        PreparedBatch { entries, replies }
+    }
+}
+
+/// The sync thread: writes each prepared batch with one write and one fdatasync, then answers.
+struct Syncer {
+    /// From the sequencer.
+    prepared: Receiver<PreparedBatch>,
+    /// Where entries go.
+    store: Box<dyn JournalStore>,
+    /// Shared with the handle and the sequencer.
+    poisoned: Arc<AtomicBool>,
+    /// Shared with the handle.
+    stats: Arc<JournalStats>,
+}
+
+impl Syncer {
+    fn run(mut self) {
+        while let Ok(batch) = self.prepared.recv() {
+            let written = if self.poisoned.load(Ordering::Acquire) {
+                // After a failed write the chain on disk ends somewhere unknown: writing later
+                // batches would leave a gap. Refuse everything until reopened.
+                Err(None)
+            } else if batch.entries.is_empty() {
+                Ok(())
+            } else {
+                let started = std::time::Instant::now();
+                let written = self.store.append_durable(&batch.entries);
+                self.stats
+                    .sync_nanos
+                    .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .entries
+                    .fetch_add(batch.entries.len() as u64, Ordering::Relaxed);
+                written.map_err(|e| Some(Arc::new(e)))
+            };
+            if written.is_err() {
+                self.poisoned.store(true, Ordering::Release);
+            }
+            for (reply, outcome) in batch.replies {
+                let outcome = match &written {
+                    Ok(()) => outcome,
+                    Err(Some(error)) => Err(JournalError::WriteFailed(Arc::clone(error))),
+                    Err(None) => Err(JournalError::Poisoned),
+                };
+                // A caller that stopped waiting (timed out, cancelled) is no reason to stop.
+                let _ = reply.send(outcome);
             }
         }
-        let written = if encoded.is_empty() {
-            Ok(())
-        } else {
-            self.store.append_durable(encoded)
-        };
-        match written {
-            Ok(()) => {
-                for (submission, outcome) in batch.drain(..).zip(outcomes) {
-                    reply(submission, outcome);
-                }
-            }
-            Err(error) => {
-                self.poisoned.store(true, Ordering::Release);
-                let error = Arc::new(error);
-                for submission in batch.drain(..) {
-                    reply(
-                        submission,
-                        Err(JournalError::WriteFailed(Arc::clone(&error))),
-                    );
-                }
-            }
+    }
+}
+
+impl Submission {
+    fn into_reply(self) -> Reply {
+        match self {
+            Submission::Record { reply, .. } | Submission::Barrier { reply } => reply,
         }
     }
 }
@@ -701,14 +792,6 @@ fn encode(submission: &Submission) -> Result<Vec<u8>, JournalError> {
             Ok(body)
         }
     }
-}
-
-fn reply(submission: Submission, outcome: Result<Applied, JournalError>) {
-    let sender = match submission {
-        Submission::Record { reply, .. } | Submission::Barrier { reply } => reply,
-    };
-    // A caller that stopped waiting (timed out, cancelled) is no reason to stop the writer.
-    let _ = sender.send(outcome);
 }
 
 /// The journal file inside a data directory.

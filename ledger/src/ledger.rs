@@ -349,6 +349,11 @@ impl Ledger {
         &self.open_report
     }
 
+    /// Counters of the journal's work (batches, entries, time in fsync).
+    pub fn journal_stats(&self) -> &crate::journal::JournalStats {
+        self.journal.stats()
+    }
+
     /// The registry, for the admin API's reads and writes of non-money records.
     pub fn registry(&self) -> &dyn Registry {
         self.registry.as_ref()
@@ -819,25 +824,19 @@ impl Ledger {
         id: TransferId,
         credits: &[PocketCredit],
     ) -> Result<(), LedgerError> {
-        match self.balances.credit(id, credits).await {
-            Ok(()) => Ok(()),
-            Err(fenced @ StoreError::Fenced { .. }) => {
-                // Per card: rebuild every fenced card, then retry the rest (idempotent).
-                self.recover_fenced(fenced).await?;
-                let mut attempts = 0;
-                loop {
-                    match self.balances.credit(id, credits).await {
-                        Ok(()) => return Ok(()),
-                        Err(fenced @ StoreError::Fenced { .. }) if attempts < credits.len() => {
-                            attempts += 1;
-                            self.recover_fenced(fenced).await?;
-                        }
-                        Err(other) => return Err(other.into()),
-                    }
-                }
-            }
-            Err(other) => Err(other.into()),
+        let not_ours = self.balances.credit(id, credits).await?;
+        if not_ours.is_empty() {
+            return Ok(());
         }
+        let snapshots: Vec<CardSnapshot> = {
+            let state = self.journal.state();
+            not_ours
+                .iter()
+                .map(|card| self.snapshot(&state, *card))
+                .collect()
+        };
+        self.balances.rebuild(&snapshots).await?;
+        Ok(())
     }
 
     /// Closes the terminal's open batch on the journal's totals (§3.5). A repeat of the last

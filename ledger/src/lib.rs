@@ -129,7 +129,7 @@ pub use balances::{
     BalanceStore, CardSnapshot, DebitOutcome, DebitRequest, MEMORY_SHARDS, MemoryBalances,
     PocketBalance, PocketCredit, REDIS_AMOUNT_MINOR_MAX, REDIS_SCRIPTS_IN_FLIGHT_MAX,
     RedisBalances, RedisConfig, SnapshotTransfer, StoreError, StoredDebit, decide_debit,
-    sort_pockets, spendable,
+    redis_debit_script, sort_pockets, spendable,
 };
 pub use day::{Day, WITA_OFFSET_SECONDS};
 pub use ids::{
@@ -138,8 +138,9 @@ pub use ids::{
 };
 pub use journal::{
     Break, BreakKind, ChainHead, EncodedEntry, FileJournal, Hash, JOURNAL_BATCH_RECORDS_MAX,
-    JOURNAL_ENTRY_BYTES_MAX, JOURNAL_MAGIC, JOURNAL_QUEUE_RECORDS_MAX, JOURNAL_TORN_TAIL_BYTES_MAX,
-    Journal, JournalError, JournalStore, OpenReport,
+    JOURNAL_BATCHES_IN_FLIGHT_MAX, JOURNAL_ENTRY_BYTES_MAX, JOURNAL_MAGIC,
+    JOURNAL_QUEUE_RECORDS_MAX, JOURNAL_TORN_TAIL_BYTES_MAX, Journal, JournalError, JournalStats,
+    JournalStore, OpenReport,
 };
 pub use ledger::{
     Authorization, BalanceBackend, BatchCloseOutcome, BatchCloseRequest, DeclineRequest,

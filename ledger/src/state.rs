@@ -120,7 +120,9 @@ pub struct State {
     /// Cards with at least one pocket or purchase.
     pub cards: HashMap<CardId, CardState>,
     /// Every purchase authorization, approved or declined.
-    pub purchases: HashMap<TransferId, PurchaseState>,
+    /// Boxed because the map grows to millions of entries and a rehash then moves only
+    /// pointers, not whole records.
+    pub purchases: HashMap<TransferId, Box<PurchaseState>>,
     /// Reversals that arrived before their original.
     pub tombstones: HashSet<TransferId>,
     /// Transfers other than purchases, by id, with the record that made them.
@@ -156,11 +158,98 @@ impl State {
 
     /// The purchase with this key, if the journal has it.
     pub fn purchase(&self, key: &PurchaseKey) -> Option<&PurchaseState> {
-        self.purchases.get(&TransferId::purchase(key))
+        self.purchases.get(&TransferId::purchase(key)).map(|p| &**p)
+    }
+
+    /// As [`State::apply`], taking the entry by value so the projection keeps it without a copy.
+    /// Purchases, nearly every entry, take a path that changes only the pockets and giro
+    /// accounts they name, without building legs or copying the record: the journal's writer
+    /// holds the projection's lock while it applies, and every purchase waits for that.
+    pub fn apply_owned(&mut self, entry: Entry) -> Result<Applied, InvariantError> {
+        match entry.record {
+            Record::Purchase(purchase) => {
+                let id = TransferId::purchase(&purchase.key);
+                if self.purchases.contains_key(&id) {
+                    return Err(InvariantError::DuplicateTransfer(id));
+                }
+                self.apply_purchase(id, purchase)?;
+                self.entries += 1;
+                Ok(Applied::Done)
+            }
+            record => self.apply(&Entry {
+                at_unix_seconds: entry.at_unix_seconds,
+                record,
+            }),
+        }
+    }
+
+    fn apply_purchase(
+        &mut self,
+        id: TransferId,
+        purchase: PurchaseRecord,
+    ) -> Result<(), InvariantError> {
+        let approved = purchase.response.code == ResponseCode::APPROVED;
+        let paid = Money::checked_sum(purchase.legs.iter().map(|leg| leg.amount));
+        let distinct = purchase
+            .legs
+            .iter()
+            .enumerate()
+            .all(|(i, leg)| purchase.legs[..i].iter().all(|l| l.program != leg.program));
+        if (approved && (paid != Some(purchase.amount) || purchase.card.is_none() || !distinct))
+            || (!approved && !purchase.legs.is_empty())
+        {
+            return Err(InvariantError::LegsDoNotAddUp(id));
+        }
+        // Every check before any change: new pocket and giro balances first.
+        let mut new_balances = Vec::with_capacity(purchase.legs.len());
+        if let Some(card) = purchase.card {
+            let pockets = self.cards.get(&card).map(|c| &c.pockets);
+            for leg in &purchase.legs {
+                if !leg.amount.is_positive() {
+                    return Err(InvariantError::NonPositiveAmount(id));
+                }
+                let pocket = pockets
+                    .and_then(|p| p.get(&leg.program))
+                    .copied()
+                    .unwrap_or(Money::ZERO);
+                let pocket = pocket
+                    .checked_sub(leg.amount)
+                    .ok_or(InvariantError::Overflow(id))?;
+                if pocket.is_negative() {
+                    return Err(InvariantError::Overdrawn {
+                        transfer: id,
+                        account: Account::Pocket(card, leg.program.clone()),
+                    });
+                }
+                let giro_account = Account::Giro(leg.program.clone());
+                let giro = self
+                    .balance(&giro_account)
+                    .checked_add(leg.amount)
+                    .ok_or(InvariantError::Overflow(id))?;
+                new_balances.push((giro_account, pocket, giro));
+            }
+            let card_state = self.cards.entry(card).or_default();
+            for (leg, (_, pocket, _)) in purchase.legs.iter().zip(&new_balances) {
+                match card_state.pockets.get_mut(&leg.program) {
+                    Some(balance) => *balance = *pocket,
+                    None => {
+                        card_state.pockets.insert(leg.program.clone(), *pocket);
+                    }
+                }
+            }
+        }
+        for (giro_account, _, giro) in new_balances {
+            self.accounts.insert(giro_account, giro);
+        }
+        self.record_purchase(id, purchase);
+        Ok(())
     }
 
     /// Checks `record` against every invariant and applies it, or changes nothing.
     pub fn apply(&mut self, entry: &Entry) -> Result<Applied, InvariantError> {
+        if let Record::Purchase(_) = &entry.record {
+            return self.apply_owned(entry.clone());
+        }
         let record = &entry.record;
         let id = self.check_new(record)?;
         if let Record::Purchase(purchase) = record {
@@ -291,7 +380,7 @@ impl State {
     fn record_effects(&mut self, id: TransferId, entry: &Entry) -> Applied {
         match &entry.record {
             Record::Purchase(purchase) => {
-                self.record_purchase(id, purchase);
+                self.record_purchase(id, purchase.clone());
                 Applied::Done
             }
             Record::Reversal(reversal) => {
@@ -355,7 +444,7 @@ impl State {
         self.cards.entry(card).or_default().history.push((id, how));
     }
 
-    fn record_purchase(&mut self, id: TransferId, purchase: &PurchaseRecord) {
+    fn record_purchase(&mut self, id: TransferId, purchase: PurchaseRecord) {
         if let Some(card) = purchase.card {
             self.touch(card, id, CardTransfer::Purchase);
         }
@@ -369,10 +458,14 @@ impl State {
                 }
                 card.purchases_today += 1;
             }
+            if !self.terminals.contains_key(&purchase.key.terminal) {
+                self.terminals
+                    .insert(purchase.key.terminal.clone(), TerminalBatches::default());
+            }
             let batches = self
                 .terminals
-                .entry(purchase.key.terminal.clone())
-                .or_default();
+                .get_mut(&purchase.key.terminal)
+                .expect("inserted above");
             let next = batches.next_sequence;
             let (sequence, totals) = batches.open.get_or_insert((next, BatchTotals::default()));
             if batches.next_sequence <= *sequence {
@@ -389,11 +482,11 @@ impl State {
         }
         self.purchases.insert(
             id,
-            PurchaseState {
-                record: purchase.clone(),
+            Box::new(PurchaseState {
+                record: purchase,
                 reversed: false,
                 batch_sequence,
-            },
+            }),
         );
     }
 

@@ -121,7 +121,11 @@ impl BalanceStore for MemoryBalances {
         Ok(())
     }
 
-    async fn credit(&self, id: TransferId, credits: &[PocketCredit]) -> Result<(), StoreError> {
+    async fn credit(
+        &self,
+        id: TransferId,
+        credits: &[PocketCredit],
+    ) -> Result<Vec<CardId>, StoreError> {
         let mut by_card: Vec<(CardId, Vec<&PocketCredit>)> = Vec::new();
         for credit in credits {
             match by_card.iter_mut().find(|(card, _)| *card == credit.card) {
@@ -159,7 +163,7 @@ impl BalanceStore for MemoryBalances {
             }
             card.transfers.insert(id, SnapshotTransfer::Credit);
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     async fn drain(&self, card: CardId, id: TransferId) -> Result<Vec<PocketAmount>, StoreError> {

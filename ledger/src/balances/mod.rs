@@ -11,7 +11,10 @@ mod memory;
 mod redis;
 
 pub use memory::{MEMORY_SHARDS, MemoryBalances};
-pub use redis::{REDIS_AMOUNT_MINOR_MAX, REDIS_SCRIPTS_IN_FLIGHT_MAX, RedisBalances, RedisConfig};
+pub use redis::{
+    REDIS_AMOUNT_MINOR_MAX, REDIS_SCRIPTS_IN_FLIGHT_MAX, RedisBalances, RedisConfig,
+    redis_debit_script,
+};
 
 use crate::day::Day;
 use crate::ids::{AuthorizationId, CardId, ProgramCode, Rrn, TransferId};
@@ -151,8 +154,15 @@ pub trait BalanceStore: Send + Sync + fmt::Debug {
     /// when its journal write was refused. Does nothing when there is none.
     async fn undo_debit(&self, card: CardId, id: TransferId) -> Result<(), StoreError>;
 
-    /// Credits pockets, idempotent per (card, id).
-    async fn credit(&self, id: TransferId, credits: &[PocketCredit]) -> Result<(), StoreError>;
+    /// Credits pockets, idempotent per (card, id). Returns the cards it did not credit because
+    /// this generation of the cache does not hold them (never cached, or cached by an older
+    /// generation): the caller rebuilds those from the journal, which already has the credit.
+    /// A card held by a newer generation is an error ([`StoreError::Fenced`]).
+    async fn credit(
+        &self,
+        id: TransferId,
+        credits: &[PocketCredit],
+    ) -> Result<Vec<CardId>, StoreError>;
 
     /// Atomically takes every pocket of `card` to zero and returns what it took; a retry with
     /// the same id returns the same amounts and takes nothing more.

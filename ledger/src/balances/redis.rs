@@ -196,6 +196,11 @@ end
 return 1
 "#;
 
+/// The debit script's source, for benchmarking it with `redis-benchmark` (EVALSHA).
+pub fn redis_debit_script() -> &'static str {
+    DEBIT_SCRIPT
+}
+
 /// The Redis balance store.
 pub struct RedisBalances {
     /// Reconnecting, multiplexed connection; cloned per call (cheap).
@@ -465,7 +470,11 @@ impl BalanceStore for RedisBalances {
         }
     }
 
-    async fn credit(&self, id: TransferId, credits: &[PocketCredit]) -> Result<(), StoreError> {
+    async fn credit(
+        &self,
+        id: TransferId,
+        credits: &[PocketCredit],
+    ) -> Result<Vec<CardId>, StoreError> {
         let mut by_card: HashMap<CardId, Vec<String>> = HashMap::new();
         for credit in credits {
             let args = by_card
@@ -475,18 +484,31 @@ impl BalanceStore for RedisBalances {
             args.push(credit.expires.0.to_string());
             args.push(checked_amount(credit.amount)?.to_string());
         }
-        let results: Vec<Result<(), StoreError>> = futures::stream::iter(by_card)
+        let results: Vec<Result<Option<CardId>, StoreError>> = futures::stream::iter(by_card)
             .map(|(card, args)| async move {
                 let reply = self.run(&self.scripts.credit, card, &args).await?;
                 match reply.as_slice() {
-                    [tag, found] if tag == "F" => Err(self.fenced(card, found)),
-                    _ => Ok(()),
+                    [tag, found] if tag == "F" => match self.fenced(card, found) {
+                        StoreError::Fenced { found, ours, .. }
+                            if found.is_none_or(|found| found < ours) =>
+                        {
+                            Ok(Some(card))
+                        }
+                        newer => Err(newer),
+                    },
+                    _ => Ok(None),
                 }
             })
             .buffer_unordered(REDIS_SCRIPTS_IN_FLIGHT_MAX)
             .collect()
             .await;
-        results.into_iter().collect()
+        let mut not_ours = Vec::new();
+        for result in results {
+            if let Some(card) = result? {
+                not_ours.push(card);
+            }
+        }
+        Ok(not_ours)
     }
 
     async fn drain(&self, card: CardId, id: TransferId) -> Result<Vec<PocketAmount>, StoreError> {
