@@ -342,36 +342,47 @@ fn redis_benchmark_ceiling(url: &str, seconds: u64) {
         "90000000000000",
     ]);
     let requests = (seconds * 60_000).to_string();
-    let output = std::process::Command::new("redis-benchmark")
-        .args([
-            "-p",
-            &port,
-            "-c",
-            "50",
-            "-n",
-            &requests,
-            "-r",
-            "1000000000",
-            "-q",
-        ])
-        .args(["EVALSHA", &sha, "2", card, "ssn-bench-rb:{card:1}:x"])
-        .args([
-            "1",
-            "__rand_int__",
-            "1",
-            "20376",
-            "4294967295",
-            "000000000001",
-            "000001",
-            ",BENCH,",
-        ])
-        .output();
-    match output {
-        Ok(output) => println!(
-            "redis-benchmark EVALSHA ceiling: {}",
-            String::from_utf8_lossy(&output.stdout).trim()
-        ),
-        Err(e) => println!("redis-benchmark ceiling: not run ({e})"),
+    // Without pipelining (-P 1) and with it (-P 16): the client under test multiplexes many
+    // calls on one connection, which is pipelining, so the second is the fair ceiling.
+    for pipeline in ["1", "16"] {
+        let output = std::process::Command::new("redis-benchmark")
+            .args([
+                "-p",
+                &port,
+                "-c",
+                "50",
+                "-n",
+                &requests,
+                "-P",
+                pipeline,
+                "-r",
+                "1000000000",
+                "--csv",
+            ])
+            .args(["EVALSHA", &sha, "2", card, "ssn-bench-rb:{card:1}:x"])
+            .args([
+                "1",
+                "__rand_int__",
+                "1",
+                "20376",
+                "4294967295",
+                "000000000001",
+                "000001",
+                ",BENCH,",
+            ])
+            .output();
+        match output {
+            Ok(output) => {
+                let csv = String::from_utf8_lossy(&output.stdout);
+                let rps = csv
+                    .lines()
+                    .last()
+                    .and_then(|line| line.split("\",\"").nth(1))
+                    .unwrap_or("?");
+                println!("redis-benchmark EVALSHA ceiling (-c 50 -P {pipeline}): {rps}/s");
+            }
+            Err(e) => println!("redis-benchmark ceiling: not run ({e})"),
+        }
     }
     cli(&["DEL", card, "ssn-bench-rb:{card:1}:x"]);
 }

@@ -36,6 +36,10 @@ pub const PURCHASE_LOCK_STRIPES: usize = 65_536;
 /// Stripes of the per-terminal lock that serializes a terminal's reversals and batch closes.
 pub const TERMINAL_LOCK_STRIPES: usize = 1_024;
 
+/// Compare-and-set retries of one wrong-PIN count update before giving up (`91`): only
+/// concurrent checks of the same card conflict, and each retry sees their result.
+pub const PIN_UPDATE_ATTEMPTS_MAX: usize = 8;
+
 /// Where balances are kept for the hot path.
 #[derive(Clone, Debug)]
 pub enum BalanceBackend {
@@ -62,6 +66,28 @@ impl LedgerConfig {
             balances: BalanceBackend::Embedded,
         }
     }
+}
+
+/// The three stores a ledger runs on.
+#[derive(Debug)]
+pub struct LedgerStores {
+    /// Where journal entries go.
+    pub journal: Box<dyn crate::journal::JournalStore>,
+    /// People, cards, merchants, terminals, tokens, audit.
+    pub registry: Arc<dyn Registry>,
+    /// The hot path's balances.
+    pub balances: Arc<dyn BalanceStore>,
+}
+
+/// What a PIN check did to a card's wrong-PIN count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinOutcome {
+    /// Correct: the count is back to zero.
+    Correct,
+    /// Wrong, and the PIN is not locked yet: `55`.
+    Wrong,
+    /// Wrong for the third time in a row (or already locked): `75`.
+    Locked,
 }
 
 /// Errors of ledger operations, each with the answer the front doors give.
@@ -313,8 +339,7 @@ impl Ledger {
         let io = |e: std::io::Error| LedgerError::Unavailable(format!("data directory: {e}"));
         ensure_dir(&config.data_dir).map_err(io)?;
         let ledger_id = ledger_id(&config.data_dir).map_err(io)?;
-        let store = FileJournal::open(&journal_path(&config.data_dir)).map_err(io)?;
-        let (journal, open_report) = Journal::open(Box::new(store))?;
+        let journal = FileJournal::open(&journal_path(&config.data_dir)).map_err(io)?;
         let registry = Arc::new(RedbRegistry::open(&config.data_dir.join("registry.redb"))?);
         let balances: Arc<dyn BalanceStore> = match &config.balances {
             BalanceBackend::Embedded => Arc::new(MemoryBalances::new()),
@@ -324,6 +349,23 @@ impl Ledger {
                 Arc::new(RedisBalances::connect(&redis).await?)
             }
         };
+        Ledger::open_with(LedgerStores {
+            journal: Box::new(journal),
+            registry,
+            balances,
+        })
+        .await
+    }
+
+    /// Opens the ledger on stores the caller built: another journal store (Scylla), or test
+    /// doubles that fail on purpose.
+    pub async fn open_with(stores: LedgerStores) -> Result<Ledger, LedgerError> {
+        let LedgerStores {
+            journal,
+            registry,
+            balances,
+        } = stores;
+        let (journal, open_report) = Journal::open(journal)?;
         let programs = registry
             .programs()
             .await?
@@ -1142,6 +1184,51 @@ impl Ledger {
             }])
             .await?;
         Ok(())
+    }
+
+    /// Records the result of a PIN check on `card` (§8: a correct PIN resets the count; the
+    /// third wrong one in a row locks the PIN). The registry write is a compare-and-set, so
+    /// two terminals checking the same card at once both count. A locked PIN stays locked
+    /// whatever is entered, until an operator resets it.
+    pub async fn record_pin_check(
+        &self,
+        card: CardId,
+        correct: bool,
+    ) -> Result<PinOutcome, LedgerError> {
+        for _ in 0..PIN_UPDATE_ATTEMPTS_MAX {
+            let current = self
+                .registry
+                .card(card)
+                .await?
+                .ok_or_else(|| LedgerError::NotFound(format!("card {card}")))?;
+            if current.pin_locked() {
+                return Ok(PinOutcome::Locked);
+            }
+            let (count, outcome) = match correct {
+                true => (0, PinOutcome::Correct),
+                false if current.wrong_pin_count + 1 >= crate::registry::WRONG_PIN_COUNT_MAX => {
+                    (crate::registry::WRONG_PIN_COUNT_MAX, PinOutcome::Locked)
+                }
+                false => (current.wrong_pin_count + 1, PinOutcome::Wrong),
+            };
+            if count == current.wrong_pin_count {
+                return Ok(outcome);
+            }
+            let mut updated = current.clone();
+            updated.wrong_pin_count = count;
+            let op = RegistryOp::Replace {
+                expected: RegistryRecord::Card(current),
+                new: RegistryRecord::Card(updated),
+            };
+            match self.registry.apply(vec![op]).await {
+                Ok(()) => return Ok(outcome),
+                Err(RegistryError::Conflict(_)) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(LedgerError::Unavailable(format!(
+            "card {card} changed {PIN_UPDATE_ATTEMPTS_MAX} times during one PIN check"
+        )))
     }
 
     /// Compares the balance store with the journal for every card the journal knows and

@@ -144,8 +144,9 @@ pub use journal::{
 };
 pub use ledger::{
     Authorization, BalanceBackend, BatchCloseOutcome, BatchCloseRequest, DeclineRequest,
-    DisbursementOutcome, Ledger, LedgerConfig, LedgerError, PURCHASE_LOCK_STRIPES, PurchaseLookup,
-    PurchaseRequest, ReversalOutcome, ReversalRequest, TERMINAL_LOCK_STRIPES,
+    DisbursementOutcome, Ledger, LedgerConfig, LedgerError, LedgerStores, PIN_UPDATE_ATTEMPTS_MAX,
+    PURCHASE_LOCK_STRIPES, PinOutcome, PurchaseLookup, PurchaseRequest, ReversalOutcome,
+    ReversalRequest, TERMINAL_LOCK_STRIPES,
 };
 pub use money::Money;
 pub use record::{

@@ -21,11 +21,12 @@ macro_rules! masked {
             }
 
             /// Masked for display: the first six and last four characters (PAN style) or only
-            /// the last four.
+            /// the last four; values shorter than 12 characters entirely.
             pub fn masked(&self) -> String {
                 let len = self.0.len();
                 let keep_front = if $shown { 6.min(len.saturating_sub(4)) } else { 0 };
-                let keep_back = 4.min(len);
+                // Short values (a PVV) are masked whole: their last four are all of them.
+                let keep_back = if len >= 12 { 4 } else { 0 };
                 let mut out = String::with_capacity(len);
                 out.push_str(&self.0[..keep_front]);
                 out.extend(std::iter::repeat_n('*', len - keep_front - keep_back));

@@ -7,6 +7,8 @@
 
 mod contract;
 mod crash;
+mod failures;
 mod fencing;
+mod registry;
 mod support;
 mod verify;
