@@ -173,7 +173,12 @@ impl Message {
             wire::write_bitmap_word(profile, self.present.secondary_word(), out);
         }
         for number in self.present.fields() {
-            if let (Some(spec), Some(value)) = (spec::field(number), self.get(number)) {
+            let (Some(spec), Some(&(start, len))) =
+                (spec::field(number), self.spans.get(usize::from(number)))
+            else {
+                continue;
+            };
+            if let Some(value) = self.arena.get(start as usize..(start + len) as usize) {
                 wire::write_field(profile, spec, value, out);
             }
         }

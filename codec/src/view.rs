@@ -85,20 +85,29 @@ impl MessageView {
         };
         let present = Bitmap::from_words(primary, secondary);
         for number in present.fields() {
-            let spec = spec::field(number).ok_or((DecodeError::BadBitmap, true))?;
-            let (span, next) = wire::read_field(self.profile, spec, buf, pos).map_err(|error| {
-                (
-                    DecodeError::Field {
+            let read = match spec::field(number) {
+                Some(spec) => wire::read_field(self.profile, spec, buf, pos),
+                None => Err(FieldError::NoSuchField),
+            };
+            match read {
+                Ok((span, next)) => {
+                    if let Some(slot) = self.spans.get_mut(usize::from(number)) {
+                        *slot = span;
+                    }
+                    pos = next;
+                }
+                Err(error) => {
+                    // What was read before the fault stays readable for `failure`.
+                    self.present = present.below(number);
+                    let error = DecodeError::Field {
                         field: number,
                         error,
-                    },
-                    true,
-                )
-            })?;
-            self.spans[usize::from(number)] = span;
-            self.present.insert(number);
-            pos = next;
+                    };
+                    return Err((error, true));
+                }
+            }
         }
+        self.present = present;
         if pos != buf.len() {
             return Err((DecodeError::TrailingBytes(buf.len() - pos), true));
         }
@@ -147,7 +156,9 @@ impl MessageView {
         let spec = spec::field(number)?;
         let span = self.spans.get(usize::from(number))?;
         let start = usize::from(span.start);
-        let body = self.bytes.get(start..start + usize::from(span.len))?;
+        let body = self
+            .bytes
+            .get(start..start + span.len(self.profile, spec.kind))?;
         Some((spec, body, usize::from(span.units)))
     }
 

@@ -28,13 +28,21 @@ impl Profile {
     }
 }
 
-/// Where a decoded field's body lies in its message, and its logical length (digits,
-/// characters or bytes). `u16` is enough: no frame of either profile exceeds 65,535 bytes.
+/// Where a decoded field's body starts in its message, and its logical length (digits,
+/// characters or bytes); the body's byte length follows from the units and the profile.
+/// `u16` is enough: decoding refuses messages over 65,535 bytes. Four bytes, so the span
+/// table of a view stays small to build and move.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Span {
     pub start: u16,
-    pub len: u16,
     pub units: u16,
+}
+
+impl Span {
+    /// Bytes of the body on the wire.
+    pub(crate) fn len(&self, profile: Profile, kind: Kind) -> usize {
+        body_bytes(profile, kind, usize::from(self.units))
+    }
 }
 
 /// Bytes on the wire of a BCD body holding `digits` digits.
@@ -60,22 +68,38 @@ fn nibble_char(number: u8, n: u8) -> Option<u8> {
     }
 }
 
-fn char_nibble(c: u8) -> u8 {
-    if c == b'=' {
-        0x0d
-    } else {
-        c.wrapping_sub(b'0') & 0x0f
+/// `HEX_VALUES[c]`: the value of hex digit `c` (either case), or `0xff` for anything else.
+/// Bitmaps of every `ascii` message go through it, so it is a table rather than a match.
+static HEX_VALUES: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut c = 0;
+    while c < 256 {
+        table[c] = match c as u8 {
+            b'0'..=b'9' => c as u8 - b'0',
+            b'A'..=b'F' => c as u8 - b'A' + 10,
+            b'a'..=b'f' => c as u8 - b'a' + 10,
+            _ => 0xff,
+        };
+        c += 1;
     }
-}
+    table
+};
 
 fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
+    let value = HEX_VALUES[usize::from(c)];
+    (value != 0xff).then_some(value)
 }
+
+/// `TRACK2_CHARS[c]`: `c` may appear in an `ascii` track 2 (a digit or `=`).
+static TRACK2_CHARS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        table[c] = (c as u8).is_ascii_digit() || c as u8 == b'=';
+        c += 1;
+    }
+    table
+};
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
@@ -91,9 +115,14 @@ pub(crate) fn unhex(hex: &[u8], mut sink: impl FnMut(u8)) -> bool {
 }
 
 fn put_hex(out: &mut BytesMut, bytes: &[u8]) {
-    for b in bytes {
-        out.put_u8(HEX_UPPER[usize::from(b >> 4)]);
-        out.put_u8(HEX_UPPER[usize::from(b & 0x0f)]);
+    // Written through a stack buffer: one capacity check per field, not two per byte.
+    let mut buffer = [0u8; 64];
+    for chunk in bytes.chunks(32) {
+        for (pair, b) in buffer.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = HEX_UPPER[usize::from(b >> 4)];
+            pair[1] = HEX_UPPER[usize::from(b & 0x0f)];
+        }
+        out.put_slice(&buffer[..chunk.len() * 2]);
     }
 }
 
@@ -130,27 +159,52 @@ fn ascii_number(raw: &[u8]) -> Option<u16> {
 }
 
 /// Packs ASCII digits (and `=` as `D`) into BCD, a zero nibble first when `left_pad` and the
-/// count is odd, or last otherwise.
+/// count is odd, or last otherwise. Packed into a stack buffer and written once: numeric
+/// fields hold at most 42 digits (DE90).
 fn put_bcd(out: &mut BytesMut, digits: &[u8], left_pad: bool) {
-    let odd = digits.len() % 2 == 1;
-    let mut rest = digits;
-    if odd && left_pad {
-        if let Some((first, tail)) = digits.split_first() {
-            out.put_u8(char_nibble(*first));
-            rest = tail;
+    let mut buffer = [0u8; 32];
+    let mut n = 0;
+    let rest = match digits.split_first() {
+        Some((&first, tail)) if left_pad && digits.len() % 2 == 1 => {
+            buffer[0] = NIBBLES[usize::from(first)];
+            n = 1;
+            tail
         }
-    }
+        _ => digits,
+    };
     let mut pairs = rest.chunks_exact(2);
     for pair in &mut pairs {
-        out.put_u8(char_nibble(pair[0]) << 4 | char_nibble(pair[1]));
+        if n >= buffer.len() {
+            break;
+        }
+        buffer[n] = NIBBLES[usize::from(pair[0])] << 4 | NIBBLES[usize::from(pair[1])];
+        n += 1;
     }
-    if let [last] = pairs.remainder() {
-        out.put_u8(char_nibble(*last) << 4);
+    if let ([last], true) = (pairs.remainder(), n < buffer.len()) {
+        buffer[n] = NIBBLES[usize::from(*last)] << 4;
+        n += 1;
     }
+    out.put_slice(&buffer[..n]);
 }
+
+/// `NIBBLES[c]`: the BCD nibble of a validated logical character (`=` is `D`).
+static NIBBLES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        table[c] = if c as u8 == b'=' {
+            0x0d
+        } else {
+            (c as u8).wrapping_sub(b'0') & 0x0f
+        };
+        c += 1;
+    }
+    table
+};
 
 /// Reads the field described by `spec` at `pos` of `buf`, validating every byte, and returns
 /// its span and the position after it.
+#[inline(always)]
 pub(crate) fn read_field(
     profile: Profile,
     spec: &FieldSpec,
@@ -162,14 +216,16 @@ pub(crate) fn read_field(
     let body_end = body_start + body_len;
     let body = buf.get(body_start..body_end).ok_or(FieldError::Truncated)?;
     validate_body(profile, spec, body, units)?;
+    // The caller refuses buffers over 65,535 bytes and units are at most 999, so neither
+    // conversion can truncate.
     let span = Span {
-        start: u16::try_from(body_start).map_err(|_| FieldError::Truncated)?,
-        len: u16::try_from(body_len).map_err(|_| FieldError::Truncated)?,
-        units: u16::try_from(units).map_err(|_| FieldError::Truncated)?,
+        start: body_start as u16,
+        units: units as u16,
     };
     Ok((span, body_end))
 }
 
+#[inline(always)]
 fn read_length(
     profile: Profile,
     spec: &FieldSpec,
@@ -200,6 +256,7 @@ fn read_length(
 }
 
 /// Wire bytes of a body of `units` logical units.
+#[inline(always)]
 fn body_bytes(profile: Profile, kind: Kind, units: usize) -> usize {
     match (profile, kind) {
         (Profile::Ascii, Kind::Binary) => units * 2,
@@ -209,6 +266,7 @@ fn body_bytes(profile: Profile, kind: Kind, units: usize) -> usize {
     }
 }
 
+#[inline(always)]
 fn validate_body(
     profile: Profile,
     spec: &FieldSpec,
@@ -219,8 +277,11 @@ fn validate_body(
         (_, Kind::Char | Kind::LlChar | Kind::LllChar) => true,
         (Profile::Bcd, Kind::Binary) => true,
         (Profile::Ascii, Kind::Binary) => body.iter().all(|&c| hex_value(c).is_some()),
+        (Profile::Ascii, Kind::Numeric | Kind::LlNum) if spec.number != crate::spec::TRACK2 => {
+            all_ascii_digits(body)
+        }
         (Profile::Ascii, Kind::Numeric | Kind::LlNum) => {
-            body.iter().all(|&c| is_digit_of(spec.number, c))
+            body.iter().all(|&c| TRACK2_CHARS[usize::from(c)])
         }
         (Profile::Bcd, Kind::Numeric) => bcd_valid(spec.number, body, units, true),
         (Profile::Bcd, Kind::LlNum) => bcd_valid(spec.number, body, units, false),
@@ -242,16 +303,85 @@ fn validate_body(
     }
 }
 
+const LOW_NIBBLES: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+const SIXES: u64 = 0x0606_0606_0606_0606;
+const CARRIES: u64 = 0x1010_1010_1010_1010;
+
+/// Whether every nibble of `bytes` is a decimal digit, eight bytes at a time: a nibble is
+/// at most 9 exactly when adding 6 does not carry into bit 4.
+fn all_bcd_digits(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    let words_ok = (&mut chunks).all(|chunk| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        ((x & LOW_NIBBLES) + SIXES) & CARRIES == 0
+            && (((x >> 4) & LOW_NIBBLES) + SIXES) & CARRIES == 0
+    });
+    words_ok
+        && chunks
+            .remainder()
+            .iter()
+            .all(|&b| BCD_PAIR_OK[usize::from(b)])
+}
+
+/// `BCD_PAIR_OK[b]`: both nibbles of `b` are decimal digits. One load a byte for the short
+/// fields (DE3, DE11, DE12, ...) that never fill a 64-bit word.
+static BCD_PAIR_OK: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = b & 0x0f <= 9 && b >> 4 <= 9;
+        b += 1;
+    }
+    table
+};
+
+/// Whether every byte of `bytes` is an ASCII digit, eight bytes at a time.
+pub(crate) fn all_ascii_digits(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    let words_ok = (&mut chunks).all(|chunk| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        x & !LOW_NIBBLES == 0x3030_3030_3030_3030 && ((x & LOW_NIBBLES) + SIXES) & CARRIES == 0
+    });
+    words_ok
+        && chunks
+            .remainder()
+            .iter()
+            .all(|&c| c.wrapping_sub(b'0') < 10)
+}
+
 /// Whether a BCD body of `units` digits has only allowed nibbles. The pad nibble of an odd
 /// count may be `0` or `F` (some terminals pad with `F`); it is not part of the value.
+/// This is the hottest check of a `bcd` decode, so plain digits go eight bytes at a time.
+#[inline(always)]
 fn bcd_valid(number: u8, body: &[u8], units: usize, left_pad: bool) -> bool {
-    let total = body.len() * 2;
-    let pad = total - units;
-    let (first, pad_index) = if left_pad { (pad, 0) } else { (0, units) };
-    if pad == 1 && !matches!(nibble(body, pad_index), 0 | 0x0f) {
-        return false;
+    let track2 = number == crate::spec::TRACK2;
+    let digit = |n: u8| n <= 9 || (track2 && n == 0x0d);
+    let pairs = |bytes: &[u8]| {
+        if track2 {
+            bytes.iter().all(|&b| digit(b >> 4) && digit(b & 0x0f))
+        } else {
+            all_bcd_digits(bytes)
+        }
+    };
+    let pad = |n: u8| n == 0 || n == 0x0f;
+    if units % 2 == 0 {
+        return pairs(body);
     }
-    (first..first + units).all(|i| nibble_char(number, nibble(body, i)).is_some())
+    if left_pad {
+        match body.split_first() {
+            Some((&first, rest)) => pad(first >> 4) && digit(first & 0x0f) && pairs(rest),
+            None => false,
+        }
+    } else {
+        match body.split_last() {
+            Some((&last, rest)) => digit(last >> 4) && pad(last & 0x0f) && pairs(rest),
+            None => false,
+        }
+    }
 }
 
 /// Feeds the logical value of a validated field body to `sink`.
@@ -281,9 +411,18 @@ pub(crate) fn logical(
 }
 
 fn bcd_digits(number: u8, body: &[u8], units: usize, left_pad: bool, mut sink: impl FnMut(u8)) {
-    let first = if left_pad { body.len() * 2 - units } else { 0 };
-    for i in first..first + units {
-        sink(nibble_char(number, nibble(body, i)).unwrap_or(b'?'));
+    let char_of = |n: u8| nibble_char(number, n).unwrap_or(b'?');
+    let skip_first = left_pad && units % 2 == 1;
+    let mut remaining = units;
+    for (i, &b) in body.iter().enumerate() {
+        if !(i == 0 && skip_first) && remaining > 0 {
+            sink(char_of(b >> 4));
+            remaining -= 1;
+        }
+        if remaining > 0 {
+            sink(char_of(b & 0x0f));
+            remaining -= 1;
+        }
     }
 }
 
@@ -430,7 +569,8 @@ mod tests {
         let spec = field(number).unwrap();
         let (span, end) = read_field(profile, spec, bytes, 0).unwrap();
         assert_eq!(end, bytes.len());
-        let body = &bytes[usize::from(span.start)..usize::from(span.start + span.len)];
+        let body =
+            &bytes[usize::from(span.start)..usize::from(span.start) + span.len(profile, spec.kind)];
         let mut value = Vec::new();
         logical(profile, spec, body, usize::from(span.units), |b| {
             value.push(b)
