@@ -7,7 +7,8 @@
 //!    alone, then the whole ledger path on Redis (script + journal), then `redis-benchmark`'s
 //!    own EVALSHA ceiling for the same script on the same server, when it is on PATH.
 //!
-//! `SSN_BENCH_SECONDS` (default 5) sets each measurement's length.
+//! `SSN_BENCH_SECONDS` (default 5) sets each measurement's length, `SSN_BENCH_TASKS` the
+//! embedded concurrency, and `SSN_BENCH_ONLY=embedded|redis` runs one half.
 
 use ssn_ledger::*;
 
@@ -407,7 +408,14 @@ fn main() {
             "machine: {} cores",
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
-        embedded(seconds).await;
+        // SSN_BENCH_ONLY=embedded|redis runs one half.
+        let only = std::env::var("SSN_BENCH_ONLY").unwrap_or_default();
+        if only != "redis" {
+            embedded(seconds).await;
+        }
+        if only == "embedded" {
+            return;
+        }
         match std::env::var("SSN_TEST_REDIS_URL") {
             Ok(url) => redis(url, seconds).await,
             Err(_) => println!("redis: SSN_TEST_REDIS_URL not set, Redis benchmarks not run"),

@@ -618,6 +618,10 @@ impl Drop for Journal {
 /// would only add latency.
 pub const JOURNAL_BATCHES_IN_FLIGHT_MAX: usize = 2;
 
+/// Records applied under one hold of the projection's write lock. Purchases read the
+/// projection before deciding; a whole batch under one hold would stall them for milliseconds.
+pub const JOURNAL_APPLY_CHUNK_RECORDS: usize = 256;
+
 /// Counters of the journal's work, for benchmarks and metrics.
 #[derive(Debug, Default)]
 pub struct JournalStats {
@@ -692,7 +696,15 @@ impl Sequencer {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let locked = std::time::Instant::now();
-        for (submission, body) in batch.drain(..).zip(bodies) {
+        for (position, (submission, body)) in batch.drain(..).zip(bodies).enumerate() {
+            if position > 0 && position % JOURNAL_APPLY_CHUNK_RECORDS == 0 {
+                // Let waiting readers (every purchase's precheck) in between chunks.
+                drop(state);
+                state = self
+                    .state
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
             let (entry, reply) = match submission {
                 Submission::Barrier { reply } => {
                     replies.push((reply, Ok(Applied::Done)));

@@ -293,6 +293,19 @@ pub struct DisbursementOutcome {
     pub total: Money,
 }
 
+/// What the projection says about a purchase before it is decided.
+enum Precheck {
+    /// Answered before with the same content.
+    Duplicate(Authorization),
+    /// Its reversal came first.
+    Tombstoned,
+    /// New: these are the programs the card has pockets in.
+    New {
+        /// Program codes of the card's pockets.
+        card_programs: Vec<ProgramCode>,
+    },
+}
+
 /// The ledger.
 pub struct Ledger {
     /// The journal and its projection: the books.
@@ -572,16 +585,19 @@ impl Ledger {
         }
         let id = TransferId::purchase(&request.key);
         let _guard = self.purchase_lock(&id).await;
-        if let Some(duplicate) = self.duplicate_of(&request.key, &request.fingerprint)? {
-            return Ok(duplicate);
-        }
-        if self.tombstoned(&request.key) {
-            return self
-                .journal_decision(&request, ResponseCode::DO_NOT_HONOUR, None)
-                .await;
-        }
+        // One look at the projection for checks 2 and 3 and the card's pockets: the journal's
+        // sequencer takes the same lock to apply each batch, so every look costs.
+        let card_programs = match self.precheck(&id, &request)? {
+            Precheck::Duplicate(duplicate) => return Ok(duplicate),
+            Precheck::Tombstoned => {
+                return self
+                    .journal_decision(&request, ResponseCode::DO_NOT_HONOUR, None)
+                    .await;
+            }
+            Precheck::New { card_programs } => card_programs,
+        };
         let Some((allowed, amount_max, daily_max)) =
-            self.eligible(request.card, request.basket_categories.as_deref())
+            self.eligible(&card_programs, request.basket_categories.as_deref())
         else {
             return self
                 .journal_decision(&request, ResponseCode::NOT_PERMITTED, None)
@@ -672,17 +688,9 @@ impl Ledger {
     /// per-purchase and per-day limits among them; `None` when there are none (`57`).
     fn eligible(
         &self,
-        card: CardId,
+        card_programs: &[ProgramCode],
         basket: Option<&[String]>,
     ) -> Option<(Vec<ProgramCode>, Money, u32)> {
-        let card_programs: Vec<ProgramCode> = {
-            let state = self.journal.state();
-            state
-                .cards
-                .get(&card)
-                .map(|c| c.pockets.keys().cloned().collect())
-                .unwrap_or_default()
-        };
         let programs = self.programs_read();
         let eligible: Vec<&Program> = card_programs
             .iter()
@@ -699,6 +707,36 @@ impl Ledger {
             amount_max,
             daily_max,
         ))
+    }
+
+    /// Checks 2 and 3 of §6 and the card's programs, under one read of the projection.
+    fn precheck(
+        &self,
+        id: &TransferId,
+        request: &PurchaseRequest,
+    ) -> Result<Precheck, LedgerError> {
+        let state = self.journal.state();
+        if let Some(found) = state.purchases.get(id) {
+            if found.record.fingerprint != request.fingerprint {
+                return Err(LedgerError::Conflict(
+                    "same terminal, STAN and DE7 with other content".into(),
+                ));
+            }
+            return Ok(Precheck::Duplicate(Authorization {
+                response: found.record.response.clone(),
+                legs: found.record.legs.clone(),
+                duplicate: true,
+            }));
+        }
+        if state.tombstones.contains(id) {
+            return Ok(Precheck::Tombstoned);
+        }
+        let card_programs = state
+            .cards
+            .get(&request.card)
+            .map(|c| c.pockets.keys().cloned().collect())
+            .unwrap_or_default();
+        Ok(Precheck::New { card_programs })
     }
 
     /// Records a decline the switch decided itself, so a duplicate gets the same answer. A

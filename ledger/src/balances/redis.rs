@@ -33,6 +33,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, IntoConnectionInfo, Script};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest amount (minor units) the Redis store accepts in a pocket or a debit.
@@ -211,6 +212,97 @@ pub struct RedisBalances {
     generation: std::sync::atomic::AtomicU64,
     /// The scripts, loaded on first use and reloaded on `NOSCRIPT`.
     scripts: Scripts,
+    /// Debits waiting to be pipelined, bounded by REDIS_DEBIT_QUEUE_MAX.
+    debits: tokio::sync::mpsc::Sender<PendingDebit>,
+}
+
+/// Most debit scripts sent in one pipeline: one write and one read for all of them, which is
+/// what lets the client keep up with the server (one syscall per script costs more than the
+/// script).
+pub const REDIS_PIPELINE_COMMANDS_MAX: usize = 256;
+/// Pipelines in flight at once, so the server has the next one while the client parses the
+/// last.
+pub const REDIS_PIPELINES_IN_FLIGHT_MAX: usize = 4;
+/// Debits waiting for a pipeline. When full, a debit fails as unavailable (`91`) rather than
+/// queue without bound.
+pub const REDIS_DEBIT_QUEUE_MAX: usize = 16_384;
+
+/// A debit script call waiting for its pipeline, and who to tell.
+type PendingDebit = (
+    redis::Cmd,
+    tokio::sync::oneshot::Sender<Result<Vec<String>, StoreError>>,
+);
+
+/// Gathers waiting debits into pipelines, like the journal gathers records into batches.
+async fn pipeline_debits(
+    mut receiver: tokio::sync::mpsc::Receiver<PendingDebit>,
+    connection: ConnectionManager,
+    script: Arc<Script>,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(REDIS_PIPELINES_IN_FLIGHT_MAX));
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < REDIS_PIPELINE_COMMANDS_MAX {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+            return;
+        };
+        let (connection, script) = (connection.clone(), Arc::clone(&script));
+        tokio::spawn(async move {
+            send_pipeline(batch, connection, &script).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn send_pipeline(
+    batch: Vec<PendingDebit>,
+    mut connection: ConnectionManager,
+    script: &Script,
+) {
+    let mut pipe = redis::pipe();
+    let mut replies = Vec::with_capacity(batch.len());
+    for (command, reply) in batch {
+        pipe.add_command(command);
+        replies.push(reply);
+    }
+    let mut result: redis::RedisResult<Vec<Vec<String>>> = pipe.query_async(&mut connection).await;
+    if let Err(error) = &result
+        && error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+    {
+        // The server lost its script cache (restart, failover): load it and send the whole
+        // pipeline again. Safe, because a script that did run stored its decision under the
+        // transfer id and returns it again instead of debiting twice.
+        let loaded: redis::RedisResult<String> =
+            script.prepare_invoke().load_async(&mut connection).await;
+        result = match loaded {
+            Ok(_) => pipe.query_async(&mut connection).await,
+            Err(error) => Err(error),
+        };
+    }
+    match result {
+        Ok(outcomes) if outcomes.len() == replies.len() => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Ok(_) => {
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Unavailable(
+                    "pipeline answered a different count".into(),
+                )));
+            }
+        }
+        Err(error) => {
+            for reply in replies {
+                let _ = reply.send(Err(unavailable(error.clone())));
+            }
+        }
+    }
 }
 
 struct Scripts {
@@ -252,17 +344,25 @@ impl RedisBalances {
             .get_connection_manager_with_config(manager_config)
             .await
             .map_err(unavailable)?;
+        let scripts = Scripts {
+            debit: Script::new(DEBIT_SCRIPT),
+            undo: Script::new(UNDO_SCRIPT),
+            credit: Script::new(CREDIT_SCRIPT),
+            drain: Script::new(DRAIN_SCRIPT),
+            rebuild: Script::new(REBUILD_SCRIPT),
+        };
+        let (debits, pending) = tokio::sync::mpsc::channel(REDIS_DEBIT_QUEUE_MAX);
+        tokio::spawn(pipeline_debits(
+            pending,
+            connection.clone(),
+            Arc::new(Script::new(DEBIT_SCRIPT)),
+        ));
         Ok(RedisBalances {
             connection,
             prefix: config.key_prefix.clone(),
             generation: std::sync::atomic::AtomicU64::new(0),
-            scripts: Scripts {
-                debit: Script::new(DEBIT_SCRIPT),
-                undo: Script::new(UNDO_SCRIPT),
-                credit: Script::new(CREDIT_SCRIPT),
-                drain: Script::new(DRAIN_SCRIPT),
-                rebuild: Script::new(REBUILD_SCRIPT),
-            },
+            scripts,
+            debits,
         })
     }
 
@@ -303,6 +403,31 @@ impl RedisBalances {
             .invoke_async(&mut connection)
             .await
             .map_err(unavailable)
+    }
+
+    /// Sends a debit script through the pipeline task.
+    async fn pipelined_debit(
+        &self,
+        card: CardId,
+        args: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let (card_key, transfers_key) = self.keys(card);
+        let mut command = redis::cmd("EVALSHA");
+        command
+            .arg(self.scripts.debit.get_hash())
+            .arg(2)
+            .arg(&card_key)
+            .arg(&transfers_key);
+        for arg in args {
+            command.arg(arg);
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.debits
+            .try_send((command, reply))
+            .map_err(|_| StoreError::Unavailable("debit queue is full".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("debit pipeline stopped".into()))?
     }
 
     async fn rebuild_one(&self, snapshot: &CardSnapshot) -> Result<(), StoreError> {
@@ -442,7 +567,7 @@ impl BalanceStore for RedisBalances {
             request.authorization_id.to_string(),
             allowed,
         ];
-        let reply = self.run(&self.scripts.debit, request.card, &args).await?;
+        let reply = self.pipelined_debit(request.card, &args).await?;
         match reply.as_slice() {
             [tag, found] if tag == "F" => Err(self.fenced(request.card, found)),
             [tag, record] if tag == "P" || tag == "N" => {

@@ -94,6 +94,30 @@ async fn a_stale_generation_cannot_debit_or_overwrite() {
         Money::from_minor(400)
     );
 
+    // The server forgets its scripts (restart, failover, SCRIPT FLUSH): the store loads the
+    // script again and a retried debit still returns its stored decision.
+    let client = redis::Client::open(std::env::var(REDIS_URL_VAR).unwrap()).unwrap();
+    let mut direct = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut direct)
+        .await
+        .unwrap();
+    let after_flush = new.debit(&request).await.unwrap();
+    assert!(after_flush.replayed);
+    assert_eq!(after_flush.debit, first.debit);
+    let fresh = new
+        .debit(&DebitRequest {
+            id: TransferId([2; 16]),
+            ..request.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        fresh.debit.response.balance_after,
+        Some(Money::from_minor(300))
+    );
+
     // A card never cached is fenced too, so the ledger rebuilds it from the journal first.
     let missing = new
         .debit(&DebitRequest {
