@@ -6,11 +6,20 @@
 //! Each entry carries the hash of the one before *and* its own, so changing any byte of any
 //! entry, the last one included, breaks the chain where it happened.
 //!
-//! One writer thread owns the store. Callers hand records to it through a bounded queue; it takes
-//! everything waiting (up to [`JOURNAL_BATCH_RECORDS_MAX`]), checks each against the ledger's
-//! invariants, writes the batch with one `write` and one `fdatasync`, and only then answers the
-//! callers. One fsync per batch instead of per record is what makes 100,000 durable records per
-//! second possible on a disk that does a few hundred fsyncs per second.
+//! Two threads own the store. Callers hand records to the *sequencer* through a bounded queue;
+//! it takes everything waiting (up to [`JOURNAL_BATCH_RECORDS_MAX`]), checks each record against
+//! the ledger's invariants, applies it to the projection, and encodes and chains it. The *sync*
+//! thread writes each prepared batch with one `write` and one `fdatasync`, and only then
+//! answers the callers. While batch N is in `fdatasync`, batch N+1 is being prepared
+//! ([`JOURNAL_BATCHES_IN_FLIGHT_MAX`]). One fsync per batch instead of per record is what makes
+//! 100,000 durable records per second possible on a disk that does a few hundred fsyncs per
+//! second.
+//!
+//! The projection is applied before the batch is durable, so a reader can see a record a few
+//! milliseconds before its caller is answered. Nothing acts on that early: a purchase holds its
+//! id's lock until it is answered, so a duplicate or a reversal of it waits; and if the write
+//! fails, the journal refuses everything from then on ([`JournalError::Poisoned`]) until the
+//! ledger is reopened from what is on disk.
 
 use crate::record::Entry;
 use crate::state::{Applied, InvariantError, State};

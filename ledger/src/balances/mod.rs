@@ -12,7 +12,8 @@ mod redis;
 
 pub use memory::{MEMORY_SHARDS, MemoryBalances};
 pub use redis::{
-    REDIS_AMOUNT_MINOR_MAX, REDIS_SCRIPTS_IN_FLIGHT_MAX, RedisBalances, RedisConfig,
+    REDIS_AMOUNT_MINOR_MAX, REDIS_DEBIT_QUEUE_MAX, REDIS_PIPELINE_COMMANDS_MAX,
+    REDIS_PIPELINES_IN_FLIGHT_MAX, REDIS_SCRIPTS_IN_FLIGHT_MAX, RedisBalances, RedisConfig,
     redis_debit_script,
 };
 

@@ -10,7 +10,7 @@
 mod redb;
 mod types;
 
-pub use self::redb::RedbRegistry;
+pub use self::redb::{REGISTRY_OPS_PER_APPLY_MAX, RedbRegistry};
 pub use types::*;
 
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
