@@ -521,9 +521,16 @@ impl Ledger {
             .await
     }
 
-    /// Checks 2 and 3 of §6 for a purchase key: duplicate, conflict or tombstone.
-    pub fn lookup_purchase(&self, key: &PurchaseKey, fingerprint: &Fingerprint) -> PurchaseLookup {
+    /// Checks 2 and 3 of §6 for a purchase key: duplicate, conflict or tombstone. Waits for a
+    /// request with the same key that is still in flight, so a duplicate is only ever answered
+    /// from a durable original.
+    pub async fn lookup_purchase(
+        &self,
+        key: &PurchaseKey,
+        fingerprint: &Fingerprint,
+    ) -> PurchaseLookup {
         let id = TransferId::purchase(key);
+        let _guard = self.purchase_lock(&id).await;
         let state = self.journal.state();
         match state.purchases.get(&id) {
             Some(found) if found.record.fingerprint == *fingerprint => {

@@ -75,7 +75,8 @@ async fn a_retried_purchase_gets_the_original_answer_and_moves_money_once(backen
     assert_eq!(
         world
             .ledger
-            .lookup_purchase(&request.key, &request.fingerprint),
+            .lookup_purchase(&request.key, &request.fingerprint)
+            .await,
         PurchaseLookup::Duplicate(first.response.clone())
     );
 
@@ -110,7 +111,10 @@ async fn same_key_with_other_content_is_a_conflict(backend: Backend) {
         "{refused:?}"
     );
     assert_eq!(
-        world.ledger.lookup_purchase(&other.key, &other.fingerprint),
+        world
+            .ledger
+            .lookup_purchase(&other.key, &other.fingerprint)
+            .await,
         PurchaseLookup::Conflict
     );
     assert_eq!(world.pocket(card, &program).await, rp(290_000));
@@ -158,7 +162,8 @@ async fn declines_are_remembered_across_restarts(backend: Backend) {
     assert_eq!(again.response, declined.response);
     let lookup = world
         .ledger
-        .lookup_purchase(&wrong_pin_key, &wrong_pin.fingerprint);
+        .lookup_purchase(&wrong_pin_key, &wrong_pin.fingerprint)
+        .await;
     assert!(
         matches!(lookup, PurchaseLookup::Duplicate(ref r) if r.code.as_str() == "55" && r.rrn.as_str() == "000000000055"),
         "{lookup:?}"
@@ -701,7 +706,10 @@ async fn a_reversal_before_its_original_leaves_a_tombstone(backend: Backend) {
         "a repeated reversal journals nothing new"
     );
     assert_eq!(
-        world.ledger.lookup_purchase(&late.key, &late.fingerprint),
+        world
+            .ledger
+            .lookup_purchase(&late.key, &late.fingerprint)
+            .await,
         PurchaseLookup::Tombstoned
     );
 
