@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const CRASH_DIR_VAR: &str = "SSN_LEDGER_CRASH_DIR";
+const CRASH_BACKEND_VAR: &str = "SSN_LEDGER_CRASH_BACKEND";
 /// Cards the workload spreads its debits over.
 const CARDS: u64 = 16;
 /// Concurrent debit loops in the child: enough to make the journal batch.
@@ -27,11 +28,19 @@ const CHILD_RUN_MS_MAX: u64 = 30_000;
 const FIRST_ACK_WAIT_MS_MAX: u64 = 60_000;
 /// The kill lands this many milliseconds after the first acknowledgement, at most.
 const KILL_AFTER_MS_MAX: u64 = 600;
-const SEEDS: [u64; 4] = [11, 23, 37, 59];
+/// Seeds and the balance backend each runs on: Redis too, because after a crash Redis may hold
+/// debits the journal never got, and reopening must fence and rebuild them away.
+const SEEDS: [(u64, Backend); 5] = [
+    (11, Backend::Embedded),
+    (23, Backend::Embedded),
+    (37, Backend::Embedded),
+    (59, Backend::Redis),
+    (71, Backend::Redis),
+];
 
 /// A program, 16 funded cards, no limits that matter.
-async fn prepare(dir: &Path) {
-    let ledger = Ledger::open(LedgerConfig::embedded(dir)).await.unwrap();
+async fn prepare(dir: &Path, backend: Backend) {
+    let ledger = Ledger::open(backend.config(dir)).await.unwrap();
     let program = ProgramCode::new("CRASH").unwrap();
     ledger
         .define_program(Program {
@@ -95,10 +104,11 @@ async fn prepare(dir: &Path) {
 /// Debits as fast as it can from TASKS loops; calls `acknowledged` after each approval.
 async fn workload(
     dir: &Path,
+    backend: Backend,
     limit_per_task: u32,
     acknowledged: Arc<dyn Fn(u32, u32) + Send + Sync>,
 ) {
-    let ledger = Arc::new(Ledger::open(LedgerConfig::embedded(dir)).await.unwrap());
+    let ledger = Arc::new(Ledger::open(backend.config(dir)).await.unwrap());
     let deadline = tokio::time::Instant::now() + Duration::from_millis(CHILD_RUN_MS_MAX);
     let tasks: Vec<_> = (0..TASKS)
         .map(|task| {
@@ -124,8 +134,8 @@ async fn workload(
 }
 
 /// Checks the reopened ledger against what was acknowledged.
-async fn check_after_reopen(dir: &Path, acknowledged: &[(u32, u32)]) {
-    let ledger = Ledger::open(LedgerConfig::embedded(dir)).await.unwrap();
+async fn check_after_reopen(dir: &Path, backend: Backend, acknowledged: &[(u32, u32)]) {
+    let ledger = Ledger::open(backend.config(dir)).await.unwrap();
     {
         let state = ledger.state();
         for (task, stan) in acknowledged {
@@ -175,30 +185,35 @@ async fn crash_child() {
             writeln!(out, "ACK {task} {stan}").unwrap();
             out.flush().unwrap();
         };
-        workload(Path::new(&dir), u32::MAX, Arc::new(acknowledged)).await;
+        let backend = match std::env::var(CRASH_BACKEND_VAR).as_deref() {
+            Ok("redis") => Backend::Redis,
+            _ => Backend::Embedded,
+        };
+        workload(Path::new(&dir), backend, u32::MAX, Arc::new(acknowledged)).await;
         return;
     }
     // In-process: the same workload, bounded, then a clean reopen.
     let dir = TempDir::new("crash-inprocess");
-    prepare(&dir.0).await;
+    prepare(&dir.0, Backend::Embedded).await;
     let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = Arc::clone(&acked);
     workload(
         &dir.0,
+        Backend::Embedded,
         20,
         Arc::new(move |task, stan| sink.lock().unwrap().push((task, stan))),
     )
     .await;
     let acked = acked.lock().unwrap().clone();
     assert_eq!(acked.len(), TASKS as usize * 20);
-    check_after_reopen(&dir.0, &acked).await;
+    check_after_reopen(&dir.0, Backend::Embedded, &acked).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_debits_survive_sigkill() {
-    for seed in SEEDS {
+    for (seed, backend) in SEEDS {
         let dir = TempDir::new(&format!("crash-{seed}"));
-        prepare(&dir.0).await;
+        prepare(&dir.0, backend).await;
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
@@ -208,6 +223,14 @@ async fn acknowledged_debits_survive_sigkill() {
                 "1",
             ])
             .env(CRASH_DIR_VAR, &dir.0)
+            .env(
+                CRASH_BACKEND_VAR,
+                if backend == Backend::Redis {
+                    "redis"
+                } else {
+                    "embedded"
+                },
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -239,9 +262,9 @@ async fn acknowledged_debits_survive_sigkill() {
         child.wait().unwrap();
         let acked = reader.join().unwrap();
         assert!(!acked.is_empty());
-        check_after_reopen(&dir.0, &acked).await;
+        check_after_reopen(&dir.0, backend, &acked).await;
         eprintln!(
-            "seed {seed}: killed after {kill_after} ms, {} acknowledged debits survived",
+            "seed {seed} ({backend:?}): killed after {kill_after} ms, {} acknowledged debits survived",
             acked.len()
         );
     }
