@@ -63,8 +63,8 @@
 //! - **Credits: journal first, then store.** A store that missed a credit holds less than the
 //!   journal, never more; a retry of the operation re-sends the credit (idempotent per card and
 //!   transfer), and every open rebuilds the store anyway.
-//! - **The journal's projection ([`State`]) is applied by the writer thread before the batch is
-//!   written**, with every invariant checked first ([`State::apply`]): a record that would take
+//! - **The journal's projection ([`State`]) is applied by the journal's sequencer before the
+//!   batch is written**, with every invariant checked first ([`State::apply`]): a record that would take
 //!   a pocket (or a giro or payable account) below zero, double a transfer id, or reverse
 //!   something not reversible is refused and never written. The sum of all balances is zero by
 //!   construction of the legs, and [`verify`] checks it.
@@ -72,10 +72,10 @@
 //! ## Storage
 //!
 //! - [`Journal`] over a [`JournalStore`] ([`FileJournal`] here; a Scylla store implements the
-//!   same three calls). One writer thread takes everything queued (bounded by
+//!   same three calls). A sequencer thread takes everything queued (bounded by
 //!   [`JOURNAL_QUEUE_RECORDS_MAX`]; a full queue answers `91` rather than wait), up to
-//!   [`JOURNAL_BATCH_RECORDS_MAX`] records, and makes them durable with one write and one
-//!   `fdatasync`. Each entry carries the previous entry's SHA-256 and its own; [`verify`] (and
+//!   [`JOURNAL_BATCH_RECORDS_MAX`] records, checks and applies them; a sync thread makes each
+//!   batch durable with one write and one `fdatasync` while the next batch is prepared. Each entry carries the previous entry's SHA-256 and its own; [`verify`] (and
 //!   `ssn-ledger verify --data-dir DIR`) recomputes the chain and every balance and reports the
 //!   first break. Opening sets aside a torn last write (kept beside the journal as
 //!   `journal.torn-OFFSET` for auditors) and refuses anything else that is broken.
@@ -132,9 +132,15 @@
 //!
 //! ## Not yet
 //!
-//! Settlement with the Bank Penyalur (giro → payable, confirmation), program close (expired
-//! pockets back to giro), per-card statements, journal segments and snapshots (the whole
-//! journal is replayed at open), and the Scylla stores come in their own issues.
+//! - Settlement with the Bank Penyalur (giro → payable per E-Warong, confirmation file, paid →
+//!   out) and program close (expired pockets back to giro): the accounts exist, the records
+//!   and operations do not.
+//! - Per-card statements and transaction listings beyond what [`State`] holds in memory.
+//! - Journal segments and snapshots: the whole journal is replayed at every open, and the
+//!   projection and the balance stores keep every authorization forever (no pruning).
+//! - More than one switch node: the journal has one writer per data directory; Redis already
+//!   keeps each card's decisions in its slot, but a shared journal is the Scylla issue's.
+//! - The Scylla journal, registry and balance stores.
 
 mod balances;
 mod day;
