@@ -188,6 +188,11 @@ impl Host {
             metrics::counter!("ssn_responses_received_total").increment(1);
             return None;
         }
+        if request.has(64) || request.has(128) {
+            // §9: MACs are not in version 1; a request that carries one gets `12` rather
+            // than an answer that would look authenticated.
+            return Some(Reply::new(&request, &[11, 41])?.code(code::INVALID_TRANSACTION));
+        }
         match &mti.digits() {
             b"0800" => self.network(&request).await,
             b"0200" => self.financial(&request, exponent).await,
@@ -400,7 +405,11 @@ impl Host {
 
         // §6 orders 2-3, §7: a purchase seen before is answered as it was.
         if req.kind == Financial::Purchase {
-            match self.ledger.lookup_purchase(&req.key, &req.fingerprint) {
+            match self
+                .ledger
+                .lookup_purchase(&req.key, &req.fingerprint)
+                .await
+            {
                 PurchaseLookup::New => {}
                 PurchaseLookup::Duplicate(stored) => {
                     return Some(self.stored_answer(reply, &stored, exponent));

@@ -736,6 +736,10 @@ async fn other_mtis_get_12_and_responses_are_dropped(backend: Backend) {
         (answer.mti().as_str(), code(&answer).as_str()),
         ("0110", "12")
     );
+    // §9: a request with a MAC (DE64) gets 12.
+    let mut with_mac = t.network_message("301");
+    with_mac.set(64, &[0x11; 8]).unwrap();
+    assert_eq!(code(&t.exchange(&with_mac).await), "12");
     // A response-class MTI gets no answer: the next answer is the echo's.
     let mut response = Message::new(Mti::new(*b"0210").unwrap());
     response.set(11, b"999999").unwrap();
