@@ -91,11 +91,7 @@ async fn a_retried_purchase_gets_the_original_answer_and_moves_money_once(backen
 }
 
 async fn same_key_with_other_content_is_a_conflict(backend: Backend) {
-    let mut world = World::new(backend).await;
-    let program = world.program("SSN2025", Rules::default()).await;
-    let card = world.card(&[&program]).await;
-    world.fund(&program, rp(300_000)).await;
-    world.disburse(&program, "2025-10").await;
+    let (world, program, card) = World::with_card(backend, Rules::default()).await;
 
     let request = world.purchase(card, rp(10_000), None);
     world
@@ -122,11 +118,7 @@ async fn same_key_with_other_content_is_a_conflict(backend: Backend) {
 }
 
 async fn declines_are_remembered_across_restarts(backend: Backend) {
-    let mut world = World::new(backend).await;
-    let program = world.program("SSN2025", Rules::default()).await;
-    let card = world.card(&[&program]).await;
-    world.fund(&program, rp(300_000)).await;
-    world.disburse(&program, "2025-10").await;
+    let (world, program, card) = World::with_card(backend, Rules::default()).await;
 
     let too_much = world.purchase(card, rp(400_000), None);
     let declined = world
@@ -589,11 +581,7 @@ async fn concurrent_debits_of_one_card_never_overdraw(backend: Backend) {
 }
 
 async fn a_reversal_returns_the_money_exactly_once(backend: Backend) {
-    let mut world = World::new(backend).await;
-    let program = world.program("SSN2025", Rules::default()).await;
-    let card = world.card(&[&program]).await;
-    world.fund(&program, rp(300_000)).await;
-    world.disburse(&program, "2025-10").await;
+    let (world, program, card) = World::with_card(backend, Rules::default()).await;
     let request = world.purchase(card, rp(40_000), None);
     world
         .ledger
@@ -670,11 +658,7 @@ async fn a_reversal_returns_the_money_exactly_once(backend: Backend) {
 }
 
 async fn a_reversal_before_its_original_leaves_a_tombstone(backend: Backend) {
-    let mut world = World::new(backend).await;
-    let program = world.program("SSN2025", Rules::default()).await;
-    let card = world.card(&[&program]).await;
-    world.fund(&program, rp(300_000)).await;
-    world.disburse(&program, "2025-10").await;
+    let (world, program, card) = World::with_card(backend, Rules::default()).await;
 
     let late = world.purchase(card, rp(25_000), None);
     let reversal = ReversalRequest {
@@ -790,11 +774,7 @@ async fn replacement_moves_every_rupiah(backend: Backend) {
 }
 
 async fn batches_close_on_the_journal_totals(backend: Backend) {
-    let mut world = World::new(backend).await;
-    let program = world.program("SSN2025", Rules::default()).await;
-    let card = world.card(&[&program]).await;
-    world.fund(&program, rp(300_000)).await;
-    world.disburse(&program, "2025-10").await;
+    let (world, _, card) = World::with_card(backend, Rules::default()).await;
     let mut keys = Vec::new();
     for amount in [10_000, 20_000, 30_000] {
         let request = world.purchase(card, rp(amount), None);

@@ -56,38 +56,9 @@ async fn prepare(dir: &Path, backend: Backend) {
         })
         .await
         .unwrap();
-    let mut ops = Vec::new();
-    for n in 1..=CARDS {
-        let ssn = format!("SSN{n:08}");
-        ops.push(RegistryOp::Insert(RegistryRecord::Beneficiary(
-            Beneficiary {
-                ssn: ssn.clone(),
-                nik: Nik(format!("64720101019{n:05}")),
-                kk: Kk(format!("6472010101{n:06}")),
-                name: format!("Penerima {n}"),
-                birth_date: day("1990-01-01"),
-                sex: Sex::Male,
-                address: "Jl. Contoh".into(),
-                kecamatan: "Palaran".into(),
-                kelurahan: "Rawa Makmur".into(),
-                desil: 1,
-                status: BeneficiaryStatus::Determined,
-                enrolments: vec![program.clone()],
-                possible_duplicate: false,
-                import_batch: 1,
-            },
-        )));
-        ops.push(RegistryOp::Insert(RegistryRecord::Card(Card {
-            card_id: CardId(n),
-            ssn,
-            pan: Pan(format!("6048720000{n:06}")),
-            expiry: "2812".into(),
-            status: CardStatus::Active,
-            pvv: Pvv("1234".into()),
-            wrong_pin_count: 0,
-            replaced_by: None,
-        })));
-    }
+    let ops = (1..=CARDS)
+        .flat_map(|n| enrolment(n, std::slice::from_ref(&program)))
+        .collect();
     ledger.registry().apply(ops).await.unwrap();
     ledger
         .fund_program(

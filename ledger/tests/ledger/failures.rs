@@ -66,37 +66,9 @@ async fn a_failed_journal_write_acknowledges_nothing_and_moves_nothing() {
         .await
         .unwrap();
     let card = CardId(1);
-    let ssn = "SSN00000001".to_string();
     ledger
         .registry()
-        .apply(vec![
-            RegistryOp::Insert(RegistryRecord::Beneficiary(Beneficiary {
-                ssn: ssn.clone(),
-                nik: Nik("6472014105800001".into()),
-                kk: Kk("6472010101000001".into()),
-                name: "Siti".into(),
-                birth_date: day("1980-05-01"),
-                sex: Sex::Female,
-                address: "-".into(),
-                kecamatan: "Palaran".into(),
-                kelurahan: "-".into(),
-                desil: 1,
-                status: BeneficiaryStatus::Determined,
-                enrolments: vec![program.clone()],
-                possible_duplicate: false,
-                import_batch: 1,
-            })),
-            RegistryOp::Insert(RegistryRecord::Card(Card {
-                card_id: card,
-                ssn,
-                pan: Pan("6048720000000001".into()),
-                expiry: "2812".into(),
-                status: CardStatus::Active,
-                pvv: Pvv("1234".into()),
-                wrong_pin_count: 0,
-                replaced_by: None,
-            })),
-        ])
+        .apply(enrolment(1, std::slice::from_ref(&program)))
         .await
         .unwrap();
     ledger

@@ -175,47 +175,28 @@ impl World {
         code
     }
 
+    /// A world with one program (`SSN2025`, these rules) and one card holding one benefit.
+    pub async fn with_card(backend: Backend, rules: Rules) -> (World, ProgramCode, CardId) {
+        let benefit = rules.benefit;
+        let mut world = World::new(backend).await;
+        let program = world.program("SSN2025", rules).await;
+        let card = world.card(&[&program]).await;
+        world.fund(&program, benefit).await;
+        world.disburse(&program, "2025-10").await;
+        (world, program, card)
+    }
+
     /// A determined beneficiary enrolled in `programs`, with an active card.
     pub async fn card(&mut self, programs: &[&ProgramCode]) -> CardId {
         let n = self.next_card;
         self.next_card += 1;
-        let card_id = CardId(n);
-        let ssn = format!("SSN{n:08}");
-        let beneficiary = Beneficiary {
-            ssn: ssn.clone(),
-            nik: Nik(format!("647201{:02}0190{:04}", 1 + n % 28, n)),
-            kk: Kk(format!("6472010101{n:06}")),
-            name: format!("Penerima {n}"),
-            birth_date: day("1990-01-01"),
-            sex: Sex::Female,
-            address: "Jl. Contoh".into(),
-            kecamatan: "Palaran".into(),
-            kelurahan: "Rawa Makmur".into(),
-            desil: 1,
-            status: BeneficiaryStatus::Determined,
-            enrolments: programs.iter().map(|p| (*p).clone()).collect(),
-            possible_duplicate: false,
-            import_batch: 1,
-        };
-        let card = Card {
-            card_id,
-            ssn,
-            pan: Pan(format!("6048720000{n:06}")),
-            expiry: "2812".into(),
-            status: CardStatus::Active,
-            pvv: Pvv("1234".into()),
-            wrong_pin_count: 0,
-            replaced_by: None,
-        };
+        let programs: Vec<ProgramCode> = programs.iter().map(|p| (*p).clone()).collect();
         self.ledger
             .registry()
-            .apply(vec![
-                RegistryOp::Insert(RegistryRecord::Beneficiary(beneficiary)),
-                RegistryOp::Insert(RegistryRecord::Card(card)),
-            ])
+            .apply(enrolment(n, &programs))
             .await
             .expect("enrol");
-        card_id
+        CardId(n)
     }
 
     pub async fn fund(&self, program: &ProgramCode, amount: Money) {
@@ -272,6 +253,42 @@ impl World {
         );
         check_balances(&self.ledger.state()).expect("journal invariants");
     }
+}
+
+/// Registry ops for beneficiary number `n`: determined, enrolled in `programs`, with active
+/// card `CardId(n)`.
+pub fn enrolment(n: u64, programs: &[ProgramCode]) -> Vec<RegistryOp> {
+    let ssn = format!("SSN{n:08}");
+    let beneficiary = Beneficiary {
+        ssn: ssn.clone(),
+        nik: Nik(format!("647201{:02}0190{:04}", 1 + n % 28, n)),
+        kk: Kk(format!("6472010101{n:06}")),
+        name: format!("Penerima {n}"),
+        birth_date: day("1990-01-01"),
+        sex: Sex::Female,
+        address: "Jl. Contoh".into(),
+        kecamatan: "Palaran".into(),
+        kelurahan: "Rawa Makmur".into(),
+        desil: 1,
+        status: BeneficiaryStatus::Determined,
+        enrolments: programs.to_vec(),
+        possible_duplicate: false,
+        import_batch: 1,
+    };
+    let card = Card {
+        card_id: CardId(n),
+        ssn,
+        pan: Pan(format!("6048720000{n:06}")),
+        expiry: "2812".into(),
+        status: CardStatus::Active,
+        pvv: Pvv("1234".into()),
+        wrong_pin_count: 0,
+        replaced_by: None,
+    };
+    vec![
+        RegistryOp::Insert(RegistryRecord::Beneficiary(beneficiary)),
+        RegistryOp::Insert(RegistryRecord::Card(card)),
+    ]
 }
 
 /// A purchase request; the fingerprint covers card, amount, merchant and basket.
