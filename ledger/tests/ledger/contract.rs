@@ -243,31 +243,27 @@ async fn funding_is_idempotent_on_its_reference(backend: Backend) {
 }
 
 async fn one_purchase_spends_several_pockets_earliest_expiry_first(backend: Backend) {
-    let mut world = World::new(backend).await;
-    let late = world
-        .program(
-            "LATE",
-            Rules {
-                expires: day("2025-12-31"),
-                ..Rules::default()
-            },
-        )
-        .await;
-    let early = world
-        .program(
-            "EARLY",
-            Rules {
-                benefit: rp(100_000),
-                expires: day("2025-11-30"),
-                ..Rules::default()
-            },
-        )
-        .await;
-    let card = world.card(&[&late, &early]).await;
-    world.fund(&late, rp(300_000)).await;
-    world.fund(&early, rp(100_000)).await;
-    world.disburse(&late, "2025-10").await;
-    world.disburse(&early, "2025-10").await;
+    let (world, [late, early], card) = World::with_pockets(
+        backend,
+        [
+            (
+                "LATE",
+                Rules {
+                    expires: day("2025-12-31"),
+                    ..Rules::default()
+                },
+            ),
+            (
+                "EARLY",
+                Rules {
+                    benefit: rp(100_000),
+                    expires: day("2025-11-30"),
+                    ..Rules::default()
+                },
+            ),
+        ],
+    )
+    .await;
 
     let paid = world
         .ledger
@@ -303,32 +299,28 @@ async fn one_purchase_spends_several_pockets_earliest_expiry_first(backend: Back
 }
 
 async fn the_basket_decides_which_pockets_pay(backend: Backend) {
-    let mut world = World::new(backend).await;
-    let food = world
-        .program(
-            "FOOD",
-            Rules {
-                categories: &["01", "02"],
-                basket_required: true,
-                expires: day("2025-11-30"),
-                ..Rules::default()
-            },
-        )
-        .await;
-    let wide = world
-        .program(
-            "WIDE",
-            Rules {
-                categories: &["01", "02", "05"],
-                ..Rules::default()
-            },
-        )
-        .await;
-    let card = world.card(&[&food, &wide]).await;
-    world.fund(&food, rp(300_000)).await;
-    world.fund(&wide, rp(300_000)).await;
-    world.disburse(&food, "2025-10").await;
-    world.disburse(&wide, "2025-10").await;
+    let (world, [food, wide], card) = World::with_pockets(
+        backend,
+        [
+            (
+                "FOOD",
+                Rules {
+                    categories: &["01", "02"],
+                    basket_required: true,
+                    expires: day("2025-11-30"),
+                    ..Rules::default()
+                },
+            ),
+            (
+                "WIDE",
+                Rules {
+                    categories: &["01", "02", "05"],
+                    ..Rules::default()
+                },
+            ),
+        ],
+    )
+    .await;
 
     // Vegetables: only WIDE allows them, although FOOD expires first.
     let vegetables = world
@@ -383,31 +375,27 @@ async fn the_basket_decides_which_pockets_pay(backend: Backend) {
 }
 
 async fn expired_pockets_are_never_spent(backend: Backend) {
-    let mut world = World::new(backend).await;
-    let old = world
-        .program(
-            "OLD",
-            Rules {
-                expires: day("2025-10-14"),
-                ..Rules::default()
-            },
-        )
-        .await;
-    let current = world
-        .program(
-            "NOW",
-            Rules {
-                benefit: rp(50_000),
-                expires: day("2025-12-31"),
-                ..Rules::default()
-            },
-        )
-        .await;
-    let card = world.card(&[&old, &current]).await;
-    world.fund(&old, rp(300_000)).await;
-    world.fund(&current, rp(50_000)).await;
-    world.disburse(&old, "2025-09").await;
-    world.disburse(&current, "2025-10").await;
+    let (world, [old, current], card) = World::with_pockets(
+        backend,
+        [
+            (
+                "OLD",
+                Rules {
+                    expires: day("2025-10-14"),
+                    ..Rules::default()
+                },
+            ),
+            (
+                "NOW",
+                Rules {
+                    benefit: rp(50_000),
+                    expires: day("2025-12-31"),
+                    ..Rules::default()
+                },
+            ),
+        ],
+    )
+    .await;
 
     // The expired pocket is not spendable and does not count in the balance.
     assert_eq!(world.spendable(card).await, rp(50_000));

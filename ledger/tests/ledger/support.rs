@@ -186,6 +186,25 @@ impl World {
         (world, program, card)
     }
 
+    /// A world with two programs and one card holding one benefit of each.
+    pub async fn with_pockets(
+        backend: Backend,
+        programs: [(&str, Rules); 2],
+    ) -> (World, [ProgramCode; 2], CardId) {
+        let mut world = World::new(backend).await;
+        let mut codes = Vec::new();
+        for (code, rules) in &programs {
+            codes.push(world.program(code, rules.clone()).await);
+        }
+        let codes: [ProgramCode; 2] = codes.try_into().expect("two programs");
+        let card = world.card(&[&codes[0], &codes[1]]).await;
+        for ((_, rules), code) in programs.iter().zip(&codes) {
+            world.fund(code, rules.benefit).await;
+            world.disburse(code, "2025-10").await;
+        }
+        (world, codes, card)
+    }
+
     /// A determined beneficiary enrolled in `programs`, with an active card.
     pub async fn card(&mut self, programs: &[&ProgramCode]) -> CardId {
         let n = self.next_card;
