@@ -169,28 +169,34 @@ where
     rate
 }
 
+/// Measures approved `authorize_purchase` calls per second.
+async fn purchases(label: &str, ledger: &Arc<Ledger>, tasks: u32, seconds: u64) {
+    let ledger = Arc::clone(ledger);
+    measure(label, tasks, seconds, move |task, sequence| {
+        let ledger = Arc::clone(&ledger);
+        async move {
+            let answer = ledger
+                .authorize_purchase(request(task, sequence))
+                .await
+                .unwrap();
+            assert_eq!(answer.response.code, ResponseCode::APPROVED);
+        }
+    })
+    .await;
+}
+
 async fn embedded(seconds: u64) {
     let dir = scratch_dir("embedded");
     let ledger = Arc::new(prepare(LedgerConfig::embedded(&dir)).await);
-    let l = Arc::clone(&ledger);
     let tasks = std::env::var("SSN_BENCH_TASKS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(TASKS_EMBEDDED);
-    measure(
+    purchases(
         "embedded: durable journaled debits",
+        &ledger,
         tasks,
         seconds,
-        move |task, sequence| {
-            let ledger = Arc::clone(&l);
-            async move {
-                let answer = ledger
-                    .authorize_purchase(request(task, sequence))
-                    .await
-                    .unwrap();
-                assert_eq!(answer.response.code, ResponseCode::APPROVED);
-            }
-        },
     )
     .await;
     let entries = ledger.state().entries;
@@ -279,21 +285,11 @@ async fn redis(url: String, seconds: u64) {
         balances: BalanceBackend::Redis(RedisConfig::new(url.clone(), "ssn-bench-ledger:")),
     };
     let ledger = Arc::new(prepare(config).await);
-    let l = Arc::clone(&ledger);
-    measure(
+    purchases(
         "redis: durable ledger debits (script + journal)",
+        &ledger,
         TASKS_REDIS_LEDGER,
         seconds,
-        move |task, sequence| {
-            let ledger = Arc::clone(&l);
-            async move {
-                let answer = ledger
-                    .authorize_purchase(request(task, sequence))
-                    .await
-                    .unwrap();
-                assert_eq!(answer.response.code, ResponseCode::APPROVED);
-            }
-        },
     )
     .await;
     report_journal(&ledger);
