@@ -693,6 +693,28 @@ async fn a_reversal_before_its_original_leaves_a_tombstone(backend: Backend) {
         world.ledger.reverse_purchase(reversal).await.unwrap(),
         ReversalOutcome::OriginalDeclined
     );
+
+    // A tombstone also wins over a decline the switch decided itself (check 3 before 4-14).
+    let other = world.purchase(card, rp(1_000), None);
+    let reversal = ReversalRequest {
+        original: other.key.clone(),
+        card: Some(card),
+        amount: rp(1_000),
+        at_unix_seconds: t0(),
+    };
+    world.ledger.reverse_purchase(reversal).await.unwrap();
+    let decline = DeclineRequest {
+        key: other.key.clone(),
+        fingerprint: other.fingerprint,
+        card: Some(card),
+        merchant: merchant(),
+        amount: rp(1_000),
+        code: ResponseCode::new("55").unwrap(),
+        rrn: other.rrn.clone(),
+        at_unix_seconds: t0(),
+    };
+    let recorded = world.ledger.record_decline(decline).await.unwrap();
+    assert_eq!(recorded.response.code, ResponseCode::DO_NOT_HONOUR);
     world.assert_consistent().await;
 }
 

@@ -122,3 +122,23 @@ async fn opening_sets_aside_a_torn_last_write() {
     drop(ledger);
     assert_eq!(verify(&dir.0).unwrap().entries, 21);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// The journal reader is a parser of untrusted bytes (a copy handed to an auditor, a
+    /// damaged disk): whatever follows the magic, verify answers and never panics, and a file
+    /// without a single whole entry never verifies as more than empty.
+    #[test]
+    fn verify_never_panics_on_arbitrary_bytes(tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+        let dir = TempDir::new("proptest-verify");
+        let mut bytes = JOURNAL_MAGIC.to_vec();
+        bytes.extend_from_slice(&tail);
+        std::fs::write(dir.0.join("journal.log"), &bytes).unwrap();
+        match verify(&dir.0) {
+            Ok(report) => proptest::prop_assert!(tail.is_empty() && report.entries == 0),
+            Err(VerifyError::Broken(_)) => {}
+            Err(other) => proptest::prop_assert!(false, "unexpected: {other}"),
+        }
+    }
+}
