@@ -87,6 +87,22 @@
 //!   encrypted as the switch hands them over; tokens as SHA-256 hashes; `Debug` masks PANs,
 //!   NIKs, KKs and PVVs.
 //!
+//! ## Code map
+//!
+//! - `money`, `day`, `ids`: [`Money`], WITA [`Day`]s, identifiers and business keys; every
+//!   [`TransferId`] is derived here.
+//! - `record`: what the journal holds ([`Record`], [`Entry`]) and the legs each record implies.
+//! - `state`: the journal's projection ([`State`]); [`State::apply`] is the one place balances
+//!   change and invariants are checked.
+//! - `journal`: the file format, the hash chain, replay, torn-tail handling, and the sequencer
+//!   and sync threads (group commit).
+//! - `verify`: the auditor's check, the library half of `ssn-ledger verify`.
+//! - `balances`: the [`BalanceStore`] trait, the shared debit rule ([`decide_debit`]), the
+//!   memory store and the Redis store with its Lua scripts and debit pipeline.
+//! - `registry`: records of people, cards, merchants, terminals, tokens and audit; the
+//!   [`Registry`] trait and the redb store.
+//! - `ledger`: [`Ledger`], the two front doors' one object, and the ordering rules below.
+//!
 //! ## Architecture invariants
 //!
 //! - The ledger knows nothing about ISO 8583 bytes or HTTP: it takes typed requests and
