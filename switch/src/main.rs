@@ -21,6 +21,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// A thread-caching allocator: authorizations allocate on the connection tasks and the
+/// journal threads free, and glibc's malloc serializes that on arena locks (the ledger's
+/// bench measured half the durable throughput with it; BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How long shutdown waits for requests in flight before it gives up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
