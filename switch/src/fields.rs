@@ -182,7 +182,17 @@ mod tests {
 
     #[test]
     fn baskets() {
-        let basket = b"B1020110000003500000070200000001500000";
+        let basket = concat!(
+            "B1",
+            "02",
+            "01",
+            "10",
+            "000003500000",
+            "07",
+            "02",
+            "000001500000"
+        )
+        .as_bytes();
         let items = parse_basket(basket).unwrap();
         assert_eq!(items.len(), 2);
         assert_eq!(
