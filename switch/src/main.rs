@@ -219,6 +219,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    // Metrics first, so the ledger's opening and provisioning are counted too.
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(args.admin_listen)
+        .set_buckets(&[
+            0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
+        ])
+        .context("histogram buckets")?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("ssn_journal_batch_records".into()),
+            &[1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 8192.0],
+        )
+        .context("batch size buckets")?
+        .install()
+        .context("starting the metrics listener")?;
     let hsm = Arc::new(SoftHsm::new(master_key(&args)?));
     let pvk = pvk(&hsm, &args.data_dir)?;
 
@@ -254,15 +268,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)?;
         tracing::info!(path = %path.display(), cards = manifest.cards.len(), "provisioned the demo city");
     }
-
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(args.admin_listen)
-        .set_buckets(&[
-            0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
-        ])
-        .context("histogram buckets")?
-        .install()
-        .context("starting the metrics listener")?;
 
     let host = Arc::new(Host::new(ledger.clone(), hsm, HostConfig { node_id, pvk }));
     let shutdown = CancellationToken::new();
