@@ -16,7 +16,7 @@ use ssn_ledger::{
     AuthResponse, AuthorizationId, BatchCloseRequest, BatchTotals, Card, CardStatus,
     DeclineRequest, Fingerprint, Ledger, LedgerError, MerchantId, Money, PurchaseKey,
     PurchaseLookup, PurchaseRequest, RegistryOp, RegistryRecord, ResponseCode, ReversalRequest,
-    Rrn, Stan, Terminal, TerminalId, TransmissionTime, WRONG_PIN_COUNT_MAX,
+    Rrn, Stan, Terminal, TerminalId, TransmissionTime,
 };
 
 use crate::fields::{self, OriginalData, Totals};
@@ -571,48 +571,14 @@ impl Host {
                 Err(error) if error.counts_as_wrong_pin() => false,
                 Err(_) => return Err(code::SYSTEM_ERROR),
             };
-        let count = if right {
-            0
-        } else {
-            card.wrong_pin_count.saturating_add(1)
-        };
-        if count != card.wrong_pin_count {
-            self.set_wrong_pin_count(card, count).await?;
+        // The ledger counts with a compare-and-set, so two terminals checking the same card
+        // at once both count, and a PIN locked meanwhile stays locked.
+        match self.ledger.record_pin_check(card.card_id, right).await {
+            Ok(ssn_ledger::PinOutcome::Correct) => Ok(()),
+            Ok(ssn_ledger::PinOutcome::Wrong) => Err(code::WRONG_PIN),
+            Ok(ssn_ledger::PinOutcome::Locked) => Err(code::PIN_TRIES_EXCEEDED),
+            Err(error) => Err(ledger_code(&error)),
         }
-        match (right, count >= WRONG_PIN_COUNT_MAX) {
-            (true, _) => Ok(()),
-            (false, true) => Err(code::PIN_TRIES_EXCEEDED),
-            (false, false) => Err(code::WRONG_PIN),
-        }
-    }
-
-    async fn set_wrong_pin_count(&self, card: &Card, count: u8) -> Result<(), [u8; 2]> {
-        let mut expected = card.clone();
-        // Another terminal may have counted a wrong PIN meanwhile: re-read and retry a few
-        // times rather than lose a count (which would give a thief a fourth try).
-        for _ in 0..4 {
-            let mut updated = expected.clone();
-            updated.wrong_pin_count = if count == 0 {
-                0
-            } else {
-                expected.wrong_pin_count.saturating_add(1).max(count)
-            };
-            let op = RegistryOp::Replace {
-                expected: RegistryRecord::Card(expected.clone()),
-                new: RegistryRecord::Card(updated),
-            };
-            match self.ledger.registry().apply(vec![op]).await {
-                Ok(()) => return Ok(()),
-                Err(ssn_ledger::RegistryError::Conflict(_)) => {
-                    match self.ledger.registry().card(card.card_id).await {
-                        Ok(Some(current)) => expected = current,
-                        _ => return Err(code::UNAVAILABLE),
-                    }
-                }
-                Err(_) => return Err(code::UNAVAILABLE),
-            }
-        }
-        Err(code::UNAVAILABLE)
     }
 
     /// A purchase declined by the switch's own checks, journaled so that a duplicate gets the
