@@ -186,12 +186,13 @@ impl MessageView {
         self.body(number).map(|(_, _, units)| units)
     }
 
-    /// A numeric field of exactly `N` digits as ASCII digits.
-    pub fn digits<const N: usize>(&self, number: u8) -> Option<[u8; N]> {
-        let (spec, body, units) = self.body(number)?;
-        if units != N || !matches!(spec.kind, Kind::Numeric | Kind::LlNum) {
-            return None;
-        }
+    /// The logical value of a body into a fixed array (callers check it fits); no allocation.
+    fn logical_array<const N: usize>(
+        &self,
+        spec: &spec::FieldSpec,
+        body: &[u8],
+        units: usize,
+    ) -> [u8; N] {
         let mut out = [0u8; N];
         let mut i = 0;
         wire::logical(self.profile, spec, body, units, |b| {
@@ -200,7 +201,16 @@ impl MessageView {
             }
             i += 1;
         });
-        Some(out)
+        out
+    }
+
+    /// A numeric field of exactly `N` digits as ASCII digits.
+    pub fn digits<const N: usize>(&self, number: u8) -> Option<[u8; N]> {
+        let (spec, body, units) = self.body(number)?;
+        if units != N || !matches!(spec.kind, Kind::Numeric | Kind::LlNum) {
+            return None;
+        }
+        Some(self.logical_array(spec, body, units))
     }
 
     /// A numeric field of up to 19 digits as a number.
@@ -237,15 +247,7 @@ impl MessageView {
         if spec.kind != Kind::Binary || units != N {
             return None;
         }
-        let mut out = [0u8; N];
-        let mut i = 0;
-        wire::logical(self.profile, spec, body, units, |b| {
-            if let Some(slot) = out.get_mut(i) {
-                *slot = b;
-            }
-            i += 1;
-        });
-        Some(out)
+        Some(self.logical_array(spec, body, units))
     }
 
     /// DE2, the primary account number.
@@ -260,15 +262,7 @@ impl MessageView {
         if units > N {
             return None;
         }
-        let mut out = [0u8; N];
-        let mut i = 0;
-        wire::logical(self.profile, spec, body, units, |b| {
-            if let Some(slot) = out.get_mut(i) {
-                *slot = b;
-            }
-            i += 1;
-        });
-        Some((out, units))
+        Some((self.logical_array(spec, body, units), units))
     }
 
     /// DE35, track 2, split at its separator into PAN and the four expiry digits (YYMM)
