@@ -23,6 +23,6 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo test (workspace, all targets)"
-cargo test --workspace --all-targets --no-fail-fast "$@"
+cargo test --workspace --all-targets --locked --no-fail-fast "$@"
 
 step "done"
