@@ -1,0 +1,2 @@
+//! `ssn-loadtest`: built in issue 6.
+fn main() {}
