@@ -1,2 +1,737 @@
-//! `ssn-loadtest`: built in issue 6.
-fn main() {}
+//! `ssn-loadtest`: seed a synthetic city, drive it against `ssn-switch` (or the baseline echo
+//! server) from simulated EDC terminals, report latency and throughput, and check the books.
+//!
+//! ```sh
+//! ssn-loadtest seed --data-dir city --cards 100000 --merchants 500 --terminals 1000
+//! ssn-loadtest run --data-dir city --switch-bin target/release/ssn-switch \
+//!     --profile bcd --rate 20000 --arrivals poisson --duration 30 --json run.json --svg run.svg
+//! ssn-loadtest run --data-dir city --switch-bin target/release/ssn-switch --target both --closed
+//! ```
+//!
+//! `run` starts the switch itself on the data directory (on free loopback ports), runs the
+//! load, stops the switch with SIGTERM, and checks the books on the journal; `--addr` drives a
+//! switch started by hand instead, without the books check. This file is the only place that
+//! reads flags, files, processes and signals.
+
+use std::io::{BufRead, BufReader, IsTerminal};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ssn_codec::Profile;
+use ssn_hsm::{KeyUsage, MasterKey, SoftHsm};
+use ssn_ledger::{Ledger, LedgerConfig};
+use ssn_loadtest::books;
+use ssn_loadtest::city::{City, CitySize};
+use ssn_loadtest::load::{self, LoadConfig, RunPace};
+use ssn_loadtest::mix::{DEFAULT_MIX, Mix};
+use ssn_loadtest::report::{LoadShape, Report};
+use ssn_loadtest::terminal::Progress;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// How long a started server (switch or baseline) may take to print its listening line; the
+/// switch replays the whole journal and rebuilds its balance store first.
+const LISTENING_DEADLINE: Duration = Duration::from_secs(300);
+/// How long a server may take to stop after SIGTERM before it is killed.
+const STOP_DEADLINE: Duration = Duration::from_secs(60);
+/// How often the progress bar is redrawn.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// The city file's name inside the data directory.
+const CITY_FILE: &str = "loadtest-city.json";
+
+#[derive(Parser)]
+#[command(
+    name = "ssn-loadtest",
+    version,
+    about = "Load harness for the SSN switch"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command_,
+}
+
+#[derive(Subcommand)]
+enum Command_ {
+    /// Provision a synthetic city into a new data directory, with the keys the switch reads
+    /// and a city file (PANs, PINs, clear terminal keys) for `run`.
+    Seed(SeedArgs),
+    /// Drive the city's terminals against the switch (and/or the baseline) and report.
+    Run(Box<RunArgs>),
+    /// Serve the baseline: frame and echo every message, no business logic.
+    Baseline {
+        /// `bcd` listener.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        bcd_listen: SocketAddr,
+        /// `ascii` listener.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        ascii_listen: SocketAddr,
+    },
+}
+
+#[derive(Args)]
+struct SeedArgs {
+    /// A new data directory for the switch (created).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Beneficiaries, one card each.
+    #[arg(long, default_value_t = 1_000)]
+    cards: u32,
+    /// E-Warong.
+    #[arg(long, default_value_t = 10)]
+    merchants: u32,
+    /// Terminals, spread evenly over the E-Warong.
+    #[arg(long, default_value_t = 20)]
+    terminals: u32,
+    /// Where to write the city file (default DATA_DIR/loadtest-city.json).
+    #[arg(long)]
+    city: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    /// The switch.
+    Switch,
+    /// The baseline echo server.
+    Baseline,
+    /// The switch, then the baseline with the same load, and their ratio.
+    Both,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProfileArg {
+    Bcd,
+    Ascii,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Arrivals {
+    Constant,
+    Poisson,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The seeded data directory; the switch is started on it and the books checked on it.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The city file (default DATA_DIR/loadtest-city.json).
+    #[arg(long)]
+    city: Option<PathBuf>,
+    /// What to measure.
+    #[arg(long, value_enum, default_value = "switch")]
+    target: Target,
+    /// The `ssn-switch` binary to start on the data directory.
+    #[arg(long)]
+    switch_bin: Option<PathBuf>,
+    /// Start the switch with balances in this Redis (`redis://127.0.0.1:PORT/`).
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// The Redis key prefix of the started switch.
+    #[arg(long, default_value = "ssn-loadtest")]
+    redis_key_prefix: String,
+    /// Drive a switch that is already running at this address instead (no books check).
+    #[arg(long, conflicts_with_all = ["switch_bin", "target"])]
+    addr: Option<SocketAddr>,
+    /// Wire profile.
+    #[arg(long, value_enum, default_value = "bcd")]
+    profile: ProfileArg,
+    /// Terminals (TCP connections); default every terminal of the city.
+    #[arg(long)]
+    terminals: Option<usize>,
+    /// Open loop: requests per second over all terminals.
+    #[arg(long, conflicts_with = "closed")]
+    rate: Option<f64>,
+    /// Open-loop arrivals.
+    #[arg(long, value_enum, default_value = "poisson")]
+    arrivals: Arrivals,
+    /// Closed loop: as fast as answers come back.
+    #[arg(long)]
+    closed: bool,
+    /// Closed loop: requests outstanding per terminal.
+    #[arg(long, default_value_t = 1)]
+    in_flight: usize,
+    /// Seconds of arrivals.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds at the start left out of latency and rates.
+    #[arg(long, default_value_t = 0.0)]
+    warmup: f64,
+    /// A request unanswered after this many milliseconds is a timeout.
+    #[arg(long, default_value_t = 5_000)]
+    timeout_ms: u64,
+    /// What to send, by weight.
+    #[arg(long, default_value = DEFAULT_MIX)]
+    mix: String,
+    /// Seed of the generators (default: random, printed in the report).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the latency-over-time plot here (SVG).
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Where the started switch's log goes (default DATA_DIR/switch.log).
+    #[arg(long)]
+    switch_log: Option<PathBuf>,
+    /// No progress bar even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command_::Seed(args) => runtime.block_on(seed(args)),
+        Command_::Run(args) => runtime.block_on(run(*args)),
+        Command_::Baseline {
+            bcd_listen,
+            ascii_listen,
+        } => runtime.block_on(baseline(bcd_listen, ascii_listen)),
+    }
+}
+
+// ---------------------------------------------------------------------------------- seed
+
+async fn seed(args: SeedArgs) -> anyhow::Result<ExitCode> {
+    let dir = &args.data_dir;
+    if dir.join("master.key").exists() || dir.join("journal.log").exists() {
+        bail!(
+            "{} already holds a switch's data: seed into a new directory",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let started = std::time::Instant::now();
+    let master = MasterKey::generate().map_err(|e| anyhow::anyhow!("master key: {e}"))?;
+    write_private(&dir.join("master.key"), master.reveal_hex().as_bytes())?;
+    let hsm = SoftHsm::new(master);
+    let pvk = hsm
+        .generate_key(KeyUsage::Pvk)
+        .map_err(|e| anyhow::anyhow!("PVK: {e}"))?;
+    write_private(&dir.join("pvk.key"), pvk.to_hex().as_bytes())?;
+    let ledger = Ledger::open(LedgerConfig::embedded(dir))
+        .await
+        .context("opening the ledger")?;
+    let now = ssn_loadtest::clock::unix_seconds_now();
+    let period = {
+        let de7 = ssn_loadtest::clock::de7(now);
+        format!("LOAD-{}", String::from_utf8_lossy(&de7[..4]))
+    };
+    let size = CitySize {
+        cards: args.cards,
+        merchants: args.merchants,
+        terminals: args.terminals,
+    };
+    let city = ssn_loadtest::city::seed(&ledger, &hsm, &pvk, size, &period, now).await?;
+    drop(ledger);
+    let path = args.city.unwrap_or_else(|| dir.join(CITY_FILE));
+    write_private(&path, &serde_json::to_vec(&city)?)?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "event": "seeded",
+            "data_dir": dir,
+            "city": path,
+            "cards": city.cards.len(),
+            "merchants": city.merchants.len(),
+            "terminals": city.terminals.len(),
+            "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------- servers
+
+/// A server this harness started, stopped (SIGTERM, then SIGKILL after a deadline) when it is
+/// done or dropped.
+struct Server {
+    child: Option<Child>,
+    bcd: SocketAddr,
+    ascii: SocketAddr,
+    what: &'static str,
+}
+
+impl Server {
+    fn start(
+        mut command: Command,
+        what: &'static str,
+        log: Option<&Path>,
+    ) -> anyhow::Result<Server> {
+        let stderr = match log {
+            Some(path) => Stdio::from(
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            ),
+            None => Stdio::null(),
+        };
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting the {what}"))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut server = Server {
+            child: Some(child),
+            bcd: "127.0.0.1:0".parse()?,
+            ascii: "127.0.0.1:0".parse()?,
+            what,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining, so the server never blocks on a full pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = rx.recv_timeout(LISTENING_DEADLINE).map_err(|_| {
+            anyhow::anyhow!("the {what} did not announce its ports in {LISTENING_DEADLINE:?}")
+        })?;
+        let ready: serde_json::Value = serde_json::from_str(&line)
+            .with_context(|| format!("the {what}'s first line {line:?}"))?;
+        let addr = |key: &str| -> anyhow::Result<SocketAddr> {
+            ready[key]
+                .as_str()
+                .with_context(|| format!("no {key} address in {line:?}"))?
+                .parse()
+                .with_context(|| format!("{key} address in {line:?}"))
+        };
+        server.bcd = addr("bcd")?;
+        server.ascii = addr("ascii")?;
+        Ok(server)
+    }
+
+    fn addr(&self, profile: Profile) -> SocketAddr {
+        match profile {
+            Profile::Bcd => self.bcd,
+            Profile::Ascii => self.ascii,
+        }
+    }
+
+    /// SIGTERM by PID, then wait for the exit; SIGKILL if it does not come in time.
+    fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + STOP_DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!("the {} exited with {status}", self.what);
+                }
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "the {} did not stop within {STOP_DEADLINE:?}; killed",
+                    self.what
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn baseline(bcd: SocketAddr, ascii: SocketAddr) -> anyhow::Result<ExitCode> {
+    let bcd = tokio::net::TcpListener::bind(bcd)
+        .await
+        .context("binding bcd")?;
+    let ascii = tokio::net::TcpListener::bind(ascii)
+        .await
+        .context("binding ascii")?;
+    println!(
+        "{}",
+        serde_json::json!({"event": "listening", "bcd": bcd.local_addr()?.to_string(), "ascii": ascii.local_addr()?.to_string()})
+    );
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(ssn_loadtest::baseline::serve(
+        bcd,
+        Profile::Bcd,
+        shutdown.clone(),
+        tracker.clone(),
+    ));
+    tracker.spawn(ssn_loadtest::baseline::serve(
+        ascii,
+        Profile::Ascii,
+        shutdown.clone(),
+        tracker.clone(),
+    ));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    shutdown.cancel();
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------- run
+
+async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let city_path = match (&args.city, &args.data_dir) {
+        (Some(p), _) => p.clone(),
+        (None, Some(dir)) => dir.join(CITY_FILE),
+        (None, None) => bail!("give --data-dir (or --city with --addr)"),
+    };
+    let city: City = serde_json::from_slice(
+        &std::fs::read(&city_path).with_context(|| format!("reading {}", city_path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", city_path.display()))?;
+    city.validate()?;
+    let profile = match args.profile {
+        ProfileArg::Bcd => Profile::Bcd,
+        ProfileArg::Ascii => Profile::Ascii,
+    };
+    let seed = match args.seed {
+        Some(s) => s,
+        None => {
+            let mut bytes = [0u8; 8];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random seed: {e}"))?;
+            u64::from_le_bytes(bytes)
+        }
+    };
+    let pace = if args.closed {
+        RunPace::Closed {
+            in_flight_per_terminal: args.in_flight,
+        }
+    } else {
+        RunPace::Open {
+            rate_per_second: args.rate.context("give --rate (open loop) or --closed")?,
+            poisson: args.arrivals == Arrivals::Poisson,
+        }
+    };
+    if !(args.duration > 0.0
+        && args.duration <= 3_600.0
+        && (0.0..args.duration).contains(&args.warmup))
+    {
+        bail!("--duration must be in (0, 3600] seconds and --warmup shorter than it");
+    }
+    let config = LoadConfig {
+        profile,
+        addr: "127.0.0.1:0".parse()?,
+        terminals: args.terminals.unwrap_or(city.terminals.len()),
+        pace,
+        duration: Duration::from_secs_f64(args.duration),
+        warmup: Duration::from_secs_f64(args.warmup),
+        timeout: Duration::from_millis(args.timeout_ms.max(1)),
+        mix: Mix::parse(&args.mix)?,
+        seed,
+    };
+    let load_before = load_average();
+
+    let mut exit = ExitCode::SUCCESS;
+    let mut switch_report = None;
+    let mut baseline_report = None;
+    if let Some(addr) = args.addr {
+        let report = measure(&city, &config, addr, "switch", &args).await?;
+        println!("{}", report.text());
+        println!("  books        not checked: the switch was not started by this run");
+        switch_report = Some(report);
+    } else {
+        if matches!(args.target, Target::Switch | Target::Both) {
+            let (report, ok) = run_switch(&city, &config, &args).await?;
+            if !ok {
+                exit = ExitCode::FAILURE;
+            }
+            switch_report = Some(report);
+        }
+        if matches!(args.target, Target::Baseline | Target::Both) {
+            let exe = std::env::current_exe().context("locating this binary")?;
+            let mut command = Command::new(exe);
+            command.arg("baseline");
+            let mut server = Server::start(command, "baseline", None)?;
+            let report = measure(&city, &config, server.addr(profile), "baseline", &args).await;
+            server.stop()?;
+            let report = report?;
+            println!("{}", report.text());
+            if report.errors_total > 0 {
+                exit = ExitCode::FAILURE;
+            }
+            baseline_report = Some(report);
+        }
+    }
+
+    // The JSON: the switch's report at the top (or the baseline's alone), the baseline and the
+    // ratio beside it when both ran.
+    let main_report = switch_report
+        .as_ref()
+        .or(baseline_report.as_ref())
+        .context("nothing ran")?;
+    let mut json = serde_json::to_value(main_report)?;
+    json["machine"] = serde_json::json!({
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+    });
+    if let (Some(s), Some(b)) = (&switch_report, &baseline_report) {
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                (a / b * 1000.0).round() / 1000.0
+            } else {
+                0.0
+            }
+        };
+        let r = serde_json::json!({
+            "requests_per_second": ratio(s.requests_per_second, b.requests_per_second),
+            "approved_per_second": ratio(s.approved_per_second, b.approved_per_second),
+            "p99": ratio(s.latency_ms.p99, b.latency_ms.p99),
+        });
+        println!(
+            "switch / baseline: requests/s {} ({:.1} / {:.1}), p99 {} ({:.3} ms / {:.3} ms)",
+            r["requests_per_second"],
+            s.requests_per_second,
+            b.requests_per_second,
+            r["p99"],
+            s.latency_ms.p99,
+            b.latency_ms.p99
+        );
+        json["baseline"] = serde_json::to_value(b)?;
+        json["ratio"] = r;
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.svg {
+        std::fs::write(path, main_report.svg())
+            .with_context(|| format!("writing {}", path.display()))?;
+        if let Some(b) = baseline_report.as_ref().filter(|_| switch_report.is_some()) {
+            let baseline_path = path.with_extension("baseline.svg");
+            std::fs::write(&baseline_path, b.svg())
+                .with_context(|| format!("writing {}", baseline_path.display()))?;
+        }
+    }
+    Ok(exit)
+}
+
+/// Starts the switch on the data directory, runs the load, stops it, checks the books.
+async fn run_switch(
+    city: &City,
+    config: &LoadConfig,
+    args: &RunArgs,
+) -> anyhow::Result<(Report, bool)> {
+    let dir = args
+        .data_dir
+        .as_ref()
+        .context("--data-dir: the seeded city to start the switch on")?;
+    let bin = args
+        .switch_bin
+        .as_ref()
+        .context("--switch-bin: the ssn-switch binary to start (or --addr for a running one)")?;
+    let mut command = Command::new(bin);
+    command
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir)
+        .args([
+            "--bcd-listen",
+            "127.0.0.1:0",
+            "--ascii-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--admin-listen", "127.0.0.1:0", "--log", "warn"]);
+    if let Some(url) = &args.redis_url {
+        command.args([
+            "--redis-url",
+            url,
+            "--redis-key-prefix",
+            &args.redis_key_prefix,
+        ]);
+    }
+    let log = args
+        .switch_log
+        .clone()
+        .unwrap_or_else(|| dir.join("switch.log"));
+    let mut server = Server::start(command, "switch", Some(&log))?;
+    let outcome = drive(city, config, server.addr(config.profile), args.no_progress).await;
+    // Stop it whatever the run did: the books are read from the journal it leaves.
+    let stopped = server.stop();
+    let (outcome, shape) = outcome?;
+    stopped?;
+    let mut report = Report::new(
+        shape_with(shape, "switch"),
+        &outcome.counts,
+        &outcome.recorder,
+        &outcome.errors,
+    );
+
+    let ledger = Ledger::open(LedgerConfig::embedded(dir))
+        .await
+        .context("opening the journal for the books check")?;
+    let books_report = {
+        let state = ledger.state();
+        let journal = books::journaled(
+            &state,
+            &outcome.terminal_ids,
+            &outcome.window.0,
+            &outcome.window.1,
+        );
+        books::compare(&outcome.seen, &journal, &outcome.in_doubt)
+    };
+    drop(ledger);
+    let ok = books_report.ok && report.errors_total == 0;
+    report.books = Some(books_report);
+    println!("{}", report.text());
+    Ok((report, ok))
+}
+
+fn shape_with(mut shape: LoadShape, target: &str) -> LoadShape {
+    shape.target = target.into();
+    shape
+}
+
+async fn measure(
+    city: &City,
+    config: &LoadConfig,
+    addr: SocketAddr,
+    target: &str,
+    args: &RunArgs,
+) -> anyhow::Result<Report> {
+    let (outcome, shape) = drive(city, config, addr, args.no_progress).await?;
+    Ok(Report::new(
+        shape_with(shape, target),
+        &outcome.counts,
+        &outcome.recorder,
+        &outcome.errors,
+    ))
+}
+
+/// Runs the load at `addr` with a progress bar on stderr when it is a terminal.
+async fn drive(
+    city: &City,
+    config: &LoadConfig,
+    addr: SocketAddr,
+    no_progress: bool,
+) -> anyhow::Result<(load::Outcome, LoadShape)> {
+    let mut config = config.clone();
+    config.addr = addr;
+    let progress = Arc::new(Progress::default());
+    let bar = if no_progress || !std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::new(config.duration.as_millis() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {elapsed:>4} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    };
+    let ticker = {
+        let bar = bar.clone();
+        let progress = progress.clone();
+        let terminals = config.terminals;
+        tokio::spawn(async move {
+            use std::sync::atomic::Ordering::Relaxed;
+            let started = std::time::Instant::now();
+            let mut last = (0u64, std::time::Instant::now());
+            loop {
+                tokio::time::sleep(PROGRESS_INTERVAL).await;
+                let answered = progress.answered.load(Relaxed);
+                let now = std::time::Instant::now();
+                let rate =
+                    (answered - last.0) as f64 / now.duration_since(last.1).as_secs_f64().max(1e-3);
+                last = (answered, now);
+                bar.set_position(started.elapsed().as_millis() as u64);
+                bar.set_message(format!(
+                    "signed on {}/{terminals}  sent {}  answered {}  ({rate:.0}/s)  approved {}  timeouts {}",
+                    progress.signed_on.load(Relaxed),
+                    progress.sent.load(Relaxed),
+                    answered,
+                    progress.approved.load(Relaxed),
+                    progress.timeouts.load(Relaxed),
+                ));
+            }
+        })
+    };
+    let cards = load::card_secrets(city)?;
+    let outcome = load::run(city, cards, &config, progress).await;
+    ticker.abort();
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    let (mode, arrivals, rate, in_flight) = match config.pace {
+        RunPace::Open {
+            rate_per_second,
+            poisson,
+        } => (
+            "open",
+            Some(if poisson { "poisson" } else { "constant" }.to_string()),
+            Some(rate_per_second),
+            None,
+        ),
+        RunPace::Closed {
+            in_flight_per_terminal,
+        } => ("closed", None, None, Some(in_flight_per_terminal)),
+    };
+    let shape = LoadShape {
+        target: String::new(),
+        profile: match config.profile {
+            Profile::Bcd => "bcd".into(),
+            Profile::Ascii => "ascii".into(),
+        },
+        address: addr.to_string(),
+        terminals: config.terminals,
+        mode: mode.into(),
+        arrivals,
+        target_rate_per_second: rate,
+        in_flight_per_terminal: in_flight,
+        mix: config.mix.describe(),
+        duration_seconds: config.duration.as_secs_f64(),
+        warmup_seconds: config.warmup.as_secs_f64(),
+        seed: config.seed,
+        timeout_ms: config.timeout.as_millis() as u64,
+    };
+    Ok((outcome, shape))
+}
+
+/// `/proc/loadavg`'s first three figures, for the report's record of the machine.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
