@@ -1,8 +1,9 @@
 //! The books check: the money the terminals saw move (approved purchases minus their approved
 //! reversals) must equal what the journal holds for the run, per card and per E-Warong.
 //!
-//! The run's purchases in the journal are those of the city's terminals whose DE7 lies in the
-//! run's window; each counts when approved and not reversed. A purchase whose answer never
+//! The run's purchases in the journal are those whose key (DE41, DE11, DE7) is one the run
+//! sent, so runs on the same city, even back to back in the same second, each check their
+//! own; each counts when approved and not reversed. A purchase whose answer never
 //! came was followed by a reversal advice, so it nets to nothing on both sides; one whose
 //! advice was not answered either is *in doubt* and listed as such.
 
@@ -10,8 +11,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use ssn_ledger::{ResponseCode, State};
-
-use crate::clock::de7_in_window;
 
 /// Mismatches listed in the report; the count covers all of them.
 pub const MISMATCHES_LISTED_MAX: usize = 20;
@@ -55,19 +54,68 @@ impl Books {
     }
 }
 
+/// The keys (DE41, DE11, DE7) of every 0200 a run sent.
+#[derive(Debug, Default)]
+pub struct RunKeys {
+    /// DE41 to the terminal's index in the run.
+    terminals: HashMap<String, u32>,
+    /// (terminal index, STAN, DE7 as a number).
+    keys: HashSet<(u32, u32, u64)>,
+}
+
+/// Digits as a number (`None` for anything but ASCII digits).
+pub fn digits_value(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |acc, d| {
+        d.is_ascii_digit()
+            .then(|| acc.wrapping_mul(10).wrapping_add(u64::from(d - b'0')))
+    })
+}
+
+impl RunKeys {
+    /// Registers a terminal of the run under `index`.
+    pub fn terminal(&mut self, terminal_id: &str, index: u32) {
+        self.terminals.insert(terminal_id.to_string(), index);
+    }
+
+    /// Adds a key the terminal `index` sent.
+    pub fn insert(&mut self, index: u32, stan: u32, de7: u64) {
+        self.keys.insert((index, stan, de7));
+    }
+
+    /// Whether the run sent this key.
+    pub fn contains(&self, terminal_id: &str, stan: &str, de7: &str) -> bool {
+        let (Some(index), Some(stan), Some(de7)) = (
+            self.terminals.get(terminal_id),
+            digits_value(stan.as_bytes()),
+            digits_value(de7.as_bytes()),
+        ) else {
+            return false;
+        };
+        u32::try_from(stan).is_ok_and(|stan| self.keys.contains(&(*index, stan, de7)))
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the run sent no 0200.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
 /// The run's purchases as the journal holds them.
-pub fn journaled(
-    state: &State,
-    terminals: &HashSet<String>,
-    from: &[u8; 10],
-    to: &[u8; 10],
-) -> Books {
+pub fn journaled(state: &State, run: &RunKeys) -> Books {
     let mut books = Books::default();
     for purchase in state.purchases.values() {
         let record = &purchase.record;
-        if !terminals.contains(record.key.terminal.as_str())
-            || !de7_in_window(record.key.transmitted.as_str().as_bytes(), from, to)
-        {
+        let key = &record.key;
+        if !run.contains(
+            key.terminal.as_str(),
+            key.stan.as_str(),
+            key.transmitted.as_str(),
+        ) {
             continue;
         }
         if record.response.code != ResponseCode::APPROVED || purchase.reversed {
@@ -222,6 +270,17 @@ mod tests {
             b.add(*card, merchant, *amount);
         }
         b
+    }
+
+    #[test]
+    fn run_keys_match_exactly() {
+        let mut run = RunKeys::default();
+        run.terminal("LT000001", 0);
+        run.insert(0, 17, 1_129_223_045);
+        assert!(run.contains("LT000001", "000017", "1129223045"));
+        assert!(!run.contains("LT000001", "000018", "1129223045"));
+        assert!(!run.contains("LT000002", "000017", "1129223045"));
+        assert!(!run.contains("LT000001", "000017", "1129223046"));
     }
 
     #[test]

@@ -62,16 +62,6 @@ pub fn unix_seconds_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Whether DE7 `value` lies in the window `[from, to]` of DE7 values. DE7 has no year, so a
-/// window that crosses New Year wraps around.
-pub fn de7_in_window(value: &[u8], from: &[u8; 10], to: &[u8; 10]) -> bool {
-    if from.as_slice() <= to.as_slice() {
-        from.as_slice() <= value && value <= to.as_slice()
-    } else {
-        value >= from.as_slice() || value <= to.as_slice()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,13 +77,5 @@ mod tests {
         assert_eq!(&de7(0), b"0101000000");
         // 2024-02-29T12:00:00Z, a leap day.
         assert_eq!(&de7(1_709_208_000), b"0229120000");
-    }
-
-    #[test]
-    fn windows_wrap_at_new_year() {
-        assert!(de7_in_window(b"1129223045", b"1129223000", b"1129223100"));
-        assert!(!de7_in_window(b"1129223101", b"1129223000", b"1129223100"));
-        assert!(de7_in_window(b"0101000001", b"1231235959", b"0101000010"));
-        assert!(!de7_in_window(b"0601000001", b"1231235959", b"0101000010"));
     }
 }

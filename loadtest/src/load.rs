@@ -11,9 +11,8 @@ use ssn_hsm::{Pin, TdesKey};
 use tokio::time::Instant;
 
 use crate::Error;
-use crate::books::{Books, seen_books};
+use crate::books::{Books, RunKeys, seen_books};
 use crate::city::City;
-use crate::clock;
 use crate::mix::Mix;
 use crate::report::Recorder;
 use crate::terminal::{
@@ -82,10 +81,8 @@ pub struct Outcome {
     pub in_doubt: HashSet<u64>,
     /// Errors of terminals that stopped early.
     pub errors: Vec<String>,
-    /// DE7 of the first second and the last second of the run.
-    pub window: ([u8; 10], [u8; 10]),
-    /// DE41 of the terminals used.
-    pub terminal_ids: HashSet<String>,
+    /// The key of every 0200 the run sent.
+    pub keys: RunKeys,
 }
 
 fn field<const N: usize>(text: &str, what: &str) -> Result<[u8; N], Error> {
@@ -164,7 +161,7 @@ pub async fn run(
     let (schedule_tx, schedule_rx) = tokio::sync::watch::channel(None);
     let sign_on_deadline = Instant::now() + SIGN_ON_DEADLINE;
     let mut tasks = tokio::task::JoinSet::new();
-    let mut terminal_ids = HashSet::new();
+    let mut keys = RunKeys::default();
     for (index, t) in city.terminals.iter().take(config.terminals).enumerate() {
         let spec = Arc::new(TerminalSpec {
             index,
@@ -172,7 +169,7 @@ pub async fn run(
             merchant_id: field(&t.merchant_id, "merchant id")?,
             tpk: TdesKey::from_hex(&t.tpk)?,
         });
-        terminal_ids.insert(t.terminal_id.clone());
+        keys.terminal(&t.terminal_id, index as u32);
         tasks.spawn(run_terminal(
             spec,
             plan.clone(),
@@ -198,7 +195,6 @@ pub async fn run(
             _ = tokio::time::sleep(Duration::from_millis(10)) => {}
         }
     }
-    let from = clock::de7(clock::unix_seconds_now() - 1);
     let start = Instant::now() + START_DELAY;
     let send_until = start + config.duration;
     let schedule = Schedule {
@@ -210,7 +206,6 @@ pub async fn run(
     while let Some(done) = tasks.join_next().await {
         finished.push(done.map_err(|e| Error::Invalid(format!("terminal task: {e}")))?);
     }
-    let to = clock::de7(clock::unix_seconds_now() + 1);
 
     let mut counts = Counts::default();
     let mut errors = Vec::new();
@@ -221,6 +216,9 @@ pub async fn run(
             errors.push(e.clone());
         }
         in_doubt.extend(outcome.seen.in_doubt.keys().copied());
+        for (stan, de7) in &outcome.sent_keys {
+            keys.insert(outcome.index, *stan, *de7);
+        }
     }
     let seen = seen_books(
         finished
@@ -234,7 +232,6 @@ pub async fn run(
         seen,
         in_doubt,
         errors,
-        window: (from, to),
-        terminal_ids,
+        keys,
     })
 }

@@ -606,12 +606,7 @@ async fn run_switch(
         .context("opening the journal for the books check")?;
     let books_report = {
         let state = ledger.state();
-        let journal = books::journaled(
-            &state,
-            &outcome.terminal_ids,
-            &outcome.window.0,
-            &outcome.window.1,
-        );
+        let journal = books::journaled(&state, &outcome.keys);
         books::compare(&outcome.seen, &journal, &outcome.in_doubt)
     };
     drop(ledger);

@@ -211,6 +211,10 @@ pub struct TerminalOutcome {
     pub seen: Seen,
     /// DE42, for the per-E-Warong books.
     pub merchant_id: String,
+    /// The terminal's index in the run.
+    pub index: u32,
+    /// (STAN, DE7) of every 0200 sent: the run's keys in the journal.
+    pub sent_keys: Vec<(u32, u64)>,
     /// Why the terminal stopped early, if it did.
     pub error: Option<String>,
 }
@@ -319,6 +323,7 @@ pub async fn run_terminal(
         start: Instant::now(),
         outcome: TerminalOutcome {
             merchant_id,
+            index: spec.index as u32,
             ..TerminalOutcome::default()
         },
     };
@@ -775,7 +780,12 @@ impl Terminal<'_> {
                 self.network_message(&stan, &de7, b"301")?;
                 What::Other
             }
-            _ => self.financial(kind, &stan, &de7, now_unix)?,
+            _ => {
+                let what = self.financial(kind, &stan, &de7, now_unix)?;
+                let de7_value = crate::books::digits_value(&de7).unwrap_or(0);
+                self.outcome.sent_keys.push((key, de7_value));
+                what
+            }
         };
         self.frame()?;
         let expected = if kind == Kind::Echo {

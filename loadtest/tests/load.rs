@@ -1,0 +1,287 @@
+//! The harness against a real `ssn-switch`: seed a small city, run a few seconds of load in
+//! each profile (open loop with Poisson arrivals, and closed loop), and check that every
+//! request got an answer and the books agree with the journal. Then the same against the
+//! baseline in one command. On Redis too when `SSN_TEST_REDIS_URL` is set (`scripts/test.sh`
+//! starts one). Assertions are about correctness only; speed is in BENCHMARKS.md.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// A data directory removed when the test ends, whatever happened.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("ssn-loadtest-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn harness() -> &'static str {
+    env!("CARGO_BIN_EXE_ssn-loadtest")
+}
+
+/// The `ssn-switch` binary of the same build, built if it is not there yet.
+fn switch_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let dir = Path::new(harness())
+            .parent()
+            .expect("the harness has a directory");
+        let binary = dir.join("ssn-switch");
+        if !binary.exists() {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let mut build = Command::new(cargo);
+            build.args(["build", "-p", "ssn-switch"]).current_dir(&root);
+            if dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("cargo runs");
+            assert!(status.success(), "cargo build -p ssn-switch failed");
+        }
+        assert!(binary.exists(), "no switch at {}", binary.display());
+        binary
+    })
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(harness())
+        .args(args)
+        .output()
+        .expect("ssn-loadtest runs")
+}
+
+fn seed(dir: &Path) {
+    let out = run(&[
+        "seed",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--cards",
+        "200",
+        "--merchants",
+        "4",
+        "--terminals",
+        "8",
+    ]);
+    assert!(
+        out.status.success(),
+        "seed failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs the load with `extra` arguments and returns the JSON report, after checking the run
+/// succeeded.
+fn load(dir: &Path, name: &str, extra: &[&str]) -> Value {
+    let json = dir.with_extension(format!("{name}.json"));
+    let svg = dir.with_extension(format!("{name}.svg"));
+    let mut args = vec![
+        "run",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--switch-bin",
+        switch_binary().to_str().unwrap(),
+        "--seed",
+        "42",
+        "--timeout-ms",
+        "15000",
+        "--no-progress",
+        "--json",
+        json.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    let context = format!(
+        "stdout:\n{}\nstderr:\n{}\nswitch log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.join("switch.log")).unwrap_or_default()
+    );
+    assert!(out.status.success(), "run {name} failed\n{context}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).expect("JSON report"))
+        .unwrap_or_else(|e| panic!("report: {e}\n{context}"));
+    let plot = std::fs::read_to_string(&svg).expect("SVG plot");
+    assert!(
+        plot.starts_with("<svg") && plot.contains("<polyline"),
+        "{plot}"
+    );
+    let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_file(&svg);
+    let _ = std::fs::remove_file(svg.with_extension("baseline.svg"));
+    report
+}
+
+/// Every request answered, nothing unexpected, and the books equal the journal.
+fn assert_answered_and_books_agree(report: &Value) {
+    let text = serde_json::to_string_pretty(report).unwrap();
+    let sent = report["sent_total"].as_u64().unwrap();
+    assert!(sent > 0, "nothing was sent\n{text}");
+    assert_eq!(
+        report["answered_total"].as_u64(),
+        Some(sent),
+        "every request answered\n{text}"
+    );
+    for key in [
+        "timeouts",
+        "late_answers",
+        "unexpected_answers",
+        "dropped_arrivals",
+        "errors_total",
+    ] {
+        assert_eq!(report[key].as_u64(), Some(0), "{key}\n{text}");
+    }
+    let books = &report["books"];
+    assert_eq!(books["ok"], true, "the books agree\n{text}");
+    assert_eq!(books["mismatches_total"], 0, "{text}");
+    assert!(
+        books["journal_purchases"].as_u64().unwrap() > 0,
+        "purchases reached the journal\n{text}"
+    );
+    assert_eq!(
+        books["seen_total_minor"], books["journal_total_minor"],
+        "{text}"
+    );
+    // The mix reached the switch's business rules, not only its happy path.
+    let responses = report["responses"].as_object().unwrap();
+    for code in ["00", "14", "57"] {
+        assert!(responses.contains_key(code), "a {code} answer\n{text}");
+    }
+    assert!(
+        report["approved_per_second"].as_f64().unwrap() > 0.0,
+        "{text}"
+    );
+    for key in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(
+            report["latency_ms"][key].as_f64().is_some(),
+            "latency_ms.{key}\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_seeded_load_in_both_profiles_is_answered_in_full_and_the_books_agree() {
+    let dir = TempDir::new("embedded");
+    seed(&dir.0);
+    let mix = "purchase=70,inquiry=5,wrong_pin=3,reversal=12,non_food=5,unknown_card=5";
+    let bcd = load(
+        &dir.0,
+        "bcd",
+        &[
+            "--profile",
+            "bcd",
+            "--rate",
+            "400",
+            "--arrivals",
+            "poisson",
+            "--duration",
+            "3",
+            "--mix",
+            mix,
+        ],
+    );
+    assert_answered_and_books_agree(&bcd);
+    assert_eq!(bcd["profile"], "bcd");
+    assert!(
+        bcd["sent"]["reversal"].as_u64().unwrap() > 0,
+        "reversals were sent"
+    );
+
+    // The same city again, over ascii, closed loop: the second run's books are its own.
+    let ascii = load(
+        &dir.0,
+        "ascii",
+        &[
+            "--profile",
+            "ascii",
+            "--closed",
+            "--in-flight",
+            "2",
+            "--duration",
+            "2",
+            "--mix",
+            mix,
+        ],
+    );
+    assert_answered_and_books_agree(&ascii);
+    assert_eq!(ascii["profile"], "ascii");
+}
+
+#[test]
+fn one_command_measures_the_switch_and_the_baseline_side_by_side() {
+    let dir = TempDir::new("both");
+    seed(&dir.0);
+    let report = load(
+        &dir.0,
+        "both",
+        &[
+            "--target",
+            "both",
+            "--profile",
+            "bcd",
+            "--rate",
+            "200",
+            "--arrivals",
+            "constant",
+            "--duration",
+            "2",
+        ],
+    );
+    assert_answered_and_books_agree(&report);
+    let baseline = &report["baseline"];
+    assert_eq!(baseline["target"], "baseline");
+    assert_eq!(baseline["answered_total"], baseline["sent_total"]);
+    assert_eq!(baseline["timeouts"], 0);
+    // The baseline echoes: every answer is 00, and it has no books.
+    assert_eq!(
+        baseline["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        vec!["00"]
+    );
+    assert!(baseline.get("books").is_none());
+    assert!(report["ratio"]["requests_per_second"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn the_books_agree_on_redis_too() {
+    // scripts/test.sh starts redis-server and sets this; without it there is no Redis to use.
+    let Ok(url) = std::env::var("SSN_TEST_REDIS_URL") else {
+        eprintln!("SSN_TEST_REDIS_URL is not set: run ./scripts/test.sh for the Redis case");
+        return;
+    };
+    let dir = TempDir::new("redis");
+    seed(&dir.0);
+    let prefix = format!("ssn-loadtest-test-{}", std::process::id());
+    let report = load(
+        &dir.0,
+        "redis",
+        &[
+            "--profile",
+            "bcd",
+            "--rate",
+            "300",
+            "--duration",
+            "3",
+            "--redis-url",
+            &url,
+            "--redis-key-prefix",
+            &prefix,
+        ],
+    );
+    assert_answered_and_books_agree(&report);
+}
