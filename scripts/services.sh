@@ -26,9 +26,12 @@ start_redis() {
   step "redis-server on port $port (SSN_TEST_REDIS_URL=$SSN_TEST_REDIS_URL)"
 }
 
-# Cassandra/ScyllaDB for the Scylla stores arrives with its own issue: add start_cassandra here
-# and call it from start_all_services.
+# Cassandra 5.0 as the CQL engine of the Scylla stores: start_cassandra (fetched once into
+# ~/.cache/ssn/cassandra, started on JDK 17, stopped by PID with the rest).
+# shellcheck source=scripts/cassandra.sh
+source "$root/scripts/cassandra.sh"
 
 start_all_services() {
   start_redis
+  start_cassandra
 }

@@ -52,7 +52,7 @@
 //! [`Ledger::close_batch`], and [`Ledger::registry`] for card (by PAN), terminal and merchant
 //! lookups. The admin API uses [`Ledger::define_program`], [`Ledger::fund_program`],
 //! [`Ledger::disburse`], [`Ledger::replace_card`] and the registry's [`RegistryOp`]s; the
-//! Scylla stores will plug in through [`Ledger::open_with`].
+//! Scylla stores plug in through [`Ledger::open_with`].
 //!
 //! ## Ordering rules that keep the three stores consistent
 //!
@@ -82,6 +82,9 @@
 //! - [`BalanceStore`]: [`MemoryBalances`] (default) or [`RedisBalances`]. Both are caches of the
 //!   journal, rebuilt from it at every open, and fenced by a generation number in Redis so a
 //!   stale process or rebuild cannot overwrite newer state (see the `balances::redis` docs).
+//! - **On ScyllaDB** ([`scylla_stores`] + [`Ledger::open_with`]): a [`ScyllaJournal`] and a
+//!   [`ScyllaRegistry`] in one keyspace, balances in Redis under the keyspace's name, and no
+//!   data directory at all. See "Running on ScyllaDB" below.
 //! - [`Registry`]: [`RedbRegistry`] (redb, pinned exactly), with all-or-nothing
 //!   [`RegistryOp`] lists for the admin API's compare-and-set writes. Terminal keys are stored
 //!   encrypted as the switch hands them over; tokens as SHA-256 hashes; `Debug` masks PANs,
@@ -102,6 +105,8 @@
 //! - `registry`: records of people, cards, merchants, terminals, tokens and audit; the
 //!   [`Registry`] trait and the redb store.
 //! - `ledger`: [`Ledger`], the two front doors' one object, and the ordering rules below.
+//! - `scylla`: the Scylla journal store and registry, the schema and its migrations, the
+//!   driver's own runtime, and [`verify`] following a data directory's pointer to Scylla.
 //!
 //! ## Architecture invariants
 //!
@@ -112,6 +117,34 @@
 //!   pass a [`LedgerConfig`].
 //! - Time comes from the caller (`at_unix_seconds`): days are WITA ([`Day`]), so tests and
 //!   replays are deterministic.
+//!
+//! ## Running on ScyllaDB
+//!
+//! - **Schema**: [`ScyllaCluster::connect`] creates the keyspace (replication from
+//!   [`ScyllaConfig::replication`]) and applies the migrations it has not recorded in
+//!   `schema_migrations` ([`SCHEMA_VERSION`]); a newer schema than the program knows is refused.
+//! - **Journal**: the same entries, hashes and chain as the file, one row per entry (a large
+//!   body in parts of [`SCYLLA_ENTRY_PART_BYTES`]) keyed `((chain, bucket), sequence, part)`;
+//!   a bucket is [`SCYLLA_JOURNAL_PARTITION_ENTRIES`] consecutive entries, so partitions are
+//!   bounded. Writes are plain inserts, idempotent (a retry writes the same bytes under the same
+//!   key), at `LOCAL_QUORUM` unless configured otherwise: no lightweight transaction on the
+//!   purchase path, because the journal's sequencer is its chain's only writer. A failed batch
+//!   may leave some of its entries: replay stops at the first missing one and opening sets the
+//!   rest aside in `journal_torn`, as the file journal does with a torn write. [`verify`]
+//!   checks a Scylla chain when the data directory holds a [`SCYLLA_POINTER_FILE`].
+//! - **Registry**: the same records and bytes as redb; `apply` stays all-or-nothing with a
+//!   lease (one LWT) and a redo intent (see the `scylla::registry` docs). Only registry writes
+//!   (admin API, wrong-PIN counts) take the lease; reads never do.
+//! - **Durability**: a journal write is acknowledged when the configured consistency level has
+//!   it in its commit logs; with Cassandra's default `commitlog_sync: periodic` that is not an
+//!   fsync, so a production cluster needs replicas in separate failure domains (or
+//!   `commitlog_sync: batch`).
+//! - **Several nodes**: each switch node appends to its own chain (`--node-id`), so nodes never
+//!   contend for a sequence number. Redis stays the per-card decision point: its debit script
+//!   is atomic per card and keeps each transfer's decision, so a terminal's retry on another
+//!   node gets the first node's answer (same RRN, authorization id and balance) and the money
+//!   moves once. Each node's projection ([`State`]) holds the chain it replayed and what it
+//!   journals itself.
 //!
 //! ## Limits
 //!
@@ -134,6 +167,17 @@
 //! | [`REDIS_SCRIPTS_IN_FLIGHT_MAX`] | 256 | scripts in flight for a disbursement or rebuild |
 //! | [`REGISTRY_OPS_PER_APPLY_MAX`] | 200,000 | records in one registry transaction |
 //! | [`WRONG_PIN_COUNT_MAX`] | 3 | wrong PINs that lock the PIN |
+//! | [`SCYLLA_JOURNAL_PARTITION_ENTRIES`] | 65,536 | journal entries per partition of a chain |
+//! | [`SCYLLA_ENTRY_PART_BYTES`] | 1 MiB | largest part of an entry body in one row |
+//! | [`SCYLLA_WRITES_IN_FLIGHT_MAX`] | 128 | inserts in flight for one batch or registry change |
+//! | [`SCYLLA_REQUEST_TIMEOUT_DEFAULT`] | 2 s | one CQL request; then `91` |
+//! | [`SCYLLA_CONNECT_TIMEOUT`] | 30 s | connecting and migrating at open |
+//! | [`SCYLLA_REGISTRY_BUCKETS`] | 64 | partitions per registry record kind |
+//! | [`SCYLLA_AUDIT_PARTITION_ENTRIES`] | 4,096 | audit entries per partition |
+//! | [`SCYLLA_REGISTRY_INTENT_BYTES_MAX`] | 8 MiB | one registry change on Scylla |
+//! | [`SCYLLA_REGISTRY_LEASE_TTL_SECONDS`] | 30 | a dead writer's lease expires |
+//! | [`SCYLLA_REGISTRY_LEASE_WAIT_MAX`] | 5 s | waiting for the registry's lease; then unavailable |
+//! | [`SCYLLA_DRIVER_THREADS`] | 2 | threads of the driver's own runtime |
 //!
 //! ## Back of the envelope
 //!
@@ -154,9 +198,8 @@
 //! - Per-card statements and transaction listings beyond what [`State`] holds in memory.
 //! - Journal segments and snapshots: the whole journal is replayed at every open, and the
 //!   projection and the balance stores keep every authorization forever (no pruning).
-//! - More than one switch node: the journal has one writer per data directory; Redis already
-//!   keeps each card's decisions in its slot, but a shared journal is the Scylla issue's.
-//! - The Scylla journal, registry and balance stores.
+//! - On Scylla, a node's projection does not follow the other nodes' chains, and `verify`
+//!   checks one chain at a time.
 
 mod balances;
 mod day;
@@ -166,6 +209,7 @@ mod ledger;
 mod money;
 mod record;
 mod registry;
+mod scylla;
 mod state;
 mod verify;
 
@@ -199,8 +243,17 @@ pub use record::{
     ResponseCode, ReversalEffect, ReversalRecord,
 };
 pub use registry::*;
+pub use scylla::{
+    Consistency, SCHEMA_VERSION, SCYLLA_AUDIT_PARTITION_ENTRIES, SCYLLA_CONNECT_TIMEOUT,
+    SCYLLA_DRIVER_THREADS, SCYLLA_ENTRY_PART_BYTES, SCYLLA_JOURNAL_PARTITION_ENTRIES,
+    SCYLLA_KEYSPACE_BYTES_MAX, SCYLLA_POINTER_FILE, SCYLLA_REGISTRY_BUCKETS,
+    SCYLLA_REGISTRY_INTENT_BYTES_MAX, SCYLLA_REGISTRY_LEASE_TTL_SECONDS,
+    SCYLLA_REGISTRY_LEASE_WAIT_MAX, SCYLLA_REQUEST_TIMEOUT_DEFAULT, SCYLLA_WRITES_IN_FLIGHT_MAX,
+    ScyllaCluster, ScyllaConfig, ScyllaError, ScyllaJournal, ScyllaRegistry, scylla_stores, verify,
+    verify_scylla,
+};
 pub use state::{
     Applied, CardState, CardTransfer, ClosedBatch, InvariantError, PurchaseState, State,
     TerminalBatches,
 };
-pub use verify::{VerifyError, VerifyReport, check_balances, verify};
+pub use verify::{VerifyError, VerifyReport, check_balances};

@@ -22,6 +22,14 @@ macro_rules! contract {
                 }
             )*
         }
+        mod scylla {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Scylla).await;
+                }
+            )*
+        }
     };
 }
 

@@ -7,26 +7,69 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where the Redis tests find their server.
 pub const REDIS_URL_VAR: &str = "SSN_TEST_REDIS_URL";
+/// Where the Scylla tests find their CQL node (`host:port`, comma-separated).
+pub const CASSANDRA_NODES_VAR: &str = "SSN_TEST_CASSANDRA_NODES";
 
-/// The balance backends every contract test runs against.
+/// The store backends every contract test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
+    /// Journal file, redb registry, balances in memory.
     Embedded,
+    /// Journal file, redb registry, balances in Redis.
     Redis,
+    /// Journal and registry in Scylla (Cassandra in tests), balances in Redis: no data
+    /// directory at all.
+    Scylla,
+}
+
+pub fn redis_url() -> String {
+    std::env::var(REDIS_URL_VAR).unwrap_or_else(|_| {
+        panic!("{REDIS_URL_VAR} is not set: run ./scripts/test.sh, which starts redis-server for these tests")
+    })
+}
+
+pub fn cassandra_nodes() -> Vec<String> {
+    let nodes = std::env::var(CASSANDRA_NODES_VAR).unwrap_or_else(|_| {
+        panic!("{CASSANDRA_NODES_VAR} is not set: run ./scripts/test.sh, which starts Cassandra for these tests")
+    });
+    nodes.split(',').map(str::to_string).collect()
+}
+
+/// A keyspace of its own for each test world, the same for every reopen of that world and
+/// different in every test process (a developer's Cassandra outlives test runs).
+pub fn keyspace_for(data_dir: &Path) -> String {
+    static SALT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let salt = SALT.get_or_init(|| format!("{:?}", std::time::SystemTime::now()));
+    let digest = Fingerprint::of(&(salt, data_dir.to_string_lossy().to_string()));
+    format!("t{}", &hex(&digest.0)[..20])
 }
 
 impl Backend {
+    /// The config of the file-based backends.
     pub fn config(self, data_dir: &Path) -> LedgerConfig {
         match self {
             Backend::Embedded => LedgerConfig::embedded(data_dir),
-            Backend::Redis => {
-                let url = std::env::var(REDIS_URL_VAR).unwrap_or_else(|_| {
-                    panic!("{REDIS_URL_VAR} is not set: run ./scripts/test.sh, which starts redis-server for these tests")
-                });
-                LedgerConfig {
-                    data_dir: data_dir.to_path_buf(),
-                    balances: BalanceBackend::Redis(RedisConfig::new(url, "ssn-test:")),
-                }
+            Backend::Redis => LedgerConfig {
+                data_dir: data_dir.to_path_buf(),
+                balances: BalanceBackend::Redis(RedisConfig::new(redis_url(), "ssn-test:")),
+            },
+            Backend::Scylla => panic!("a Scylla ledger has no LedgerConfig: use Backend::open"),
+        }
+    }
+
+    /// Opens the world's ledger on this backend; `data_dir` names its keyspace on Scylla.
+    pub async fn open(self, data_dir: &Path) -> Ledger {
+        match self {
+            Backend::Embedded | Backend::Redis => Ledger::open(self.config(data_dir))
+                .await
+                .expect("open ledger"),
+            Backend::Scylla => {
+                let config = ScyllaConfig::new(cassandra_nodes(), keyspace_for(data_dir));
+                // So that `verify(data_dir)` checks this world's chain.
+                config.save_pointer(data_dir).expect("pointer file");
+                let redis = RedisConfig::new(redis_url(), "ssn-test:");
+                let stores = scylla_stores(config, &redis).await.expect("Scylla stores");
+                Ledger::open_with(stores).await.expect("open ledger")
             }
         }
     }
@@ -121,9 +164,7 @@ pub struct World {
 impl World {
     pub async fn new(backend: Backend) -> World {
         let dir = TempDir::new("world");
-        let ledger = Ledger::open(backend.config(&dir.0))
-            .await
-            .expect("open ledger");
+        let ledger = backend.open(&dir.0).await;
         World {
             dir,
             backend,
@@ -143,9 +184,7 @@ impl World {
             next_stan,
         } = self;
         drop(ledger);
-        let ledger = Ledger::open(backend.config(&dir.0))
-            .await
-            .expect("reopen ledger");
+        let ledger = backend.open(&dir.0).await;
         World {
             dir,
             backend,

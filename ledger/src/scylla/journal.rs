@@ -1,0 +1,389 @@
+//! The journal on Scylla: each switch node appends its own hash chain (partition key
+//! `(chain, bucket)`), entry by entry with plain idempotent inserts; the chain, the hashes and
+//! replay are exactly the embedded journal's ([`crate::journal`]), only the bytes live in CQL
+//! rows instead of a file.
+//!
+//! A batch is written with up to [`super::SCYLLA_WRITES_IN_FLIGHT_MAX`] inserts in flight and
+//! is durable (at the configured consistency) when every one has succeeded. A failed batch can
+//! leave any subset of its entries behind: that is this store's torn write. Replay stops at the
+//! first missing entry and reports it as [`BreakKind::Truncated`]; opening then sets aside what
+//! follows it (into `journal_torn`) if it is no more than one batch, exactly as the file
+//! journal sets aside a torn last write. Nothing after a gap was ever acknowledged, because the
+//! sync thread answers a batch only when all of it is written and writes one batch at a time.
+
+use super::{ScyllaCluster, ScyllaError, cluster};
+use crate::journal::{
+    Break, BreakKind, EncodedEntry, Hash, JOURNAL_BATCH_RECORDS_MAX, JournalStore, replay_into,
+};
+use crate::money::Money;
+use crate::record::Account;
+use crate::state::State;
+use crate::verify::{VerifyError, VerifyReport, check_balances};
+use futures::{StreamExt, TryStreamExt};
+use scylla::statement::prepared::PreparedStatement;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Entries of one chain per partition: about 13 MB of typical entries, and at least one whole
+/// batch, so a torn batch spans at most two partitions.
+pub const SCYLLA_JOURNAL_PARTITION_ENTRIES: u64 = 65_536;
+/// Largest part of an entry's body in one row; a larger body (a disbursement to many cards)
+/// is cut into parts, so no row comes near the cluster's mutation size limit.
+pub const SCYLLA_ENTRY_PART_BYTES: usize = 1 << 20;
+/// Rows per page when replaying a partition.
+const REPLAY_PAGE_ROWS: i32 = 512;
+
+const _: () = assert!(SCYLLA_JOURNAL_PARTITION_ENTRIES >= JOURNAL_BATCH_RECORDS_MAX as u64);
+
+/// One stored row as read: sequence, part, parts, previous hash, hash, body part.
+type Row = (i64, i32, i32, Vec<u8>, Vec<u8>, Vec<u8>);
+/// One row as written: chain and bucket, then as [`Row`].
+type NewRow = (String, i64, i64, i32, i32, Vec<u8>, Vec<u8>, Vec<u8>);
+/// An entry being reassembled: sequence, next part expected, parts, hashes, body so far.
+type Partial = (u64, i32, i32, Hash, Hash, Vec<u8>);
+
+/// The journal store of one chain.
+pub struct ScyllaJournal {
+    /// The shared session.
+    cluster: Arc<ScyllaCluster>,
+    /// This node's chain.
+    chain: String,
+    /// Writes one row.
+    insert: PreparedStatement,
+    /// Reads one partition in order.
+    select: PreparedStatement,
+    /// Keeps a torn row for auditors.
+    insert_torn: PreparedStatement,
+    /// Removes a torn tail from a partition.
+    delete_from: PreparedStatement,
+}
+
+impl fmt::Debug for ScyllaJournal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScyllaJournal")
+            .field("keyspace", &self.cluster.config().keyspace)
+            .field("chain", &self.chain)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bucket_of(sequence: u64) -> i64 {
+    // Sequences start at 1.
+    (sequence.saturating_sub(1) / SCYLLA_JOURNAL_PARTITION_ENTRIES) as i64
+}
+
+fn io_error(error: impl fmt::Display) -> io::Error {
+    io::Error::other(error.to_string())
+}
+
+impl ScyllaJournal {
+    pub(crate) async fn open(cluster: Arc<ScyllaCluster>) -> Result<ScyllaJournal, ScyllaError> {
+        let chain = cluster.config().chain.clone();
+        let insert = cluster
+            .prepare(
+                "INSERT INTO journal (chain, bucket, sequence, part, parts, previous_hash, hash, \
+                 body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .await?;
+        let mut select = cluster
+            .prepare(
+                "SELECT sequence, part, parts, previous_hash, hash, body FROM journal \
+                 WHERE chain = ? AND bucket = ?",
+            )
+            .await?;
+        select.set_page_size(REPLAY_PAGE_ROWS);
+        let insert_torn = cluster
+            .prepare(
+                "INSERT INTO journal_torn (chain, sequence, part, parts, previous_hash, hash, \
+                 body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .await?;
+        let delete_from = cluster
+            .prepare("DELETE FROM journal WHERE chain = ? AND bucket = ? AND sequence >= ?")
+            .await?;
+        let register = cluster
+            .prepare(
+                "INSERT INTO journal_chains (chain, created_at) VALUES (?, toTimestamp(now()))",
+            )
+            .await?;
+        let session = Arc::clone(cluster.session());
+        let name = chain.clone();
+        cluster
+            .run(async move { session.execute_unpaged(&register, (name,)).await })
+            .await?
+            .map_err(cluster_error)?;
+        Ok(ScyllaJournal {
+            cluster,
+            chain,
+            insert,
+            select,
+            insert_torn,
+            delete_from,
+        })
+    }
+
+    /// Every row of one partition, in order.
+    fn partition(&self, bucket: i64) -> io::Result<Vec<Row>> {
+        let session = Arc::clone(self.cluster.session());
+        let select = self.select.clone();
+        let chain = self.chain.clone();
+        self.cluster
+            .block_on(async move {
+                let pager = session
+                    .execute_iter(select, (chain, bucket))
+                    .await
+                    .map_err(io_error)?;
+                pager
+                    .rows_stream::<Row>()
+                    .map_err(io_error)?
+                    .map_err(io_error)
+                    .try_collect::<Vec<Row>>()
+                    .await
+            })
+            .map_err(io_error)?
+    }
+
+    /// Rows with sequence `from` or later, in the two partitions a torn batch can touch.
+    fn rows_from(&self, from: u64) -> io::Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        for bucket in [bucket_of(from), bucket_of(from) + 1] {
+            rows.extend(
+                self.partition(bucket)?
+                    .into_iter()
+                    .filter(|row| row.0 as u64 >= from),
+            );
+        }
+        Ok(rows)
+    }
+}
+
+fn cluster_error(error: impl fmt::Display) -> ScyllaError {
+    cluster(error)
+}
+
+/// Splits entries into rows.
+fn rows_of(chain: &str, entries: &[EncodedEntry]) -> Vec<NewRow> {
+    let mut rows = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let parts: Vec<&[u8]> = if entry.body.is_empty() {
+            vec![&entry.body[..]]
+        } else {
+            entry.body.chunks(SCYLLA_ENTRY_PART_BYTES).collect()
+        };
+        // Bodies are capped at JOURNAL_ENTRY_BYTES_MAX, so the part count fits an i32.
+        let count = parts.len() as i32;
+        for (part, bytes) in parts.into_iter().enumerate() {
+            rows.push((
+                chain.to_string(),
+                bucket_of(entry.sequence),
+                entry.sequence as i64,
+                part as i32,
+                count,
+                entry.previous_hash.to_vec(),
+                entry.hash.to_vec(),
+                bytes.to_vec(),
+            ));
+        }
+    }
+    rows
+}
+
+/// Reassembles the entries of a partition's rows, stopping at the first entry missing a part.
+/// Returns the entries and whether the rows ended inside an entry.
+fn assemble(rows: Vec<Row>) -> (Vec<EncodedEntry>, bool) {
+    let mut entries: Vec<EncodedEntry> = Vec::new();
+    let mut current: Option<Partial> = None;
+    let finish = |current: &mut Option<Partial>, entries: &mut Vec<EncodedEntry>| -> bool {
+        match current.take() {
+            None => true,
+            Some((sequence, next_part, parts, previous_hash, hash, body)) => {
+                if next_part != parts {
+                    return false;
+                }
+                entries.push(EncodedEntry {
+                    sequence,
+                    previous_hash,
+                    body,
+                    hash,
+                });
+                true
+            }
+        }
+    };
+    for (sequence, part, parts, previous_hash, hash, body) in rows {
+        let sequence = sequence as u64;
+        let (Ok(previous_hash), Ok(hash)) = (
+            <Hash>::try_from(previous_hash.as_slice()),
+            <Hash>::try_from(hash.as_slice()),
+        ) else {
+            // A row whose hashes are not 32 bytes: hand over something that fails the hash.
+            finish(&mut current, &mut entries);
+            entries.push(EncodedEntry {
+                sequence,
+                previous_hash: [0; 32],
+                body,
+                hash: [0; 32],
+            });
+            continue;
+        };
+        match &mut current {
+            Some((s, next_part, _, _, _, so_far)) if *s == sequence => {
+                if *next_part != part {
+                    return (entries, true);
+                }
+                so_far.extend_from_slice(&body);
+                *next_part += 1;
+            }
+            _ => {
+                if !finish(&mut current, &mut entries) {
+                    return (entries, true);
+                }
+                if part != 0 {
+                    return (entries, true);
+                }
+                current = Some((sequence, 1, parts, previous_hash, hash, body));
+            }
+        }
+    }
+    let whole = finish(&mut current, &mut entries);
+    (entries, !whole)
+}
+
+impl JournalStore for ScyllaJournal {
+    fn append_durable(&mut self, entries: &[EncodedEntry]) -> io::Result<()> {
+        let rows = rows_of(&self.chain, entries);
+        let session = Arc::clone(self.cluster.session());
+        let insert = self.insert.clone();
+        self.cluster
+            .block_on(async move {
+                futures::stream::iter(rows)
+                    .map(|row| {
+                        let session = Arc::clone(&session);
+                        let insert = insert.clone();
+                        async move { session.execute_unpaged(&insert, row).await.map(|_| ()) }
+                    })
+                    .buffer_unordered(super::SCYLLA_WRITES_IN_FLIGHT_MAX)
+                    .try_collect::<Vec<()>>()
+                    .await
+                    .map(|_| ())
+                    .map_err(io_error)
+            })
+            .map_err(io_error)?
+    }
+
+    fn replay(
+        &mut self,
+        visit: &mut dyn FnMut(EncodedEntry, u64) -> Result<(), Break>,
+    ) -> io::Result<Option<Break>> {
+        let mut expected = 1u64;
+        let torn = |sequence| {
+            Ok(Some(Break {
+                sequence,
+                offset: sequence,
+                kind: BreakKind::Truncated,
+            }))
+        };
+        loop {
+            let bucket = bucket_of(expected);
+            let (entries, ended_inside) = assemble(self.partition(bucket)?);
+            for entry in entries {
+                if entry.sequence != expected {
+                    // A missing entry: what follows was never acknowledged.
+                    return torn(expected);
+                }
+                let sequence = entry.sequence;
+                if let Err(found) = visit(entry, sequence) {
+                    return Ok(Some(found));
+                }
+                expected += 1;
+            }
+            if ended_inside {
+                return torn(expected);
+            }
+            if bucket_of(expected) == bucket {
+                // The partition is not full: the chain ends here, unless rows of a torn batch
+                // lie beyond the gap.
+                return if self.rows_from(expected)?.is_empty() {
+                    Ok(None)
+                } else {
+                    torn(expected)
+                };
+            }
+        }
+    }
+
+    fn cut_tail(&mut self, found: &Break, bytes_max: u64) -> io::Result<Option<PathBuf>> {
+        if found.kind != BreakKind::Truncated {
+            return Ok(None);
+        }
+        let from = found.sequence;
+        let rows = self.rows_from(from)?;
+        let mut sequences: Vec<i64> = rows.iter().map(|row| row.0).collect();
+        sequences.dedup();
+        let bytes: u64 = rows.iter().map(|row| row.5.len() as u64).sum();
+        if sequences.len() > JOURNAL_BATCH_RECORDS_MAX || bytes > bytes_max {
+            return Ok(None);
+        }
+        let session = Arc::clone(self.cluster.session());
+        let insert_torn = self.insert_torn.clone();
+        let delete_from = self.delete_from.clone();
+        let chain = self.chain.clone();
+        self.cluster
+            .block_on(async move {
+                for (sequence, part, parts, previous_hash, hash, body) in rows {
+                    session
+                        .execute_unpaged(
+                            &insert_torn,
+                            (
+                                chain.clone(),
+                                sequence,
+                                part,
+                                parts,
+                                previous_hash,
+                                hash,
+                                body,
+                            ),
+                        )
+                        .await
+                        .map_err(io_error)?;
+                }
+                for bucket in [bucket_of(from), bucket_of(from) + 1] {
+                    session
+                        .execute_unpaged(&delete_from, (chain.clone(), bucket, from as i64))
+                        .await
+                        .map_err(io_error)?;
+                }
+                Ok::<(), io::Error>(())
+            })
+            .map_err(io_error)??;
+        Ok(Some(PathBuf::from(format!(
+            "scylla:{}.journal_torn/{}",
+            self.cluster.config().keyspace,
+            self.chain
+        ))))
+    }
+}
+
+/// Verifies this chain as `ssn-ledger verify` verifies a journal file: recomputes the hash
+/// chain and every balance and reports the first break. Changes nothing.
+pub fn verify_scylla(journal: &mut ScyllaJournal) -> Result<VerifyReport, VerifyError> {
+    let mut state = State::default();
+    let (head, end) = replay_into(journal, &mut state)?;
+    if let Some(found) = end {
+        return Err(VerifyError::Broken(found));
+    }
+    check_balances(&state)?;
+    let funded = state
+        .balance(&Account::FundingSource)
+        .checked_neg()
+        .unwrap_or(Money::ZERO);
+    let pockets: usize = state.cards.values().map(|c| c.pockets.len()).sum();
+    Ok(VerifyReport {
+        entries: state.entries,
+        last_hash: head.last_hash,
+        accounts: state.accounts.len() + pockets,
+        funded,
+    })
+}
