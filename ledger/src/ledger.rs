@@ -1216,11 +1216,14 @@ impl Ledger {
         if self.registry.card(new_card).await?.is_none() {
             return Err(LedgerError::NotFound(format!("card {new_card}")));
         }
-        if old.status == CardStatus::Replaced && old.replaced_by == Some(new_card) {
+        if old.replaced_by == Some(new_card) {
             return Ok(());
         }
         let mut replaced = old.clone();
-        replaced.status = CardStatus::Replaced;
+        // A lost or stolen card keeps saying so (`41`/`43`) after its replacement.
+        if !matches!(old.status, CardStatus::Lost | CardStatus::Stolen) {
+            replaced.status = CardStatus::Replaced;
+        }
         replaced.replaced_by = Some(new_card);
         self.registry
             .apply(vec![RegistryOp::Replace {

@@ -75,6 +75,8 @@ pub struct PurchaseState {
     pub reversed: bool,
     /// The switch-side sequence number of the terminal batch it is in (approved ones only).
     pub batch_sequence: Option<u64>,
+    /// When the ledger accepted it (UTC seconds).
+    pub at_unix_seconds: i64,
 }
 
 /// A terminal batch the switch closed.
@@ -129,6 +131,12 @@ pub struct State {
     pub transfers: HashMap<TransferId, Record>,
     /// Batches per terminal.
     pub terminals: HashMap<TerminalId, TerminalBatches>,
+    /// When each entry in `transfers` was accepted (UTC seconds); purchases carry theirs.
+    pub transfer_times: HashMap<TransferId, i64>,
+    /// Every purchase, reversal, funding, disbursement and replacement in journal order, with
+    /// when it was accepted: the admin API's transaction listing walks this (16 + 8 bytes an
+    /// entry).
+    pub log: Vec<(i64, TransferId)>,
     /// Entries applied.
     pub entries: u64,
 }
@@ -172,7 +180,8 @@ impl State {
                 if self.purchases.contains_key(&id) {
                     return Err(InvariantError::DuplicateTransfer(id));
                 }
-                self.apply_purchase(id, purchase)?;
+                self.apply_purchase(id, purchase, entry.at_unix_seconds)?;
+                self.log.push((entry.at_unix_seconds, id));
                 self.entries += 1;
                 Ok(Applied::Done)
             }
@@ -187,6 +196,7 @@ impl State {
         &mut self,
         id: TransferId,
         purchase: PurchaseRecord,
+        at_unix_seconds: i64,
     ) -> Result<(), InvariantError> {
         let approved = purchase.response.code == ResponseCode::APPROVED;
         let paid = Money::checked_sum(purchase.legs.iter().map(|leg| leg.amount));
@@ -241,7 +251,7 @@ impl State {
         for (giro_account, _, giro) in new_balances {
             self.accounts.insert(giro_account, giro);
         }
-        self.record_purchase(id, purchase);
+        self.record_purchase(id, purchase, at_unix_seconds);
         Ok(())
     }
 
@@ -273,7 +283,12 @@ impl State {
             self.set_balance(account, balance);
         }
         self.entries += 1;
-        Ok(self.record_effects(id, entry))
+        let applied = self.record_effects(id, entry);
+        if !matches!(entry.record, Record::BatchClose { .. }) {
+            self.log.push((entry.at_unix_seconds, id));
+            self.transfer_times.insert(id, entry.at_unix_seconds);
+        }
+        Ok(applied)
     }
 
     fn check_new(&self, record: &Record) -> Result<TransferId, InvariantError> {
@@ -380,7 +395,7 @@ impl State {
     fn record_effects(&mut self, id: TransferId, entry: &Entry) -> Applied {
         match &entry.record {
             Record::Purchase(purchase) => {
-                self.record_purchase(id, purchase.clone());
+                self.record_purchase(id, purchase.clone(), entry.at_unix_seconds);
                 Applied::Done
             }
             Record::Reversal(reversal) => {
@@ -444,7 +459,7 @@ impl State {
         self.cards.entry(card).or_default().history.push((id, how));
     }
 
-    fn record_purchase(&mut self, id: TransferId, purchase: PurchaseRecord) {
+    fn record_purchase(&mut self, id: TransferId, purchase: PurchaseRecord, at_unix_seconds: i64) {
         if let Some(card) = purchase.card {
             self.touch(card, id, CardTransfer::Purchase);
         }
@@ -486,6 +501,7 @@ impl State {
                 record: purchase,
                 reversed: false,
                 batch_sequence,
+                at_unix_seconds,
             }),
         );
     }

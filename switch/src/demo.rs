@@ -205,12 +205,21 @@ pub async fn provision(
         "revoked",
         "pin_locked",
     ];
-    let kinds = (0..size.regular_cards).map(|_| "regular").chain(specials);
+    let kinds: Vec<&str> = (0..size.regular_cards)
+        .map(|_| "regular")
+        .chain(specials)
+        .collect();
+    // Numbers from the registry's sequences, as the admin API takes them, so people and cards
+    // added later through the API never collide with the demo's.
+    let first_ssn = registry.next_numbers("ssn", kinds.len() as u64).await?;
+    let first_card = registry.next_numbers("card", kinds.len() as u64).await?;
     let mut cards = Vec::new();
-    for (i, kind) in kinds.enumerate() {
+    for (i, kind) in kinds.into_iter().enumerate() {
         let serial = i as u32 + 1;
+        let ssn_number = first_ssn + i as u64;
+        let card_number = first_card + i as u64;
         let female = serial % 2 == 0;
-        let ssn = format!("SSN{serial:09}");
+        let ssn = format!("SSN{ssn_number:09}");
         let mut enrolments = vec![sembako.code.clone()];
         if serial % 2 == 1 {
             enrolments.push(lansia.code.clone());
@@ -235,7 +244,7 @@ pub async fn provision(
             possible_duplicate: false,
             import_batch: 0,
         };
-        let body = format!("{DEMO_BIN}{serial:09}");
+        let body = format!("{DEMO_BIN}{card_number:09}");
         let pan = Pan::with_check_digit(body.as_bytes()).map_err(|_| ssn_ledger::InvalidId {
             kind: "PAN",
             reason: "demo PAN",
@@ -251,7 +260,7 @@ pub async fn provision(
         };
         let expiry = if kind == "expired" { "2401" } else { "2912" };
         let card = Card {
-            card_id: CardId(u64::from(serial)),
+            card_id: CardId(card_number),
             ssn: ssn.clone(),
             pan: ssn_ledger::Pan(pan.reveal().into()),
             expiry: expiry.into(),
@@ -271,7 +280,7 @@ pub async fn provision(
             ])
             .await?;
         cards.push(DemoCard {
-            card_id: u64::from(serial),
+            card_id: card_number,
             pan: pan.reveal().into(),
             expiry: expiry.into(),
             pin: pin.reveal().into(),

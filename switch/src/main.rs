@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use ssn_codec::Profile;
 use ssn_hsm::{KeyUsage, MasterKey, SoftHsm, WrappedKey};
-use ssn_ledger::{BalanceBackend, Ledger, LedgerConfig, RedisConfig};
+use ssn_ledger::{BalanceBackend, Ledger, LedgerConfig, RedisConfig, ScyllaConfig, scylla_stores};
 use ssn_switch::host::{AmountExponent, Host, HostConfig};
 use ssn_switch::net::{self, Handler, Limits};
 use tokio::net::TcpListener;
@@ -64,18 +64,44 @@ struct ServeArgs {
     /// The `ascii` listener (host links, test tools: 4-digit length, ISO87APackager).
     #[arg(long, env = "SSN_ASCII_LISTEN", default_value = "127.0.0.1:8584")]
     ascii_listen: SocketAddr,
-    /// HTTP: Prometheus metrics at /metrics now; the admin API with its issue.
+    /// HTTP: the admin API (`/api/v1/...`), `/healthz`, `/readyz` and `/metrics`.
     #[arg(long, env = "SSN_ADMIN_LISTEN", default_value = "127.0.0.1:8080")]
     admin_listen: SocketAddr,
+    /// Issuer BIN: the first six digits of every card the admin API issues.
+    #[arg(long, env = "SSN_CARD_BIN", default_value = "604872")]
+    card_bin: String,
+    /// Months a new card is valid.
+    #[arg(long, env = "SSN_CARD_VALIDITY_MONTHS", default_value_t = 60)]
+    card_validity_months: u32,
+    /// The first admin token's secret, used only while the store has no token. Environment
+    /// only (a flag would show it in the process list); without it the first start makes one
+    /// and prints it once on stderr.
+    #[arg(skip = std::env::var("SSN_BOOTSTRAP_TOKEN").ok())]
+    bootstrap_token: Option<String>,
     /// Keep balances in Redis (`redis://host:port/`) instead of this process's memory.
     #[arg(long, env = "SSN_REDIS_URL")]
     redis_url: Option<String>,
     /// Prefix of every Redis key, so several ledgers can share one Redis server.
     #[arg(long, env = "SSN_REDIS_KEY_PREFIX", default_value = "ssn")]
     redis_key_prefix: String,
-    /// Journal and registry in ScyllaDB (its own issue; not available yet).
+    /// Journal and registry in ScyllaDB (or Cassandra): contact points `host:port`,
+    /// comma-separated. Needs `--redis-url`; the node then keeps only its keys locally.
     #[arg(long, env = "SSN_SCYLLA_NODES")]
     scylla_nodes: Option<String>,
+    /// The ledger's keyspace; created with its tables (and migrated) at start.
+    #[arg(long, env = "SSN_SCYLLA_KEYSPACE", default_value = "ssn")]
+    scylla_keyspace: String,
+    /// Consistency of every Scylla read and write (`local_quorum`, `quorum`, `each_quorum`,
+    /// `all`, `local_one`, `one`).
+    #[arg(long, env = "SSN_SCYLLA_CONSISTENCY", default_value = "local_quorum")]
+    scylla_consistency: String,
+    /// Replication of the keyspace when it is created, as a CQL map.
+    #[arg(
+        long,
+        env = "SSN_SCYLLA_REPLICATION",
+        default_value = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    )]
+    scylla_replication: String,
     /// File holding the master key (64 hex digits). Default: `DATA_DIR/master.key`,
     /// generated on first start.
     #[arg(long, env = "SSN_MASTER_KEY_FILE")]
@@ -202,15 +228,44 @@ fn pvk(hsm: &SoftHsm, data_dir: &Path) -> anyhow::Result<WrappedKey> {
     Ok(key)
 }
 
+/// The ledger on the embedded store, on Redis, or on Scylla + Redis (stateless: any number
+/// of nodes share the keyspace, each appending to its own journal chain named by its node id).
+async fn open_ledger(args: &ServeArgs) -> anyhow::Result<Ledger> {
+    let redis = args
+        .redis_url
+        .as_ref()
+        .map(|url| RedisConfig::new(url.clone(), args.redis_key_prefix.clone()));
+    let Some(nodes) = &args.scylla_nodes else {
+        let balances = redis.map_or(BalanceBackend::Embedded, BalanceBackend::Redis);
+        return Ok(Ledger::open(LedgerConfig {
+            data_dir: args.data_dir.clone(),
+            balances,
+        })
+        .await?);
+    };
+    let Some(redis) = redis else {
+        bail!("--scylla-nodes needs --redis-url: balances must be shared by every node");
+    };
+    let mut config = ScyllaConfig::new(
+        nodes.split(',').map(|n| n.trim().to_string()).collect(),
+        args.scylla_keyspace.clone(),
+    );
+    config.consistency = ScyllaConfig::parse_consistency(&args.scylla_consistency)
+        .with_context(|| format!("--scylla-consistency {}", args.scylla_consistency))?;
+    config.replication = args.scylla_replication.clone();
+    config.chain = args.node_id.to_string();
+    // `ssn-switch verify --data-dir` follows this to the node's chain.
+    config.save_pointer(&args.data_dir)?;
+    let stores = scylla_stores(config, &redis).await?;
+    Ok(Ledger::open_with(stores).await?)
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .json()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
         .init();
-    if args.scylla_nodes.is_some() {
-        bail!("--scylla-nodes: the ScyllaDB backend is not available yet (issue 7)");
-    }
     let node_id = u8::try_from(args.node_id)
         .ok()
         .filter(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
@@ -219,9 +274,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    // Metrics first, so the ledger's opening and provisioning are counted too.
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(args.admin_listen)
+    if args.card_bin.len() != 6 || !args.card_bin.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("--card-bin is six digits");
+    }
+    // Metrics first, so the ledger's opening and provisioning are counted too. The admin
+    // listener serves them at /metrics.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(&[
             0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
         ])
@@ -231,24 +289,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             &[1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 8192.0],
         )
         .context("batch size buckets")?
-        .install()
-        .context("starting the metrics listener")?;
+        .install_recorder()
+        .context("installing the metrics recorder")?;
     let hsm = Arc::new(SoftHsm::new(master_key(&args)?));
     let pvk = pvk(&hsm, &args.data_dir)?;
 
-    let balances = match &args.redis_url {
-        Some(url) => {
-            BalanceBackend::Redis(RedisConfig::new(url.clone(), args.redis_key_prefix.clone()))
-        }
-        None => BalanceBackend::Embedded,
-    };
-    let ledger = Ledger::open(LedgerConfig {
-        data_dir: args.data_dir.clone(),
-        balances,
-    })
-    .await
-    .context("opening the ledger")?;
-    let ledger = Arc::new(ledger);
+    let ledger = Arc::new(open_ledger(&args).await.context("opening the ledger")?);
 
     if args.demo
         && ledger
@@ -269,6 +315,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(path = %path.display(), cards = manifest.cards.len(), "provisioned the demo city");
     }
 
+    let admin_state = ssn_admin_api::AdminState {
+        metrics: Some(metrics),
+        ..ssn_admin_api::AdminState::new(
+            ledger.clone(),
+            hsm.clone(),
+            pvk.clone(),
+            ssn_admin_api::AdminConfig {
+                bin: args.card_bin.clone(),
+                card_validity_months: args.card_validity_months,
+                ..Default::default()
+            },
+        )
+    };
+    match ssn_admin_api::bootstrap(&ledger, args.bootstrap_token.as_deref()).await {
+        Ok(ssn_admin_api::Bootstrap::Generated(secret)) => {
+            // Printed once, on purpose: the only way to the first admin token when none
+            // was given. Not through the JSON logs, which are shipped elsewhere.
+            eprintln!("bootstrap admin token (shown once, store it now): {secret}");
+        }
+        Ok(ssn_admin_api::Bootstrap::FromEnvironment) => {
+            tracing::info!("SSN_BOOTSTRAP_TOKEN became the admin token 'bootstrap'");
+        }
+        Ok(ssn_admin_api::Bootstrap::AlreadyHasTokens) => {}
+        Err(e) => bail!("creating the bootstrap token: {}", e.message),
+    }
+
     let host = Arc::new(Host::new(ledger.clone(), hsm, HostConfig { node_id, pvk }));
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -278,10 +350,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let ascii = TcpListener::bind(args.ascii_listen)
         .await
         .with_context(|| format!("binding {}", args.ascii_listen))?;
+    let admin = TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("binding {}", args.admin_listen))?;
     // One machine-readable line on stdout, so scripts and tests learn the ports (`:0` picks).
     println!(
         "{}",
-        serde_json::json!({"event": "listening", "bcd": bcd.local_addr()?.to_string(), "ascii": ascii.local_addr()?.to_string(), "admin": args.admin_listen.to_string()})
+        serde_json::json!({"event": "listening", "bcd": bcd.local_addr()?.to_string(), "ascii": ascii.local_addr()?.to_string(), "admin": admin.local_addr()?.to_string()})
     );
     for (listener, profile, exponent) in [
         (bcd, Profile::Bcd, args.bcd_amount_exponent),
@@ -300,7 +375,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracker.clone(),
         ));
     }
-    tracing::info!(bcd = %args.bcd_listen, ascii = %args.ascii_listen, "serving");
+    {
+        let shutdown = shutdown.clone();
+        let app = ssn_admin_api::router(admin_state);
+        tracker.spawn(async move {
+            let served = axum::serve(admin, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the admin API listener failed");
+            }
+        });
+    }
+    tracing::info!(bcd = %args.bcd_listen, ascii = %args.ascii_listen, admin = %args.admin_listen, "serving");
 
     wait_for_signal().await;
     tracing::info!("shutting down: no new connections; answering what is in flight");

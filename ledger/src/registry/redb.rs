@@ -355,6 +355,31 @@ impl Registry for RedbRegistry {
         .await
     }
 
+    async fn next_numbers(&self, sequence: &str, count: u64) -> Result<u64, RegistryError> {
+        let sequence = sequence.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(storage)?;
+            let first = {
+                let mut table = txn.open_table(SEQUENCES).map_err(storage)?;
+                let last = table
+                    .get(sequence.as_str())
+                    .map_err(storage)?
+                    .map_or(0, |v| v.value());
+                let first = last.checked_add(1).ok_or_else(|| {
+                    RegistryError::Storage(format!("sequence {sequence} exhausted"))
+                })?;
+                let new_last = last.checked_add(count).ok_or_else(|| {
+                    RegistryError::Storage(format!("sequence {sequence} exhausted"))
+                })?;
+                table.insert(sequence.as_str(), new_last).map_err(storage)?;
+                first
+            };
+            txn.commit().map_err(storage)?;
+            Ok(first)
+        })
+        .await
+    }
+
     async fn program(&self, code: &ProgramCode) -> Result<Option<Program>, RegistryError> {
         self.get(PROGRAMS, code.as_str(), "program")
     }

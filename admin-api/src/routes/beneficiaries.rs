@@ -1,0 +1,926 @@
+//! Beneficiaries through their lifecycle (Pasal 7): import from the Portal Data SSN
+//! (`diskominfo`), verification and validation (`dinsos`), determination by decree and its
+//! revocation (`walikota`). Every illegal state change is a 409.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use ssn_ledger::{
+    Beneficiary, BeneficiaryStatus, Day, Determination, Kk, Nik, ProgramCode, RegistryOp,
+    RegistryRecord, Role, Sex,
+};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult};
+use crate::support::{
+    Caller, JsonBody, Page, Paging, QueryParams, mask_number, mask_words, parse_day,
+};
+use crate::{AdminState, IMPORT_BODY_BYTES_MAX};
+
+/// Most rows in one import (the registry writes an import in one transaction).
+pub const IMPORT_ROWS_MAX: usize = 150_000;
+/// Most SSNs in one decree.
+pub const DECREE_SSNS_MAX: usize = 150_000;
+/// The columns of the Portal Data SSN's export, in its order.
+pub const IMPORT_COLUMNS: [&str; 9] = [
+    "nik",
+    "kk",
+    "name",
+    "birth_date",
+    "sex",
+    "address",
+    "kecamatan",
+    "kelurahan",
+    "desil",
+];
+
+pub(crate) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(import_beneficiaries).layer(DefaultBodyLimit::max(IMPORT_BODY_BYTES_MAX)))
+        .routes(routes!(list_beneficiaries))
+        .routes(routes!(get_beneficiary))
+        .routes(routes!(verify_beneficiary))
+        .routes(routes!(validate_beneficiary))
+        .routes(routes!(create_determination))
+        .routes(routes!(get_determination))
+        .routes(routes!(revoke_determination))
+}
+
+/// The SSN number given to the `n`th person imported.
+pub fn ssn_number(n: u64) -> String {
+    format!("SSN{n:09}")
+}
+
+pub(crate) fn status_name(status: BeneficiaryStatus) -> &'static str {
+    match status {
+        BeneficiaryStatus::Imported => "imported",
+        BeneficiaryStatus::Verified => "verified",
+        BeneficiaryStatus::Validated => "validated",
+        BeneficiaryStatus::Determined => "determined",
+        BeneficiaryStatus::Rejected => "rejected",
+        BeneficiaryStatus::Revoked => "revoked",
+    }
+}
+
+/// A beneficiary as the API shows it. NIK, KK, name and address are masked for the `bank`
+/// and `auditor` roles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BeneficiaryView {
+    /// The stable SSN number.
+    pub ssn: String,
+    /// NIK.
+    pub nik: String,
+    /// Family card number.
+    pub kk: String,
+    /// Name.
+    pub name: String,
+    /// `YYYY-MM-DD`.
+    pub birth_date: String,
+    /// `L` or `P`.
+    pub sex: String,
+    /// Address.
+    pub address: String,
+    /// Kecamatan.
+    pub kecamatan: String,
+    /// Kelurahan.
+    pub kelurahan: String,
+    /// DTSEN welfare decile.
+    pub desil: u8,
+    /// `imported`, `verified`, `validated`, `determined`, `rejected` or `revoked`.
+    pub status: String,
+    /// Program codes the beneficiary is enrolled in.
+    pub enrolments: Vec<String>,
+    /// Same name and birth date as another NIK.
+    pub possible_duplicate: bool,
+    /// The import batch.
+    pub import_batch: u64,
+}
+
+pub(crate) fn view(caller: &Caller, b: &Beneficiary) -> BeneficiaryView {
+    let full = caller.sees_personal_data();
+    BeneficiaryView {
+        ssn: b.ssn.clone(),
+        nik: if full {
+            b.nik.expose().into()
+        } else {
+            mask_number(b.nik.expose())
+        },
+        kk: if full {
+            b.kk.expose().into()
+        } else {
+            mask_number(b.kk.expose())
+        },
+        name: if full {
+            b.name.clone()
+        } else {
+            mask_words(&b.name)
+        },
+        birth_date: b.birth_date.to_string(),
+        sex: match b.sex {
+            Sex::Male => "L".into(),
+            Sex::Female => "P".into(),
+        },
+        address: if full {
+            b.address.clone()
+        } else {
+            mask_words(&b.address)
+        },
+        kecamatan: b.kecamatan.clone(),
+        kelurahan: b.kelurahan.clone(),
+        desil: b.desil,
+        status: status_name(b.status).into(),
+        enrolments: b
+            .enrolments
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect(),
+        possible_duplicate: b.possible_duplicate,
+        import_batch: b.import_batch,
+    }
+}
+
+// ------------------------------------------------------------------------------------ import
+
+/// A row whose NIK is already in the registry (or earlier in the same file).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DuplicateRow {
+    /// Line of the file (the header is line 1).
+    pub row: u64,
+    /// The NIK.
+    pub nik: String,
+    /// The SSN number the NIK already has.
+    pub existing: String,
+}
+
+/// A row imported but flagged: same name and birth date as another NIK.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PossibleDuplicateRow {
+    /// Line of the file.
+    pub row: u64,
+    /// The NIK.
+    pub nik: String,
+    /// The SSN number it was given.
+    pub ssn: String,
+    /// SSN numbers of the people with the same name and birth date.
+    pub matches: Vec<String>,
+}
+
+/// A row refused.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedRow {
+    /// Line of the file.
+    pub row: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// The row-by-row report of an import.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportReport {
+    /// The batch the imported people belong to; null when nothing was imported.
+    pub batch_id: Option<u64>,
+    /// Data rows read.
+    pub rows: u64,
+    /// People imported.
+    pub imported: u64,
+    /// Rows whose NIK is already known: not a second person (Pasal 3b).
+    pub duplicates: Vec<DuplicateRow>,
+    /// Rows imported but flagged for a look.
+    pub possible_duplicates: Vec<PossibleDuplicateRow>,
+    /// Rows refused, with the reason.
+    pub rejected: Vec<RejectedRow>,
+}
+
+fn name_key(name: &str, birth_date: Day) -> (String, Day) {
+    let normalized = name
+        .split_whitespace()
+        .map(|w| w.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (normalized, birth_date)
+}
+
+/// A row that passed every check.
+struct GoodRow {
+    line: u64,
+    nik: String,
+    kk: String,
+    name: String,
+    birth_date: Day,
+    sex: Sex,
+    address: String,
+    kecamatan: String,
+    kelurahan: String,
+    desil: u8,
+}
+
+fn text_field(value: &str, field: &str, max: usize) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > max {
+        return Err(format!("{field} is 1 to {max} characters"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{field} contains control characters"));
+    }
+    Ok(value.to_string())
+}
+
+fn check_row(line: u64, fields: &HashMap<&str, &str>, today: Day) -> Result<GoodRow, String> {
+    let get = |name: &str| fields.get(name).copied().unwrap_or("").trim();
+    let nik = get("nik").to_string();
+    let kk = get("kk").to_string();
+    if kk.len() != 16 || !kk.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("kk is 16 digits".into());
+    }
+    let birth_date = Day::parse_iso(get("birth_date"))
+        .ok_or_else(|| "birth_date is a date, YYYY-MM-DD".to_string())?;
+    if birth_date > today {
+        return Err("birth_date is in the future".into());
+    }
+    let sex = match get("sex").to_ascii_uppercase().as_str() {
+        "L" | "M" | "LAKI-LAKI" | "MALE" => Sex::Male,
+        "P" | "F" | "PEREMPUAN" | "FEMALE" => Sex::Female,
+        _ => return Err("sex is L (laki-laki) or P (perempuan)".into()),
+    };
+    crate::nik::check_against(&nik, birth_date, sex).map_err(str::to_string)?;
+    let desil: u8 = get("desil")
+        .parse()
+        .ok()
+        .filter(|d| (1..=10).contains(d))
+        .ok_or_else(|| "desil is a welfare decile, 1 to 10".to_string())?;
+    Ok(GoodRow {
+        line,
+        nik,
+        kk,
+        name: text_field(get("name"), "name", 100)?,
+        birth_date,
+        sex,
+        address: text_field(get("address"), "address", 200)?,
+        kecamatan: text_field(get("kecamatan"), "kecamatan", 64)?,
+        kelurahan: text_field(get("kelurahan"), "kelurahan", 64)?,
+        desil,
+    })
+}
+
+/// Imports people from the Portal Data SSN's CSV export. Re-importing the same file changes
+/// nothing: every row is then a duplicate.
+#[utoipa::path(post, path = "/beneficiaries/import", tag = "beneficiaries",
+    request_body(content = String, content_type = "text/csv",
+        description = "Header `nik,kk,name,birth_date,sex,address,kecamatan,kelurahan,desil`, one person per line"),
+    responses((status = 200, description = "The row-by-row report", body = ImportReport),
+        (status = 413, description = "Body larger than 64 MiB")))]
+pub(crate) async fn import_beneficiaries(
+    State(state): State<AdminState>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<ImportReport>> {
+    caller.require(&[Role::Diskominfo])?;
+    let body = body.map_err(|rejection| ApiError {
+        status: rejection.status(),
+        code: "malformed",
+        message: rejection.body_text(),
+    })?;
+    let report = import(&state, &caller, &body).await;
+    match report {
+        Ok(report) => Ok(Json(report)),
+        Err(error) => {
+            state
+                .audit_failure(&caller, "beneficiaries.import", "csv", &error)
+                .await;
+            Err(error)
+        }
+    }
+}
+
+async fn import(state: &AdminState, caller: &Caller, body: &[u8]) -> ApiResult<ImportReport> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(body);
+    let headers = reader
+        .headers()
+        .map_err(|e| ApiError::malformed(format!("the header line cannot be read: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect::<Vec<_>>();
+    let missing: Vec<&str> = IMPORT_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| !headers.iter().any(|h| h == c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::malformed(format!(
+            "the header lacks column(s) {}; expected {}",
+            missing.join(", "),
+            IMPORT_COLUMNS.join(",")
+        )));
+    }
+
+    let today = Day::wita_of_unix_seconds(state.now());
+    let mut rows = 0u64;
+    let mut good = Vec::new();
+    let mut rejected = Vec::new();
+    for record in reader.records() {
+        rows += 1;
+        if rows as usize > IMPORT_ROWS_MAX {
+            return Err(ApiError::malformed(format!(
+                "an import holds at most {IMPORT_ROWS_MAX} rows; split the file"
+            )));
+        }
+        match record {
+            Err(e) => {
+                let line = e.position().map_or(rows + 1, |p| p.line());
+                rejected.push(RejectedRow {
+                    row: line,
+                    reason: format!("the line cannot be read as CSV text: {e}"),
+                });
+            }
+            Ok(record) => {
+                let line = record.position().map_or(rows + 1, |p| p.line());
+                if record.len() != headers.len() {
+                    rejected.push(RejectedRow {
+                        row: line,
+                        reason: format!(
+                            "{} fields where the header has {}",
+                            record.len(),
+                            headers.len()
+                        ),
+                    });
+                    continue;
+                }
+                let fields: HashMap<&str, &str> = headers
+                    .iter()
+                    .map(String::as_str)
+                    .zip(record.iter())
+                    .collect();
+                match check_row(line, &fields, today) {
+                    Ok(row) => good.push(row),
+                    Err(reason) => rejected.push(RejectedRow { row: line, reason }),
+                }
+            }
+        }
+    }
+
+    // Who is already there: by NIK, and by name and birth date.
+    let existing = state.ledger.registry().beneficiaries().await?;
+    let mut by_nik: HashMap<String, String> = existing
+        .iter()
+        .map(|b| (b.nik.expose().to_string(), b.ssn.clone()))
+        .collect();
+    let mut by_name: HashMap<(String, Day), Vec<(String, String)>> = HashMap::new();
+    for b in &existing {
+        by_name
+            .entry(name_key(&b.name, b.birth_date))
+            .or_default()
+            .push((b.nik.expose().to_string(), b.ssn.clone()));
+    }
+    drop(existing);
+
+    let mut duplicates = Vec::new();
+    let mut fresh = Vec::new();
+    for row in good {
+        if let Some(ssn) = by_nik.get(&row.nik) {
+            duplicates.push(DuplicateRow {
+                row: row.line,
+                nik: row.nik.clone(),
+                existing: ssn.clone(),
+            });
+            continue;
+        }
+        // Reserve the SSN below; record a placeholder so a later row with the same NIK is a
+        // duplicate of this one.
+        by_nik.insert(row.nik.clone(), String::new());
+        fresh.push(row);
+    }
+
+    let count = fresh.len() as u64;
+    let (batch_id, first) = if count == 0 {
+        (None, 0)
+    } else {
+        let registry = state.ledger.registry();
+        let batch = registry.next_number("import_batch").await?;
+        (Some(batch), registry.next_numbers("ssn", count).await?)
+    };
+    // Fill in SSNs now that they are known (duplicates found above point at rows of this
+    // file by their NIK).
+    let mut ssn_of_nik: HashMap<String, String> = HashMap::new();
+    for (i, row) in fresh.iter().enumerate() {
+        ssn_of_nik.insert(row.nik.clone(), ssn_number(first + i as u64));
+    }
+    for duplicate in &mut duplicates {
+        if duplicate.existing.is_empty() {
+            duplicate.existing = ssn_of_nik.get(&duplicate.nik).cloned().unwrap_or_default();
+        }
+    }
+
+    let mut possible_duplicates = Vec::new();
+    let mut ops = Vec::with_capacity(fresh.len() + 1);
+    for row in fresh {
+        let ssn = ssn_of_nik.get(&row.nik).cloned().unwrap_or_default();
+        let key = name_key(&row.name, row.birth_date);
+        let matches: Vec<String> = by_name
+            .get(&key)
+            .map(|people| people.iter().map(|(_, ssn)| ssn.clone()).collect())
+            .unwrap_or_default();
+        let flagged = !matches.is_empty();
+        if flagged {
+            possible_duplicates.push(PossibleDuplicateRow {
+                row: row.line,
+                nik: row.nik.clone(),
+                ssn: ssn.clone(),
+                matches,
+            });
+        }
+        by_name
+            .entry(key)
+            .or_default()
+            .push((row.nik.clone(), ssn.clone()));
+        ops.push(RegistryOp::Insert(RegistryRecord::Beneficiary(
+            Beneficiary {
+                ssn,
+                nik: Nik(row.nik),
+                kk: Kk(row.kk),
+                name: row.name,
+                birth_date: row.birth_date,
+                sex: row.sex,
+                address: row.address,
+                kecamatan: row.kecamatan,
+                kelurahan: row.kelurahan,
+                desil: row.desil,
+                status: BeneficiaryStatus::Imported,
+                enrolments: Vec::new(),
+                possible_duplicate: flagged,
+                import_batch: batch_id.unwrap_or(0),
+            },
+        )));
+    }
+    let report = ImportReport {
+        batch_id,
+        rows,
+        imported: count,
+        duplicates,
+        possible_duplicates,
+        rejected,
+    };
+    let summary = format!(
+        "ok: {} rows, {} imported, {} duplicates, {} possible duplicates, {} rejected",
+        report.rows,
+        report.imported,
+        report.duplicates.len(),
+        report.possible_duplicates.len(),
+        report.rejected.len()
+    );
+    let target = match batch_id {
+        Some(batch) => format!("import batch {batch}"),
+        None => "import (nothing new)".to_string(),
+    };
+    ops.push(RegistryOp::Audit(caller.audit(
+        state.now(),
+        "beneficiaries.import",
+        &target,
+        &summary,
+    )));
+    state
+        .ledger
+        .registry()
+        .apply(ops)
+        .await
+        .map_err(|e| match e {
+            ssn_ledger::RegistryError::Conflict(m) => ApiError::conflict(format!(
+                "another import changed the registry at the same time ({m}); send the file again"
+            )),
+            other => ApiError::from(other),
+        })?;
+    Ok(report)
+}
+
+// ------------------------------------------------------------------------------------ reading
+
+/// Filters of the beneficiary list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BeneficiaryQuery {
+    /// Lifecycle state.
+    pub status: Option<String>,
+    /// Kecamatan, exactly.
+    pub kecamatan: Option<String>,
+    /// Part of a name, a NIK or an SSN number.
+    pub q: Option<String>,
+    /// Page number, from 1.
+    pub page: Option<u32>,
+    /// Items per page, 1 to 1000.
+    pub page_size: Option<u32>,
+}
+
+fn parse_status(text: &str) -> ApiResult<BeneficiaryStatus> {
+    Ok(match text {
+        "imported" => BeneficiaryStatus::Imported,
+        "verified" => BeneficiaryStatus::Verified,
+        "validated" => BeneficiaryStatus::Validated,
+        "determined" => BeneficiaryStatus::Determined,
+        "rejected" => BeneficiaryStatus::Rejected,
+        "revoked" => BeneficiaryStatus::Revoked,
+        _ => {
+            return Err(ApiError::malformed(
+                "status is imported, verified, validated, determined, rejected or revoked",
+            ));
+        }
+    })
+}
+
+/// Beneficiaries, by SSN number.
+#[utoipa::path(get, path = "/beneficiaries", tag = "beneficiaries", params(BeneficiaryQuery),
+    responses((status = 200, description = "A page of beneficiaries", body = Page<BeneficiaryView>)))]
+pub(crate) async fn list_beneficiaries(
+    State(state): State<AdminState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<BeneficiaryQuery>,
+) -> ApiResult<Json<Page<BeneficiaryView>>> {
+    let paging = Paging {
+        page: query.page,
+        page_size: query.page_size,
+    };
+    paging.resolve()?;
+    let status = query.status.as_deref().map(parse_status).transpose()?;
+    let q = query.q.as_deref().map(str::to_lowercase);
+    let mut people: Vec<Beneficiary> = state
+        .ledger
+        .registry()
+        .beneficiaries()
+        .await?
+        .into_iter()
+        .filter(|b| status.is_none_or(|s| b.status == s))
+        .filter(|b| query.kecamatan.as_ref().is_none_or(|k| *k == b.kecamatan))
+        .filter(|b| {
+            q.as_ref().is_none_or(|q| {
+                b.name.to_lowercase().contains(q.as_str())
+                    || b.nik.expose().contains(q.as_str())
+                    || b.ssn.to_lowercase().contains(q.as_str())
+            })
+        })
+        .collect();
+    people.sort_by(|a, b| a.ssn.cmp(&b.ssn));
+    let page = paging.page(people)?;
+    Ok(Json(Page {
+        items: page.items.iter().map(|b| view(&caller, b)).collect(),
+        page: page.page,
+        page_size: page.page_size,
+        total: page.total,
+    }))
+}
+
+pub(crate) async fn find(state: &AdminState, ssn: &str) -> ApiResult<Beneficiary> {
+    state
+        .ledger
+        .registry()
+        .beneficiary(ssn)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no beneficiary {ssn}")))
+}
+
+/// One beneficiary.
+#[utoipa::path(get, path = "/beneficiaries/{ssn}", tag = "beneficiaries",
+    params(("ssn" = String, Path, description = "SSN number")),
+    responses((status = 200, description = "The beneficiary", body = BeneficiaryView)))]
+pub(crate) async fn get_beneficiary(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(ssn): Path<String>,
+) -> ApiResult<Json<BeneficiaryView>> {
+    Ok(Json(view(&caller, &find(&state, &ssn).await?)))
+}
+
+// ------------------------------------------------------------------------------------ decisions
+
+/// A verification or validation decision.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// True to pass the step, false to reject the beneficiary.
+    pub approved: bool,
+    /// Why (kept in the audit log).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+async fn decide(
+    state: &AdminState,
+    caller: &Caller,
+    ssn: &str,
+    decision: Decision,
+    step: &str,
+    from: BeneficiaryStatus,
+    to: BeneficiaryStatus,
+) -> ApiResult<Json<BeneficiaryView>> {
+    let current = find(state, ssn).await?;
+    if current.status != from {
+        let error = ApiError::conflict(format!(
+            "{ssn} is {}; {step} needs a beneficiary who is {}",
+            status_name(current.status),
+            status_name(from)
+        ));
+        state
+            .audit_failure(caller, &format!("beneficiaries.{step}"), ssn, &error)
+            .await;
+        return Err(error);
+    }
+    let note = decision.note.unwrap_or_default();
+    if note.len() > 500 {
+        return Err(ApiError::malformed("note is at most 500 characters"));
+    }
+    let mut next = current.clone();
+    next.status = if decision.approved {
+        to
+    } else {
+        BeneficiaryStatus::Rejected
+    };
+    let mut outcome = if decision.approved {
+        "approved".to_string()
+    } else {
+        "rejected".to_string()
+    };
+    if !note.trim().is_empty() {
+        outcome.push_str(": ");
+        outcome.push_str(note.trim());
+    }
+    let now = state.now();
+    state
+        .ledger
+        .registry()
+        .apply(vec![
+            RegistryOp::Replace {
+                expected: RegistryRecord::Beneficiary(current),
+                new: RegistryRecord::Beneficiary(next.clone()),
+            },
+            RegistryOp::Audit(caller.audit(now, &format!("beneficiaries.{step}"), ssn, &outcome)),
+        ])
+        .await?;
+    Ok(Json(view(caller, &next)))
+}
+
+/// Verification by Dinas Sosial: `imported` → `verified` (or `rejected`).
+#[utoipa::path(post, path = "/beneficiaries/{ssn}/verify", tag = "beneficiaries",
+    request_body = Decision, params(("ssn" = String, Path, description = "SSN number")),
+    responses((status = 200, description = "The beneficiary after the decision", body = BeneficiaryView)))]
+pub(crate) async fn verify_beneficiary(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(ssn): Path<String>,
+    body: JsonBody<Decision>,
+) -> ApiResult<Json<BeneficiaryView>> {
+    caller.require(&[Role::Dinsos])?;
+    let decision = body.into_inner()?;
+    decide(
+        &state,
+        &caller,
+        &ssn,
+        decision,
+        "verify",
+        BeneficiaryStatus::Imported,
+        BeneficiaryStatus::Verified,
+    )
+    .await
+}
+
+/// Validation by Dinas Sosial: `verified` → `validated` (or `rejected`).
+#[utoipa::path(post, path = "/beneficiaries/{ssn}/validate", tag = "beneficiaries",
+    request_body = Decision, params(("ssn" = String, Path, description = "SSN number")),
+    responses((status = 200, description = "The beneficiary after the decision", body = BeneficiaryView)))]
+pub(crate) async fn validate_beneficiary(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(ssn): Path<String>,
+    body: JsonBody<Decision>,
+) -> ApiResult<Json<BeneficiaryView>> {
+    caller.require(&[Role::Dinsos])?;
+    let decision = body.into_inner()?;
+    decide(
+        &state,
+        &caller,
+        &ssn,
+        decision,
+        "validate",
+        BeneficiaryStatus::Verified,
+        BeneficiaryStatus::Validated,
+    )
+    .await
+}
+
+// ------------------------------------------------------------------------------------ decrees
+
+/// A mayor's decree enrolling beneficiaries in a program.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDetermination {
+    /// Decree number.
+    #[schema(example = "100.3.3.2/123/HK-KS/X/2025")]
+    pub decree_number: String,
+    /// Decree date, `YYYY-MM-DD`.
+    pub decree_date: String,
+    /// The program.
+    pub program_code: String,
+    /// SSN numbers, each `validated` or `determined` for another program.
+    pub ssns: Vec<String>,
+}
+
+/// A determination.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeterminationView {
+    /// Id.
+    pub id: u64,
+    /// Decree number.
+    pub decree_number: String,
+    /// Decree date.
+    pub decree_date: String,
+    /// Program.
+    pub program_code: String,
+    /// SSN numbers enrolled.
+    pub ssns: Vec<String>,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+fn determination_view(d: &Determination) -> DeterminationView {
+    DeterminationView {
+        id: d.id,
+        decree_number: d.decree_number.clone(),
+        decree_date: d.decree_date.to_string(),
+        program_code: d.program_code.as_str().to_string(),
+        ssns: d.ssns.clone(),
+        revoked: d.revoked,
+    }
+}
+
+/// Determines recipients by decree, all or nothing: one ineligible SSN refuses the decree.
+#[utoipa::path(post, path = "/determinations", tag = "determinations",
+    request_body = NewDetermination,
+    responses((status = 201, description = "Enrolled", body = DeterminationView)))]
+pub(crate) async fn create_determination(
+    State(state): State<AdminState>,
+    caller: Caller,
+    body: JsonBody<NewDetermination>,
+) -> ApiResult<(StatusCode, Json<DeterminationView>)> {
+    caller.require(&[Role::Walikota])?;
+    let new = body.into_inner()?;
+    let decree_number = new.decree_number.trim().to_string();
+    if decree_number.is_empty() || decree_number.len() > 100 {
+        return Err(ApiError::malformed("decree_number is 1 to 100 characters"));
+    }
+    let decree_date = parse_day(&new.decree_date, "decree_date")?;
+    if new.ssns.is_empty() || new.ssns.len() > DECREE_SSNS_MAX {
+        return Err(ApiError::malformed(format!(
+            "ssns names 1 to {DECREE_SSNS_MAX} beneficiaries"
+        )));
+    }
+    let unique: HashSet<&String> = new.ssns.iter().collect();
+    if unique.len() != new.ssns.len() {
+        return Err(ApiError::malformed("ssns names a beneficiary twice"));
+    }
+    let program = super::programs::find_program(&state, &new.program_code).await?;
+    let code: ProgramCode = program.code.clone();
+    let action = "determinations.create";
+    let target = format!("decree {decree_number} program {code}");
+
+    let mut ops = Vec::with_capacity(new.ssns.len() + 2);
+    for ssn in &new.ssns {
+        let current = state.ledger.registry().beneficiary(ssn).await?;
+        let refusal = match &current {
+            None => Some(format!("{ssn} is not a beneficiary")),
+            Some(b) if b.enrolments.contains(&code) => {
+                Some(format!("{ssn} is already determined for {code}"))
+            }
+            Some(b)
+                if !matches!(
+                    b.status,
+                    BeneficiaryStatus::Validated | BeneficiaryStatus::Determined
+                ) =>
+            {
+                Some(format!(
+                    "{ssn} is {}; a decree needs validated beneficiaries",
+                    status_name(b.status)
+                ))
+            }
+            Some(_) => None,
+        };
+        if let Some(message) = refusal {
+            let error = ApiError::conflict(format!("the decree is refused whole: {message}"));
+            state.audit_failure(&caller, action, &target, &error).await;
+            return Err(error);
+        }
+        let current = current.expect("refused above when absent");
+        let mut next = current.clone();
+        next.status = BeneficiaryStatus::Determined;
+        next.enrolments.push(code.clone());
+        ops.push(RegistryOp::Replace {
+            expected: RegistryRecord::Beneficiary(current),
+            new: RegistryRecord::Beneficiary(next),
+        });
+    }
+    let id = state.ledger.registry().next_number("determination").await?;
+    let determination = Determination {
+        id,
+        decree_number,
+        decree_date,
+        program_code: code,
+        ssns: new.ssns,
+        revoked: false,
+    };
+    ops.push(RegistryOp::Insert(RegistryRecord::Determination(
+        determination.clone(),
+    )));
+    state
+        .apply_audited(
+            &caller,
+            action,
+            &format!("determination {id} ({target})"),
+            ops,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(determination_view(&determination)),
+    ))
+}
+
+async fn find_determination(state: &AdminState, id: &str) -> ApiResult<Determination> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("no determination {id}")))?;
+    state
+        .ledger
+        .registry()
+        .determination(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no determination {id}")))
+}
+
+/// One determination.
+#[utoipa::path(get, path = "/determinations/{id}", tag = "determinations",
+    params(("id" = String, Path, description = "Determination id")),
+    responses((status = 200, description = "The determination", body = DeterminationView)))]
+pub(crate) async fn get_determination(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeterminationView>> {
+    Ok(Json(determination_view(
+        &find_determination(&state, &id).await?,
+    )))
+}
+
+/// Revokes a determination: its enrolments end; a beneficiary with none left is `revoked`.
+#[utoipa::path(post, path = "/determinations/{id}/revoke", tag = "determinations",
+    params(("id" = String, Path, description = "Determination id")),
+    responses((status = 200, description = "Revoked", body = DeterminationView)))]
+pub(crate) async fn revoke_determination(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeterminationView>> {
+    caller.require(&[Role::Walikota])?;
+    let determination = find_determination(&state, &id).await?;
+    let target = format!("determination {}", determination.id);
+    if determination.revoked {
+        let error = ApiError::conflict(format!("{target} is already revoked"));
+        state
+            .audit_failure(&caller, "determinations.revoke", &target, &error)
+            .await;
+        return Err(error);
+    }
+    let mut ops = Vec::with_capacity(determination.ssns.len() + 2);
+    for ssn in &determination.ssns {
+        let Some(current) = state.ledger.registry().beneficiary(ssn).await? else {
+            continue;
+        };
+        if !current.enrolments.contains(&determination.program_code) {
+            continue;
+        }
+        let mut next = current.clone();
+        next.enrolments.retain(|p| *p != determination.program_code);
+        if next.enrolments.is_empty() {
+            next.status = BeneficiaryStatus::Revoked;
+        }
+        ops.push(RegistryOp::Replace {
+            expected: RegistryRecord::Beneficiary(current),
+            new: RegistryRecord::Beneficiary(next),
+        });
+    }
+    let mut revoked = determination.clone();
+    revoked.revoked = true;
+    ops.push(RegistryOp::Replace {
+        expected: RegistryRecord::Determination(determination),
+        new: RegistryRecord::Determination(revoked.clone()),
+    });
+    state
+        .apply_audited(&caller, "determinations.revoke", &target, ops)
+        .await?;
+    Ok(Json(determination_view(&revoked)))
+}

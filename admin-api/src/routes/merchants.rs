@@ -1,0 +1,463 @@
+//! E-Warong merchants and their EDC terminals (`bank`). Terminal keys arrive as 32 hex digits
+//! with their key check values, are refused (422) when a check value does not match, and are
+//! stored wrapped under the switch's master key.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use ssn_hsm::{HsmError, KeyUsage};
+use ssn_ledger::{
+    EncryptedKey, Merchant, MerchantId, MerchantKind, RegistryOp, RegistryRecord, Role, Terminal,
+    TerminalId,
+};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AdminState;
+use crate::error::{ApiError, ApiResult};
+use crate::support::{Caller, JsonBody};
+
+pub(crate) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_merchant, list_merchants))
+        .routes(routes!(get_merchant))
+        .routes(routes!(suspend_merchant))
+        .routes(routes!(activate_merchant))
+        .routes(routes!(create_terminal, list_terminals))
+        .routes(routes!(get_terminal))
+        .routes(routes!(suspend_terminal))
+        .routes(routes!(activate_terminal))
+}
+
+fn kind_name(kind: MerchantKind) -> &'static str {
+    match kind {
+        MerchantKind::Mikro => "mikro",
+        MerchantKind::Kecil => "kecil",
+        MerchantKind::Koperasi => "koperasi",
+        MerchantKind::Kube => "kube",
+    }
+}
+
+/// An E-Warong to appoint.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMerchant {
+    /// DE42: exactly 15 printable characters.
+    #[schema(example = "EWARONG00000051")]
+    pub merchant_id: String,
+    /// Name.
+    pub name: String,
+    /// `mikro`, `kecil`, `koperasi` or `kube`.
+    pub kind: String,
+    /// Kecamatan.
+    pub kecamatan: String,
+    /// Kelurahan.
+    pub kelurahan: String,
+    /// Bank account settlements are paid to.
+    pub settlement_account: String,
+}
+
+/// An E-Warong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MerchantView {
+    /// DE42.
+    pub merchant_id: String,
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: String,
+    /// Kecamatan.
+    pub kecamatan: String,
+    /// Kelurahan.
+    pub kelurahan: String,
+    /// Settlement account.
+    pub settlement_account: String,
+    /// `active` or `suspended`.
+    pub status: String,
+}
+
+fn merchant_view(m: &Merchant) -> MerchantView {
+    MerchantView {
+        merchant_id: m.merchant_id.as_str().to_string(),
+        name: m.name.clone(),
+        kind: kind_name(m.kind).into(),
+        kecamatan: m.kecamatan.clone(),
+        kelurahan: m.kelurahan.clone(),
+        settlement_account: m.settlement_account.clone(),
+        status: if m.active { "active" } else { "suspended" }.into(),
+    }
+}
+
+fn text(value: &str, field: &str, max: usize) -> ApiResult<String> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(ApiError::malformed(format!(
+            "{field} is 1 to {max} printable characters"
+        )));
+    }
+    Ok(value.to_string())
+}
+
+/// Appoints an E-Warong.
+#[utoipa::path(post, path = "/merchants", tag = "merchants", request_body = NewMerchant,
+    responses((status = 201, description = "Created", body = MerchantView)))]
+pub(crate) async fn create_merchant(
+    State(state): State<AdminState>,
+    caller: Caller,
+    body: JsonBody<NewMerchant>,
+) -> ApiResult<(StatusCode, Json<MerchantView>)> {
+    caller.require(&[Role::Bank])?;
+    let new = body.into_inner()?;
+    let kind = match new.kind.as_str() {
+        "mikro" => MerchantKind::Mikro,
+        "kecil" => MerchantKind::Kecil,
+        "koperasi" => MerchantKind::Koperasi,
+        "kube" => MerchantKind::Kube,
+        _ => {
+            return Err(ApiError::malformed(
+                "kind is mikro, kecil, koperasi or kube",
+            ));
+        }
+    };
+    let account = new.settlement_account.trim();
+    if account.is_empty()
+        || account.len() > 34
+        || !account.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(ApiError::malformed(
+            "settlement_account is 1 to 34 letters and digits",
+        ));
+    }
+    let merchant = Merchant {
+        merchant_id: MerchantId::new(new.merchant_id)?,
+        name: text(&new.name, "name", 100)?,
+        kind,
+        kecamatan: text(&new.kecamatan, "kecamatan", 64)?,
+        kelurahan: text(&new.kelurahan, "kelurahan", 64)?,
+        settlement_account: account.to_string(),
+        active: true,
+    };
+    state
+        .apply_audited(
+            &caller,
+            "merchants.create",
+            &format!("merchant {}", merchant.merchant_id),
+            vec![RegistryOp::Insert(RegistryRecord::Merchant(
+                merchant.clone(),
+            ))],
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(merchant_view(&merchant))))
+}
+
+/// Every E-Warong.
+#[utoipa::path(get, path = "/merchants", tag = "merchants",
+    responses((status = 200, description = "Every E-Warong", body = Vec<MerchantView>)))]
+pub(crate) async fn list_merchants(
+    State(state): State<AdminState>,
+    _caller: Caller,
+) -> ApiResult<Json<Vec<MerchantView>>> {
+    let mut merchants = state.ledger.registry().merchants().await?;
+    merchants.sort_by(|a, b| a.merchant_id.cmp(&b.merchant_id));
+    Ok(Json(merchants.iter().map(merchant_view).collect()))
+}
+
+async fn find_merchant(state: &AdminState, id: &str) -> ApiResult<Merchant> {
+    let not_found = || ApiError::not_found(format!("no E-Warong {id}"));
+    let id = MerchantId::new(id).map_err(|_| not_found())?;
+    state
+        .ledger
+        .registry()
+        .merchant(&id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// One E-Warong.
+#[utoipa::path(get, path = "/merchants/{merchant_id}", tag = "merchants",
+    params(("merchant_id" = String, Path, description = "DE42")),
+    responses((status = 200, description = "The E-Warong", body = MerchantView)))]
+pub(crate) async fn get_merchant(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    Path(merchant_id): Path<String>,
+) -> ApiResult<Json<MerchantView>> {
+    Ok(Json(merchant_view(
+        &find_merchant(&state, &merchant_id).await?,
+    )))
+}
+
+async fn set_merchant_active(
+    state: &AdminState,
+    caller: &Caller,
+    id: &str,
+    active: bool,
+) -> ApiResult<Json<MerchantView>> {
+    let merchant = find_merchant(state, id).await?;
+    let action = if active {
+        "merchants.activate"
+    } else {
+        "merchants.suspend"
+    };
+    let target = format!("merchant {}", merchant.merchant_id);
+    if merchant.active == active {
+        let error = ApiError::conflict(format!(
+            "E-Warong {} is already {}",
+            merchant.merchant_id,
+            if active { "active" } else { "suspended" }
+        ));
+        state.audit_failure(caller, action, &target, &error).await;
+        return Err(error);
+    }
+    let mut next = merchant.clone();
+    next.active = active;
+    state
+        .apply_audited(
+            caller,
+            action,
+            &target,
+            vec![RegistryOp::Replace {
+                expected: RegistryRecord::Merchant(merchant),
+                new: RegistryRecord::Merchant(next.clone()),
+            }],
+        )
+        .await?;
+    Ok(Json(merchant_view(&next)))
+}
+
+/// Suspends an E-Warong: its terminals' purchases are declined `03`.
+#[utoipa::path(post, path = "/merchants/{merchant_id}/suspend", tag = "merchants",
+    params(("merchant_id" = String, Path, description = "DE42")),
+    responses((status = 200, description = "Suspended", body = MerchantView)))]
+pub(crate) async fn suspend_merchant(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(merchant_id): Path<String>,
+) -> ApiResult<Json<MerchantView>> {
+    caller.require(&[Role::Bank])?;
+    set_merchant_active(&state, &caller, &merchant_id, false).await
+}
+
+/// Activates a suspended E-Warong.
+#[utoipa::path(post, path = "/merchants/{merchant_id}/activate", tag = "merchants",
+    params(("merchant_id" = String, Path, description = "DE42")),
+    responses((status = 200, description = "Active", body = MerchantView)))]
+pub(crate) async fn activate_merchant(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(merchant_id): Path<String>,
+) -> ApiResult<Json<MerchantView>> {
+    caller.require(&[Role::Bank])?;
+    set_merchant_active(&state, &caller, &merchant_id, true).await
+}
+
+// ------------------------------------------------------------------------------------ terminals
+
+/// A terminal to install, with its keys from the bank's key ceremony.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTerminal {
+    /// DE41: exactly 8 printable characters.
+    #[schema(example = "EWR51001")]
+    pub terminal_id: String,
+    /// The E-Warong it belongs to.
+    pub merchant_id: String,
+    /// Terminal master key: 32 hex digits (double-length 3DES).
+    pub tmk: String,
+    /// Its key check value: 6 hex digits.
+    pub tmk_kcv: String,
+    /// Terminal PIN key: 32 hex digits.
+    pub tpk: String,
+    /// Its key check value.
+    pub tpk_kcv: String,
+}
+
+/// A terminal (keys are never shown; their check values are).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TerminalView {
+    /// DE41.
+    pub terminal_id: String,
+    /// DE42 of its E-Warong.
+    pub merchant_id: String,
+    /// Check value of the stored TMK.
+    pub tmk_kcv: String,
+    /// Check value of the stored TPK (changes with every 0800 key change).
+    pub tpk_kcv: String,
+    /// `active` or `suspended`.
+    pub status: String,
+}
+
+fn terminal_view(t: &Terminal) -> TerminalView {
+    TerminalView {
+        terminal_id: t.terminal_id.as_str().to_string(),
+        merchant_id: t.merchant_id.as_str().to_string(),
+        tmk_kcv: t.tmk.kcv.clone(),
+        tpk_kcv: t.tpk.kcv.clone(),
+        status: if t.active { "active" } else { "suspended" }.into(),
+    }
+}
+
+fn import_key(
+    state: &AdminState,
+    usage: KeyUsage,
+    field: &str,
+    key: &str,
+    kcv: &str,
+) -> ApiResult<EncryptedKey> {
+    match state.hsm.import_key(usage, key, kcv) {
+        Ok(wrapped) => Ok(EncryptedKey {
+            ciphertext: wrapped.as_bytes().to_vec(),
+            kcv: kcv.to_ascii_uppercase(),
+        }),
+        Err(HsmError::CheckValueMismatch) => Err(ApiError::refused(format!(
+            "{field}_kcv does not match {field}: the key was mistyped or is not the one the terminal holds"
+        ))),
+        Err(e @ (HsmError::KeyHex | HsmError::CheckValueHex)) => {
+            Err(ApiError::malformed(format!("{field}: {e}")))
+        }
+        Err(e) => Err(ApiError::internal(format!("wrapping {field}: {e}"))),
+    }
+}
+
+/// Installs a terminal.
+#[utoipa::path(post, path = "/terminals", tag = "terminals", request_body = NewTerminal,
+    responses((status = 201, description = "Installed", body = TerminalView)))]
+pub(crate) async fn create_terminal(
+    State(state): State<AdminState>,
+    caller: Caller,
+    body: JsonBody<NewTerminal>,
+) -> ApiResult<(StatusCode, Json<TerminalView>)> {
+    caller.require(&[Role::Bank])?;
+    let new = body.into_inner()?;
+    let terminal_id = TerminalId::new(new.terminal_id)?;
+    let merchant = find_merchant(&state, &new.merchant_id).await.map_err(|_| {
+        ApiError::refused(format!(
+            "no E-Warong {} to install the terminal at",
+            new.merchant_id
+        ))
+    })?;
+    let terminal = Terminal {
+        terminal_id,
+        merchant_id: merchant.merchant_id,
+        tmk: import_key(&state, KeyUsage::Tmk, "tmk", &new.tmk, &new.tmk_kcv)?,
+        tpk: import_key(&state, KeyUsage::Tpk, "tpk", &new.tpk, &new.tpk_kcv)?,
+        active: true,
+    };
+    state
+        .apply_audited(
+            &caller,
+            "terminals.create",
+            &format!(
+                "terminal {} at {}",
+                terminal.terminal_id, terminal.merchant_id
+            ),
+            vec![RegistryOp::Insert(RegistryRecord::Terminal(
+                terminal.clone(),
+            ))],
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(terminal_view(&terminal))))
+}
+
+/// Every terminal.
+#[utoipa::path(get, path = "/terminals", tag = "terminals",
+    responses((status = 200, description = "Every terminal", body = Vec<TerminalView>)))]
+pub(crate) async fn list_terminals(
+    State(state): State<AdminState>,
+    _caller: Caller,
+) -> ApiResult<Json<Vec<TerminalView>>> {
+    let mut terminals = state.ledger.registry().terminals().await?;
+    terminals.sort_by(|a, b| a.terminal_id.cmp(&b.terminal_id));
+    Ok(Json(terminals.iter().map(terminal_view).collect()))
+}
+
+async fn find_terminal(state: &AdminState, id: &str) -> ApiResult<Terminal> {
+    let not_found = || ApiError::not_found(format!("no terminal {id}"));
+    let id = TerminalId::new(id).map_err(|_| not_found())?;
+    state
+        .ledger
+        .registry()
+        .terminal(&id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// One terminal.
+#[utoipa::path(get, path = "/terminals/{terminal_id}", tag = "terminals",
+    params(("terminal_id" = String, Path, description = "DE41")),
+    responses((status = 200, description = "The terminal", body = TerminalView)))]
+pub(crate) async fn get_terminal(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    Path(terminal_id): Path<String>,
+) -> ApiResult<Json<TerminalView>> {
+    Ok(Json(terminal_view(
+        &find_terminal(&state, &terminal_id).await?,
+    )))
+}
+
+async fn set_terminal_active(
+    state: &AdminState,
+    caller: &Caller,
+    id: &str,
+    active: bool,
+) -> ApiResult<Json<TerminalView>> {
+    let terminal = find_terminal(state, id).await?;
+    let action = if active {
+        "terminals.activate"
+    } else {
+        "terminals.suspend"
+    };
+    let target = format!("terminal {}", terminal.terminal_id);
+    if terminal.active == active {
+        let error = ApiError::conflict(format!(
+            "terminal {} is already {}",
+            terminal.terminal_id,
+            if active { "active" } else { "suspended" }
+        ));
+        state.audit_failure(caller, action, &target, &error).await;
+        return Err(error);
+    }
+    let mut next = terminal.clone();
+    next.active = active;
+    state
+        .apply_audited(
+            caller,
+            action,
+            &target,
+            vec![RegistryOp::Replace {
+                expected: RegistryRecord::Terminal(terminal),
+                new: RegistryRecord::Terminal(next.clone()),
+            }],
+        )
+        .await?;
+    Ok(Json(terminal_view(&next)))
+}
+
+/// Suspends a terminal: its requests are declined `58`.
+#[utoipa::path(post, path = "/terminals/{terminal_id}/suspend", tag = "terminals",
+    params(("terminal_id" = String, Path, description = "DE41")),
+    responses((status = 200, description = "Suspended", body = TerminalView)))]
+pub(crate) async fn suspend_terminal(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(terminal_id): Path<String>,
+) -> ApiResult<Json<TerminalView>> {
+    caller.require(&[Role::Bank])?;
+    set_terminal_active(&state, &caller, &terminal_id, false).await
+}
+
+/// Activates a suspended terminal.
+#[utoipa::path(post, path = "/terminals/{terminal_id}/activate", tag = "terminals",
+    params(("terminal_id" = String, Path, description = "DE41")),
+    responses((status = 200, description = "Active", body = TerminalView)))]
+pub(crate) async fn activate_terminal(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(terminal_id): Path<String>,
+) -> ApiResult<Json<TerminalView>> {
+    caller.require(&[Role::Bank])?;
+    set_terminal_active(&state, &caller, &terminal_id, true).await
+}

@@ -1,0 +1,173 @@
+//! API tokens (`admin`). Only a SHA-256 of each secret is stored; the secret is shown once.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use ssn_ledger::{ApiToken, RegistryOp, RegistryRecord, Role};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AdminState;
+use crate::error::{ApiError, ApiResult};
+use crate::support::{Caller, JsonBody, parse_role, random_bytes, role_name, token_hash};
+
+pub(crate) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_token, list_tokens))
+        .routes(routes!(delete_token))
+}
+
+/// A new secret: `ssn_` and 64 hex digits (256 bits from the operating system).
+pub(crate) fn new_secret() -> ApiResult<String> {
+    let bytes: [u8; 32] = random_bytes()?;
+    Ok(format!("ssn_{}", ssn_ledger::hex(&bytes)))
+}
+
+/// A token to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// Unique name: `a`-`z`, `0`-`9`, `-`, `_`, `.`; 1 to 64 characters.
+    #[schema(example = "dinsos-operator-1")]
+    pub name: String,
+    /// `admin`, `diskominfo`, `dinsos`, `walikota`, `bank` or `auditor`.
+    #[schema(example = "dinsos")]
+    pub role: String,
+}
+
+/// A created token, with its secret (shown only here).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// The bearer secret.
+    pub token: String,
+}
+
+/// A token as listed (no secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: String,
+}
+
+/// Creates a token.
+#[utoipa::path(post, path = "/tokens", tag = "tokens", request_body = NewToken,
+    responses((status = 201, description = "Created; the secret is shown only here", body = CreatedToken)))]
+pub(crate) async fn create_token(
+    State(state): State<AdminState>,
+    caller: Caller,
+    body: JsonBody<NewToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    caller.require(&[])?;
+    let new = body.into_inner()?;
+    let valid_name = !new.name.is_empty()
+        && new.name.len() <= 64
+        && new
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+    if !valid_name {
+        return Err(ApiError::malformed(
+            "name is 1 to 64 characters of a-z, 0-9, -, _ and .",
+        ));
+    }
+    let role = parse_role(&new.role)?;
+    if state
+        .ledger
+        .registry()
+        .tokens()
+        .await?
+        .iter()
+        .any(|t| t.name == new.name)
+    {
+        let error = ApiError::conflict(format!("a token named {} exists", new.name));
+        state
+            .audit_failure(&caller, "tokens.create", &new.name, &error)
+            .await;
+        return Err(error);
+    }
+    let secret = new_secret()?;
+    state
+        .apply_audited(
+            &caller,
+            "tokens.create",
+            &format!("token {} ({})", new.name, role_name(role)),
+            vec![RegistryOp::Insert(RegistryRecord::Token(ApiToken {
+                name: new.name.clone(),
+                role,
+                token_hash: token_hash(&secret),
+            }))],
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            name: new.name,
+            role: role_name(role).into(),
+            token: secret,
+        }),
+    ))
+}
+
+/// Every token's name and role.
+#[utoipa::path(get, path = "/tokens", tag = "tokens",
+    responses((status = 200, description = "Every token", body = Vec<TokenView>)))]
+pub(crate) async fn list_tokens(
+    State(state): State<AdminState>,
+    _caller: Caller,
+) -> ApiResult<Json<Vec<TokenView>>> {
+    let mut tokens: Vec<TokenView> = state
+        .ledger
+        .registry()
+        .tokens()
+        .await?
+        .into_iter()
+        .map(|t| TokenView {
+            name: t.name,
+            role: role_name(t.role).into(),
+        })
+        .collect();
+    tokens.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Json(tokens))
+}
+
+/// Revokes a token.
+#[utoipa::path(delete, path = "/tokens/{name}", tag = "tokens",
+    params(("name" = String, Path, description = "Token name")),
+    responses((status = 204, description = "Deleted")))]
+pub(crate) async fn delete_token(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(&[])?;
+    let exists = state
+        .ledger
+        .registry()
+        .tokens()
+        .await?
+        .iter()
+        .any(|t| t.name == name);
+    if !exists {
+        return Err(ApiError::not_found(format!("no token named {name}")));
+    }
+    state
+        .apply_audited(
+            &caller,
+            "tokens.delete",
+            &format!("token {name}"),
+            vec![RegistryOp::DeleteToken(name.clone())],
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[allow(unused_imports)]
+use Role as _;

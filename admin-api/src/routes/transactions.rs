@@ -1,0 +1,294 @@
+//! `GET /transactions`: what the journal holds (purchases approved and declined, reversals,
+//! funding, disbursements, replacements), filtered and paged, PANs masked.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use ssn_ledger::{
+    CardId, MerchantId, Money, Record, ReversalEffect, State as Journal, TerminalId, TransferId,
+};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AdminState;
+use crate::error::{ApiError, ApiResult};
+use crate::support::{Caller, Page, Paging, QueryParams, window, wita_time};
+
+pub(crate) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new().routes(routes!(list_transactions))
+}
+
+/// Filters of the transaction list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TransactionQuery {
+    /// Only what touched this card.
+    pub card_id: Option<u64>,
+    /// Only purchases and reversals at this E-Warong (DE42).
+    pub merchant_id: Option<String>,
+    /// Only purchases and reversals at this terminal (DE41).
+    pub terminal_id: Option<String>,
+    /// First day (`YYYY-MM-DD`, WITA), inclusive.
+    pub from: Option<String>,
+    /// Last day, inclusive.
+    pub to: Option<String>,
+    /// Page number, from 1.
+    pub page: Option<u32>,
+    /// Items per page, 1 to 1000.
+    pub page_size: Option<u32>,
+}
+
+/// One journal entry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransactionView {
+    /// The transfer id (hex): the journal's idempotency key.
+    pub id: String,
+    /// When the journal accepted it (WITA).
+    pub at: String,
+    /// `purchase`, `reversal`, `funding`, `disbursement` or `replacement`.
+    pub kind: String,
+    /// Amount: a purchase's amount (asked for, whatever the answer), a reversal's returned
+    /// amount, a disbursement's total (or the card's credit when filtered by card).
+    pub amount: String,
+    /// Program, for funding and disbursements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub program_code: Option<String>,
+    /// The card, when one card is concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_id: Option<u64>,
+    /// Its PAN, masked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pan: Option<String>,
+    /// DE41.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminal_id: Option<String>,
+    /// DE42.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merchant_id: Option<String>,
+    /// DE11.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stan: Option<String>,
+    /// DE37.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rrn: Option<String>,
+    /// DE38, approvals only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_id: Option<String>,
+    /// DE39.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_code: Option<String>,
+    /// Purchases: reversed later.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reversed: Option<bool>,
+    /// Disbursements: cards credited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cards: Option<u64>,
+    /// Funding reference or disbursement period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+struct Filter {
+    card: Option<CardId>,
+    merchant: Option<MerchantId>,
+    terminal: Option<TerminalId>,
+    start: i64,
+    end: i64,
+}
+
+fn blank(id: &TransferId, at: i64, kind: &str, amount: Money) -> TransactionView {
+    TransactionView {
+        id: ssn_ledger::hex(&id.0),
+        at: wita_time(at),
+        kind: kind.into(),
+        amount: amount.to_string(),
+        program_code: None,
+        card_id: None,
+        pan: None,
+        terminal_id: None,
+        merchant_id: None,
+        stan: None,
+        rrn: None,
+        authorization_id: None,
+        response_code: None,
+        reversed: None,
+        cards: None,
+        reference: None,
+    }
+}
+
+fn entry(journal: &Journal, at: i64, id: &TransferId, filter: &Filter) -> Option<TransactionView> {
+    if at < filter.start || at > filter.end {
+        return None;
+    }
+    if let Some(p) = journal.purchases.get(id) {
+        let r = &p.record;
+        if filter.card.is_some_and(|c| r.card != Some(c))
+            || filter.merchant.as_ref().is_some_and(|m| *m != r.merchant)
+            || filter
+                .terminal
+                .as_ref()
+                .is_some_and(|t| *t != r.key.terminal)
+        {
+            return None;
+        }
+        let mut view = blank(id, at, "purchase", r.amount);
+        view.card_id = r.card.map(|c| c.0);
+        view.terminal_id = Some(r.key.terminal.as_str().into());
+        view.merchant_id = Some(r.merchant.as_str().into());
+        view.stan = Some(r.key.stan.as_str().into());
+        view.rrn = Some(r.response.rrn.as_str().into());
+        view.authorization_id = r
+            .response
+            .authorization_id
+            .as_ref()
+            .map(|a| a.as_str().into());
+        view.response_code = Some(r.response.code.as_str().into());
+        view.reversed = Some(p.reversed);
+        return Some(view);
+    }
+    let record = journal.transfers.get(id)?;
+    match record {
+        Record::Reversal(reversal) => {
+            let original = journal.purchase(&reversal.original);
+            let merchant = original.map(|p| p.record.merchant.clone());
+            let (card, amount) = match &reversal.effect {
+                ReversalEffect::Reversed { card, legs } => (
+                    Some(*card),
+                    Money::checked_sum(legs.iter().map(|l| l.amount)).unwrap_or(Money::ZERO),
+                ),
+                ReversalEffect::Tombstone => (None, Money::ZERO),
+            };
+            if filter.card.is_some_and(|c| card != Some(c))
+                || filter
+                    .merchant
+                    .as_ref()
+                    .is_some_and(|m| Some(m) != merchant.as_ref())
+                || filter
+                    .terminal
+                    .as_ref()
+                    .is_some_and(|t| *t != reversal.original.terminal)
+            {
+                return None;
+            }
+            let mut view = blank(id, at, "reversal", amount);
+            view.card_id = card.map(|c| c.0);
+            view.terminal_id = Some(reversal.original.terminal.as_str().into());
+            view.merchant_id = merchant.map(|m| m.as_str().to_string());
+            view.stan = Some(reversal.original.stan.as_str().into());
+            view.rrn = original.map(|p| p.record.response.rrn.as_str().to_string());
+            Some(view)
+        }
+        _ if filter.merchant.is_some() || filter.terminal.is_some() => None,
+        Record::Funding {
+            reference,
+            program,
+            amount,
+        } => {
+            if filter.card.is_some() {
+                return None;
+            }
+            let mut view = blank(id, at, "funding", *amount);
+            view.program_code = Some(program.as_str().into());
+            view.reference = Some(reference.clone());
+            Some(view)
+        }
+        Record::Disbursement {
+            program,
+            period,
+            credits,
+        } => {
+            let (amount, card) = match filter.card {
+                Some(card) => {
+                    let i = credits.binary_search_by_key(&card, |(c, _)| *c).ok()?;
+                    (credits[i].1, Some(card.0))
+                }
+                None => (
+                    Money::checked_sum(credits.iter().map(|(_, m)| *m)).unwrap_or(Money::ZERO),
+                    None,
+                ),
+            };
+            let mut view = blank(id, at, "disbursement", amount);
+            view.program_code = Some(program.as_str().into());
+            view.reference = Some(period.clone());
+            view.cards = Some(credits.len() as u64);
+            view.card_id = card;
+            Some(view)
+        }
+        Record::Replacement {
+            old_card,
+            new_card,
+            moves,
+        } => {
+            if filter
+                .card
+                .is_some_and(|c| c != *old_card && c != *new_card)
+            {
+                return None;
+            }
+            let amount = Money::checked_sum(moves.iter().map(|l| l.amount)).unwrap_or(Money::ZERO);
+            let mut view = blank(id, at, "replacement", amount);
+            view.card_id = Some(new_card.0);
+            view.reference = Some(format!("card {} to card {}", old_card.0, new_card.0));
+            Some(view)
+        }
+        Record::Purchase(_) | Record::BatchClose { .. } => None,
+    }
+}
+
+/// Journal entries, oldest first.
+#[utoipa::path(get, path = "/transactions", tag = "transactions", params(TransactionQuery),
+    responses((status = 200, description = "A page of journal entries", body = Page<TransactionView>)))]
+pub(crate) async fn list_transactions(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    QueryParams(query): QueryParams<TransactionQuery>,
+) -> ApiResult<Json<Page<TransactionView>>> {
+    let paging = Paging {
+        page: query.page,
+        page_size: query.page_size,
+    };
+    paging.resolve()?;
+    let (start, end) = window(query.from.as_deref(), query.to.as_deref())?;
+    let filter = Filter {
+        card: query.card_id.map(CardId),
+        merchant: query
+            .merchant_id
+            .map(MerchantId::new)
+            .transpose()
+            .map_err(|e| ApiError::malformed(e.to_string()))?,
+        terminal: query
+            .terminal_id
+            .map(TerminalId::new)
+            .transpose()
+            .map_err(|e| ApiError::malformed(e.to_string()))?,
+        start,
+        end,
+    };
+    let mut page = {
+        let journal = state.ledger.state();
+        let items: Vec<TransactionView> = journal
+            .log
+            .iter()
+            .filter_map(|(at, id)| entry(&journal, *at, id, &filter))
+            .collect();
+        paging.page(items)?
+    };
+    // Masked PANs for the page's cards.
+    let mut pans: HashMap<u64, String> = HashMap::new();
+    for item in &page.items {
+        if let Some(card) = item.card_id
+            && !pans.contains_key(&card)
+            && let Some(found) = state.ledger.registry().card(CardId(card)).await?
+        {
+            pans.insert(card, found.pan.masked());
+        }
+    }
+    for item in &mut page.items {
+        item.pan = item.card_id.and_then(|c| pans.get(&c).cloned());
+    }
+    Ok(Json(page))
+}
