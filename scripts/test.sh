@@ -25,4 +25,9 @@ cargo fmt --all -- --check
 step "cargo test (workspace, all targets)"
 cargo test --workspace --all-targets --locked --no-fail-fast "$@"
 
+if [[ $# -eq 0 ]]; then
+  step "schemathesis against the admin API's served OpenAPI document"
+  bash "$root/scripts/schemathesis.sh" "$root/target/debug/ssn-switch"
+fi
+
 step "done"

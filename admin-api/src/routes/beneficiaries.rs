@@ -48,7 +48,8 @@ pub(crate) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(get_beneficiary))
         .routes(routes!(verify_beneficiary))
         .routes(routes!(validate_beneficiary))
-        .routes(routes!(create_determination))
+        // A decree may name up to DECREE_SSNS_MAX people (about 15 bytes each in JSON).
+        .routes(routes!(create_determination).layer(DefaultBodyLimit::max(IMPORT_BODY_BYTES_MAX)))
         .routes(routes!(get_determination))
         .routes(routes!(revoke_determination))
 }
@@ -724,10 +725,12 @@ pub struct NewDetermination {
     #[schema(example = "100.3.3.2/123/HK-KS/X/2025")]
     pub decree_number: String,
     /// Decree date, `YYYY-MM-DD`.
+    #[schema(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-10-01")]
     pub decree_date: String,
     /// The program.
     pub program_code: String,
     /// SSN numbers, each `validated` or `determined` for another program.
+    #[schema(min_items = 1)]
     pub ssns: Vec<String>,
 }
 

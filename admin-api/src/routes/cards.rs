@@ -222,6 +222,7 @@ pub struct NewCardRequest {
     pub ssn: String,
     /// 4 to 6 digits; generated when absent.
     #[serde(default)]
+    #[schema(pattern = r"^[0-9]{4,6}$")]
     pub pin: Option<String>,
 }
 
@@ -759,6 +760,7 @@ pub(crate) async fn unblock_card(
 #[serde(deny_unknown_fields)]
 pub struct ReportRequest {
     /// `lost` (terminals answer `41`), `stolen` (`43`) or `damaged` (`62`).
+    #[schema(example = "lost")]
     pub kind: String,
 }
 
@@ -798,6 +800,7 @@ pub(crate) async fn report_card(
 pub struct PinRequest {
     /// 4 to 6 digits; generated when absent.
     #[serde(default)]
+    #[schema(pattern = r"^[0-9]{4,6}$")]
     pub pin: Option<String>,
 }
 

@@ -28,7 +28,7 @@ pub struct NewDisbursement {
     /// The program paying.
     pub program_code: String,
     /// The month paid for, `YYYY-MM`.
-    #[schema(example = "2026-11")]
+    #[schema(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2026-11")]
     pub period: String,
 }
 

@@ -45,11 +45,12 @@ fn kind_name(kind: MerchantKind) -> &'static str {
 #[serde(deny_unknown_fields)]
 pub struct NewMerchant {
     /// DE42: exactly 15 printable characters.
-    #[schema(example = "EWARONG00000051")]
+    #[schema(min_length = 15, max_length = 15, example = "EWARONG00000051")]
     pub merchant_id: String,
     /// Name.
     pub name: String,
     /// `mikro`, `kecil`, `koperasi` or `kube`.
+    #[schema(example = "kube")]
     pub kind: String,
     /// Kecamatan.
     pub kecamatan: String,
@@ -260,17 +261,21 @@ pub(crate) async fn activate_merchant(
 #[serde(deny_unknown_fields)]
 pub struct NewTerminal {
     /// DE41: exactly 8 printable characters.
-    #[schema(example = "EWR51001")]
+    #[schema(min_length = 8, max_length = 8, example = "EWR51001")]
     pub terminal_id: String,
     /// The E-Warong it belongs to.
     pub merchant_id: String,
     /// Terminal master key: 32 hex digits (double-length 3DES).
+    #[schema(pattern = r"^[0-9A-Fa-f]{32}$")]
     pub tmk: String,
     /// Its key check value: 6 hex digits.
+    #[schema(pattern = r"^[0-9A-Fa-f]{6}$")]
     pub tmk_kcv: String,
     /// Terminal PIN key: 32 hex digits.
+    #[schema(pattern = r"^[0-9A-Fa-f]{32}$")]
     pub tpk: String,
     /// Its key check value.
+    #[schema(pattern = r"^[0-9A-Fa-f]{6}$")]
     pub tpk_kcv: String,
 }
 

@@ -25,25 +25,27 @@ pub(crate) fn routes() -> OpenApiRouter<AdminState> {
 #[serde(deny_unknown_fields)]
 pub struct NewProgram {
     /// `A`-`Z`, `0`-`9`, `_`, `-`; 1 to 16 characters.
-    #[schema(example = "SEMBAKO2026")]
+    #[schema(pattern = r"^[A-Z0-9_-]{1,16}$", example = "SEMBAKO2026")]
     pub code: String,
     /// Display name.
     pub name: String,
     /// Budget year.
     pub budget_year: u16,
     /// Credited per card per disbursement period, rupiah.
-    #[schema(example = "300000.00")]
+    #[schema(pattern = r"^[0-9]{1,15}(\.[0-9]{1,2})?$", example = "300000.00")]
     pub benefit_amount: String,
     /// Commodity categories (two digits, `01`..`99`) a purchase may contain.
+    #[schema(min_items = 1, inline, value_type = Vec<String>, example = json!(["01", "02"]))]
     pub allowed_categories: Vec<String>,
     /// Whether a purchase without a basket (DE48) is declined `57`.
     pub basket_required: bool,
     /// Largest single purchase, rupiah.
+    #[schema(pattern = r"^[0-9]{1,15}(\.[0-9]{1,2})?$", example = "300000.00")]
     pub purchase_amount_max: String,
     /// Most approved purchases per card per day.
     pub purchases_per_day_max: u32,
     /// Last day a pocket of this program may be spent (`YYYY-MM-DD`).
-    #[schema(example = "2026-12-31")]
+    #[schema(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-12-31")]
     pub pocket_expires_at: String,
 }
 
@@ -206,10 +208,10 @@ pub(crate) async fn get_program(
 #[serde(deny_unknown_fields)]
 pub struct Funding {
     /// Rupiah.
-    #[schema(example = "506400000.00")]
+    #[schema(pattern = r"^[0-9]{1,15}(\.[0-9]{1,2})?$", example = "506400000.00")]
     pub amount: String,
     /// The bank's reference of the transfer: the idempotency key.
-    #[schema(example = "APBD-2026-SP2D-0001")]
+    #[schema(min_length = 1, max_length = 64, example = "APBD-2026-SP2D-0001")]
     pub reference: String,
 }
 

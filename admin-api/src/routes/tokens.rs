@@ -30,10 +30,13 @@ pub(crate) fn new_secret() -> ApiResult<String> {
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// Unique name: `a`-`z`, `0`-`9`, `-`, `_`, `.`; 1 to 64 characters.
-    #[schema(example = "dinsos-operator-1")]
+    #[schema(pattern = r"^[a-z0-9._-]{1,64}$", example = "dinsos-operator-1")]
     pub name: String,
     /// `admin`, `diskominfo`, `dinsos`, `walikota`, `bank` or `auditor`.
-    #[schema(example = "dinsos")]
+    #[schema(
+        example = "dinsos",
+        pattern = "^(admin|diskominfo|dinsos|walikota|bank|auditor)$"
+    )]
     pub role: String,
 }
 
@@ -148,15 +151,26 @@ pub(crate) async fn delete_token(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(&[])?;
-    let exists = state
-        .ledger
-        .registry()
-        .tokens()
-        .await?
-        .iter()
-        .any(|t| t.name == name);
-    if !exists {
+    let tokens = state.ledger.registry().tokens().await?;
+    let Some(token) = tokens.iter().find(|t| t.name == name) else {
         return Err(ApiError::not_found(format!("no token named {name}")));
+    };
+    // Nobody locks the operators out: a token does not delete itself, and the last admin
+    // token stays.
+    let admins = tokens.iter().filter(|t| t.role == Role::Admin).count();
+    let refusal = if name == caller.name {
+        Some("a token cannot delete itself; delete it with another admin token")
+    } else if token.role == Role::Admin && admins == 1 {
+        Some("the last admin token cannot be deleted")
+    } else {
+        None
+    };
+    if let Some(message) = refusal {
+        let error = ApiError::conflict(message);
+        state
+            .audit_failure(&caller, "tokens.delete", &format!("token {name}"), &error)
+            .await;
+        return Err(error);
     }
     state
         .apply_audited(
@@ -168,6 +182,3 @@ pub(crate) async fn delete_token(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
-
-#[allow(unused_imports)]
-use Role as _;
