@@ -10,8 +10,9 @@
 CASSANDRA_VERSION=5.0.9
 # Seconds a cold 2-core machine may take until Cassandra answers CQL.
 CASSANDRA_START_SECONDS_MAX=180
-# Heap of the test node: enough for tests, small beside the builds sharing the machine.
-CASSANDRA_HEAP_MB=1024
+# Heap of the test node: every test creates a keyspace of ten tables, and a few hundred
+# tables overflow 1 GiB; 2 GiB stays small beside the builds sharing the machine.
+CASSANDRA_HEAP_MB=2048
 
 cassandra_cache_dir() {
   echo "${SSN_CASSANDRA_CACHE:-$HOME/.cache/ssn/cassandra}/$CASSANDRA_VERSION"

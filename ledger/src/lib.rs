@@ -170,8 +170,8 @@
 //! | [`SCYLLA_JOURNAL_PARTITION_ENTRIES`] | 65,536 | journal entries per partition of a chain |
 //! | [`SCYLLA_ENTRY_PART_BYTES`] | 1 MiB | largest part of an entry body in one row |
 //! | [`SCYLLA_WRITES_IN_FLIGHT_MAX`] | 128 | inserts in flight for one batch or registry change |
-//! | [`SCYLLA_REQUEST_TIMEOUT_DEFAULT`] | 2 s | one CQL request; then `91` |
-//! | [`SCYLLA_CONNECT_TIMEOUT`] | 30 s | connecting and migrating at open |
+//! | [`SCYLLA_REQUEST_TIMEOUT_DEFAULT`] | 5 s | one CQL request; then `91` |
+//! | [`SCYLLA_CONNECT_TIMEOUT`] | 120 s | connecting and creating or migrating the schema at open |
 //! | [`SCYLLA_REGISTRY_BUCKETS`] | 64 | partitions per registry record kind |
 //! | [`SCYLLA_AUDIT_PARTITION_ENTRIES`] | 4,096 | audit entries per partition |
 //! | [`SCYLLA_REGISTRY_INTENT_BYTES_MAX`] | 8 MiB | one registry change on Scylla |

@@ -50,9 +50,10 @@ use std::time::Duration;
 pub const SCYLLA_DRIVER_THREADS: usize = 2;
 /// Default client-side timeout of one request. A purchase waits for its journal write, so
 /// this bounds how long a terminal waits before `91` when the cluster is unreachable.
-pub const SCYLLA_REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(2);
-/// How long connecting (and creating the schema) may take at open.
-pub const SCYLLA_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const SCYLLA_REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(5);
+/// How long connecting (and creating the schema: a dozen DDL statements, each waiting for
+/// schema agreement) may take at open.
+pub const SCYLLA_CONNECT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Writes one journal batch or registry change keeps in flight at once.
 pub const SCYLLA_WRITES_IN_FLIGHT_MAX: usize = 128;
 /// Longest keyspace name Cassandra and ScyllaDB accept.
@@ -90,6 +91,26 @@ impl ScyllaConfig {
             request_timeout: SCYLLA_REQUEST_TIMEOUT_DEFAULT,
             chain: "1".into(),
         }
+    }
+}
+
+impl ScyllaConfig {
+    /// Reads a consistency level by its CQL name, in any case (`local_quorum`, `QUORUM`, ...).
+    pub fn parse_consistency(name: &str) -> Result<Consistency, ScyllaError> {
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "any" => Consistency::Any,
+            "one" => Consistency::One,
+            "two" => Consistency::Two,
+            "three" => Consistency::Three,
+            "quorum" => Consistency::Quorum,
+            "all" => Consistency::All,
+            "local_quorum" => Consistency::LocalQuorum,
+            "each_quorum" => Consistency::EachQuorum,
+            "local_one" => Consistency::LocalOne,
+            _ => {
+                return Err(ScyllaError::Config(format!("unknown consistency {name:?}")));
+            }
+        })
     }
 }
 
@@ -373,11 +394,11 @@ impl ScyllaCluster {
     /// Prepares `cql` with the configured consistency and timeout, marked idempotent.
     pub(crate) async fn prepare(&self, cql: &str) -> Result<PreparedStatement, ScyllaError> {
         let session = Arc::clone(&self.session);
-        let cql = cql.to_string();
+        let qualified = qualify(cql, &self.config.keyspace);
         let consistency = self.config.consistency;
         let timeout = self.config.request_timeout;
         self.run(async move {
-            let mut prepared = session.prepare(cql).await.map_err(cluster)?;
+            let mut prepared = session.prepare(qualified).await.map_err(cluster)?;
             prepared.set_consistency(consistency);
             prepared.set_request_timeout(Some(timeout));
             prepared.set_is_idempotent(true);
@@ -395,6 +416,16 @@ impl ScyllaCluster {
     pub async fn registry(self: &Arc<Self>) -> Result<ScyllaRegistry, ScyllaError> {
         ScyllaRegistry::open(Arc::clone(self)).await
     }
+}
+
+/// Names every table with its keyspace (`FROM t` → `FROM ks.t`): the session never
+/// `USE`s a keyspace, which servers warn about for prepared statements.
+fn qualify(cql: &str, keyspace: &str) -> String {
+    let mut out = cql.to_string();
+    for word in ["FROM ", "INTO ", "UPDATE ", "TABLE IF NOT EXISTS "] {
+        out = out.replace(word, &format!("{word}{keyspace}."));
+    }
+    out
 }
 
 async fn connect_and_migrate(config: ScyllaConfig) -> Result<Session, ScyllaError> {
@@ -415,26 +446,28 @@ async fn connect_and_migrate(config: ScyllaConfig) -> Result<Session, ScyllaErro
         )
         .await
         .map_err(cluster)?;
-    session
-        .use_keyspace(&config.keyspace, false)
-        .await
-        .map_err(cluster)?;
-    migrate(&session).await?;
+    migrate(&session, &config.keyspace).await?;
     Ok(session)
 }
 
 /// Applies every migration the keyspace has not recorded, in order.
-async fn migrate(session: &Session) -> Result<(), ScyllaError> {
+async fn migrate(session: &Session, keyspace: &str) -> Result<(), ScyllaError> {
     session
         .query_unpaged(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, \
-             description text, applied_at timestamp)",
+            qualify(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, \
+                 description text, applied_at timestamp)",
+                keyspace,
+            ),
             (),
         )
         .await
         .map_err(cluster)?;
     let applied: Vec<i32> = session
-        .query_unpaged("SELECT version FROM schema_migrations", ())
+        .query_unpaged(
+            qualify("SELECT version FROM schema_migrations", keyspace),
+            (),
+        )
         .await
         .map_err(cluster)?
         .into_rows_result()
@@ -453,14 +486,17 @@ async fn migrate(session: &Session) -> Result<(), ScyllaError> {
         }
         for statement in *statements {
             session
-                .query_unpaged(*statement, ())
+                .query_unpaged(qualify(statement, keyspace), ())
                 .await
                 .map_err(cluster)?;
         }
         session
             .query_unpaged(
-                "INSERT INTO schema_migrations (version, description, applied_at) \
-                 VALUES (?, ?, toTimestamp(now()))",
+                qualify(
+                    "INSERT INTO schema_migrations (version, description, applied_at) \
+                     VALUES (?, ?, toTimestamp(now()))",
+                    keyspace,
+                ),
                 (*version, *description),
             )
             .await

@@ -781,6 +781,24 @@ impl Registry for ScyllaRegistry {
         .await
     }
 
+    async fn next_numbers(&self, sequence: &str, count: u64) -> Result<u64, RegistryError> {
+        let name = sequence.to_string();
+        self.exclusively(|session, s| async move {
+            let last = read_sequence(&session, &s, &name).await?;
+            let exhausted = || RegistryError::Storage(format!("sequence {name} exhausted"));
+            let first = last.checked_add(1).ok_or_else(exhausted)?;
+            let new_last = last.checked_add(count).ok_or_else(exhausted)?;
+            i64::try_from(new_last).map_err(|_| exhausted())?;
+            let write = Write::Sequence {
+                name: name.clone(),
+                value: new_last,
+            };
+            apply_writes(&session, &s, vec![write]).await?;
+            Ok(first)
+        })
+        .await
+    }
+
     async fn program(&self, code: &ProgramCode) -> Result<Option<Program>, RegistryError> {
         self.get("program", code.as_str()).await
     }

@@ -16,6 +16,9 @@ use tokio_util::codec::{Decoder, Encoder};
 /// Every wait ends by this deadline, so a broken switch fails a test rather than hangs it.
 const DEADLINE: Duration = Duration::from_secs(30);
 const PROFILES: [Profile; 2] = [Profile::Bcd, Profile::Ascii];
+/// How long a switch on Cassandra may take to start: creating its keyspace is slow on a busy
+/// 2-core machine.
+const SCYLLA_START_DEADLINE: Duration = Duration::from_secs(150);
 
 /// A running switch, stopped (SIGKILL) when dropped.
 struct Switch {
@@ -35,6 +38,67 @@ enum Backend {
     Embedded,
     /// A real `redis-server` started by `scripts/test.sh` (`SSN_TEST_REDIS_URL`).
     Redis,
+    /// Journal and registry in a real Cassandra started by `scripts/test.sh`
+    /// (`SSN_TEST_CASSANDRA_NODES`), balances in Redis: the stateless configuration.
+    Scylla,
+}
+
+/// Redis's URL from `scripts/test.sh`; a missing one fails the test, never skips it.
+fn redis_url() -> String {
+    std::env::var("SSN_TEST_REDIS_URL")
+        .expect("SSN_TEST_REDIS_URL is not set: run ./scripts/test.sh, which starts redis-server")
+}
+
+/// Cassandra's `host:port` from `scripts/test.sh`; a missing one fails the test.
+fn cassandra_nodes() -> String {
+    std::env::var("SSN_TEST_CASSANDRA_NODES").expect(
+        "SSN_TEST_CASSANDRA_NODES is not set: run ./scripts/test.sh, which starts Cassandra",
+    )
+}
+
+/// A keyspace per data directory, the same across restarts of one test process and new in
+/// every process (a developer's Cassandra outlives test runs).
+fn keyspace_for(data_dir: &std::path::Path) -> String {
+    static SALT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let salt = SALT.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64
+            % 1_000_000_000_000
+    });
+    let name = data_dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace('-', "_");
+    format!("{name}_{salt}")
+}
+
+/// The arguments that put a switch on `backend`, keyed by its data directory.
+fn backend_args(backend: Backend, data_dir: &std::path::Path) -> Vec<String> {
+    // Each switch its own key space: the data directory's name is unique.
+    let prefix = data_dir.file_name().unwrap().to_string_lossy().into_owned();
+    let redis = vec![
+        "--redis-url".to_string(),
+        redis_url(),
+        "--redis-key-prefix".to_string(),
+        prefix,
+    ];
+    match backend {
+        Backend::Embedded => Vec::new(),
+        Backend::Redis => redis,
+        Backend::Scylla => {
+            let mut args = redis;
+            args.extend([
+                "--scylla-nodes".to_string(),
+                cassandra_nodes(),
+                "--scylla-keyspace".to_string(),
+                keyspace_for(data_dir),
+            ]);
+            args
+        }
+    }
 }
 
 impl Switch {
@@ -67,14 +131,7 @@ impl Switch {
                 "--data-dir",
             ])
             .arg(&data_dir);
-        if let Backend::Redis = backend {
-            let url = std::env::var("SSN_TEST_REDIS_URL").expect(
-                "SSN_TEST_REDIS_URL is not set: run ./scripts/test.sh, which starts redis-server",
-            );
-            // Each switch its own key space: the data directory's name is unique.
-            let prefix = data_dir.file_name().unwrap().to_string_lossy().into_owned();
-            command.args(["--redis-url", &url, "--redis-key-prefix", &prefix]);
-        }
+        command.args(backend_args(backend, &data_dir));
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -88,8 +145,14 @@ impl Switch {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
+        // On Scylla the first start creates a keyspace (a dozen DDL statements, each waiting
+        // for schema agreement) and provisions through the registry's lease.
+        let start_deadline = match backend {
+            Backend::Scylla => SCYLLA_START_DEADLINE,
+            _ => DEADLINE,
+        };
         let line = rx
-            .recv_timeout(DEADLINE)
+            .recv_timeout(start_deadline)
             .expect("ssn-switch announces its ports in time");
         let ready: serde_json::Value =
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
@@ -750,7 +813,7 @@ async fn other_mtis_get_12_and_responses_are_dropped(backend: Backend) {
     assert!(started.elapsed() < DEADLINE);
 }
 
-/// Each scenario as a test on the embedded store and on Redis.
+/// Each scenario as a test on the embedded store, on Redis, and on Redis + Cassandra.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod embedded {
@@ -758,6 +821,9 @@ macro_rules! on_both_backends {
         }
         mod redis {
             $( #[tokio::test] async fn $name() { super::$name(super::Backend::Redis).await } )*
+        }
+        mod scylla {
+            $( #[tokio::test] async fn $name() { super::$name(super::Backend::Scylla).await } )*
         }
     };
 }
