@@ -589,7 +589,7 @@ pub(crate) async fn find(state: &AdminState, ssn: &str) -> ApiResult<Beneficiary
 
 /// One beneficiary.
 #[utoipa::path(get, path = "/beneficiaries/{ssn}", tag = "beneficiaries",
-    params(("ssn" = String, Path, description = "SSN number")),
+    params(("ssn" = String, Path, description = "SSN number", example = "SSN000000001")),
     responses((status = 200, description = "The beneficiary", body = BeneficiaryView)))]
 pub(crate) async fn get_beneficiary(
     State(state): State<AdminState>,
@@ -669,7 +669,7 @@ async fn decide(
 
 /// Verification by Dinas Sosial: `imported` → `verified` (or `rejected`).
 #[utoipa::path(post, path = "/beneficiaries/{ssn}/verify", tag = "beneficiaries",
-    request_body = Decision, params(("ssn" = String, Path, description = "SSN number")),
+    request_body = Decision, params(("ssn" = String, Path, description = "SSN number", example = "SSN000000001")),
     responses((status = 200, description = "The beneficiary after the decision", body = BeneficiaryView)))]
 pub(crate) async fn verify_beneficiary(
     State(state): State<AdminState>,
@@ -693,7 +693,7 @@ pub(crate) async fn verify_beneficiary(
 
 /// Validation by Dinas Sosial: `verified` → `validated` (or `rejected`).
 #[utoipa::path(post, path = "/beneficiaries/{ssn}/validate", tag = "beneficiaries",
-    request_body = Decision, params(("ssn" = String, Path, description = "SSN number")),
+    request_body = Decision, params(("ssn" = String, Path, description = "SSN number", example = "SSN000000001")),
     responses((status = 200, description = "The beneficiary after the decision", body = BeneficiaryView)))]
 pub(crate) async fn validate_beneficiary(
     State(state): State<AdminState>,
@@ -867,7 +867,7 @@ async fn find_determination(state: &AdminState, id: &str) -> ApiResult<Determina
 
 /// One determination.
 #[utoipa::path(get, path = "/determinations/{id}", tag = "determinations",
-    params(("id" = String, Path, description = "Determination id")),
+    params(("id" = String, Path, description = "Determination id", example = "1")),
     responses((status = 200, description = "The determination", body = DeterminationView)))]
 pub(crate) async fn get_determination(
     State(state): State<AdminState>,
@@ -881,7 +881,7 @@ pub(crate) async fn get_determination(
 
 /// Revokes a determination: its enrolments end; a beneficiary with none left is `revoked`.
 #[utoipa::path(post, path = "/determinations/{id}/revoke", tag = "determinations",
-    params(("id" = String, Path, description = "Determination id")),
+    params(("id" = String, Path, description = "Determination id", example = "1")),
     responses((status = 200, description = "Revoked", body = DeterminationView)))]
 pub(crate) async fn revoke_determination(
     State(state): State<AdminState>,

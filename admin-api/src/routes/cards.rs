@@ -435,7 +435,7 @@ pub(crate) async fn find_card(state: &AdminState, id: &str) -> ApiResult<Card> {
 
 /// One card with its pockets.
 #[utoipa::path(get, path = "/cards/{card_id}", tag = "cards",
-    params(("card_id" = String, Path, description = "Card id")),
+    params(("card_id" = String, Path, description = "Card id", example = "1")),
     responses((status = 200, description = "The card", body = CardView)))]
 pub(crate) async fn get_card(
     State(state): State<AdminState>,
@@ -612,7 +612,7 @@ pub(crate) fn statement(journal: &Journal, card: CardId) -> Vec<StatementEntry> 
 
 /// The card's journal entries, oldest first.
 #[utoipa::path(get, path = "/cards/{card_id}/statement", tag = "cards",
-    params(("card_id" = String, Path, description = "Card id"), Paging),
+    params(("card_id" = String, Path, description = "Card id", example = "1"), Paging),
     responses((status = 200, description = "A page of the statement", body = Page<StatementEntry>)))]
 pub(crate) async fn card_statement(
     State(state): State<AdminState>,
@@ -677,7 +677,7 @@ async fn change_status(
 
 /// Hands the card to its holder: `issued` → `active`.
 #[utoipa::path(post, path = "/cards/{card_id}/deliver", tag = "cards",
-    params(("card_id" = String, Path, description = "Card id")),
+    params(("card_id" = String, Path, description = "Card id", example = "1")),
     responses((status = 200, description = "Delivered", body = CardView)))]
 pub(crate) async fn deliver_card(
     State(state): State<AdminState>,
@@ -707,7 +707,7 @@ pub struct BlockRequest {
 
 /// Blocks a card (`62` at terminals): `issued` or `active` → `blocked`.
 #[utoipa::path(post, path = "/cards/{card_id}/block", tag = "cards", request_body = BlockRequest,
-    params(("card_id" = String, Path, description = "Card id")),
+    params(("card_id" = String, Path, description = "Card id", example = "1")),
     responses((status = 200, description = "Blocked", body = CardView)))]
 pub(crate) async fn block_card(
     State(state): State<AdminState>,
@@ -735,7 +735,7 @@ pub(crate) async fn block_card(
 
 /// Unblocks a card: `blocked` → `active`.
 #[utoipa::path(post, path = "/cards/{card_id}/unblock", tag = "cards",
-    params(("card_id" = String, Path, description = "Card id")),
+    params(("card_id" = String, Path, description = "Card id", example = "1")),
     responses((status = 200, description = "Unblocked", body = CardView)))]
 pub(crate) async fn unblock_card(
     State(state): State<AdminState>,
@@ -766,7 +766,7 @@ pub struct ReportRequest {
 
 /// Reports a card lost, stolen or damaged.
 #[utoipa::path(post, path = "/cards/{card_id}/report", tag = "cards", request_body = ReportRequest,
-    params(("card_id" = String, Path, description = "Card id")),
+    params(("card_id" = String, Path, description = "Card id", example = "1")),
     responses((status = 200, description = "Reported", body = CardView)))]
 pub(crate) async fn report_card(
     State(state): State<AdminState>,
@@ -807,7 +807,7 @@ pub struct PinRequest {
 /// Replaces a card: a new card (new PAN and PIN) gets every pocket of the old one, moved in
 /// the journal; the old card answers `41`/`43`/`62` from then on.
 #[utoipa::path(post, path = "/cards/{card_id}/replace", tag = "cards", request_body = PinRequest,
-    params(("card_id" = String, Path, description = "Card id")),
+    params(("card_id" = String, Path, description = "Card id", example = "1")),
     responses((status = 201, description = "The new card; its PAN and PIN are shown only here", body = IssuedCard)))]
 pub(crate) async fn replace_card(
     State(state): State<AdminState>,
@@ -910,7 +910,7 @@ pub struct PinReset {
 
 /// Sets a new PIN and unlocks the card after three wrong PINs.
 #[utoipa::path(post, path = "/cards/{card_id}/pin-reset", tag = "cards", request_body = PinRequest,
-    params(("card_id" = String, Path, description = "Card id")),
+    params(("card_id" = String, Path, description = "Card id", example = "1")),
     responses((status = 200, description = "The new PIN, shown only here", body = PinReset)))]
 pub(crate) async fn reset_pin(
     State(state): State<AdminState>,

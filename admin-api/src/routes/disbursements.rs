@@ -125,7 +125,7 @@ pub(crate) async fn create_disbursement(
 
 /// One disbursement, by `PROGRAM.PERIOD`.
 #[utoipa::path(get, path = "/disbursements/{id}", tag = "disbursements",
-    params(("id" = String, Path, description = "PROGRAM.PERIOD, e.g. SEMBAKO.2026-11")),
+    params(("id" = String, Path, description = "PROGRAM.PERIOD, e.g. SEMBAKO.2026-11", example = "SEMBAKO.2026-11")),
     responses((status = 200, description = "Counts and totals", body = DisbursementView)))]
 pub(crate) async fn get_disbursement(
     State(state): State<AdminState>,

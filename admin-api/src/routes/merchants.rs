@@ -178,7 +178,7 @@ async fn find_merchant(state: &AdminState, id: &str) -> ApiResult<Merchant> {
 
 /// One E-Warong.
 #[utoipa::path(get, path = "/merchants/{merchant_id}", tag = "merchants",
-    params(("merchant_id" = String, Path, description = "DE42")),
+    params(("merchant_id" = String, Path, description = "DE42", example = "EWARONG00000001")),
     responses((status = 200, description = "The E-Warong", body = MerchantView)))]
 pub(crate) async fn get_merchant(
     State(state): State<AdminState>,
@@ -230,7 +230,7 @@ async fn set_merchant_active(
 
 /// Suspends an E-Warong: its terminals' purchases are declined `03`.
 #[utoipa::path(post, path = "/merchants/{merchant_id}/suspend", tag = "merchants",
-    params(("merchant_id" = String, Path, description = "DE42")),
+    params(("merchant_id" = String, Path, description = "DE42", example = "EWARONG00000001")),
     responses((status = 200, description = "Suspended", body = MerchantView)))]
 pub(crate) async fn suspend_merchant(
     State(state): State<AdminState>,
@@ -243,7 +243,7 @@ pub(crate) async fn suspend_merchant(
 
 /// Activates a suspended E-Warong.
 #[utoipa::path(post, path = "/merchants/{merchant_id}/activate", tag = "merchants",
-    params(("merchant_id" = String, Path, description = "DE42")),
+    params(("merchant_id" = String, Path, description = "DE42", example = "EWARONG00000001")),
     responses((status = 200, description = "Active", body = MerchantView)))]
 pub(crate) async fn activate_merchant(
     State(state): State<AdminState>,
@@ -391,7 +391,7 @@ async fn find_terminal(state: &AdminState, id: &str) -> ApiResult<Terminal> {
 
 /// One terminal.
 #[utoipa::path(get, path = "/terminals/{terminal_id}", tag = "terminals",
-    params(("terminal_id" = String, Path, description = "DE41")),
+    params(("terminal_id" = String, Path, description = "DE41", example = "EWR10001")),
     responses((status = 200, description = "The terminal", body = TerminalView)))]
 pub(crate) async fn get_terminal(
     State(state): State<AdminState>,
@@ -443,7 +443,7 @@ async fn set_terminal_active(
 
 /// Suspends a terminal: its requests are declined `58`.
 #[utoipa::path(post, path = "/terminals/{terminal_id}/suspend", tag = "terminals",
-    params(("terminal_id" = String, Path, description = "DE41")),
+    params(("terminal_id" = String, Path, description = "DE41", example = "EWR10001")),
     responses((status = 200, description = "Suspended", body = TerminalView)))]
 pub(crate) async fn suspend_terminal(
     State(state): State<AdminState>,
@@ -456,7 +456,7 @@ pub(crate) async fn suspend_terminal(
 
 /// Activates a suspended terminal.
 #[utoipa::path(post, path = "/terminals/{terminal_id}/activate", tag = "terminals",
-    params(("terminal_id" = String, Path, description = "DE41")),
+    params(("terminal_id" = String, Path, description = "DE41", example = "EWR10001")),
     responses((status = 200, description = "Active", body = TerminalView)))]
 pub(crate) async fn activate_terminal(
     State(state): State<AdminState>,

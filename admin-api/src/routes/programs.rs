@@ -192,7 +192,7 @@ pub(crate) async fn find_program(state: &AdminState, code: &str) -> ApiResult<Pr
 
 /// One program.
 #[utoipa::path(get, path = "/programs/{code}", tag = "programs",
-    params(("code" = String, Path, description = "Program code")),
+    params(("code" = String, Path, description = "Program code", example = "SEMBAKO")),
     responses((status = 200, description = "The program", body = ProgramView)))]
 pub(crate) async fn get_program(
     State(state): State<AdminState>,
@@ -230,7 +230,7 @@ pub struct FundingView {
 
 /// Records funding; idempotent on `reference` (a repeat answers 200, other content 409).
 #[utoipa::path(post, path = "/programs/{code}/funding", tag = "programs", request_body = Funding,
-    params(("code" = String, Path, description = "Program code")),
+    params(("code" = String, Path, description = "Program code", example = "SEMBAKO")),
     responses((status = 201, description = "Funded", body = FundingView),
         (status = 200, description = "Already recorded with the same content", body = FundingView)))]
 pub(crate) async fn fund_program(
