@@ -139,12 +139,14 @@
 //!   it in its commit logs; with Cassandra's default `commitlog_sync: periodic` that is not an
 //!   fsync, so a production cluster needs replicas in separate failure domains (or
 //!   `commitlog_sync: batch`).
-//! - **Several nodes**: each switch node appends to its own chain (`--node-id`), so nodes never
-//!   contend for a sequence number. Redis stays the per-card decision point: its debit script
-//!   is atomic per card and keeps each transfer's decision, so a terminal's retry on another
-//!   node gets the first node's answer (same RRN, authorization id and balance) and the money
-//!   moves once. Each node's projection ([`State`]) holds the chain it replayed and what it
-//!   journals itself.
+//! - **Several nodes** (not yet; ARCHITECTURE.md "Running on ScyllaDB"): each node appends to
+//!   its own chain (`chain` = `--node-id`), so nodes never contend for a sequence number, and
+//!   Redis stays the per-card decision point (its debit script keeps each transfer's decision,
+//!   so a retry elsewhere is answered the same and moves no money twice). What is missing is
+//!   the projection: a node replays only its own chain, so it does not know the other nodes'
+//!   credits, purchases or tombstones. Planned: replay every chain at open, follow the others
+//!   by polling their newest bucket, keep a transfer id journaled by two nodes once, and let
+//!   `verify` merge the chains.
 //!
 //! ## Limits
 //!
@@ -244,13 +246,13 @@ pub use record::{
 };
 pub use registry::*;
 pub use scylla::{
-    Consistency, SCHEMA_VERSION, SCYLLA_AUDIT_PARTITION_ENTRIES, SCYLLA_CONNECT_TIMEOUT,
-    SCYLLA_DRIVER_THREADS, SCYLLA_ENTRY_PART_BYTES, SCYLLA_JOURNAL_PARTITION_ENTRIES,
-    SCYLLA_KEYSPACE_BYTES_MAX, SCYLLA_POINTER_FILE, SCYLLA_REGISTRY_BUCKETS,
-    SCYLLA_REGISTRY_INTENT_BYTES_MAX, SCYLLA_REGISTRY_LEASE_TTL_SECONDS,
+    Consistency, ImportReport, SCHEMA_VERSION, SCYLLA_AUDIT_PARTITION_ENTRIES,
+    SCYLLA_CONNECT_TIMEOUT, SCYLLA_DRIVER_THREADS, SCYLLA_ENTRY_PART_BYTES,
+    SCYLLA_JOURNAL_PARTITION_ENTRIES, SCYLLA_KEYSPACE_BYTES_MAX, SCYLLA_POINTER_FILE,
+    SCYLLA_REGISTRY_BUCKETS, SCYLLA_REGISTRY_INTENT_BYTES_MAX, SCYLLA_REGISTRY_LEASE_TTL_SECONDS,
     SCYLLA_REGISTRY_LEASE_WAIT_MAX, SCYLLA_REQUEST_TIMEOUT_DEFAULT, SCYLLA_WRITES_IN_FLIGHT_MAX,
-    ScyllaCluster, ScyllaConfig, ScyllaError, ScyllaJournal, ScyllaRegistry, scylla_stores, verify,
-    verify_scylla,
+    ScyllaCluster, ScyllaConfig, ScyllaError, ScyllaJournal, ScyllaRegistry, import_embedded,
+    scylla_stores, verify, verify_scylla,
 };
 pub use state::{
     Applied, CardState, CardTransfer, ClosedBatch, InvariantError, PurchaseState, State,

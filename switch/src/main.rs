@@ -14,7 +14,9 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use ssn_codec::Profile;
 use ssn_hsm::{KeyUsage, MasterKey, SoftHsm, WrappedKey};
-use ssn_ledger::{BalanceBackend, Ledger, LedgerConfig, RedisConfig, ScyllaConfig, scylla_stores};
+use ssn_ledger::{
+    BalanceBackend, Ledger, LedgerConfig, RedisConfig, ScyllaConfig, import_embedded, scylla_stores,
+};
 use ssn_switch::host::{AmountExponent, Host, HostConfig};
 use ssn_switch::net::{self, Handler, Limits};
 use tokio::net::TcpListener;
@@ -102,6 +104,11 @@ struct ServeArgs {
         default_value = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
     )]
     scylla_replication: String,
+    /// Copy the embedded ledger in this directory (journal.log, registry.redb) into the
+    /// keyspace at start, if this node's chain is still empty: moving a data directory onto
+    /// Scylla, or loading a city seeded by `ssn-loadtest seed`.
+    #[arg(long, env = "SSN_SCYLLA_IMPORT_FROM")]
+    scylla_import_from: Option<PathBuf>,
     /// File holding the master key (64 hex digits). Default: `DATA_DIR/master.key`,
     /// generated on first start.
     #[arg(long, env = "SSN_MASTER_KEY_FILE")]
@@ -228,8 +235,9 @@ fn pvk(hsm: &SoftHsm, data_dir: &Path) -> anyhow::Result<WrappedKey> {
     Ok(key)
 }
 
-/// The ledger on the embedded store, on Redis, or on Scylla + Redis (stateless: any number
-/// of nodes share the keyspace, each appending to its own journal chain named by its node id).
+/// The ledger on the embedded store, on Redis, or on Scylla + Redis (nothing but keys in the
+/// data directory; the journal chain is named by the node id. One node per keyspace for now:
+/// see ARCHITECTURE.md, "Running on ScyllaDB").
 async fn open_ledger(args: &ServeArgs) -> anyhow::Result<Ledger> {
     let redis = args
         .redis_url
@@ -256,6 +264,17 @@ async fn open_ledger(args: &ServeArgs) -> anyhow::Result<Ledger> {
     config.chain = args.node_id.to_string();
     // `ssn-switch verify --data-dir` follows this to the node's chain.
     config.save_pointer(&args.data_dir)?;
+    if let Some(from) = &args.scylla_import_from {
+        let report = import_embedded(&config, from)
+            .await
+            .with_context(|| format!("importing {}", from.display()))?;
+        tracing::info!(
+            imported = report.imported,
+            entries = report.entries,
+            records = report.records,
+            "imported the embedded ledger"
+        );
+    }
     let stores = scylla_stores(config, &redis).await?;
     Ok(Ledger::open_with(stores).await?)
 }

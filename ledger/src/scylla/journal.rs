@@ -124,6 +124,11 @@ impl ScyllaJournal {
         })
     }
 
+    /// True when the chain has no entry yet.
+    pub(super) fn is_empty(&self) -> Result<bool, ScyllaError> {
+        Ok(self.partition(0).map_err(cluster)?.is_empty())
+    }
+
     /// Every row of one partition, in order.
     fn partition(&self, bucket: i64) -> io::Result<Vec<Row>> {
         let session = Arc::clone(self.cluster.session());

@@ -22,8 +22,11 @@
 //! journal's store is called from the journal's plain threads and, at open, from inside the
 //! caller's runtime; both block on a channel while the driver works, never on a runtime.
 
+mod import;
 mod journal;
 mod registry;
+
+pub use import::{ImportReport, import_embedded};
 
 pub use journal::{
     SCYLLA_ENTRY_PART_BYTES, SCYLLA_JOURNAL_PARTITION_ENTRIES, ScyllaJournal, verify_scylla,

@@ -361,6 +361,16 @@ impl ScyllaRegistry {
         rows.iter().map(|(_, value)| decode(value, kind)).collect()
     }
 
+    /// Sets a named sequence's last number handed out (importing an embedded registry).
+    pub(super) async fn set_sequence(&self, name: &str, last: u64) -> Result<(), RegistryError> {
+        let write = Write::Sequence {
+            name: name.to_string(),
+            value: last,
+        };
+        self.exclusively(|session, s| async move { apply_writes(&session, &s, vec![write]).await })
+            .await
+    }
+
     /// Runs `work` while holding the registry's lease, after finishing any pending intent.
     async fn exclusively<T, F>(
         &self,

@@ -10,5 +10,6 @@ mod crash;
 mod failures;
 mod fencing;
 mod registry;
+mod scylla;
 mod support;
 mod verify;
