@@ -222,6 +222,16 @@ impl TransferId {
         )
     }
 
+    /// The id of a business day's settlement: one per WITA date.
+    pub fn settlement(business_date: crate::day::Day) -> TransferId {
+        Self::derive("settlement", &[&business_date.to_string()])
+    }
+
+    /// The id of the bank's answer (paid or rejected) to one settlement line.
+    pub fn payout(business_date: crate::day::Day, merchant: &MerchantId) -> TransferId {
+        Self::derive("payout", &[&business_date.to_string(), merchant.as_str()])
+    }
+
     /// Lowercase hex, the form used in Redis field names and reports.
     pub fn to_hex(&self) -> String {
         hex(&self.0)

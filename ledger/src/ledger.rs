@@ -282,6 +282,24 @@ pub struct BatchCloseOutcome {
     pub matched: bool,
 }
 
+/// DE60 of a batch the settlement closed because its terminal had not (no terminal totals).
+pub const SETTLEMENT_BATCH_NUMBER: &str = "SETTLEMENT";
+
+/// A business day's settlement as journaled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettlementOutcome {
+    /// Transfer id.
+    pub id: TransferId,
+    /// The WITA business date.
+    pub business_date: Day,
+    /// The batches settled.
+    pub batches: Vec<(TerminalId, u64)>,
+    /// One line per E-Warong.
+    pub lines: Vec<crate::record::SettlementLine>,
+    /// When the journal accepted it.
+    pub at_unix_seconds: i64,
+}
+
 /// The outcome of a disbursement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DisbursementOutcome {
@@ -1277,6 +1295,159 @@ impl Ledger {
         Err(LedgerError::Unavailable(format!(
             "card {card} changed {PIN_UPDATE_ATTEMPTS_MAX} times during one PIN check"
         )))
+    }
+
+    /// Settles a WITA business day (admin API `POST /settlements`): closes every terminal
+    /// batch still open (DE60 [`SETTLEMENT_BATCH_NUMBER`], no terminal totals), then journals
+    /// one [`Record::Settlement`] over every closed batch not settled yet, moving each
+    /// E-Warong's net per program from the giro accounts to its payable account, with the
+    /// amounts the bank rejected before carried into its line. Idempotent per date: a second
+    /// call (or a rerun after a crash between the two steps) returns the settlement journaled
+    /// first and never moves money twice.
+    pub async fn settle(
+        &self,
+        business_date: Day,
+        at_unix_seconds: i64,
+    ) -> Result<SettlementOutcome, LedgerError> {
+        let _admin = self.admin_lock.lock().await;
+        if let Some(done) = self.settlement(business_date) {
+            return Ok(done);
+        }
+        let open: Vec<TerminalId> = {
+            let state = self.journal.state();
+            let mut open: Vec<TerminalId> = state
+                .terminals
+                .iter()
+                .filter(|(_, batches)| batches.open.is_some())
+                .map(|(terminal, _)| terminal.clone())
+                .collect();
+            open.sort();
+            open
+        };
+        for terminal in open {
+            let _terminal = self.terminal_lock(&terminal).await;
+            let still_open = self
+                .journal
+                .state()
+                .terminals
+                .get(&terminal)
+                .is_some_and(|b| b.open.is_some());
+            if still_open {
+                self.journal
+                    .append(Entry {
+                        at_unix_seconds,
+                        record: Record::BatchClose {
+                            terminal,
+                            batch_number: SETTLEMENT_BATCH_NUMBER.to_string(),
+                            terminal_totals: BatchTotals::default(),
+                        },
+                    })
+                    .await?;
+            }
+        }
+        let record = {
+            let state = self.journal.state();
+            let batches = state.unsettled_batches();
+            let lines = state.settlement_lines(&batches);
+            Record::Settlement {
+                business_date,
+                batches,
+                lines,
+            }
+        };
+        self.journal
+            .append(Entry {
+                at_unix_seconds,
+                record,
+            })
+            .await?;
+        self.settlement(business_date).ok_or_else(|| {
+            LedgerError::Internal("a settlement the journal accepted is not in it".into())
+        })
+    }
+
+    /// The settlement of a business day, if the journal has one.
+    pub fn settlement(&self, business_date: Day) -> Option<SettlementOutcome> {
+        let state = self.journal.state();
+        let id = TransferId::settlement(business_date);
+        match state.transfers.get(&id) {
+            Some(Record::Settlement { batches, lines, .. }) => Some(SettlementOutcome {
+                id,
+                business_date,
+                batches: batches.clone(),
+                lines: lines.clone(),
+                at_unix_seconds: state.transfer_times.get(&id).copied().unwrap_or(0),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Records the bank's answer to one settlement line (admin API `POST
+    /// /settlements/{date}/confirmation`): paid moves the line's amount from the E-Warong's
+    /// payable account out of the books (`Account::PaidOut`); rejected leaves it payable and
+    /// the next settlement carries it. Idempotent per (date, E-Warong); another answer for the
+    /// same line is a conflict; a line that does not exist, or another amount, is refused.
+    pub async fn record_payout(
+        &self,
+        business_date: Day,
+        merchant: &MerchantId,
+        amount: Money,
+        paid: bool,
+        bank_reference: &str,
+        at_unix_seconds: i64,
+    ) -> Result<(), LedgerError> {
+        let _admin = self.admin_lock.lock().await;
+        let record = Record::Payout {
+            business_date,
+            merchant: merchant.clone(),
+            amount,
+            paid,
+            bank_reference: bank_reference.to_string(),
+        };
+        let id = TransferId::payout(business_date, merchant);
+        {
+            let state = self.journal.state();
+            if let Some(existing) = state.transfers.get(&id) {
+                return if *existing == record {
+                    Ok(())
+                } else {
+                    Err(LedgerError::Conflict(format!(
+                        "the {business_date} line of {merchant} was confirmed already, with other content"
+                    )))
+                };
+            }
+            let line = match state.transfers.get(&TransferId::settlement(business_date)) {
+                Some(Record::Settlement { lines, .. }) => {
+                    lines.iter().find(|l| l.merchant == *merchant).cloned()
+                }
+                _ => {
+                    return Err(LedgerError::Refused(format!(
+                        "no settlement for {business_date}"
+                    )));
+                }
+            };
+            match line {
+                None => {
+                    return Err(LedgerError::Refused(format!(
+                        "the {business_date} settlement has no line for {merchant}"
+                    )));
+                }
+                Some(line) if line.amount != amount => {
+                    return Err(LedgerError::Refused(format!(
+                        "the {business_date} line of {merchant} is {}, not {amount}",
+                        line.amount
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        self.journal
+            .append(Entry {
+                at_unix_seconds,
+                record,
+            })
+            .await?;
+        Ok(())
     }
 
     /// Compares the balance store with the journal for every card the journal knows and

@@ -237,12 +237,12 @@ pub use ledger::{
     Authorization, BalanceBackend, BatchCloseOutcome, BatchCloseRequest, DeclineRequest,
     DisbursementOutcome, Ledger, LedgerConfig, LedgerError, LedgerStores, PIN_UPDATE_ATTEMPTS_MAX,
     PURCHASE_LOCK_STRIPES, PinOutcome, PurchaseLookup, PurchaseRequest, ReversalOutcome,
-    ReversalRequest, TERMINAL_LOCK_STRIPES,
+    ReversalRequest, SETTLEMENT_BATCH_NUMBER, SettlementOutcome, TERMINAL_LOCK_STRIPES,
 };
 pub use money::Money;
 pub use record::{
     Account, AuthResponse, BatchTotals, Entry, Leg, PocketAmount, PurchaseRecord, Record,
-    ResponseCode, ReversalEffect, ReversalRecord,
+    ResponseCode, ReversalEffect, ReversalRecord, SettlementLine,
 };
 pub use registry::*;
 pub use scylla::{

@@ -26,6 +26,9 @@ pub enum Account {
     Pocket(CardId, ProgramCode),
     /// What the switch owes an E-Warong after settlement.
     Payable(MerchantId),
+    /// What the Bank Penyalur has paid an E-Warong from the program's money (bank confirmation
+    /// `PAID`): money that has left the program.
+    PaidOut(MerchantId),
 }
 
 impl Account {
@@ -167,6 +170,28 @@ pub struct BatchTotals {
     pub reversal_amount: Money,
 }
 
+/// One E-Warong's line of a business day's settlement.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SettlementLine {
+    /// DE42.
+    pub merchant: MerchantId,
+    /// Approved purchases in the settled batches, reversed ones included.
+    pub purchase_count: u32,
+    /// Their amount.
+    pub purchase_amount: Money,
+    /// Reversed purchases among them.
+    pub reversal_count: u32,
+    /// Their amount.
+    pub reversal_amount: Money,
+    /// Purchases minus reversals, per program: what moves from each program's giro account to
+    /// the E-Warong's payable account (programs with a positive net only, in code order).
+    pub net: Vec<PocketAmount>,
+    /// Earlier lines the bank rejected, paid again with this one.
+    pub carried: Money,
+    /// What the bank is asked to pay: the net over all programs plus `carried`.
+    pub amount: Money,
+}
+
 /// A journal record: one business event.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Record {
@@ -200,6 +225,30 @@ pub enum Record {
         new_card: CardId,
         /// What moved, pocket by pocket.
         moves: Vec<PocketAmount>,
+    },
+    /// A business day's settlement: every closed, unsettled terminal batch netted per
+    /// E-Warong, moved from the programs' giro accounts to the E-Warongs' payable accounts.
+    Settlement {
+        /// The WITA business date.
+        business_date: Day,
+        /// The batches settled: (DE41, switch-side batch sequence), sorted.
+        batches: Vec<(TerminalId, u64)>,
+        /// One line per E-Warong with a purchase or a carried amount, by DE42.
+        lines: Vec<SettlementLine>,
+    },
+    /// The bank's confirmation of one settlement line: `PAID` moves the line's amount out of
+    /// the payable account; `REJECTED` leaves it there to be carried into the next settlement.
+    Payout {
+        /// The settlement's business date.
+        business_date: Day,
+        /// DE42.
+        merchant: MerchantId,
+        /// The line's amount.
+        amount: Money,
+        /// Whether the bank paid it.
+        paid: bool,
+        /// The bank's reference.
+        bank_reference: String,
     },
     /// A terminal's open batch closed on the switch's totals.
     BatchClose {
@@ -269,7 +318,27 @@ impl Record {
                     amount: leg.amount,
                 })
                 .collect(),
-            Record::BatchClose { .. } => Vec::new(),
+            Record::Settlement { lines, .. } => lines
+                .iter()
+                .flat_map(|line| {
+                    line.net.iter().map(|net| Leg {
+                        from: Account::Giro(net.program.clone()),
+                        to: Account::Payable(line.merchant.clone()),
+                        amount: net.amount,
+                    })
+                })
+                .collect(),
+            Record::Payout {
+                merchant,
+                amount,
+                paid: true,
+                ..
+            } => vec![Leg {
+                from: Account::Payable(merchant.clone()),
+                to: Account::PaidOut(merchant.clone()),
+                amount: *amount,
+            }],
+            Record::Payout { .. } | Record::BatchClose { .. } => Vec::new(),
         }
     }
 }

@@ -6,10 +6,11 @@
 //! holds a record that breaks an invariant, and `verify` can re-run the same function.
 
 use crate::day::Day;
-use crate::ids::{CardId, ProgramCode, PurchaseKey, TerminalId, TransferId};
+use crate::ids::{CardId, MerchantId, ProgramCode, PurchaseKey, TerminalId, TransferId};
 use crate::money::Money;
 use crate::record::{
-    Account, BatchTotals, Entry, Leg, PurchaseRecord, Record, ResponseCode, ReversalEffect,
+    Account, BatchTotals, Entry, Leg, PocketAmount, PurchaseRecord, Record, ResponseCode,
+    ReversalEffect, SettlementLine,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -39,6 +40,13 @@ pub enum InvariantError {
     /// A reversal whose original is not an approved, unreversed purchase in an open batch.
     #[error("reversal {0} does not match an open, approved, unreversed purchase")]
     ReversalWithoutOriginal(TransferId),
+    /// A settlement naming a batch that is open, unknown or settled already, or whose lines
+    /// are not what the journal's purchases and carried amounts say.
+    #[error("settlement {0} does not match the journal's closed batches and purchases")]
+    SettlementMismatch(TransferId),
+    /// A payout (bank confirmation) for a line that no settlement has, or with another amount.
+    #[error("payout {0} does not match a settlement line")]
+    PayoutWithoutLine(TransferId),
 }
 
 /// A card as the journal knows it: its pockets and today's approved purchase count.
@@ -133,6 +141,10 @@ pub struct State {
     pub terminals: HashMap<TerminalId, TerminalBatches>,
     /// When each entry in `transfers` was accepted (UTC seconds); purchases carry theirs.
     pub transfer_times: HashMap<TransferId, i64>,
+    /// Closed batches already in a settlement: (DE41, switch-side sequence).
+    pub settled_batches: HashSet<(TerminalId, u64)>,
+    /// Per E-Warong, settlement amounts the bank rejected that the next settlement must carry.
+    pub carried: HashMap<MerchantId, Money>,
     /// Every purchase, reversal, funding, disbursement and replacement in journal order, with
     /// when it was accepted: the admin API's transaction listing walks this (16 + 8 bytes an
     /// entry).
@@ -162,6 +174,104 @@ impl State {
             .values()
             .flat_map(|card| card.pockets.values().copied());
         Money::checked_sum(self.accounts.values().copied().chain(pockets))
+    }
+
+    /// Every closed batch not settled yet, sorted by terminal and sequence.
+    pub fn unsettled_batches(&self) -> Vec<(TerminalId, u64)> {
+        let mut batches: Vec<(TerminalId, u64)> = self
+            .terminals
+            .iter()
+            .flat_map(|(terminal, batches)| {
+                batches
+                    .closed
+                    .iter()
+                    .map(move |closed| (terminal.clone(), closed.sequence))
+            })
+            .filter(|batch| !self.settled_batches.contains(batch))
+            .collect();
+        batches.sort();
+        batches
+    }
+
+    /// The settlement lines of these batches as the journal has them: approved purchases per
+    /// E-Warong, reversals among them, the net per program, and what rejected payouts carry.
+    pub fn settlement_lines(&self, batches: &[(TerminalId, u64)]) -> Vec<SettlementLine> {
+        let wanted: HashSet<(&TerminalId, u64)> = batches.iter().map(|(t, s)| (t, *s)).collect();
+        let mut lines: BTreeMap<MerchantId, (SettlementLine, BTreeMap<ProgramCode, Money>)> =
+            BTreeMap::new();
+        let blank = |merchant: &MerchantId| {
+            (
+                SettlementLine {
+                    merchant: merchant.clone(),
+                    purchase_count: 0,
+                    purchase_amount: Money::ZERO,
+                    reversal_count: 0,
+                    reversal_amount: Money::ZERO,
+                    net: Vec::new(),
+                    carried: Money::ZERO,
+                    amount: Money::ZERO,
+                },
+                BTreeMap::new(),
+            )
+        };
+        for purchase in self.purchases.values() {
+            let record = &purchase.record;
+            let Some(sequence) = purchase.batch_sequence else {
+                continue;
+            };
+            if record.response.code != ResponseCode::APPROVED
+                || !wanted.contains(&(&record.key.terminal, sequence))
+            {
+                continue;
+            }
+            let (line, net) = lines
+                .entry(record.merchant.clone())
+                .or_insert_with(|| blank(&record.merchant));
+            line.purchase_count += 1;
+            line.purchase_amount = line
+                .purchase_amount
+                .checked_add(record.amount)
+                .unwrap_or(line.purchase_amount);
+            if purchase.reversed {
+                line.reversal_count += 1;
+                line.reversal_amount = line
+                    .reversal_amount
+                    .checked_add(record.amount)
+                    .unwrap_or(line.reversal_amount);
+            } else {
+                for leg in &record.legs {
+                    let total = net.entry(leg.program.clone()).or_insert(Money::ZERO);
+                    *total = total.checked_add(leg.amount).unwrap_or(*total);
+                }
+            }
+        }
+        for (merchant, carried) in &self.carried {
+            if carried.is_positive() {
+                lines
+                    .entry(merchant.clone())
+                    .or_insert_with(|| blank(merchant))
+                    .0
+                    .carried = *carried;
+            }
+        }
+        lines
+            .into_values()
+            .map(|(mut line, net)| {
+                line.net = net
+                    .into_iter()
+                    .filter(|(_, amount)| amount.is_positive())
+                    .map(|(program, amount)| PocketAmount { program, amount })
+                    .collect();
+                line.amount = Money::checked_sum(
+                    line.net
+                        .iter()
+                        .map(|n| n.amount)
+                        .chain(std::iter::once(line.carried)),
+                )
+                .unwrap_or(Money::ZERO);
+                line
+            })
+            .collect()
     }
 
     /// The purchase with this key, if the journal has it.
@@ -272,6 +382,18 @@ impl State {
                 return Err(InvariantError::LegsDoNotAddUp(id));
             }
         }
+        match record {
+            Record::Settlement { batches, lines, .. } => {
+                self.check_settlement(id, batches, lines)?;
+            }
+            Record::Payout {
+                business_date,
+                merchant,
+                amount,
+                ..
+            } => self.check_payout(id, *business_date, merchant, *amount)?,
+            _ => {}
+        }
         let legs = record.legs();
         let changes = self.balance_changes(id, &legs)?;
         if let Record::Reversal(reversal) = record
@@ -307,11 +429,65 @@ impl State {
             } => self.seen(TransferId::disbursement(program, period)),
             Record::Reversal(reversal) => self.seen(TransferId::reversal(&reversal.original)),
             Record::Replacement { old_card, .. } => self.seen(TransferId::replacement(*old_card)),
+            Record::Settlement { business_date, .. } => {
+                self.seen(TransferId::settlement(*business_date))
+            }
+            Record::Payout {
+                business_date,
+                merchant,
+                ..
+            } => self.seen(TransferId::payout(*business_date, merchant)),
         };
         if seen {
             Err(InvariantError::DuplicateTransfer(id))
         } else {
             Ok(id)
+        }
+    }
+
+    fn check_settlement(
+        &self,
+        id: TransferId,
+        batches: &[(TerminalId, u64)],
+        lines: &[SettlementLine],
+    ) -> Result<(), InvariantError> {
+        let mut seen = HashSet::new();
+        for (terminal, sequence) in batches {
+            let closed = self
+                .terminals
+                .get(terminal)
+                .is_some_and(|t| t.closed.iter().any(|c| c.sequence == *sequence));
+            if !closed
+                || self
+                    .settled_batches
+                    .contains(&(terminal.clone(), *sequence))
+                || !seen.insert((terminal, *sequence))
+            {
+                return Err(InvariantError::SettlementMismatch(id));
+            }
+        }
+        if self.settlement_lines(batches) != lines {
+            return Err(InvariantError::SettlementMismatch(id));
+        }
+        Ok(())
+    }
+
+    fn check_payout(
+        &self,
+        id: TransferId,
+        business_date: Day,
+        merchant: &MerchantId,
+        amount: Money,
+    ) -> Result<(), InvariantError> {
+        match self.transfers.get(&TransferId::settlement(business_date)) {
+            Some(Record::Settlement { lines, .. })
+                if lines
+                    .iter()
+                    .any(|l| l.merchant == *merchant && l.amount == amount) =>
+            {
+                Ok(())
+            }
+            _ => Err(InvariantError::PayoutWithoutLine(id)),
         }
     }
 
@@ -326,6 +502,9 @@ impl State {
         legs: &[Leg],
     ) -> Result<Vec<(Account, Money)>, InvariantError> {
         let mut changes: Vec<(Account, Money)> = Vec::with_capacity(legs.len() * 2);
+        // Where each account is in `changes`: a disbursement has one leg per card, and a
+        // linear search per leg would make it quadratic.
+        let mut index: HashMap<&Account, usize> = HashMap::with_capacity(legs.len() * 2);
         for leg in legs {
             if !leg.amount.is_positive() {
                 return Err(InvariantError::NonPositiveAmount(id));
@@ -335,14 +514,17 @@ impl State {
                 (&leg.to, Some(leg.amount)),
             ] {
                 let delta = delta.ok_or(InvariantError::Overflow(id))?;
-                let position = changes.iter().position(|(seen, _)| seen == account);
+                let position = index.get(account).copied();
                 let current = position.map_or_else(|| self.balance(account), |p| changes[p].1);
                 let next = current
                     .checked_add(delta)
                     .ok_or(InvariantError::Overflow(id))?;
                 match position {
                     Some(p) => changes[p].1 = next,
-                    None => changes.push((account.clone(), next)),
+                    None => {
+                        index.insert(account, changes.len());
+                        changes.push((account.clone(), next));
+                    }
                 }
             }
         }
@@ -449,6 +631,29 @@ impl State {
                 Applied::Done
             }
             Record::Funding { .. } => {
+                self.transfers.insert(id, entry.record.clone());
+                Applied::Done
+            }
+            Record::Settlement { batches, lines, .. } => {
+                self.settled_batches.extend(batches.iter().cloned());
+                for line in lines {
+                    if line.carried.is_positive() {
+                        self.carried.remove(&line.merchant);
+                    }
+                }
+                self.transfers.insert(id, entry.record.clone());
+                Applied::Done
+            }
+            Record::Payout {
+                merchant,
+                amount,
+                paid,
+                ..
+            } => {
+                if !paid {
+                    let carried = self.carried.entry(merchant.clone()).or_insert(Money::ZERO);
+                    *carried = carried.checked_add(*amount).unwrap_or(*carried);
+                }
                 self.transfers.insert(id, entry.record.clone());
                 Applied::Done
             }

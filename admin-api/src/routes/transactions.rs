@@ -48,7 +48,8 @@ pub struct TransactionView {
     pub id: String,
     /// When the journal accepted it (WITA).
     pub at: String,
-    /// `purchase`, `reversal`, `funding`, `disbursement` or `replacement`.
+    /// `purchase`, `reversal`, `funding`, `disbursement`, `replacement`, `settlement`,
+    /// `payout` or `payout_rejected`.
     pub kind: String,
     /// Amount: a purchase's amount (asked for, whatever the answer), a reversal's returned
     /// amount, a disbursement's total (or the card's credit when filtered by card).
@@ -180,6 +181,46 @@ fn entry(journal: &Journal, at: i64, id: &TransferId, filter: &Filter) -> Option
             view.merchant_id = merchant.map(|m| m.as_str().to_string());
             view.stan = Some(reversal.original.stan.as_str().into());
             view.rrn = original.map(|p| p.record.response.rrn.as_str().to_string());
+            Some(view)
+        }
+        Record::Settlement {
+            business_date,
+            lines,
+            ..
+        } => {
+            if filter.card.is_some() || filter.terminal.is_some() {
+                return None;
+            }
+            let lines: Vec<_> = lines
+                .iter()
+                .filter(|l| filter.merchant.as_ref().is_none_or(|m| *m == l.merchant))
+                .collect();
+            if filter.merchant.is_some() && lines.is_empty() {
+                return None;
+            }
+            let amount = Money::checked_sum(lines.iter().map(|l| l.amount)).unwrap_or(Money::ZERO);
+            let mut view = blank(id, at, "settlement", amount);
+            view.merchant_id = filter.merchant.as_ref().map(|m| m.as_str().to_string());
+            view.reference = Some(business_date.to_string());
+            Some(view)
+        }
+        Record::Payout {
+            business_date,
+            merchant,
+            amount,
+            paid,
+            bank_reference,
+        } => {
+            if filter.card.is_some()
+                || filter.terminal.is_some()
+                || filter.merchant.as_ref().is_some_and(|m| m != merchant)
+            {
+                return None;
+            }
+            let kind = if *paid { "payout" } else { "payout_rejected" };
+            let mut view = blank(id, at, kind, *amount);
+            view.merchant_id = Some(merchant.as_str().to_string());
+            view.reference = Some(format!("{business_date} {bank_reference}"));
             Some(view)
         }
         _ if filter.merchant.is_some() || filter.terminal.is_some() => None,

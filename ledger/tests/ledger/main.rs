@@ -11,5 +11,6 @@ mod failures;
 mod fencing;
 mod registry;
 mod scylla;
+mod settlement;
 mod support;
 mod verify;
