@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use crate::AdminState;
 use crate::error::{ApiError, ApiResult};
-use crate::support::{Caller, JsonBody};
+use crate::support::{Caller, JsonBody, Page, Paging, QueryParams};
 
 pub(crate) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
@@ -154,15 +154,19 @@ pub(crate) async fn create_merchant(
 }
 
 /// Every E-Warong.
-#[utoipa::path(get, path = "/merchants", tag = "merchants",
-    responses((status = 200, description = "Every E-Warong", body = Vec<MerchantView>)))]
+#[utoipa::path(get, path = "/merchants", tag = "merchants", params(Paging),
+    responses((status = 200, description = "A page of E-Warong, by DE42", body = Page<MerchantView>)))]
 pub(crate) async fn list_merchants(
     State(state): State<AdminState>,
     _caller: Caller,
-) -> ApiResult<Json<Vec<MerchantView>>> {
+    QueryParams(paging): QueryParams<Paging>,
+) -> ApiResult<Json<Page<MerchantView>>> {
+    paging.resolve()?;
     let mut merchants = state.ledger.registry().merchants().await?;
     merchants.sort_by(|a, b| a.merchant_id.cmp(&b.merchant_id));
-    Ok(Json(merchants.iter().map(merchant_view).collect()))
+    Ok(Json(
+        paging.page(merchants.iter().map(merchant_view).collect())?,
+    ))
 }
 
 async fn find_merchant(state: &AdminState, id: &str) -> ApiResult<Merchant> {
@@ -367,15 +371,19 @@ pub(crate) async fn create_terminal(
 }
 
 /// Every terminal.
-#[utoipa::path(get, path = "/terminals", tag = "terminals",
-    responses((status = 200, description = "Every terminal", body = Vec<TerminalView>)))]
+#[utoipa::path(get, path = "/terminals", tag = "terminals", params(Paging),
+    responses((status = 200, description = "A page of terminals, by DE41", body = Page<TerminalView>)))]
 pub(crate) async fn list_terminals(
     State(state): State<AdminState>,
     _caller: Caller,
-) -> ApiResult<Json<Vec<TerminalView>>> {
+    QueryParams(paging): QueryParams<Paging>,
+) -> ApiResult<Json<Page<TerminalView>>> {
+    paging.resolve()?;
     let mut terminals = state.ledger.registry().terminals().await?;
     terminals.sort_by(|a, b| a.terminal_id.cmp(&b.terminal_id));
-    Ok(Json(terminals.iter().map(terminal_view).collect()))
+    Ok(Json(
+        paging.page(terminals.iter().map(terminal_view).collect())?,
+    ))
 }
 
 async fn find_terminal(state: &AdminState, id: &str) -> ApiResult<Terminal> {

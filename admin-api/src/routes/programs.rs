@@ -11,7 +11,9 @@ use utoipa_axum::routes;
 
 use crate::AdminState;
 use crate::error::{ApiError, ApiResult};
-use crate::support::{Caller, JsonBody, parse_amount, parse_day, parse_positive_amount};
+use crate::support::{
+    Caller, JsonBody, Page, Paging, QueryParams, parse_amount, parse_day, parse_positive_amount,
+};
 
 pub(crate) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
@@ -168,16 +170,18 @@ pub(crate) async fn create_program(
 }
 
 /// Every program.
-#[utoipa::path(get, path = "/programs", tag = "programs",
-    responses((status = 200, description = "Every program", body = Vec<ProgramView>)))]
+#[utoipa::path(get, path = "/programs", tag = "programs", params(Paging),
+    responses((status = 200, description = "A page of programs, by code", body = Page<ProgramView>)))]
 pub(crate) async fn list_programs(
     State(state): State<AdminState>,
     _caller: Caller,
-) -> ApiResult<Json<Vec<ProgramView>>> {
-    let programs = state.ledger.registry().programs().await?;
-    Ok(Json(
-        programs.iter().map(|p| program_view(&state, p)).collect(),
-    ))
+    QueryParams(paging): QueryParams<Paging>,
+) -> ApiResult<Json<Page<ProgramView>>> {
+    paging.resolve()?;
+    let mut programs = state.ledger.registry().programs().await?;
+    programs.sort_by(|a, b| a.code.cmp(&b.code));
+    let views: Vec<ProgramView> = programs.iter().map(|p| program_view(&state, p)).collect();
+    Ok(Json(paging.page(views)?))
 }
 
 pub(crate) async fn find_program(state: &AdminState, code: &str) -> ApiResult<Program> {

@@ -11,7 +11,9 @@ use utoipa_axum::routes;
 
 use crate::AdminState;
 use crate::error::{ApiError, ApiResult};
-use crate::support::{Caller, JsonBody, parse_role, random_bytes, role_name, token_hash};
+use crate::support::{
+    Caller, JsonBody, Page, Paging, QueryParams, parse_role, random_bytes, role_name, token_hash,
+};
 
 pub(crate) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
@@ -120,12 +122,14 @@ pub(crate) async fn create_token(
 }
 
 /// Every token's name and role.
-#[utoipa::path(get, path = "/tokens", tag = "tokens",
-    responses((status = 200, description = "Every token", body = Vec<TokenView>)))]
+#[utoipa::path(get, path = "/tokens", tag = "tokens", params(Paging),
+    responses((status = 200, description = "A page of tokens, by name", body = Page<TokenView>)))]
 pub(crate) async fn list_tokens(
     State(state): State<AdminState>,
     _caller: Caller,
-) -> ApiResult<Json<Vec<TokenView>>> {
+    QueryParams(paging): QueryParams<Paging>,
+) -> ApiResult<Json<Page<TokenView>>> {
+    paging.resolve()?;
     let mut tokens: Vec<TokenView> = state
         .ledger
         .registry()
@@ -138,7 +142,7 @@ pub(crate) async fn list_tokens(
         })
         .collect();
     tokens.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Json(tokens))
+    Ok(Json(paging.page(tokens)?))
 }
 
 /// Revokes a token.
