@@ -2,6 +2,7 @@
 //! test command (`scripts/test.sh`) prepares the peers and starts the servers, and passes
 //! their whereabouts in the environment.
 
+mod admin;
 mod codec_interop;
 mod peers;
 mod switch_interop;
