@@ -194,10 +194,13 @@
 //!
 //! ## Not yet
 //!
-//! - Settlement with the Bank Penyalur (giro → payable per E-Warong, confirmation file, paid →
-//!   out) and program close (expired pockets back to giro): the accounts exist, the records
-//!   and operations do not.
-//! - Per-card statements and transaction listings beyond what [`State`] holds in memory.
+//! - Settlement's bank file, reconciliation and command line (the ledger half is here:
+//!   [`Ledger::settle`] journals a business day's [`Record::Settlement`], giro → payable per
+//!   E-Warong and program, after closing open batches; [`Ledger::record_payout`] journals the
+//!   bank's answer per line, payable → [`Account::PaidOut`] or carried to the next day).
+//! - Program close (expired pockets back to giro): the accounts exist, the record does not.
+//! - Per-card statements and transaction listings beyond what [`State`] holds in memory (the
+//!   admin API reads [`State::log`], [`State::transfer_times`] and each card's history).
 //! - Journal segments and snapshots: the whole journal is replayed at every open, and the
 //!   projection and the balance stores keep every authorization forever (no pruning).
 //! - On Scylla, a node's projection does not follow the other nodes' chains, and `verify`
