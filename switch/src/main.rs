@@ -75,6 +75,10 @@ struct ServeArgs {
     /// Months a new card is valid.
     #[arg(long, env = "SSN_CARD_VALIDITY_MONTHS", default_value_t = 60)]
     card_validity_months: u32,
+    /// When a business day ends, WITA `HH:MM` (`00:00`: at midnight); a day is settled only
+    /// after its cut-over.
+    #[arg(long, env = "SSN_SETTLEMENT_CUTOVER", default_value = "00:00")]
+    settlement_cutover: String,
     /// The first admin token's secret, used only while the store has no token. Environment
     /// only (a flag would show it in the process list); without it the first start makes one
     /// and prints it once on stderr.
@@ -296,6 +300,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.card_bin.len() != 6 || !args.card_bin.bytes().all(|b| b.is_ascii_digit()) {
         bail!("--card-bin is six digits");
     }
+    let settlement_cutover_seconds = parse_cutover(&args.settlement_cutover)
+        .context("--settlement-cutover is HH:MM, 00:00 to 23:59")?;
     // Metrics first, so the ledger's opening and provisioning are counted too. The admin
     // listener serves them at /metrics.
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -343,6 +349,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ssn_admin_api::AdminConfig {
                 bin: args.card_bin.clone(),
                 card_validity_months: args.card_validity_months,
+                settlement_cutover_seconds,
                 ..Default::default()
             },
         )
@@ -435,6 +442,21 @@ async fn wait_for_signal() {
         _ = interrupt => {}
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
+}
+
+/// `HH:MM` as seconds after a WITA day's midnight at which the day ends; `00:00` is the
+/// midnight at its end (86,400).
+fn parse_cutover(text: &str) -> Option<u32> {
+    let (h, m) = text.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    if h > 23 || m > 59 {
+        return None;
+    }
+    let seconds = h * 3600 + m * 60;
+    Some(if seconds == 0 { 86_400 } else { seconds })
 }
 
 fn now() -> i64 {

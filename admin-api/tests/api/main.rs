@@ -9,6 +9,7 @@
 
 mod lifecycle;
 mod roles;
+mod settlement;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -47,6 +47,8 @@ const PROGRAM: &str = "ROLES1";
 const MERCHANT: &str = "EWARONG00000001";
 const TERMINAL: &str = "EWR00001";
 const TABLE_TOKEN: &str = "table-token";
+/// A business day whose cut-over has passed at the tests' fixed clock.
+const SETTLED_DAY: &str = "2026-11-28";
 
 fn csv_person(nik: &str, name: &str) -> String {
     format!(
@@ -183,6 +185,30 @@ fn table(f: &Fixtures) -> Vec<Row> {
         row("GET", "/disbursements/{id}", Everyone, Send::Nothing),
         row(
             "POST",
+            "/settlements",
+            Role("bank"),
+            Send::Json(json!({"business_date": SETTLED_DAY})),
+        ),
+        row(
+            "GET",
+            "/settlements/{business_date}",
+            Everyone,
+            Send::Nothing,
+        ),
+        row(
+            "GET",
+            "/settlements/{business_date}/file",
+            Everyone,
+            Send::Nothing,
+        ),
+        row(
+            "POST",
+            "/settlements/{business_date}/confirmation",
+            Role("bank"),
+            Send::Csv(format!("{MERCHANT}|0.00|PAID|BANK-REF-1\n")),
+        ),
+        row(
+            "POST",
             "/merchants",
             Role("bank"),
             Send::Json(json!({
@@ -241,7 +267,8 @@ fn concrete(path: &str, f: &Fixtures) -> String {
         .replace("{ssn}", &f.ssn)
         .replace("{card_id}", &f.card_id.to_string())
         .replace("{merchant_id}", MERCHANT)
-        .replace("{terminal_id}", TERMINAL);
+        .replace("{terminal_id}", TERMINAL)
+        .replace("{business_date}", SETTLED_DAY);
     let path = if path.starts_with("/determinations/") {
         path.replace("{id}", &f.determination_id.to_string())
     } else {

@@ -1,0 +1,397 @@
+//! Settlement with the Bank Penyalur (`bank`): a business day's settlement over the ledger's
+//! [`ssn_ledger::Ledger::settle`], its file for the bank, and the bank's confirmation.
+//!
+//! The file (text, `|`-separated, one record per line, `\n` line ends):
+//!
+//! ```text
+//! H|institution|business date|sequence|created at (WITA)
+//! D|merchant id|name|settlement account|purchase count|purchase amount|reversal count|reversal amount|carried|net amount
+//! T|detail line count|total net amount|SHA-256 (hex) of the detail lines, each with its \n
+//! ```
+//!
+//! `net amount` is what the bank pays: purchases minus reversals plus what rejected lines of
+//! earlier days carry. The confirmation the bank sends back has one line per detail line:
+//! `merchant id|net amount|PAID or REJECTED|bank reference`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use ssn_ledger::{Day, MerchantId, Money, Record, Role, SettlementOutcome, TransferId};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AdminState;
+use crate::error::{ApiError, ApiResult};
+use crate::support::{Caller, JsonBody, parse_amount, parse_day, wita_day_start, wita_time};
+
+pub(crate) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_settlement))
+        .routes(routes!(get_settlement))
+        .routes(routes!(settlement_file))
+        .routes(routes!(confirm_settlement))
+}
+
+/// A business day to settle.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSettlement {
+    /// The WITA business date, `YYYY-MM-DD`; its cut-over must have passed.
+    #[schema(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-11-29")]
+    pub business_date: String,
+}
+
+/// The bank's answer to one line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PayoutView {
+    /// `PAID` or `REJECTED`.
+    pub status: String,
+    /// The bank's reference.
+    pub bank_reference: String,
+}
+
+/// One E-Warong's line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettlementLineView {
+    /// DE42.
+    pub merchant_id: String,
+    /// Name.
+    pub name: String,
+    /// Where the bank pays.
+    pub settlement_account: String,
+    /// Approved purchases, reversed ones included.
+    pub purchase_count: u32,
+    /// Their amount.
+    pub purchase_amount: String,
+    /// Reversed purchases.
+    pub reversal_count: u32,
+    /// Their amount.
+    pub reversal_amount: String,
+    /// Rejected amounts of earlier days paid with this line.
+    pub carried: String,
+    /// What the bank pays: purchases − reversals + carried.
+    pub net_amount: String,
+    /// The bank's answer, once confirmed.
+    pub payout: Option<PayoutView>,
+}
+
+/// A business day's settlement.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SettlementView {
+    /// The WITA business date.
+    pub business_date: String,
+    /// `settled` (file ready), `partly_confirmed`, or `confirmed` (every line answered).
+    pub status: String,
+    /// When it was journaled (WITA).
+    pub created_at: String,
+    /// Terminal batches settled.
+    pub batches: u64,
+    /// Lines.
+    pub line_count: u64,
+    /// Sum of the lines' net amounts.
+    pub total_net_amount: String,
+    /// Per E-Warong.
+    pub lines: Vec<SettlementLineView>,
+}
+
+async fn view(state: &AdminState, outcome: &SettlementOutcome) -> ApiResult<SettlementView> {
+    let payouts: HashMap<MerchantId, PayoutView> = {
+        let journal = state.ledger.state();
+        outcome
+            .lines
+            .iter()
+            .filter_map(|line| {
+                match journal
+                    .transfers
+                    .get(&TransferId::payout(outcome.business_date, &line.merchant))
+                {
+                    Some(Record::Payout {
+                        paid,
+                        bank_reference,
+                        ..
+                    }) => Some((
+                        line.merchant.clone(),
+                        PayoutView {
+                            status: if *paid { "PAID" } else { "REJECTED" }.into(),
+                            bank_reference: bank_reference.clone(),
+                        },
+                    )),
+                    _ => None,
+                }
+            })
+            .collect()
+    };
+    let mut lines = Vec::with_capacity(outcome.lines.len());
+    for line in &outcome.lines {
+        let merchant = state.ledger.registry().merchant(&line.merchant).await?;
+        lines.push(SettlementLineView {
+            merchant_id: line.merchant.as_str().to_string(),
+            name: merchant
+                .as_ref()
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+            settlement_account: merchant
+                .as_ref()
+                .map(|m| m.settlement_account.clone())
+                .unwrap_or_default(),
+            purchase_count: line.purchase_count,
+            purchase_amount: line.purchase_amount.to_string(),
+            reversal_count: line.reversal_count,
+            reversal_amount: line.reversal_amount.to_string(),
+            carried: line.carried.to_string(),
+            net_amount: line.amount.to_string(),
+            payout: payouts.get(&line.merchant).map(|p| PayoutView {
+                status: p.status.clone(),
+                bank_reference: p.bank_reference.clone(),
+            }),
+        });
+    }
+    let answered = lines.iter().filter(|l| l.payout.is_some()).count();
+    let status = if answered == 0 && !lines.is_empty() {
+        "settled"
+    } else if answered < lines.len() {
+        "partly_confirmed"
+    } else {
+        "confirmed"
+    };
+    Ok(SettlementView {
+        business_date: outcome.business_date.to_string(),
+        status: status.into(),
+        created_at: wita_time(outcome.at_unix_seconds),
+        batches: outcome.batches.len() as u64,
+        line_count: lines.len() as u64,
+        total_net_amount: Money::checked_sum(outcome.lines.iter().map(|l| l.amount))
+            .unwrap_or(Money::ZERO)
+            .to_string(),
+        lines,
+    })
+}
+
+/// Settles a business day: closes every terminal batch still open, nets purchases minus
+/// reversals per E-Warong and moves the money giro → payable in the journal. Idempotent per
+/// date (a repeat answers 200 with the same settlement).
+#[utoipa::path(post, path = "/settlements", tag = "settlements", request_body = NewSettlement,
+    responses((status = 201, description = "Settled", body = SettlementView),
+        (status = 200, description = "Settled before; the same settlement", body = SettlementView)))]
+pub(crate) async fn create_settlement(
+    State(state): State<AdminState>,
+    caller: Caller,
+    body: JsonBody<NewSettlement>,
+) -> ApiResult<(StatusCode, Json<SettlementView>)> {
+    caller.require(&[Role::Bank])?;
+    let request = body.into_inner()?;
+    let date = parse_day(&request.business_date, "business_date")?;
+    if let Some(done) = state.ledger.settlement(date) {
+        return Ok((StatusCode::OK, Json(view(&state, &done).await?)));
+    }
+    let now = state.now();
+    let cutover = wita_day_start(date) + i64::from(state.config.settlement_cutover_seconds);
+    let target = format!("settlement {date}");
+    if now < cutover {
+        let error = ApiError::refused(format!(
+            "business day {date} ends at {}; settle it after its cut-over",
+            wita_time(cutover)
+        ));
+        state
+            .audit_failure(&caller, "settlements.create", &target, &error)
+            .await;
+        return Err(error);
+    }
+    let result = state.ledger.settle(date, now).await.map_err(ApiError::from);
+    let outcome = state
+        .audit_outcome(&caller, "settlements.create", &target, result)
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &outcome).await?)))
+}
+
+fn find(state: &AdminState, date: &str) -> ApiResult<SettlementOutcome> {
+    let not_found = || ApiError::not_found(format!("no settlement for {date}"));
+    let date = Day::parse_iso(date).ok_or_else(not_found)?;
+    state.ledger.settlement(date).ok_or_else(not_found)
+}
+
+/// A business day's settlement: status, counts, totals, lines.
+#[utoipa::path(get, path = "/settlements/{business_date}", tag = "settlements",
+    params(("business_date" = String, Path, description = "YYYY-MM-DD", example = "2026-11-29")),
+    responses((status = 200, description = "The settlement", body = SettlementView)))]
+pub(crate) async fn get_settlement(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    Path(business_date): Path<String>,
+) -> ApiResult<Json<SettlementView>> {
+    let outcome = find(&state, &business_date)?;
+    Ok(Json(view(&state, &outcome).await?))
+}
+
+/// The settlement file of a business day, byte for byte the same on every call.
+pub fn file_text(institution: &str, sequence: u64, view: &SettlementView) -> String {
+    let mut details = String::new();
+    for line in &view.lines {
+        details.push_str(&format!(
+            "D|{}|{}|{}|{}|{}|{}|{}|{}|{}\n",
+            line.merchant_id,
+            line.name.replace(['|', '\n', '\r'], " "),
+            line.settlement_account,
+            line.purchase_count,
+            line.purchase_amount,
+            line.reversal_count,
+            line.reversal_amount,
+            line.carried,
+            line.net_amount
+        ));
+    }
+    let digest = ssn_ledger::hex(&Sha256::digest(details.as_bytes()));
+    format!(
+        "H|{institution}|{}|{sequence}|{}\n{details}T|{}|{}|{digest}\n",
+        view.business_date, view.created_at, view.line_count, view.total_net_amount
+    )
+}
+
+/// The file for the bank: header, one detail line per E-Warong, trailer with control totals
+/// and the SHA-256 of the detail lines.
+#[utoipa::path(get, path = "/settlements/{business_date}/file", tag = "settlements",
+    params(("business_date" = String, Path, description = "YYYY-MM-DD", example = "2026-11-29")),
+    responses((status = 200, description = "The settlement file", content_type = "text/plain", body = String)))]
+pub(crate) async fn settlement_file(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    Path(business_date): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let outcome = find(&state, &business_date)?;
+    let sequence = {
+        let journal = state.ledger.state();
+        journal
+            .transfers
+            .values()
+            .filter(|r| matches!(r, Record::Settlement { business_date: d, .. } if *d <= outcome.business_date))
+            .count() as u64
+    };
+    let view = view(&state, &outcome).await?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        file_text(&state.config.institution, sequence, &view),
+    ))
+}
+
+/// What a confirmation did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfirmationView {
+    /// The business date.
+    pub business_date: String,
+    /// Lines paid.
+    pub paid: u64,
+    /// Lines rejected (they stay payable and join the next business day's file).
+    pub rejected: u64,
+    /// The settlement after it.
+    pub settlement: SettlementView,
+}
+
+/// Records the bank's confirmation file (`merchant id|net amount|PAID or REJECTED|bank
+/// reference` per line). Every line is checked against the settlement before any is
+/// recorded; a line answered before with the same content is accepted again.
+#[utoipa::path(post, path = "/settlements/{business_date}/confirmation", tag = "settlements",
+    params(("business_date" = String, Path, description = "YYYY-MM-DD", example = "2026-11-29")),
+    request_body(content = String, content_type = "text/plain",
+        description = "One line per E-Warong: merchant id|net amount|PAID or REJECTED|bank reference"),
+    responses((status = 200, description = "Recorded", body = ConfirmationView)))]
+pub(crate) async fn confirm_settlement(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(business_date): Path<String>,
+    body: Result<String, axum::extract::rejection::StringRejection>,
+) -> ApiResult<Json<ConfirmationView>> {
+    caller.require(&[Role::Bank])?;
+    let body = body.map_err(|rejection| ApiError::malformed(rejection.body_text()))?;
+    let outcome = find(&state, &business_date)?;
+    let date = outcome.business_date;
+    let mut answers = Vec::new();
+    for (n, raw) in body.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('|').map(str::trim).collect();
+        let bad = |why: &str| ApiError::malformed(format!("line {}: {why}", n + 1));
+        if fields.len() != 4 {
+            return Err(bad(
+                "expected merchant id|net amount|PAID or REJECTED|bank reference",
+            ));
+        }
+        let merchant =
+            MerchantId::new(fields[0]).map_err(|_| bad("merchant id is 15 characters"))?;
+        let amount = parse_amount(fields[1], "net amount").map_err(|e| bad(&e.message))?;
+        let paid = match fields[2] {
+            "PAID" => true,
+            "REJECTED" => false,
+            _ => return Err(bad("status is PAID or REJECTED")),
+        };
+        if fields[3].is_empty() || fields[3].len() > 64 {
+            return Err(bad("bank reference is 1 to 64 characters"));
+        }
+        match outcome.lines.iter().find(|l| l.merchant == merchant) {
+            None => {
+                return Err(ApiError::refused(format!(
+                    "line {}: the {date} settlement has no line for {merchant}",
+                    n + 1
+                )));
+            }
+            Some(l) if l.amount != amount => {
+                return Err(ApiError::refused(format!(
+                    "line {}: {merchant}'s {date} line is {}, not {amount}",
+                    n + 1,
+                    l.amount
+                )));
+            }
+            Some(_) => {}
+        }
+        if answers
+            .iter()
+            .any(|(m, _, _, _): &(MerchantId, Money, bool, String)| *m == merchant)
+        {
+            return Err(bad("the same E-Warong twice"));
+        }
+        answers.push((merchant, amount, paid, fields[3].to_string()));
+    }
+    if answers.is_empty() {
+        return Err(ApiError::malformed("the confirmation has no line"));
+    }
+    let now = state.now();
+    let (mut paid_count, mut rejected_count) = (0, 0);
+    for (merchant, amount, paid, reference) in answers {
+        let result = state
+            .ledger
+            .record_payout(date, &merchant, amount, paid, &reference, now)
+            .await
+            .map_err(ApiError::from);
+        state
+            .audit_outcome(
+                &caller,
+                if paid {
+                    "settlements.paid"
+                } else {
+                    "settlements.rejected"
+                },
+                &format!("settlement {date} {merchant} {amount} {reference}"),
+                result,
+            )
+            .await?;
+        if paid {
+            paid_count += 1;
+        } else {
+            rejected_count += 1;
+        }
+    }
+    Ok(Json(ConfirmationView {
+        business_date: date.to_string(),
+        paid: paid_count,
+        rejected: rejected_count,
+        settlement: view(&state, &outcome).await?,
+    }))
+}
