@@ -36,6 +36,7 @@ pub(crate) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(get_settlement))
         .routes(routes!(settlement_file))
         .routes(routes!(confirm_settlement))
+        .routes(routes!(reconciliation))
 }
 
 /// A business day to settle.
@@ -393,5 +394,205 @@ pub(crate) async fn confirm_settlement(
         paid: paid_count,
         rejected: rejected_count,
         settlement: view(&state, &outcome).await?,
+    }))
+}
+
+// ------------------------------------------------------------------------------ reconciliation
+
+/// Terminal batch totals.
+#[derive(Debug, Serialize, ToSchema, PartialEq, Eq)]
+pub struct TotalsView {
+    /// Approved purchases not reversed.
+    pub sales_count: u32,
+    /// Their amount.
+    pub sales_amount: String,
+    /// Reversed purchases.
+    pub reversal_count: u32,
+    /// Their amount.
+    pub reversal_amount: String,
+}
+
+fn totals(t: &ssn_ledger::BatchTotals) -> TotalsView {
+    TotalsView {
+        sales_count: t.sales_count,
+        sales_amount: t.sales_amount.to_string(),
+        reversal_count: t.reversal_count,
+        reversal_amount: t.reversal_amount.to_string(),
+    }
+}
+
+/// One settled terminal batch: what the terminal printed (0500 DE63) and what the journal holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchReconciliation {
+    /// DE41.
+    pub terminal_id: String,
+    /// DE42 of its E-Warong.
+    pub merchant_id: String,
+    /// The switch's batch sequence number for the terminal.
+    pub sequence: u64,
+    /// DE60 as the terminal sent it (`SETTLEMENT`: closed by the settlement run).
+    pub batch_number: String,
+    /// The terminal's totals (zeros when the settlement closed the batch).
+    pub terminal_totals: TotalsView,
+    /// The journal's totals: what was settled.
+    pub journal_totals: TotalsView,
+    /// Whether they agree.
+    pub matched: bool,
+}
+
+/// A difference, with what to do about it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Difference {
+    /// `batch_not_closed`, `batch_out_of_balance`, `bank_rejected`, `bank_no_answer`.
+    pub kind: String,
+    /// DE42.
+    pub merchant_id: String,
+    /// DE41, for batch differences.
+    pub terminal_id: Option<String>,
+    /// What the journal says.
+    pub journal: String,
+    /// What the other side says.
+    pub other: String,
+    /// What to do.
+    pub action: String,
+}
+
+/// The three-way comparison of a business day.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reconciliation {
+    /// The business date.
+    pub business_date: String,
+    /// `balanced` when there is no difference.
+    pub status: String,
+    /// Every settled batch.
+    pub batches: Vec<BatchReconciliation>,
+    /// The settlement's lines with the bank's answers.
+    pub settlement: SettlementView,
+    /// Every difference found.
+    pub differences: Vec<Difference>,
+}
+
+/// Query of the reconciliation.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReconciliationQuery {
+    /// The business date, `YYYY-MM-DD`.
+    pub business_date: String,
+}
+
+/// Terminal batch totals (0500) against the journal against the bank's confirmation, for a
+/// settled business day, with every difference and what to do about it.
+#[utoipa::path(get, path = "/reconciliation", tag = "settlements", params(ReconciliationQuery),
+    responses((status = 200, description = "The three-way comparison", body = Reconciliation)))]
+pub(crate) async fn reconciliation(
+    State(state): State<AdminState>,
+    _caller: Caller,
+    crate::support::QueryParams(query): crate::support::QueryParams<ReconciliationQuery>,
+) -> ApiResult<Json<Reconciliation>> {
+    parse_day(&query.business_date, "business_date")?;
+    let outcome = find(&state, &query.business_date)?;
+    let settlement = view(&state, &outcome).await?;
+    let mut differences = Vec::new();
+    let mut batches = Vec::new();
+    {
+        let journal = state.ledger.state();
+        for (terminal, sequence) in &outcome.batches {
+            let Some(closed) = journal
+                .terminals
+                .get(terminal)
+                .and_then(|t| t.closed.iter().find(|c| c.sequence == *sequence))
+            else {
+                continue;
+            };
+            // The E-Warong of the batch: that of any of its purchases.
+            let merchant = journal
+                .purchases
+                .values()
+                .find(|p| p.record.key.terminal == *terminal && p.batch_sequence == Some(*sequence))
+                .map(|p| p.record.merchant.as_str().to_string())
+                .unwrap_or_default();
+            let forced = closed.batch_number == ssn_ledger::SETTLEMENT_BATCH_NUMBER;
+            let matched = !forced && closed.terminal_totals == closed.switch_totals;
+            let journal_totals = totals(&closed.switch_totals);
+            let terminal_totals = totals(&closed.terminal_totals);
+            let describe = |t: &TotalsView| {
+                format!(
+                    "{} sales {} / {} reversals {}",
+                    t.sales_count, t.sales_amount, t.reversal_count, t.reversal_amount
+                )
+            };
+            if forced {
+                differences.push(Difference {
+                    kind: "batch_not_closed".into(),
+                    merchant_id: merchant.clone(),
+                    terminal_id: Some(terminal.as_str().to_string()),
+                    journal: describe(&journal_totals),
+                    other: "no 0500 from the terminal".into(),
+                    action: "The settlement closed this batch on the journal's totals. Ask the \
+                             E-Warong to close its batch (0500) every day and to check the totals \
+                             the terminal printed against these."
+                        .into(),
+                });
+            } else if !matched {
+                differences.push(Difference {
+                    kind: "batch_out_of_balance".into(),
+                    merchant_id: merchant.clone(),
+                    terminal_id: Some(terminal.as_str().to_string()),
+                    journal: describe(&journal_totals),
+                    other: describe(&terminal_totals),
+                    action: "The journal's totals were settled (the switch answered 95). Compare \
+                             the terminal's receipts with GET /transactions?terminal_id=...; a \
+                             purchase the terminal counts but the journal lacks was never \
+                             approved."
+                        .into(),
+                });
+            }
+            batches.push(BatchReconciliation {
+                terminal_id: terminal.as_str().to_string(),
+                merchant_id: merchant,
+                sequence: *sequence,
+                batch_number: closed.batch_number.clone(),
+                terminal_totals,
+                journal_totals,
+                matched,
+            });
+        }
+    }
+    for line in &settlement.lines {
+        match &line.payout {
+            None => differences.push(Difference {
+                kind: "bank_no_answer".into(),
+                merchant_id: line.merchant_id.clone(),
+                terminal_id: None,
+                journal: line.net_amount.clone(),
+                other: "no confirmation line".into(),
+                action: "Ask the Bank Penyalur for its confirmation of this line and post it \
+                         (POST /settlements/{date}/confirmation)."
+                    .into(),
+            }),
+            Some(p) if p.status == "REJECTED" => differences.push(Difference {
+                kind: "bank_rejected".into(),
+                merchant_id: line.merchant_id.clone(),
+                terminal_id: None,
+                journal: line.net_amount.clone(),
+                other: format!("REJECTED {}", p.bank_reference),
+                action: "The amount stays payable and is carried into the next business day's \
+                         file; check the E-Warong's settlement account with the bank."
+                    .into(),
+            }),
+            Some(_) => {}
+        }
+    }
+    Ok(Json(Reconciliation {
+        business_date: settlement.business_date.clone(),
+        status: if differences.is_empty() {
+            "balanced"
+        } else {
+            "differences"
+        }
+        .into(),
+        batches,
+        settlement,
+        differences,
     }))
 }

@@ -207,6 +207,7 @@ fn table(f: &Fixtures) -> Vec<Row> {
             Role("bank"),
             Send::Csv(format!("{MERCHANT}|0.00|PAID|BANK-REF-1\n")),
         ),
+        row("GET", "/reconciliation", Everyone, Send::Nothing),
         row(
             "POST",
             "/merchants",
@@ -275,6 +276,9 @@ fn concrete(path: &str, f: &Fixtures) -> String {
         path.replace("{id}", &format!("{PROGRAM}.2026-11"))
     };
     assert!(!path.contains('{'), "{path}");
+    if path == "/reconciliation" {
+        return format!("/api/v1{path}?business_date={SETTLED_DAY}");
+    }
     format!("/api/v1{path}")
 }
 

@@ -248,6 +248,45 @@ async fn a_day_is_settled_into_the_bank_file_and_confirmed() {
         (json!(1), json!(1))
     );
     assert_eq!(confirmed["settlement"]["status"], "confirmed");
+    // The three-way comparison: the batch the terminal never closed and the rejected line
+    // are the differences; the closed batch matched its 0500 totals.
+    let reconciliation = api
+        .get("auditor", "/api/v1/reconciliation?business_date=2026-11-28")
+        .await;
+    let reconciliation = reconciliation.expect(200);
+    assert_eq!(reconciliation["status"], "differences");
+    let kinds: Vec<(String, String)> = reconciliation["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap().to_string(),
+                d["merchant_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (
+                "batch_not_closed".to_string(),
+                "EWARONG00000012".to_string()
+            ),
+            ("bank_rejected".to_string(), "EWARONG00000012".to_string()),
+        ]
+    );
+    let batches = reconciliation["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 2);
+    assert!(
+        batches
+            .iter()
+            .any(|b| b["terminal_id"] == "EWR11001" && b["matched"] == true)
+    );
+    api.get("auditor", "/api/v1/reconciliation?business_date=2026-11-27")
+        .await
+        .expect_error(404, "not_found");
+
     let state = ledger.state();
     let m11 = MerchantId::new("EWARONG00000011").unwrap();
     let m12 = MerchantId::new("EWARONG00000012").unwrap();
