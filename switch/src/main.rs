@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod settle;
+
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use ssn_codec::Profile;
@@ -47,6 +49,9 @@ struct Cli {
 enum Command {
     /// Serve E-Warong terminals.
     Serve(ServeArgs),
+    /// Settlement with the Bank Penyalur through the running switch's admin API (for the
+    /// bank's batch jobs; token in SSN_ADMIN_TOKEN).
+    Settle(settle::SettleArgs),
     /// Recompute the journal's hash chain and every balance; exit 1 at the first break.
     Verify {
         /// The data directory.
@@ -157,6 +162,7 @@ impl Handler for Listener {
 fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Verify { data_dir } => verify(&data_dir),
+        Command::Settle(args) => settle::settle(args),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
