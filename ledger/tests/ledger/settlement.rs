@@ -180,3 +180,85 @@ async fn a_day_settles_once_and_rejected_lines_carry_into_the_next() {
     let report = verify(&world.dir.0).expect("the journal verifies");
     assert!(report.entries > 0);
 }
+
+/// Two identical worlds: purchases on two terminals, one batch closed by its terminal, one
+/// left open. Returns the world and the card.
+async fn day_of_traffic() -> (World, CardId) {
+    let (world, _program, card) = World::with_card(Backend::Embedded, Rules::default()).await;
+    let first = purchase_at(key(1, 1), card, rp(10_000), None, t0());
+    assert_eq!(
+        world
+            .ledger
+            .authorize_purchase(first)
+            .await
+            .unwrap()
+            .response
+            .code,
+        APPROVED
+    );
+    world
+        .ledger
+        .close_batch(BatchCloseRequest {
+            terminal: terminal(1),
+            batch_number: "000001".into(),
+            terminal_totals: BatchTotals::default(),
+            at_unix_seconds: t0(),
+        })
+        .await
+        .unwrap();
+    let second = purchase_at(key(2, 2), card, rp(7_000), None, t0());
+    assert_eq!(
+        world
+            .ledger
+            .authorize_purchase(second)
+            .await
+            .unwrap()
+            .response
+            .code,
+        APPROVED
+    );
+    (world, card)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_that_died_between_its_steps_finishes_the_same_and_moves_money_once() {
+    let day1 = Day::wita_of_unix_seconds(t0());
+    let settle_at = t0() + 3600;
+
+    // The reference: a run that was never interrupted.
+    let (reference, _) = day_of_traffic().await;
+    let expected = reference.ledger.settle(day1, settle_at).await.unwrap();
+
+    // The crash: the process dies after the first step (the open batch closed by the
+    // settlement, durable in the journal) and before the settlement record.
+    let (world, _) = day_of_traffic().await;
+    world
+        .ledger
+        .close_batch(BatchCloseRequest {
+            terminal: terminal(2),
+            batch_number: SETTLEMENT_BATCH_NUMBER.into(),
+            terminal_totals: BatchTotals::default(),
+            at_unix_seconds: settle_at,
+        })
+        .await
+        .unwrap();
+    let world = world.reopen().await;
+    assert!(world.ledger.settlement(day1).is_none());
+    let rerun = world.ledger.settle(day1, settle_at).await.unwrap();
+    assert_eq!(rerun.batches, expected.batches);
+    assert_eq!(rerun.lines, expected.lines);
+    assert_eq!(rerun.at_unix_seconds, expected.at_unix_seconds);
+    assert_eq!(payable(&world), rp(17_000));
+
+    // A crash after the settlement record: the rerun answers it and moves nothing.
+    let entries = world.ledger.state().entries;
+    let world = world.reopen().await;
+    assert_eq!(
+        world.ledger.settle(day1, settle_at + 60).await.unwrap(),
+        rerun
+    );
+    assert_eq!(world.ledger.state().entries, entries);
+    assert_eq!(payable(&world), rp(17_000));
+    world.assert_consistent().await;
+    verify(&world.dir.0).expect("the journal verifies");
+}
