@@ -24,7 +24,7 @@ use crate::peers::workspace_root;
 /// Every wait ends by this deadline: a broken switch fails the test rather than hangs it.
 const DEADLINE: Duration = Duration::from_secs(30);
 /// The first admin token, given to the switch through `SSN_BOOTSTRAP_TOKEN`.
-const BOOTSTRAP: &str = "e2e-admin-bootstrap-secret";
+pub(crate) const BOOTSTRAP: &str = "e2e-admin-bootstrap-secret";
 
 const PROGRAM: &str = "SEMBAKO";
 /// The benefit per card and period: Rp 300.000,00 in minor units.
@@ -37,7 +37,7 @@ const ANSWER_TPDU: [u8; 5] = [0x60, 0x00, 0x00, 0x00, 0x01];
 
 /// Three people of Samarinda as the Portal Data SSN exports them, plus a row whose NIK has an
 /// impossible date (day 32) and a repeat of the first NIK under another name.
-const CSV: &str = "\
+pub(crate) const CSV: &str = "\
 nik,kk,name,birth_date,sex,address,kecamatan,kelurahan,desil
 6472034102850001,6472030101090001,Siti Aminah,1985-02-01,P,Jl. Pahlawan No. 12,Samarinda Ulu,Air Hitam,1
 6472051507700002,6472050202100002,Budi Santoso,1970-07-15,L,Jl. Cendana Gg. 3,Samarinda Ilir,Sidodamai,2
@@ -45,7 +45,7 @@ nik,kk,name,birth_date,sex,address,kecamatan,kelurahan,desil
 6472033202850004,6472030404120004,Andi Wijaya,1985-02-32,L,Jl. Juanda No. 5,Samarinda Ulu,Air Hitam,3
 6472034102850001,6472030101090001,Siti Aminah Binti Ali,1985-02-01,P,Jl. Pahlawan No. 12,Samarinda Ulu,Air Hitam,1
 ";
-const NIKS: [&str; 3] = ["6472034102850001", "6472051507700002", "6472107112620003"];
+pub(crate) const NIKS: [&str; 3] = ["6472034102850001", "6472051507700002", "6472107112620003"];
 
 #[tokio::test]
 async fn a_city_goes_from_an_empty_switch_to_purchases_incidents_and_a_verified_journal() {
@@ -596,13 +596,18 @@ async fn a_city_goes_from_an_empty_switch_to_purchases_incidents_and_a_verified_
 // -------------------------------------------------------------------------------- HTTP
 
 /// The admin API at one address.
-struct Api {
+pub(crate) struct Api {
     http: reqwest::Client,
     base: String,
 }
 
 impl Api {
-    fn new(admin: &str) -> Api {
+    /// `http://ADDR/api/v1`.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub(crate) fn new(admin: &str) -> Api {
         Api {
             http: reqwest::Client::builder()
                 .timeout(DEADLINE)
@@ -613,7 +618,7 @@ impl Api {
     }
 
     /// One request; the status and the JSON answer (`Null` when the body is not JSON).
-    async fn request(
+    pub(crate) async fn request(
         &self,
         method: &str,
         path: &str,
@@ -640,7 +645,7 @@ impl Api {
     }
 
     /// A request that must answer `status`; its JSON.
-    async fn expect(
+    pub(crate) async fn expect(
         &self,
         status: u16,
         method: &str,
@@ -653,13 +658,13 @@ impl Api {
         answer
     }
 
-    async fn expect_get(&self, path: &str, token: &str) -> Value {
+    pub(crate) async fn expect_get(&self, path: &str, token: &str) -> Value {
         let (got, answer) = self.request("GET", path, Some(token), None).await;
         assert_eq!(got, 200, "GET {path}: {answer}");
         answer
     }
 
-    async fn import(&self, token: &str, csv: &str) -> Value {
+    pub(crate) async fn import(&self, token: &str, csv: &str) -> Value {
         let request = self
             .http
             .post(format!("{}/beneficiaries/import", self.base))
@@ -726,14 +731,14 @@ fn line_with_rrn<'a>(lines: &'a Value, rrn: &str) -> &'a Value {
 }
 
 /// Rupiah as the API writes them, from minor units.
-fn rupiah(minor: i64) -> String {
+pub(crate) fn rupiah(minor: i64) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     let abs = minor.unsigned_abs();
     format!("{sign}{}.{:02}", abs / 100, abs % 100)
 }
 
 /// Minor units from the API's rupiah string (always two decimals).
-fn minor(value: &Value) -> i64 {
+pub(crate) fn minor(value: &Value) -> i64 {
     let text = value.as_str().unwrap_or_else(|| panic!("money: {value}"));
     let (negative, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -764,15 +769,15 @@ fn other_pin(pin: &str) -> String {
 
 /// A card as issued: the only time the API shows the full PAN and the PIN.
 #[derive(Clone, Debug)]
-struct Card {
-    id: u64,
-    pan: String,
-    expiry: String,
-    pin: String,
+pub(crate) struct Card {
+    pub(crate) id: u64,
+    pub(crate) pan: String,
+    pub(crate) expiry: String,
+    pub(crate) pin: String,
 }
 
 impl Card {
-    fn issued(answer: &Value) -> Card {
+    pub(crate) fn issued(answer: &Value) -> Card {
         let card = Card {
             id: answer["card_id"].as_u64().expect("card_id"),
             pan: answer["pan"].as_str().expect("the full PAN").to_string(),
@@ -820,7 +825,7 @@ fn next_stan() -> String {
 
 /// A purchase (DE3 `000000`) with a basket (DE48) whose items make DE4.
 #[derive(Clone, Debug)]
-struct Purchase {
+pub(crate) struct Purchase {
     card: Card,
     pin: String,
     basket: Vec<(&'static str, i64)>,
@@ -831,7 +836,7 @@ struct Purchase {
 const TRANSMITTED: &str = "1129101500";
 
 impl Purchase {
-    fn new(card: &Card, basket: &[(&'static str, i64)]) -> Purchase {
+    pub(crate) fn new(card: &Card, basket: &[(&'static str, i64)]) -> Purchase {
         Purchase {
             card: card.clone(),
             pin: card.pin.clone(),
@@ -840,20 +845,33 @@ impl Purchase {
         }
     }
 
-    fn amount(&self) -> i64 {
+    pub(crate) fn amount(&self) -> i64 {
         self.basket.iter().map(|(_, amount)| amount).sum()
     }
 }
 
 /// One connection to one listener, as an EDC terminal of the E-Warong.
-struct Terminal {
+pub(crate) struct Terminal {
     stream: TcpStream,
     profile: Profile,
     tpk: TdesKey,
+    terminal_id: String,
+    merchant_id: String,
 }
 
 impl Terminal {
-    async fn connect(addr: &str, profile: Profile, tpk: &TdesKey) -> Terminal {
+    pub(crate) async fn connect(addr: &str, profile: Profile, tpk: &TdesKey) -> Terminal {
+        Terminal::connect_as(addr, profile, tpk, TERMINAL_ID, MERCHANT_ID).await
+    }
+
+    /// A terminal with its own DE41 of the E-Warong `merchant_id`.
+    pub(crate) async fn connect_as(
+        addr: &str,
+        profile: Profile,
+        tpk: &TdesKey,
+        terminal_id: &str,
+        merchant_id: &str,
+    ) -> Terminal {
         let stream = tokio::time::timeout(DEADLINE, TcpStream::connect(addr))
             .await
             .expect("connect in time")
@@ -862,6 +880,8 @@ impl Terminal {
             stream,
             profile,
             tpk: TdesKey::from_hex(tpk.reveal_hex().as_str()).unwrap(),
+            terminal_id: terminal_id.to_string(),
+            merchant_id: merchant_id.to_string(),
         }
     }
 
@@ -945,8 +965,8 @@ impl Terminal {
             format!("{}={}101", p.card.pan, p.card.expiry).as_bytes(),
         )
         .unwrap();
-        m.set(41, TERMINAL_ID.as_bytes()).unwrap();
-        m.set(42, MERCHANT_ID.as_bytes()).unwrap();
+        m.set(41, self.terminal_id.as_bytes()).unwrap();
+        m.set(42, self.merchant_id.as_bytes()).unwrap();
         // §4: `B1`, the item count, then category n2 + quantity n2 + amount n12 per item.
         let mut de48 = format!("B1{:02}", p.basket.len());
         for (category, amount) in &p.basket {
@@ -958,7 +978,7 @@ impl Terminal {
         m
     }
 
-    async fn purchase(&mut self, p: &Purchase) -> MessageView {
+    pub(crate) async fn purchase(&mut self, p: &Purchase) -> MessageView {
         let m = self.purchase_message(p);
         let answer = self.exchange(&m).await;
         assert_eq!(answer.mti().as_str(), "0210");
@@ -967,15 +987,15 @@ impl Terminal {
     }
 
     /// A 0400 naming `p` in DE90 (§3.4).
-    async fn reverse(&mut self, p: &Purchase) -> MessageView {
+    pub(crate) async fn reverse(&mut self, p: &Purchase) -> MessageView {
         let mut m = Message::new(Mti::REVERSAL_REQUEST);
         m.set(2, p.card.pan.as_bytes()).unwrap();
         m.set(3, b"000000").unwrap();
         m.set_number(4, u64::try_from(p.amount()).unwrap()).unwrap();
         m.set(7, b"1129101600").unwrap();
         m.set(11, next_stan().as_bytes()).unwrap();
-        m.set(41, TERMINAL_ID.as_bytes()).unwrap();
-        m.set(42, MERCHANT_ID.as_bytes()).unwrap();
+        m.set(41, self.terminal_id.as_bytes()).unwrap();
+        m.set(42, self.merchant_id.as_bytes()).unwrap();
         m.set(49, b"360").unwrap();
         m.set(
             90,
@@ -984,13 +1004,36 @@ impl Terminal {
         .unwrap();
         self.exchange(&m).await
     }
+
+    /// A 0500 batch close (§3.5) with DE60 and the totals the terminal printed (DE63: sales
+    /// count n3, amount n12, reversal count n3, amount n12).
+    pub(crate) async fn close_batch(
+        &mut self,
+        batch_number: &str,
+        totals: (u32, i64, u32, i64),
+    ) -> MessageView {
+        let mut m = Message::new(Mti::RECONCILIATION_REQUEST);
+        m.set(3, b"920000").unwrap();
+        m.set(7, b"1129220000").unwrap();
+        m.set(11, next_stan().as_bytes()).unwrap();
+        m.set(41, self.terminal_id.as_bytes()).unwrap();
+        m.set(42, self.merchant_id.as_bytes()).unwrap();
+        m.set(60, batch_number.as_bytes()).unwrap();
+        let (sales, sales_amount, reversals, reversal_amount) = totals;
+        m.set(
+            63,
+            format!("{sales:03}{sales_amount:012}{reversals:03}{reversal_amount:012}").as_bytes(),
+        )
+        .unwrap();
+        self.exchange(&m).await
+    }
 }
 
-fn text(answer: &MessageView, n: u8) -> String {
+pub(crate) fn text(answer: &MessageView, n: u8) -> String {
     String::from_utf8(answer.text(n).unwrap_or_default().to_vec()).unwrap()
 }
 
-fn code(answer: &MessageView) -> String {
+pub(crate) fn code(answer: &MessageView) -> String {
     text(answer, 39)
 }
 
@@ -1007,18 +1050,20 @@ fn balance(answer: &MessageView) -> i64 {
 /// A running `ssn-switch serve` on an empty data directory of its own. `stop` ends it with
 /// SIGTERM; Drop kills it by PID (SIGKILL) if it still runs, shows its log when the test
 /// failed, and removes its directory and log either way.
-struct Switch {
+pub(crate) struct Switch {
     child: Child,
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     log_path: PathBuf,
-    bcd: String,
-    ascii: String,
-    admin: String,
+    pub(crate) bcd: String,
+    pub(crate) ascii: String,
+    pub(crate) admin: String,
 }
 
 impl Switch {
-    fn start() -> Switch {
-        let name = format!("ssn-admin-e2e-{}", std::process::id());
+    pub(crate) fn start() -> Switch {
+        static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("ssn-admin-e2e-{}-{run}", std::process::id());
         let data_dir = std::env::temp_dir().join(&name);
         let log_path = std::env::temp_dir().join(format!("{name}.log"));
         let _ = std::fs::remove_dir_all(&data_dir);
@@ -1044,6 +1089,8 @@ impl Switch {
                 "warn",
             ])
             .env("SSN_BOOTSTRAP_TOKEN", BOOTSTRAP)
+            // A business day ends one minute after midnight, so a test can settle today.
+            .env("SSN_SETTLEMENT_CUTOVER", "00:01")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -1086,7 +1133,7 @@ impl Switch {
     }
 
     /// SIGTERM to this process by its PID, then waits (with the deadline) for it to exit.
-    fn stop(&mut self) -> ExitStatus {
+    pub(crate) fn stop(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
@@ -1134,7 +1181,7 @@ impl Drop for Switch {
 /// `target/debug/ssn-switch` of this workspace, brought up to date once per test process by
 /// `cargo build -p ssn-switch` (a no-op when it is), so that the test never runs a stale
 /// switch when only this package was built.
-fn switch_binary() -> &'static Path {
+pub(crate) fn switch_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let root = workspace_root();

@@ -5,4 +5,5 @@
 mod admin;
 mod codec_interop;
 mod peers;
+mod settlement;
 mod switch_interop;
