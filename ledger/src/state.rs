@@ -141,6 +141,10 @@ pub struct State {
     pub terminals: HashMap<TerminalId, TerminalBatches>,
     /// When each entry in `transfers` was accepted (UTC seconds); purchases carry theirs.
     pub transfer_times: HashMap<TransferId, i64>,
+    /// Approved purchases per terminal batch (DE41, switch-side sequence), so a settlement
+    /// (applied under the projection's lock, and again by every replay and `verify`) reads
+    /// only its own batches' purchases, never the whole map.
+    pub batch_purchases: HashMap<(TerminalId, u64), Vec<TransferId>>,
     /// Closed batches already in a settlement: (DE41, switch-side sequence).
     pub settled_batches: HashSet<(TerminalId, u64)>,
     /// Per E-Warong, settlement amounts the bank rejected that the next settlement must carry.
@@ -196,7 +200,6 @@ impl State {
     /// The settlement lines of these batches as the journal has them: approved purchases per
     /// E-Warong, reversals among them, the net per program, and what rejected payouts carry.
     pub fn settlement_lines(&self, batches: &[(TerminalId, u64)]) -> Vec<SettlementLine> {
-        let wanted: HashSet<(&TerminalId, u64)> = batches.iter().map(|(t, s)| (t, *s)).collect();
         let mut lines: BTreeMap<MerchantId, (SettlementLine, BTreeMap<ProgramCode, Money>)> =
             BTreeMap::new();
         let blank = |merchant: &MerchantId| {
@@ -214,16 +217,13 @@ impl State {
                 BTreeMap::new(),
             )
         };
-        for purchase in self.purchases.values() {
+        let purchases = batches
+            .iter()
+            .filter_map(|batch| self.batch_purchases.get(batch))
+            .flatten()
+            .filter_map(|id| self.purchases.get(id));
+        for purchase in purchases {
             let record = &purchase.record;
-            let Some(sequence) = purchase.batch_sequence else {
-                continue;
-            };
-            if record.response.code != ResponseCode::APPROVED
-                || !wanted.contains(&(&record.key.terminal, sequence))
-            {
-                continue;
-            }
             let (line, net) = lines
                 .entry(record.merchant.clone())
                 .or_insert_with(|| blank(&record.merchant));
@@ -699,6 +699,10 @@ impl State {
                 .checked_add(purchase.amount)
                 .unwrap_or(Money::from_minor(i64::MAX));
             batch_sequence = Some(*sequence);
+            self.batch_purchases
+                .entry((purchase.key.terminal.clone(), *sequence))
+                .or_default()
+                .push(id);
         }
         self.purchases.insert(
             id,

@@ -74,7 +74,7 @@ async fn file(api: &Api, date: &str) -> Vec<String> {
         .await;
     assert_eq!(status, 200);
     let text = reqwest::Client::new()
-        .get(format!("{}/settlements/{date}/file", api_base(api)))
+        .get(format!("{}/settlements/{date}/file", api.base()))
         .bearer_auth(BOOTSTRAP)
         .send()
         .await
@@ -83,10 +83,6 @@ async fn file(api: &Api, date: &str) -> Vec<String> {
         .await
         .unwrap();
     text.lines().map(str::to_string).collect()
-}
-
-fn api_base(api: &Api) -> String {
-    api.base().to_string()
 }
 
 fn check_trailer(lines: &[String]) -> HashMap<String, Vec<String>> {
@@ -123,7 +119,7 @@ fn ssn_ledger_hex(bytes: &[u8]) -> String {
 
 async fn confirm(api: &Api, date: &str, text: &str) -> (u16, Value) {
     let request = reqwest::Client::new()
-        .post(format!("{}/settlements/{date}/confirmation", api_base(api)))
+        .post(format!("{}/settlements/{date}/confirmation", api.base()))
         .bearer_auth(BOOTSTRAP)
         .header("content-type", "text/plain")
         .body(text.to_string());

@@ -922,7 +922,8 @@ pub(crate) async fn reset_pin(
     let request = body.into_inner()?;
     let pin = pin_from(request.pin.as_deref(), state.config.pin_digits)?;
     let card = find_card(&state, &card_id).await?;
-    let target = format!("card {}", card.card_id.0);
+    let card_id = card.card_id.0;
+    let target = format!("card {card_id}");
     if !is_live(&card) {
         let error = ApiError::conflict(format!(
             "card {} is {}; only a live card gets a new PIN",
@@ -953,7 +954,7 @@ pub(crate) async fn reset_pin(
         )
         .await?;
     Ok(Json(PinReset {
-        card_id: card_id.parse().unwrap_or_default(),
+        card_id,
         pin: pin.reveal().to_string(),
     }))
 }

@@ -506,9 +506,10 @@ pub(crate) async fn reconciliation(
             };
             // The E-Warong of the batch: that of any of its purchases.
             let merchant = journal
-                .purchases
-                .values()
-                .find(|p| p.record.key.terminal == *terminal && p.batch_sequence == Some(*sequence))
+                .batch_purchases
+                .get(&(terminal.clone(), *sequence))
+                .and_then(|ids| ids.first())
+                .and_then(|id| journal.purchases.get(id))
                 .map(|p| p.record.merchant.as_str().to_string())
                 .unwrap_or_default();
             let forced = closed.batch_number == ssn_ledger::SETTLEMENT_BATCH_NUMBER;
