@@ -117,7 +117,7 @@ fn request(task: u32, sequence: u32) -> PurchaseRequest {
         card,
         merchant: MerchantId::new("EWARONG00000001").unwrap(),
         amount: Money::from_minor(1),
-        basket_categories: None,
+        basket: None,
         rrn: Rrn::new("000000000001").unwrap(),
         authorization_id: AuthorizationId::new("000001").unwrap(),
         at_unix_seconds: at(),

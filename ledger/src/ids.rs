@@ -232,6 +232,11 @@ impl TransferId {
         Self::derive("payout", &[&business_date.to_string(), merchant.as_str()])
     }
 
+    /// The id of a program's year-end close as of a WITA day: one per (program, day).
+    pub fn program_close(program: &ProgramCode, as_of: crate::day::Day) -> TransferId {
+        Self::derive("program-close", &[program.as_str(), &as_of.to_string()])
+    }
+
     /// Lowercase hex, the form used in Redis field names and reports.
     pub fn to_hex(&self) -> String {
         hex(&self.0)

@@ -34,8 +34,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
-/// The first bytes of every journal file (format version 1).
-pub const JOURNAL_MAGIC: [u8; 8] = *b"SSNJRN01";
+/// The first bytes of every journal file (format version 2: purchases keep their DE48 basket,
+/// programs close). A version-1 file is refused at open as not a journal.
+pub const JOURNAL_MAGIC: [u8; 8] = *b"SSNJRN02";
 /// Most records written with one fsync. Large enough that a burst of concurrent debits shares
 /// one fsync; small enough that one batch's write stays a few MiB.
 pub const JOURNAL_BATCH_RECORDS_MAX: usize = 8_192;

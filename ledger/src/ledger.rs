@@ -14,8 +14,8 @@ use crate::ids::{
 use crate::journal::{FileJournal, Journal, JournalError, OpenReport, ensure_dir, journal_path};
 use crate::money::Money;
 use crate::record::{
-    AuthResponse, BatchTotals, Entry, PocketAmount, PurchaseRecord, Record, ResponseCode,
-    ReversalEffect, ReversalRecord,
+    AuthResponse, BasketLine, BatchTotals, Entry, PocketAmount, PurchaseRecord, Record,
+    ResponseCode, ReversalEffect, ReversalRecord,
 };
 use crate::registry::{
     Card, CardStatus, Program, RedbRegistry, Registry, RegistryError, RegistryOp, RegistryRecord,
@@ -164,8 +164,8 @@ pub struct PurchaseRequest {
     pub merchant: MerchantId,
     /// DE4, positive.
     pub amount: Money,
-    /// Category codes of the DE48 basket, `None` when there is no basket.
-    pub basket_categories: Option<Vec<String>>,
+    /// The DE48 basket, `None` when there is none.
+    pub basket: Option<Vec<BasketLine>>,
     /// DE37 for this answer; a duplicate gets the original's instead.
     pub rrn: Rrn,
     /// DE38 for an approval; a duplicate gets the original's instead.
@@ -298,6 +298,23 @@ pub struct SettlementOutcome {
     pub lines: Vec<crate::record::SettlementLine>,
     /// When the journal accepted it.
     pub at_unix_seconds: i64,
+}
+
+/// A program's year-end close as journaled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramCloseOutcome {
+    /// Transfer id.
+    pub id: TransferId,
+    /// The WITA day the close is as of.
+    pub as_of: Day,
+    /// What each card's expired pocket returned to the giro account, by card id.
+    pub returns: Vec<(CardId, Money)>,
+    /// Their total.
+    pub returned: Money,
+    /// When the journal accepted it.
+    pub at_unix_seconds: i64,
+    /// False when the close was journaled by an earlier call.
+    pub created: bool,
 }
 
 /// The outcome of a disbursement.
@@ -491,6 +508,18 @@ impl Ledger {
                         Some(Record::Replacement { moves, .. }) => {
                             SnapshotTransfer::Drain(moves.clone())
                         }
+                        Some(Record::ProgramClose {
+                            program, returns, ..
+                        }) => SnapshotTransfer::Drain(
+                            returns
+                                .iter()
+                                .filter(|(returned, _)| *returned == card)
+                                .map(|(_, amount)| PocketAmount {
+                                    program: program.clone(),
+                                    amount: *amount,
+                                })
+                                .collect(),
+                        ),
                         _ => return None,
                     },
                     CardTransfer::Purchase => {
@@ -622,7 +651,7 @@ impl Ledger {
             Precheck::New { card_programs } => card_programs,
         };
         let Some((allowed, amount_max, daily_max)) =
-            self.eligible(&card_programs, request.basket_categories.as_deref())
+            self.eligible(&card_programs, request.basket.as_deref())
         else {
             return self
                 .journal_decision(&request, ResponseCode::NOT_PERMITTED, None)
@@ -686,6 +715,11 @@ impl Ledger {
             day,
             response: response.clone(),
             legs: legs.clone(),
+            basket: if legs.is_empty() {
+                Vec::new()
+            } else {
+                request.basket.clone().unwrap_or_default()
+            },
         };
         let entry = Entry {
             at_unix_seconds: request.at_unix_seconds,
@@ -714,14 +748,14 @@ impl Ledger {
     fn eligible(
         &self,
         card_programs: &[ProgramCode],
-        basket: Option<&[String]>,
+        basket: Option<&[BasketLine]>,
     ) -> Option<(Vec<ProgramCode>, Money, u32)> {
         let programs = self.programs_read();
         let eligible: Vec<&Program> = card_programs
             .iter()
             .filter_map(|code| programs.get(code))
             .filter(|program| match basket {
-                Some(categories) => program.allows(categories),
+                Some(items) => program.allows(items.iter().map(|item| item.category.as_str())),
                 None => !program.basket_required,
             })
             .collect();
@@ -799,6 +833,7 @@ impl Ledger {
             day: Day::wita_of_unix_seconds(request.at_unix_seconds),
             response: response.clone(),
             legs: Vec::new(),
+            basket: Vec::new(),
         };
         self.journal
             .append(Entry {
@@ -1202,13 +1237,7 @@ impl Ledger {
             return Ok(moves);
         }
         self.mark_replaced(old_card, new_card).await?;
-        let moves = match self.balances.drain(old_card, id).await {
-            Err(fenced @ StoreError::Fenced { .. }) => {
-                self.recover_fenced(fenced).await?;
-                self.balances.drain(old_card, id).await?
-            }
-            other => other?,
-        };
+        let moves = self.drain_store(old_card, id, None).await?;
         let record = Record::Replacement {
             old_card,
             new_card,
@@ -1448,6 +1477,110 @@ impl Ledger {
             })
             .await?;
         Ok(())
+    }
+
+    /// The year-end close of a program (Pasal 5, 14): every pocket of the program, expired
+    /// by `as_of`, goes back to the program's giro account. Idempotent per (program, as_of):
+    /// a repeat returns the first close. A later close sweeps what reversals of purchases made
+    /// before expiry credited to expired pockets since.
+    ///
+    /// Each pocket is emptied in the balance store first (no purchase can spend an expired
+    /// pocket, so nothing races with it but a reversal's credit), then the close is journaled
+    /// with what the store took; a retry drains nothing more and journals the same amounts.
+    pub async fn close_program(
+        &self,
+        program: &ProgramCode,
+        as_of: Day,
+        at_unix_seconds: i64,
+    ) -> Result<ProgramCloseOutcome, LedgerError> {
+        let _admin = self.admin_lock.lock().await;
+        let id = TransferId::program_close(program, as_of);
+        if let Some(outcome) = self.program_close(program, as_of) {
+            return Ok(outcome);
+        }
+        let expires = self
+            .programs_read()
+            .get(program)
+            .map(|p| p.pocket_expires_at)
+            .ok_or_else(|| LedgerError::NotFound(format!("program {program}")))?;
+        if as_of <= expires {
+            return Err(LedgerError::Refused(format!(
+                "pockets of {program} may be spent until {expires}: close as of a later day"
+            )));
+        }
+        if as_of > Day::wita_of_unix_seconds(at_unix_seconds) {
+            return Err(LedgerError::Refused(format!(
+                "{as_of} is in the future: a close is as of today or an earlier day"
+            )));
+        }
+        let mut holders: Vec<CardId> = {
+            let state = self.journal.state();
+            state
+                .cards
+                .iter()
+                .filter(|(_, card)| card.pockets.get(program).is_some_and(|b| b.is_positive()))
+                .map(|(card, _)| *card)
+                .collect()
+        };
+        holders.sort();
+        let mut returns = Vec::with_capacity(holders.len());
+        for card in holders {
+            let taken = self.drain_store(card, id, Some(program)).await?;
+            let amount = Money::checked_sum(taken.iter().map(|t| t.amount))
+                .ok_or_else(|| LedgerError::Internal("overflow".into()))?;
+            if amount.is_positive() {
+                returns.push((card, amount));
+            }
+        }
+        self.journal
+            .append(Entry {
+                at_unix_seconds,
+                record: Record::ProgramClose {
+                    program: program.clone(),
+                    as_of,
+                    returns,
+                },
+            })
+            .await?;
+        let mut outcome = self
+            .program_close(program, as_of)
+            .ok_or_else(|| LedgerError::Internal("journaled close not in the projection".into()))?;
+        outcome.created = true;
+        Ok(outcome)
+    }
+
+    /// A program's close as of a day, as journaled.
+    pub fn program_close(&self, program: &ProgramCode, as_of: Day) -> Option<ProgramCloseOutcome> {
+        let id = TransferId::program_close(program, as_of);
+        let state = self.journal.state();
+        let Some(Record::ProgramClose { returns, .. }) = state.transfers.get(&id) else {
+            return None;
+        };
+        Some(ProgramCloseOutcome {
+            id,
+            as_of,
+            returns: returns.clone(),
+            returned: Money::checked_sum(returns.iter().map(|(_, amount)| *amount))?,
+            at_unix_seconds: state.transfer_times.get(&id).copied().unwrap_or_default(),
+            created: false,
+        })
+    }
+
+    /// Drains a card's pockets (one program's when given) in the balance store, rebuilding
+    /// the card first when this generation of the cache does not hold it.
+    async fn drain_store(
+        &self,
+        card: CardId,
+        id: TransferId,
+        program: Option<&ProgramCode>,
+    ) -> Result<Vec<PocketAmount>, LedgerError> {
+        match self.balances.drain(card, id, program).await {
+            Err(fenced @ StoreError::Fenced { .. }) => {
+                self.recover_fenced(fenced).await?;
+                Ok(self.balances.drain(card, id, program).await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Compares the balance store with the journal for every card the journal knows and

@@ -198,7 +198,6 @@
 //!   [`Ledger::settle`] journals a business day's [`Record::Settlement`], giro → payable per
 //!   E-Warong and program, after closing open batches; [`Ledger::record_payout`] journals the
 //!   bank's answer per line, payable → [`Account::PaidOut`] or carried to the next day).
-//! - Program close (expired pockets back to giro): the accounts exist, the record does not.
 //! - Per-card statements and transaction listings beyond what [`State`] holds in memory (the
 //!   admin API reads [`State::log`], [`State::transfer_times`] and each card's history).
 //! - Journal segments and snapshots: the whole journal is replayed at every open, and the
@@ -239,13 +238,14 @@ pub use journal::{
 pub use ledger::{
     Authorization, BalanceBackend, BatchCloseOutcome, BatchCloseRequest, DeclineRequest,
     DisbursementOutcome, Ledger, LedgerConfig, LedgerError, LedgerStores, PIN_UPDATE_ATTEMPTS_MAX,
-    PURCHASE_LOCK_STRIPES, PinOutcome, PurchaseLookup, PurchaseRequest, ReversalOutcome,
-    ReversalRequest, SETTLEMENT_BATCH_NUMBER, SettlementOutcome, TERMINAL_LOCK_STRIPES,
+    PURCHASE_LOCK_STRIPES, PinOutcome, ProgramCloseOutcome, PurchaseLookup, PurchaseRequest,
+    ReversalOutcome, ReversalRequest, SETTLEMENT_BATCH_NUMBER, SettlementOutcome,
+    TERMINAL_LOCK_STRIPES,
 };
 pub use money::Money;
 pub use record::{
-    Account, AuthResponse, BatchTotals, Entry, Leg, PocketAmount, PurchaseRecord, Record,
-    ResponseCode, ReversalEffect, ReversalRecord, SettlementLine,
+    Account, AuthResponse, BasketLine, BatchTotals, Entry, Leg, PocketAmount, PurchaseRecord,
+    Record, ResponseCode, ReversalEffect, ReversalRecord, SettlementLine,
 };
 pub use registry::*;
 pub use scylla::{

@@ -112,6 +112,18 @@ pub struct PocketAmount {
     pub amount: Money,
 }
 
+/// One item of a DE48 basket (§4 of the host interface), kept with an approved purchase so
+/// reports can say what the money bought.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct BasketLine {
+    /// Commodity category, two digits (`01` rice ... `90`-`99` non-food).
+    pub category: String,
+    /// Quantity as the terminal sent it.
+    pub quantity: u8,
+    /// The item's amount.
+    pub amount: Money,
+}
+
 /// A purchase authorization as answered: approved (with legs) or declined (no legs).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct PurchaseRecord {
@@ -131,6 +143,8 @@ pub struct PurchaseRecord {
     pub response: AuthResponse,
     /// Pockets debited, earliest expiry first; empty for a decline.
     pub legs: Vec<PocketAmount>,
+    /// The DE48 basket of an approved purchase; empty for a decline or a purchase without one.
+    pub basket: Vec<BasketLine>,
 }
 
 /// The one reversal of a purchase that moves state: either money back, or a tombstone.
@@ -250,6 +264,17 @@ pub enum Record {
         /// The bank's reference.
         bank_reference: String,
     },
+    /// The year-end close of a program: expired pockets back to the program's giro account
+    /// (Pasal 5, 14). Idempotent per (program, as_of); a later close sweeps what reversals
+    /// credited to expired pockets after this one.
+    ProgramClose {
+        /// The program closed.
+        program: ProgramCode,
+        /// The WITA day the close is as of (after the program's pocket expiry).
+        as_of: Day,
+        /// What each card's pocket returned, by card id; positive amounts only.
+        returns: Vec<(CardId, Money)>,
+    },
     /// A terminal's open batch closed on the switch's totals.
     BatchClose {
         /// DE41.
@@ -338,6 +363,16 @@ impl Record {
                 to: Account::PaidOut(merchant.clone()),
                 amount: *amount,
             }],
+            Record::ProgramClose {
+                program, returns, ..
+            } => returns
+                .iter()
+                .map(|(card, amount)| Leg {
+                    from: Account::Pocket(*card, program.clone()),
+                    to: Account::Giro(program.clone()),
+                    amount: *amount,
+                })
+                .collect(),
             Record::Payout { .. } | Record::BatchClose { .. } => Vec::new(),
         }
     }

@@ -31,6 +31,9 @@ pub enum InvariantError {
         /// The account.
         account: Account,
     },
+    /// A program close naming a card twice.
+    #[error("program close {0} names a card twice")]
+    CloseCardTwice(TransferId),
     /// Arithmetic overflow.
     #[error("transfer {0} overflows a balance")]
     Overflow(TransferId),
@@ -392,6 +395,12 @@ impl State {
                 amount,
                 ..
             } => self.check_payout(id, *business_date, merchant, *amount)?,
+            Record::ProgramClose { returns, .. } => {
+                let mut cards = HashSet::with_capacity(returns.len());
+                if !returns.iter().all(|(card, _)| cards.insert(*card)) {
+                    return Err(InvariantError::CloseCardTwice(id));
+                }
+            }
             _ => {}
         }
         let legs = record.legs();
@@ -437,6 +446,9 @@ impl State {
                 merchant,
                 ..
             } => self.seen(TransferId::payout(*business_date, merchant)),
+            Record::ProgramClose { program, as_of, .. } => {
+                self.seen(TransferId::program_close(program, *as_of))
+            }
         };
         if seen {
             Err(InvariantError::DuplicateTransfer(id))
@@ -627,6 +639,13 @@ impl State {
             } => {
                 self.touch(*old_card, id, CardTransfer::Drain);
                 self.touch(*new_card, id, CardTransfer::Credit);
+                self.transfers.insert(id, entry.record.clone());
+                Applied::Done
+            }
+            Record::ProgramClose { returns, .. } => {
+                for (card, _) in returns {
+                    self.touch(*card, id, CardTransfer::Drain);
+                }
                 self.transfers.insert(id, entry.record.clone());
                 Applied::Done
             }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use ssn_codec::{Message, MessageView, Pan};
 use ssn_hsm::{EncryptedPinBlock, Pvki, Pvv, SoftHsm, WrappedKey};
 use ssn_ledger::{
-    AuthResponse, AuthorizationId, BatchCloseRequest, BatchTotals, Card, CardStatus,
+    AuthResponse, AuthorizationId, BasketLine, BatchCloseRequest, BatchTotals, Card, CardStatus,
     DeclineRequest, Fingerprint, Ledger, LedgerError, MerchantId, Money, PurchaseKey,
     PurchaseLookup, PurchaseRequest, RegistryOp, RegistryRecord, ResponseCode, ReversalRequest,
     Rrn, Stan, Terminal, TerminalId, TransmissionTime,
@@ -458,10 +458,18 @@ impl Host {
             card: card.card_id,
             merchant: req.merchant.clone(),
             amount: Money::from_minor(i64::try_from(req.amount_minor).unwrap_or(i64::MAX)),
-            basket_categories: req
-                .basket
-                .as_ref()
-                .map(|items| items.iter().map(|i| text(&i.category)).collect()),
+            basket: req.basket.as_ref().map(|items| {
+                items
+                    .iter()
+                    .map(|i| BasketLine {
+                        category: text(&i.category),
+                        quantity: i.quantity,
+                        amount: Money::from_minor(
+                            i64::try_from(i.amount_minor).unwrap_or(i64::MAX),
+                        ),
+                    })
+                    .collect()
+            }),
             rrn,
             authorization_id,
             at_unix_seconds: now,

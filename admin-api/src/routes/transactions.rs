@@ -242,16 +242,7 @@ fn entry(journal: &Journal, at: i64, id: &TransferId, filter: &Filter) -> Option
             period,
             credits,
         } => {
-            let (amount, card) = match filter.card {
-                Some(card) => {
-                    let i = credits.binary_search_by_key(&card, |(c, _)| *c).ok()?;
-                    (credits[i].1, Some(card.0))
-                }
-                None => (
-                    Money::checked_sum(credits.iter().map(|(_, m)| *m)).unwrap_or(Money::ZERO),
-                    None,
-                ),
-            };
+            let (amount, card) = card_share(credits, filter.card)?;
             let mut view = blank(id, at, "disbursement", amount);
             view.program_code = Some(program.as_str().into());
             view.reference = Some(period.clone());
@@ -276,7 +267,35 @@ fn entry(journal: &Journal, at: i64, id: &TransferId, filter: &Filter) -> Option
             view.reference = Some(format!("card {} to card {}", old_card.0, new_card.0));
             Some(view)
         }
+        Record::ProgramClose {
+            program,
+            as_of,
+            returns,
+        } => {
+            let (amount, card) = card_share(returns, filter.card)?;
+            let mut view = blank(id, at, "program_close", amount);
+            view.program_code = Some(program.as_str().into());
+            view.reference = Some(as_of.to_string());
+            view.cards = Some(returns.len() as u64);
+            view.card_id = card;
+            Some(view)
+        }
         Record::Purchase(_) | Record::BatchClose { .. } => None,
+    }
+}
+
+/// A per-card record (disbursement, program close) as one card sees it (`None` when the card
+/// is not in it) or whole: the amount and the card.
+fn card_share(per_card: &[(CardId, Money)], card: Option<CardId>) -> Option<(Money, Option<u64>)> {
+    match card {
+        Some(card) => {
+            let i = per_card.binary_search_by_key(&card, |(c, _)| *c).ok()?;
+            Some((per_card[i].1, Some(card.0)))
+        }
+        None => Some((
+            Money::checked_sum(per_card.iter().map(|(_, m)| *m)).unwrap_or(Money::ZERO),
+            None,
+        )),
     }
 }
 

@@ -7,7 +7,7 @@ use super::{
     SnapshotTransfer, StoreError, decide_debit, sort_pockets,
 };
 use crate::day::Day;
-use crate::ids::{CardId, TransferId};
+use crate::ids::{CardId, ProgramCode, TransferId};
 use crate::money::Money;
 use crate::record::{PocketAmount, ResponseCode};
 use async_trait::async_trait;
@@ -165,7 +165,12 @@ impl BalanceStore for MemoryBalances {
         Ok(Vec::new())
     }
 
-    async fn drain(&self, card: CardId, id: TransferId) -> Result<Vec<PocketAmount>, StoreError> {
+    async fn drain(
+        &self,
+        card: CardId,
+        id: TransferId,
+        program: Option<&ProgramCode>,
+    ) -> Result<Vec<PocketAmount>, StoreError> {
         let mut shard = self.shard(card);
         let card = shard.entry(card).or_default();
         if let Some(SnapshotTransfer::Drain(moved)) = card.transfers.get(&id) {
@@ -173,7 +178,7 @@ impl BalanceStore for MemoryBalances {
         }
         let mut moved = Vec::new();
         for pocket in &mut card.pockets {
-            if pocket.balance.is_positive() {
+            if pocket.balance.is_positive() && program.is_none_or(|p| *p == pocket.program) {
                 moved.push(PocketAmount {
                     program: pocket.program.clone(),
                     amount: pocket.balance,

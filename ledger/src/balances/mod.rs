@@ -165,9 +165,15 @@ pub trait BalanceStore: Send + Sync + fmt::Debug {
         credits: &[PocketCredit],
     ) -> Result<Vec<CardId>, StoreError>;
 
-    /// Atomically takes every pocket of `card` to zero and returns what it took; a retry with
-    /// the same id returns the same amounts and takes nothing more.
-    async fn drain(&self, card: CardId, id: TransferId) -> Result<Vec<PocketAmount>, StoreError>;
+    /// Atomically takes every pocket of `card` (only `program`'s when given) to zero and
+    /// returns what it took; a retry with the same id returns the same amounts and takes
+    /// nothing more.
+    async fn drain(
+        &self,
+        card: CardId,
+        id: TransferId,
+        program: Option<&ProgramCode>,
+    ) -> Result<Vec<PocketAmount>, StoreError>;
 
     /// The card's pockets, earliest expiry first.
     async fn pockets(&self, card: CardId) -> Result<Vec<PocketBalance>, StoreError>;

@@ -156,8 +156,9 @@ redis.call('HSET', KEYS[2], ARGV[2], 'C')
 return {'N'}
 "#;
 
-/// Takes every pocket to zero once per transfer id and returns what it took.
-/// KEYS: card hash, transfers hash. ARGV: generation, transfer id.
+/// Takes every pocket (or one program's, ARGV[3] not empty) to zero once per transfer id and
+/// returns what it took. KEYS: card hash, transfers hash. ARGV: generation, transfer id,
+/// program or ''.
 const DRAIN_SCRIPT: &str = r#"
 local e = redis.call('HGET', KEYS[1], 'e')
 if e ~= ARGV[1] then return {'F', e or ''} end
@@ -166,7 +167,7 @@ if prev then return {'P', prev} end
 local moved = {}
 for prog, exp in string.gmatch(redis.call('HGET', KEYS[1], 'o'), '([^:;]+):(%-?%d+)') do
   local bal = tonumber(redis.call('HGET', KEYS[1], 'b:' .. prog) or '0')
-  if bal > 0 then
+  if bal > 0 and (ARGV[3] == '' or ARGV[3] == prog) then
     redis.call('HSET', KEYS[1], 'b:' .. prog, 0)
     moved[#moved + 1] = prog .. ':' .. bal
   end
@@ -636,12 +637,21 @@ impl BalanceStore for RedisBalances {
         Ok(not_ours)
     }
 
-    async fn drain(&self, card: CardId, id: TransferId) -> Result<Vec<PocketAmount>, StoreError> {
+    async fn drain(
+        &self,
+        card: CardId,
+        id: TransferId,
+        program: Option<&ProgramCode>,
+    ) -> Result<Vec<PocketAmount>, StoreError> {
         let reply = self
             .run(
                 &self.scripts.drain,
                 card,
-                &[self.generation().to_string(), id.to_hex()],
+                &[
+                    self.generation().to_string(),
+                    id.to_hex(),
+                    program.map_or_else(String::new, |p| p.as_str().to_string()),
+                ],
             )
             .await?;
         match reply.as_slice() {

@@ -81,10 +81,8 @@ pub struct Program {
 
 impl Program {
     /// True when every category of the basket is allowed (true for no basket categories).
-    pub fn allows(&self, categories: &[String]) -> bool {
-        categories
-            .iter()
-            .all(|c| self.allowed_categories.contains(c))
+    pub fn allows<'a>(&self, mut categories: impl Iterator<Item = &'a str>) -> bool {
+        categories.all(|c| self.allowed_categories.iter().any(|allowed| allowed == c))
     }
 }
 

@@ -49,6 +49,7 @@ contract!(
     replacement_moves_every_rupiah,
     batches_close_on_the_journal_totals,
     reopening_rebuilds_the_same_balances,
+    a_program_close_returns_expired_pockets_once,
 );
 
 async fn a_retried_purchase_gets_the_original_answer_and_moves_money_once(backend: Backend) {
@@ -337,6 +338,28 @@ async fn the_basket_decides_which_pockets_pay(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(vegetables.response.code, APPROVED);
+    // The journal keeps the basket, item by item, for the reports.
+    let journaled: Vec<(String, Money)> = world
+        .ledger
+        .state()
+        .purchases
+        .values()
+        .find(|p| p.record.amount == rp(20_000))
+        .map(|p| {
+            p.record
+                .basket
+                .iter()
+                .map(|item| (item.category.clone(), item.amount))
+                .collect()
+        })
+        .unwrap();
+    assert_eq!(
+        journaled,
+        vec![
+            ("01".to_string(), rp(10_000)),
+            ("05".to_string(), rp(10_000))
+        ]
+    );
     assert_eq!(
         vegetables.legs,
         vec![PocketAmount {
@@ -891,4 +914,109 @@ async fn reopening_rebuilds_the_same_balances(backend: Backend) {
     world.assert_consistent().await;
     let report = verify(&world.dir.0).unwrap();
     assert_eq!(report.funded, rp(600_000));
+}
+
+async fn a_program_close_returns_expired_pockets_once(backend: Backend) {
+    let mut world = World::new(backend).await;
+    let old = world
+        .program(
+            "OLD",
+            Rules {
+                expires: day("2025-10-14"),
+                ..Rules::default()
+            },
+        )
+        .await;
+    let current = world.program("NOW", Rules::default()).await;
+    let cards = [
+        world.card(&[&old, &current]).await,
+        world.card(&[&old, &current]).await,
+        world.card(&[&current]).await,
+    ];
+    world.fund(&old, rp(900_000)).await;
+    world.fund(&current, rp(900_000)).await;
+    world.disburse(&old, "2025-10").await;
+    world.disburse(&current, "2025-10").await;
+    // On its last day the old pocket pays part of a purchase on the first card.
+    let last_day = i64::from(day("2025-10-14").0) * 86_400 - WITA_OFFSET_SECONDS + 12 * 3600;
+    let spent = world
+        .ledger
+        .authorize_purchase(purchase_at(
+            key(2, 1),
+            cards[0],
+            rp(100_000),
+            None,
+            last_day,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(spent.response.code, APPROVED);
+    let giro_before = world.ledger.state().balance(&Account::Giro(old.clone()));
+    let later = t0() + 5 * 86_400;
+
+    // Not before the pockets have expired, not as of a day still to come, not an unknown program.
+    for (as_of, at) in [(day("2025-10-14"), later), (day("2025-10-21"), later)] {
+        assert!(matches!(
+            world.ledger.close_program(&old, as_of, at).await,
+            Err(LedgerError::Refused(_))
+        ));
+    }
+    assert!(matches!(
+        world
+            .ledger
+            .close_program(&ProgramCode::new("NONE").unwrap(), day("2025-10-15"), later)
+            .await,
+        Err(LedgerError::NotFound(_))
+    ));
+
+    let closed = world
+        .ledger
+        .close_program(&old, day("2025-10-15"), later)
+        .await
+        .unwrap();
+    assert!(closed.created);
+    assert_eq!(
+        closed.returns,
+        vec![(cards[0], rp(200_000)), (cards[1], rp(300_000))]
+    );
+    assert_eq!(closed.returned, rp(500_000));
+    assert_eq!(
+        world.ledger.state().balance(&Account::Giro(old.clone())),
+        giro_before.checked_add(rp(500_000)).unwrap()
+    );
+    for card in cards {
+        assert_eq!(world.pocket(card, &old).await, Money::ZERO);
+        assert_eq!(world.pocket(card, &current).await, rp(300_000));
+    }
+    // Once: a repeat answers the same close and moves nothing.
+    let again = world
+        .ledger
+        .close_program(&old, day("2025-10-15"), later + 60)
+        .await
+        .unwrap();
+    assert!(!again.created);
+    assert_eq!(again.returns, closed.returns);
+    assert_eq!(
+        world.ledger.state().balance(&Account::Giro(old.clone())),
+        giro_before.checked_add(rp(500_000)).unwrap()
+    );
+    world.assert_consistent().await;
+
+    // The close is in the journal: a reopened ledger has the same books, and verify agrees.
+    let world = world.reopen().await;
+    assert_eq!(
+        world.ledger.program_close(&old, day("2025-10-15")),
+        Some(ProgramCloseOutcome {
+            created: false,
+            ..closed
+        })
+    );
+    for card in cards {
+        assert_eq!(world.pocket(card, &old).await, Money::ZERO);
+    }
+    world.assert_consistent().await;
+    if backend == Backend::Embedded {
+        let report = verify(&world.dir.0).unwrap();
+        assert_eq!(report.funded, rp(1_800_000));
+    }
 }

@@ -365,7 +365,24 @@ pub fn purchase_at(
         card,
         merchant: merchant(),
         amount,
-        basket_categories: basket,
+        basket: basket.map(|categories| {
+            // The amount split evenly over the items, the remainder on the first.
+            let n = categories.len().max(1) as i64;
+            let share = amount.minor() / n;
+            categories
+                .into_iter()
+                .enumerate()
+                .map(|(i, category)| BasketLine {
+                    category,
+                    quantity: 1,
+                    amount: Money::from_minor(if i == 0 {
+                        amount.minor() - share * (n - 1)
+                    } else {
+                        share
+                    }),
+                })
+                .collect()
+        }),
         rrn: Rrn::new(format!(
             "{:012}",
             u64::from(stan_number) * 7 + at as u64 % 1000
