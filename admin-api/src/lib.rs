@@ -30,6 +30,8 @@
 mod error;
 mod nik;
 mod openapi;
+mod report;
+mod report_html;
 mod routes;
 mod support;
 

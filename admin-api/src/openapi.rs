@@ -47,7 +47,9 @@ pub(crate) fn finish(mut api: OpenApi) -> OpenApi {
         ("422", "Refused by a business rule"),
         ("503", "A store cannot be reached; nothing changed"),
     ];
-    for item in api.paths.paths.values_mut() {
+    for (path, item) in api.paths.paths.iter_mut() {
+        // The public summary is for anyone, with no token.
+        let public = path.starts_with("/public/");
         for operation in [
             &mut item.get,
             &mut item.post,
@@ -58,11 +60,16 @@ pub(crate) fn finish(mut api: OpenApi) -> OpenApi {
         .into_iter()
         .flatten()
         {
-            operation.security = Some(vec![SecurityRequirement::new(
-                "bearer",
-                Vec::<String>::new(),
-            )]);
+            if !public {
+                operation.security = Some(vec![SecurityRequirement::new(
+                    "bearer",
+                    Vec::<String>::new(),
+                )]);
+            }
             for (status, description) in errors {
+                if public && matches!(status, "400" | "401" | "403" | "404" | "409" | "422") {
+                    continue;
+                }
                 operation
                     .responses
                     .responses

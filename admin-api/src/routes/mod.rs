@@ -7,6 +7,7 @@ pub(crate) mod disbursements;
 pub(crate) mod health;
 pub(crate) mod merchants;
 pub(crate) mod programs;
+pub(crate) mod reports;
 pub(crate) mod settlements;
 pub(crate) mod tokens;
 pub(crate) mod transactions;
@@ -33,6 +34,7 @@ pub(crate) fn api() -> OpenApiRouter<AdminState> {
         .merge(merchants::routes())
         .merge(transactions::routes())
         .merge(settlements::routes())
+        .merge(reports::routes())
         .merge(audit::routes())
 }
 

@@ -17,6 +17,10 @@ enum May {
     AdminOnly,
     /// `admin` and this role.
     Role(&'static str),
+    /// `admin` and these roles.
+    Roles(&'static [&'static str]),
+    /// Anyone, with no token at all.
+    Public,
 }
 
 /// The body an allowed caller sends: something valid enough to reach the handler's work.
@@ -209,6 +213,19 @@ fn table(f: &Fixtures) -> Vec<Row> {
         ),
         row("GET", "/reconciliation", Everyone, Send::Nothing),
         row(
+            "GET",
+            "/reports/semester",
+            Roles(&["auditor", "walikota", "dinsos"]),
+            Send::Nothing,
+        ),
+        row(
+            "POST",
+            "/programs/{code}/close",
+            Role("dinsos"),
+            Send::Json(json!({"as_of": SETTLED_DAY})),
+        ),
+        row("GET", "/public/summary", Public, Send::Nothing),
+        row(
             "POST",
             "/merchants",
             Role("bank"),
@@ -276,6 +293,9 @@ fn concrete(path: &str, f: &Fixtures) -> String {
         path.replace("{id}", &format!("{PROGRAM}.2026-11"))
     };
     assert!(!path.contains('{'), "{path}");
+    if path == "/reports/semester" {
+        return format!("/api/v1{path}?year=2026&half=2&format=html");
+    }
     if path == "/reconciliation" {
         return format!("/api/v1{path}?business_date={SETTLED_DAY}");
     }
@@ -376,10 +396,11 @@ async fn documented(api: &Api) -> BTreeSet<(String, String)> {
     for (path, item) in paths {
         for method in ["get", "post", "put", "delete", "patch", "head", "options"] {
             if let Some(operation) = item.get(method) {
-                // Every operation but the health checks needs the bearer token.
-                assert!(
+                // Every operation but the public summary needs the bearer token.
+                assert_eq!(
                     operation.get("security").is_some(),
-                    "{method} {path} has no security requirement"
+                    !path.starts_with("/public/"),
+                    "{method} {path}: security requirement"
                 );
                 operations.insert((method.to_ascii_uppercase(), path.clone()));
             }
@@ -418,18 +439,29 @@ async fn every_endpoint_against_every_role() {
         };
         let what = format!("{} {}", row.method, row.path);
 
-        // No token, a token nobody issued, and a header that is not a bearer token: 401.
-        let answer = api.send(row.method, &uri, None, body.clone()).await;
-        answer.expect_error(401, "unauthorized");
-        for authorization in ["Bearer ssn_not_a_token", "Basic YWRtaW46c2VjcmV0"] {
-            api.send_with(row.method, &uri, Some(authorization), body.clone())
-                .await
-                .expect_error(401, "unauthorized");
+        if let May::Public = row.may {
+            // No token needed, and any header is ignored.
+            for authorization in [None, Some("Bearer ssn_not_a_token")] {
+                let answer = api
+                    .send_with(row.method, &uri, authorization, body.clone())
+                    .await;
+                assert_eq!(answer.status.as_u16(), 200, "{what}: {}", answer.body);
+            }
+        } else {
+            // No token, a token nobody issued, and a header that is not a bearer token: 401.
+            let answer = api.send(row.method, &uri, None, body.clone()).await;
+            answer.expect_error(401, "unauthorized");
+            for authorization in ["Bearer ssn_not_a_token", "Basic YWRtaW46c2VjcmV0"] {
+                api.send_with(row.method, &uri, Some(authorization), body.clone())
+                    .await
+                    .expect_error(401, "unauthorized");
+            }
         }
 
         for role in ROLES {
             let allowed = match row.may {
-                May::Everyone => true,
+                May::Everyone | May::Public => true,
+                May::Roles(roles) => role == "admin" || roles.contains(&role),
                 May::AdminOnly => role == "admin",
                 May::Role(r) => role == "admin" || role == r,
             };

@@ -1,0 +1,613 @@
+//! The semester report to the Mayor (Pasal 13(3)) and the public summary, computed from the
+//! journal's projection and the registry.
+//!
+//! Money comes from the journal only, walked once in journal order ([`State::log`]): flows
+//! (funded, disbursed, spent, reversed, returned by a year-end close, settled, paid out) are
+//! those accepted within the semester; balances (unspent pockets, giro accounts) are as at the
+//! semester's last second. People, cards and E-Warong come from the registry as it is when the
+//! report is made (the registry keeps no history; the audit log has the dated changes).
+//!
+//! Every figure is an integer sum, so per-program rows add up to the totals exactly and the
+//! journal can be re-walked to check them (`tests/e2e/report.rs` does).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+use ssn_ledger::{
+    AuditEntry, Beneficiary, BeneficiaryStatus, Card, CardId, CardStatus, Day, Merchant,
+    MerchantId, Money, Program, Record, ResponseCode, ReversalEffect, SETTLEMENT_BATCH_NUMBER,
+    State, Terminal, TerminalId,
+};
+use utoipa::ToSchema;
+
+use crate::support::{wita_day_start, wita_time};
+
+/// People in a cell below which the public summary shows no figure (statistical disclosure
+/// control: a count or amount over fewer people could be traced to a household).
+pub const PUBLIC_CELL_MIN: u64 = 5;
+
+/// Audit lines read per registry call while the report looks for imports.
+pub const AUDIT_PAGE: usize = 1_000;
+
+/// The category of purchases made without a DE48 basket.
+pub const NO_BASKET: &str = "--";
+
+/// A category's name from the host interface's catalogue (§4).
+pub fn category_name(code: &str) -> &'static str {
+    match code {
+        "01" => "rice",
+        "02" => "eggs",
+        "03" => "animal protein",
+        "04" => "plant protein",
+        "05" => "vegetables",
+        "06" => "fruit",
+        "07" => "cooking oil",
+        "08" => "sugar",
+        "09" => "spices",
+        NO_BASKET => "no basket sent",
+        c if c >= "90" => "non-food",
+        _ => "other food and staples",
+    }
+}
+
+/// A calendar half-year in WITA days.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Semester {
+    /// The year.
+    pub year: i32,
+    /// 1 (January-June) or 2 (July-December).
+    pub half: u8,
+}
+
+impl Semester {
+    /// The first day.
+    pub fn first_day(self) -> Day {
+        let month = if self.half == 1 { 1 } else { 7 };
+        Day::parse_iso(&format!("{:04}-{month:02}-01", self.year)).unwrap_or_default()
+    }
+
+    /// The last day.
+    pub fn last_day(self) -> Day {
+        let (month, day) = if self.half == 1 { (6, 30) } else { (12, 31) };
+        Day::parse_iso(&format!("{:04}-{month:02}-{day:02}", self.year)).unwrap_or_default()
+    }
+
+    /// The first UTC second and the last.
+    pub fn window(self) -> (i64, i64) {
+        (
+            wita_day_start(self.first_day()),
+            wita_day_start(self.last_day()) + 86_399,
+        )
+    }
+}
+
+/// Money flows and balances of one row (a program, a kecamatan, or all).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flows {
+    /// Funding received in the semester (programs and totals only).
+    pub funded: Money,
+    /// Credited to pockets in the semester.
+    pub disbursed: Money,
+    /// Approved purchases in the semester (gross: reversed ones included).
+    pub spent: Money,
+    /// Reversals in the semester.
+    pub reversed: Money,
+    /// Expired pockets returned to giro by a year-end close in the semester.
+    pub returned: Money,
+    /// Netted to E-Warong payable accounts by settlements in the semester.
+    pub settled: Money,
+    /// Pocket balances at the end of the semester.
+    pub unspent: Money,
+    /// Giro balances at the end of the semester (programs and totals only).
+    pub giro_balance: Money,
+}
+
+/// Registry counts of one row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct People {
+    /// Beneficiaries determined (enrolled, for a program row).
+    pub people_determined: u64,
+    /// Cards of those beneficiaries, any status.
+    pub cards_issued: u64,
+    /// Of those, cards handed over (any status but `issued`).
+    pub cards_delivered: u64,
+}
+
+/// What the report computes, in minor units, before it is written in any format.
+#[derive(Clone, Debug, Default)]
+pub struct Figures {
+    /// Per program, by code: name, people, flows.
+    pub programs: BTreeMap<String, (String, People, Flows)>,
+    /// Per kecamatan, by name: people, flows, E-Warong active, E-Warong transacting.
+    pub kecamatan: BTreeMap<String, (People, Flows, u64, u64)>,
+    /// Everything: people (each person once), flows, E-Warong active, transacting.
+    pub totals: (People, Flows, u64, u64),
+    /// Per commodity category: items, purchases, amount, reversed amount.
+    pub categories: BTreeMap<String, (u64, u64, Money, Money)>,
+    /// Cards credited and never used by the end of the semester, with a balance: card,
+    /// kecamatan, status, balance.
+    pub never_used: Vec<(CardId, String, CardStatus, Money)>,
+    /// Terminal batches closed in the semester whose totals differ from the journal's, or
+    /// closed by settlement because the terminal never sent its 0500.
+    pub batch_exceptions: Vec<BatchException>,
+    /// Cards whose PIN is locked now.
+    pub pin_locked: u64,
+    /// Cards by status now: lost, stolen, damaged.
+    pub lost: u64,
+    /// Stolen.
+    pub stolen: u64,
+    /// Damaged.
+    pub damaged: u64,
+    /// Cards replaced by another card.
+    pub replaced: u64,
+    /// Rows refused at import in the semester because their NIK was already registered.
+    pub duplicate_nik_rows: u64,
+    /// Rows rejected at import in the semester (bad NIK, bad date, ...).
+    pub rejected_rows: u64,
+    /// Beneficiaries flagged at import as possible duplicates (same name and birth date).
+    pub possible_duplicates: u64,
+}
+
+/// A batch the reconciliation would list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BatchException {
+    /// `out_of_balance` or `closed_by_settlement`.
+    pub kind: String,
+    /// DE41.
+    pub terminal_id: String,
+    /// DE42 of the terminal's E-Warong.
+    pub merchant_id: String,
+    /// DE60 as sent (`SETTLEMENT` for a close forced by settlement).
+    pub batch_number: String,
+    /// When it closed (WITA).
+    pub closed_at: String,
+    /// Approved purchases the terminal counted.
+    pub terminal_sales_count: u32,
+    /// Their amount.
+    pub terminal_sales_amount: String,
+    /// Approved, unreversed purchases the journal holds.
+    pub journal_sales_count: u32,
+    /// Their amount.
+    pub journal_sales_amount: String,
+}
+
+/// The registry as the report reads it.
+pub struct Registry<'a> {
+    /// Programs.
+    pub programs: &'a [Program],
+    /// Beneficiaries.
+    pub beneficiaries: &'a [Beneficiary],
+    /// Cards.
+    pub cards: &'a [Card],
+    /// E-Warong.
+    pub merchants: &'a [Merchant],
+    /// Terminals.
+    pub terminals: &'a [Terminal],
+    /// Audit lines of imports in the semester.
+    pub imports: &'a [AuditEntry],
+}
+
+fn add(total: &mut Money, amount: Money) {
+    // Sums of journaled amounts: each fits, and so does any sum the journal accepted.
+    *total = total.checked_add(amount).unwrap_or(*total);
+}
+
+fn sub(total: &mut Money, amount: Money) {
+    *total = total.checked_sub(amount).unwrap_or(*total);
+}
+
+/// Computes the report's figures for `window` (first and last UTC second). Balances are at
+/// the window's end; flows are within it.
+pub fn compute(state: &State, registry: &Registry<'_>, window: (i64, i64)) -> Figures {
+    let (start, end) = window;
+    let holder: HashMap<&str, &Beneficiary> = registry
+        .beneficiaries
+        .iter()
+        .map(|b| (b.ssn.as_str(), b))
+        .collect();
+    let card_kecamatan: HashMap<CardId, &str> = registry
+        .cards
+        .iter()
+        .map(|c| {
+            let kecamatan = holder
+                .get(c.ssn.as_str())
+                .map_or("(unknown)", |b| b.kecamatan.as_str());
+            (c.card_id, kecamatan)
+        })
+        .collect();
+    let kecamatan_of = |card: &CardId| -> String {
+        card_kecamatan
+            .get(card)
+            .copied()
+            .unwrap_or("(unknown)")
+            .to_string()
+    };
+    let mut figures = Figures::default();
+    let mut programs: BTreeMap<String, Flows> = BTreeMap::new();
+    let mut kecamatan: BTreeMap<String, Flows> = BTreeMap::new();
+    let mut pockets: HashMap<CardId, Money> = HashMap::new();
+    let mut credited: HashSet<CardId> = HashSet::new();
+    let mut used: HashSet<CardId> = HashSet::new();
+    let mut transacting: HashSet<MerchantId> = HashSet::new();
+
+    for (at, id) in &state.log {
+        if *at > end {
+            break;
+        }
+        let within = *at >= start;
+        if let Some(purchase) = state.purchases.get(id) {
+            let record = &purchase.record;
+            let Some(card) = record.card else { continue };
+            if record.response.code != ResponseCode::APPROVED || record.legs.is_empty() {
+                continue;
+            }
+            used.insert(card);
+            let area = kecamatan_of(&card);
+            for leg in &record.legs {
+                sub(pockets.entry(card).or_default(), leg.amount);
+                let program = programs.entry(leg.program.as_str().into()).or_default();
+                add(&mut program.giro_balance, leg.amount);
+                sub(&mut program.unspent, leg.amount);
+                let area_flows = kecamatan.entry(area.clone()).or_default();
+                sub(&mut area_flows.unspent, leg.amount);
+                if within {
+                    add(&mut program.spent, leg.amount);
+                    add(&mut area_flows.spent, leg.amount);
+                }
+            }
+            if within {
+                transacting.insert(record.merchant.clone());
+                let reversed = purchase.reversed;
+                let mut count_category = |category: &str, amount: Money, first: bool| {
+                    let row = figures.categories.entry(category.to_string()).or_default();
+                    row.0 += 1;
+                    if first {
+                        row.1 += 1;
+                    }
+                    add(&mut row.2, amount);
+                    if reversed {
+                        add(&mut row.3, amount);
+                    }
+                };
+                if record.basket.is_empty() {
+                    count_category(NO_BASKET, record.amount, true);
+                } else {
+                    let mut seen = BTreeSet::new();
+                    for item in &record.basket {
+                        let first = seen.insert(item.category.as_str());
+                        count_category(&item.category, item.amount, first);
+                    }
+                }
+            }
+            continue;
+        }
+        let Some(record) = state.transfers.get(id) else {
+            continue;
+        };
+        match record {
+            Record::Funding {
+                program, amount, ..
+            } => {
+                let row = programs.entry(program.as_str().into()).or_default();
+                add(&mut row.giro_balance, *amount);
+                if within {
+                    add(&mut row.funded, *amount);
+                }
+            }
+            Record::Disbursement {
+                program, credits, ..
+            } => {
+                let row = programs.entry(program.as_str().into()).or_default();
+                for (card, amount) in credits {
+                    credited.insert(*card);
+                    add(pockets.entry(*card).or_default(), *amount);
+                    sub(&mut row.giro_balance, *amount);
+                    add(&mut row.unspent, *amount);
+                    let area = kecamatan.entry(kecamatan_of(card)).or_default();
+                    add(&mut area.unspent, *amount);
+                    if within {
+                        add(&mut row.disbursed, *amount);
+                        add(&mut area.disbursed, *amount);
+                    }
+                }
+            }
+            Record::Reversal(reversal) => {
+                if let ReversalEffect::Reversed { card, legs } = &reversal.effect {
+                    for leg in legs {
+                        add(pockets.entry(*card).or_default(), leg.amount);
+                        let row = programs.entry(leg.program.as_str().into()).or_default();
+                        sub(&mut row.giro_balance, leg.amount);
+                        add(&mut row.unspent, leg.amount);
+                        let area = kecamatan.entry(kecamatan_of(card)).or_default();
+                        add(&mut area.unspent, leg.amount);
+                        if within {
+                            add(&mut row.reversed, leg.amount);
+                            add(&mut area.reversed, leg.amount);
+                        }
+                    }
+                }
+            }
+            Record::Replacement {
+                old_card,
+                new_card,
+                moves,
+            } => {
+                credited.insert(*new_card);
+                for leg in moves {
+                    sub(pockets.entry(*old_card).or_default(), leg.amount);
+                    add(pockets.entry(*new_card).or_default(), leg.amount);
+                    // Both cards are one person's: the kecamatan's balance does not change.
+                }
+            }
+            Record::ProgramClose {
+                program, returns, ..
+            } => {
+                let row = programs.entry(program.as_str().into()).or_default();
+                for (card, amount) in returns {
+                    sub(pockets.entry(*card).or_default(), *amount);
+                    add(&mut row.giro_balance, *amount);
+                    sub(&mut row.unspent, *amount);
+                    let area = kecamatan.entry(kecamatan_of(card)).or_default();
+                    sub(&mut area.unspent, *amount);
+                    if within {
+                        add(&mut row.returned, *amount);
+                        add(&mut area.returned, *amount);
+                    }
+                }
+            }
+            Record::Settlement { lines, .. } => {
+                for line in lines {
+                    for net in &line.net {
+                        let row = programs.entry(net.program.as_str().into()).or_default();
+                        sub(&mut row.giro_balance, net.amount);
+                        if within {
+                            add(&mut row.settled, net.amount);
+                        }
+                    }
+                }
+            }
+            Record::Purchase(_) | Record::Payout { .. } | Record::BatchClose { .. } => {}
+        }
+    }
+
+    // People and cards from the registry.
+    let mut program_people: BTreeMap<String, People> = BTreeMap::new();
+    let mut area_people: BTreeMap<String, People> = BTreeMap::new();
+    let mut total_people = People::default();
+    for beneficiary in registry.beneficiaries {
+        if beneficiary.status == BeneficiaryStatus::Determined {
+            total_people.people_determined += 1;
+            area_people
+                .entry(beneficiary.kecamatan.clone())
+                .or_default()
+                .people_determined += 1;
+            for program in &beneficiary.enrolments {
+                program_people
+                    .entry(program.as_str().into())
+                    .or_default()
+                    .people_determined += 1;
+            }
+        }
+    }
+    for card in registry.cards {
+        let delivered = u64::from(card.status != CardStatus::Issued);
+        let Some(beneficiary) = holder.get(card.ssn.as_str()) else {
+            continue;
+        };
+        for people in std::iter::once(&mut total_people).chain(std::iter::once(
+            area_people
+                .entry(beneficiary.kecamatan.clone())
+                .or_default(),
+        )) {
+            people.cards_issued += 1;
+            people.cards_delivered += delivered;
+        }
+        for program in &beneficiary.enrolments {
+            let people = program_people.entry(program.as_str().into()).or_default();
+            people.cards_issued += 1;
+            people.cards_delivered += delivered;
+        }
+        match card.status {
+            CardStatus::Lost => figures.lost += 1,
+            CardStatus::Stolen => figures.stolen += 1,
+            CardStatus::Damaged => figures.damaged += 1,
+            _ => {}
+        }
+        figures.replaced += u64::from(card.replaced_by.is_some());
+        figures.pin_locked += u64::from(card.pin_locked());
+        let balance = pockets.get(&card.card_id).copied().unwrap_or(Money::ZERO);
+        if credited.contains(&card.card_id)
+            && !used.contains(&card.card_id)
+            && balance.is_positive()
+        {
+            figures.never_used.push((
+                card.card_id,
+                beneficiary.kecamatan.clone(),
+                card.status,
+                balance,
+            ));
+        }
+    }
+    figures.never_used.sort_by_key(|(card, ..)| *card);
+    figures.possible_duplicates = registry
+        .beneficiaries
+        .iter()
+        .filter(|b| b.possible_duplicate)
+        .count() as u64;
+    for line in registry.imports {
+        if line.action == "beneficiaries.import" && (start..=end).contains(&line.at_unix_seconds) {
+            let (duplicates, rejected) = import_counts(&line.outcome);
+            figures.duplicate_nik_rows += duplicates;
+            figures.rejected_rows += rejected;
+        }
+    }
+
+    // E-Warong.
+    let mut area_merchants: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let (mut active, mut trading) = (0, 0);
+    for merchant in registry.merchants {
+        let row = area_merchants
+            .entry(merchant.kecamatan.clone())
+            .or_default();
+        let is_active = u64::from(merchant.active);
+        let is_trading = u64::from(transacting.contains(&merchant.merchant_id));
+        row.0 += is_active;
+        row.1 += is_trading;
+        active += is_active;
+        trading += is_trading;
+    }
+
+    // Batches.
+    let terminal_merchant: HashMap<&TerminalId, &MerchantId> = registry
+        .terminals
+        .iter()
+        .map(|t| (&t.terminal_id, &t.merchant_id))
+        .collect();
+    let mut batches: Vec<(i64, BatchException)> = Vec::new();
+    for (terminal, history) in &state.terminals {
+        for closed in &history.closed {
+            if !(start..=end).contains(&closed.closed_at_unix_seconds) {
+                continue;
+            }
+            let forced = closed.batch_number == SETTLEMENT_BATCH_NUMBER;
+            let kind = if forced && closed.switch_totals.sales_count > 0 {
+                "closed_by_settlement"
+            } else if !forced && closed.terminal_totals != closed.switch_totals {
+                "out_of_balance"
+            } else {
+                continue;
+            };
+            batches.push((
+                closed.closed_at_unix_seconds,
+                BatchException {
+                    kind: kind.into(),
+                    terminal_id: terminal.as_str().into(),
+                    merchant_id: terminal_merchant
+                        .get(terminal)
+                        .map_or_else(String::new, |m| m.as_str().into()),
+                    batch_number: closed.batch_number.clone(),
+                    closed_at: wita_time(closed.closed_at_unix_seconds),
+                    terminal_sales_count: closed.terminal_totals.sales_count,
+                    terminal_sales_amount: closed.terminal_totals.sales_amount.to_string(),
+                    journal_sales_count: closed.switch_totals.sales_count,
+                    journal_sales_amount: closed.switch_totals.sales_amount.to_string(),
+                },
+            ));
+        }
+    }
+    batches.sort_by(|a, b| (a.0, &a.1.terminal_id).cmp(&(b.0, &b.1.terminal_id)));
+    figures.batch_exceptions = batches.into_iter().map(|(_, b)| b).collect();
+
+    // Rows: every program of the registry (and any the journal names), every kecamatan with
+    // people, money or E-Warong.
+    let names: HashMap<&str, &str> = registry
+        .programs
+        .iter()
+        .map(|p| (p.code.as_str(), p.name.as_str()))
+        .collect();
+    let codes: BTreeSet<String> = registry
+        .programs
+        .iter()
+        .map(|p| p.code.as_str().to_string())
+        .chain(programs.keys().cloned())
+        .collect();
+    let mut total_flows = Flows::default();
+    for code in codes {
+        let flows = programs.get(&code).copied().unwrap_or_default();
+        for (total, part) in [
+            (&mut total_flows.funded, flows.funded),
+            (&mut total_flows.disbursed, flows.disbursed),
+            (&mut total_flows.spent, flows.spent),
+            (&mut total_flows.reversed, flows.reversed),
+            (&mut total_flows.returned, flows.returned),
+            (&mut total_flows.settled, flows.settled),
+            (&mut total_flows.unspent, flows.unspent),
+            (&mut total_flows.giro_balance, flows.giro_balance),
+        ] {
+            add(total, part);
+        }
+        let name = names.get(code.as_str()).copied().unwrap_or("").to_string();
+        let people = program_people.get(&code).copied().unwrap_or_default();
+        figures.programs.insert(code, (name, people, flows));
+    }
+    let areas: BTreeSet<String> = area_people
+        .keys()
+        .chain(kecamatan.keys())
+        .chain(area_merchants.keys())
+        .cloned()
+        .collect();
+    for area in areas {
+        let people = area_people.get(&area).copied().unwrap_or_default();
+        let flows = kecamatan.get(&area).copied().unwrap_or_default();
+        let (active, trading) = area_merchants.get(&area).copied().unwrap_or_default();
+        figures
+            .kecamatan
+            .insert(area, (people, flows, active, trading));
+    }
+    figures.totals = (total_people, total_flows, active, trading);
+    figures
+}
+
+/// Duplicate and rejected rows from an import's audit outcome (`ok: R rows, I imported, D
+/// duplicates, P possible duplicates, X rejected`); zeros for anything else.
+pub fn import_counts(outcome: &str) -> (u64, u64) {
+    let Some(rest) = outcome.strip_prefix("ok: ") else {
+        return (0, 0);
+    };
+    let mut duplicates = 0;
+    let mut rejected = 0;
+    for part in rest.split(", ") {
+        let Some((number, what)) = part.split_once(' ') else {
+            continue;
+        };
+        let Ok(number) = number.parse::<u64>() else {
+            continue;
+        };
+        match what {
+            "duplicates" => duplicates = number,
+            "rejected" => rejected = number,
+            _ => {}
+        }
+    }
+    (duplicates, rejected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_outcomes_are_read_back() {
+        assert_eq!(
+            import_counts(
+                "ok: 12 rows, 7 imported, 3 duplicates, 1 possible duplicates, 2 rejected"
+            ),
+            (3, 2)
+        );
+        assert_eq!(import_counts("conflict"), (0, 0));
+    }
+
+    #[test]
+    fn semesters_cover_the_year() {
+        let first = Semester {
+            year: 2026,
+            half: 1,
+        };
+        let second = Semester {
+            year: 2026,
+            half: 2,
+        };
+        assert_eq!(first.first_day().to_string(), "2026-01-01");
+        assert_eq!(first.last_day().to_string(), "2026-06-30");
+        assert_eq!(second.first_day().to_string(), "2026-07-01");
+        assert_eq!(second.last_day().to_string(), "2026-12-31");
+        assert_eq!(first.window().1 + 1, second.window().0);
+    }
+
+    #[test]
+    fn categories_have_names() {
+        assert_eq!(category_name("01"), "rice");
+        assert_eq!(category_name("95"), "non-food");
+        assert_eq!(category_name(NO_BASKET), "no basket sent");
+    }
+}

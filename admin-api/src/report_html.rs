@@ -1,0 +1,575 @@
+//! The semester report as CSV and as a self-contained, printable HTML page with inline SVG
+//! charts: no script, no font, no image or style sheet from anywhere, so it opens offline and
+//! prints the same on any machine (A4 portrait; every chart scales to the page width).
+
+use std::fmt::Write as _;
+
+use crate::routes::reports::SemesterReport;
+
+/// The report as CSV: one `section,key,field,value` row per figure, in the JSON's order.
+pub fn csv(report: &SemesterReport) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut row = |section: &str, key: &str, field: &str, value: &str| {
+        // Writing to a Vec cannot fail.
+        let _ = writer.write_record([section, key, field, value]);
+    };
+    row("section", "key", "field", "value");
+    row("period", "", "year", &report.year.to_string());
+    row("period", "", "half", &report.half.to_string());
+    row("period", "", "from", &report.from);
+    row("period", "", "to", &report.to);
+    row("period", "", "generated_at", &report.generated_at);
+    let t = &report.totals;
+    for (field, value) in [
+        ("people_determined", t.people_determined.to_string()),
+        ("cards_issued", t.cards_issued.to_string()),
+        ("cards_delivered", t.cards_delivered.to_string()),
+        ("funded", t.funded.clone()),
+        ("disbursed", t.disbursed.clone()),
+        ("spent", t.spent.clone()),
+        ("reversed", t.reversed.clone()),
+        ("returned", t.returned.clone()),
+        ("settled", t.settled.clone()),
+        ("unspent", t.unspent.clone()),
+        ("giro_balance", t.giro_balance.clone()),
+        ("e_warong_active", t.e_warong_active.to_string()),
+        ("e_warong_transacting", t.e_warong_transacting.to_string()),
+    ] {
+        row("total", "", field, &value);
+    }
+    for p in &report.programs {
+        for (field, value) in [
+            ("name", p.name.clone()),
+            ("people_determined", p.people_determined.to_string()),
+            ("cards_issued", p.cards_issued.to_string()),
+            ("cards_delivered", p.cards_delivered.to_string()),
+            ("funded", p.funded.clone()),
+            ("disbursed", p.disbursed.clone()),
+            ("spent", p.spent.clone()),
+            ("reversed", p.reversed.clone()),
+            ("returned", p.returned.clone()),
+            ("settled", p.settled.clone()),
+            ("unspent", p.unspent.clone()),
+            ("giro_balance", p.giro_balance.clone()),
+        ] {
+            row("program", &p.program_code, field, &value);
+        }
+    }
+    for k in &report.kecamatan {
+        for (field, value) in [
+            ("people_determined", k.people_determined.to_string()),
+            ("cards_issued", k.cards_issued.to_string()),
+            ("cards_delivered", k.cards_delivered.to_string()),
+            ("disbursed", k.disbursed.clone()),
+            ("spent", k.spent.clone()),
+            ("reversed", k.reversed.clone()),
+            ("returned", k.returned.clone()),
+            ("unspent", k.unspent.clone()),
+            ("e_warong_active", k.e_warong_active.to_string()),
+            ("e_warong_transacting", k.e_warong_transacting.to_string()),
+        ] {
+            row("kecamatan", &k.kecamatan, field, &value);
+        }
+    }
+    for c in &report.categories {
+        for (field, value) in [
+            ("name", c.name.clone()),
+            ("items", c.items.to_string()),
+            ("purchases", c.purchases.to_string()),
+            ("amount", c.amount.clone()),
+            ("reversed", c.reversed.clone()),
+        ] {
+            row("category", &c.category, field, &value);
+        }
+    }
+    let n = &report.cards_never_used;
+    row("cards_never_used", "", "count", &n.count.to_string());
+    row("cards_never_used", "", "balance", &n.balance);
+    for card in &n.cards {
+        let key = card.card_id.to_string();
+        row("card_never_used", &key, "kecamatan", &card.kecamatan);
+        row("card_never_used", &key, "status", &card.status);
+        row("card_never_used", &key, "balance", &card.balance);
+    }
+    let e = &report.exceptions;
+    for (field, value) in [
+        ("batches", e.batches.len() as u64),
+        ("pin_locked_cards", e.pin_locked_cards),
+        ("cards_lost", e.cards_lost),
+        ("cards_stolen", e.cards_stolen),
+        ("cards_damaged", e.cards_damaged),
+        ("cards_replaced", e.cards_replaced),
+        ("duplicate_nik_rows", e.duplicate_nik_rows),
+        ("rejected_rows", e.rejected_rows),
+        ("possible_duplicates", e.possible_duplicates),
+    ] {
+        row("exceptions", "", field, &value.to_string());
+    }
+    for b in &e.batches {
+        let key = format!("{}/{}", b.terminal_id, b.batch_number);
+        for (field, value) in [
+            ("kind", b.kind.clone()),
+            ("merchant_id", b.merchant_id.clone()),
+            ("closed_at", b.closed_at.clone()),
+            ("terminal_sales_count", b.terminal_sales_count.to_string()),
+            ("terminal_sales_amount", b.terminal_sales_amount.clone()),
+            ("journal_sales_count", b.journal_sales_count.to_string()),
+            ("journal_sales_amount", b.journal_sales_amount.clone()),
+        ] {
+            row("batch", &key, field, &value);
+        }
+    }
+    drop(row);
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Escapes text for HTML.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Rupiah with thousands separators as Indonesians write them: `Rp 1.519.200.000`.
+fn rupiah(amount: &str) -> String {
+    let whole = amount.split('.').next().unwrap_or(amount);
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(c);
+    }
+    format!("Rp {grouped}")
+}
+
+/// Whole rupiah of an amount string, for chart lengths.
+fn value(amount: &str) -> u64 {
+    amount
+        .split('.')
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Series colours, distinguishable in greyscale print too.
+const COLOURS: [&str; 5] = ["#1f4e79", "#2e8b57", "#c0504d", "#e0a030", "#7f7f7f"];
+
+/// Chart width in SVG user units; the SVG scales to its container.
+const CHART_WIDTH: u32 = 640;
+/// Left margin for the labels.
+const LABEL_WIDTH: u32 = 170;
+
+/// A horizontal grouped bar chart: one group per label, one bar per series.
+fn bar_chart(id: &str, title: &str, series: &[&str], groups: &[(String, Vec<u64>)]) -> String {
+    let bar = 12;
+    let gap = 10;
+    let legend = 24;
+    let group_height = bar * series.len() as u32 + gap;
+    let height = legend + group_height * groups.len().max(1) as u32 + 10;
+    let max = groups
+        .iter()
+        .flat_map(|(_, values)| values.iter().copied())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let plot = CHART_WIDTH - LABEL_WIDTH - 90;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<figure class="chart" id="{id}"><figcaption>{}</figcaption><svg viewBox="0 0 {CHART_WIDTH} {height}" role="img" aria-label="{}" preserveAspectRatio="xMinYMin meet">"#,
+        esc(title),
+        esc(title)
+    );
+    for (i, name) in series.iter().enumerate() {
+        let x = LABEL_WIDTH + i as u32 * 110;
+        let _ = write!(
+            svg,
+            r#"<rect x="{x}" y="4" width="10" height="10" fill="{}"/><text x="{}" y="13" class="legend">{}</text>"#,
+            COLOURS[i % COLOURS.len()],
+            x + 14,
+            esc(name)
+        );
+    }
+    for (g, (label, values)) in groups.iter().enumerate() {
+        let top = legend + g as u32 * group_height;
+        let short: String = label.chars().take(24).collect();
+        let _ = write!(
+            svg,
+            r#"<text x="{}" y="{}" class="label" text-anchor="end">{}</text>"#,
+            LABEL_WIDTH - 6,
+            top + group_height / 2,
+            esc(&short)
+        );
+        for (s, v) in values.iter().enumerate() {
+            let width = (u128::from(*v) * u128::from(plot) / u128::from(max)) as u32;
+            let y = top + s as u32 * bar;
+            let _ = write!(
+                svg,
+                r#"<rect x="{LABEL_WIDTH}" y="{y}" width="{width}" height="{}" fill="{}"><title>{}: {v}</title></rect><text x="{}" y="{}" class="value">{}</text>"#,
+                bar - 2,
+                COLOURS[s % COLOURS.len()],
+                esc(series[s]),
+                LABEL_WIDTH + width + 4,
+                y + bar - 3,
+                group_value(*v)
+            );
+        }
+    }
+    svg.push_str("</svg></figure>");
+    svg
+}
+
+/// A compact number for a bar's end: 1.519.200.000 → `1.52 M` style in Indonesian units.
+fn group_value(v: u64) -> String {
+    match v {
+        0..=9_999 => v.to_string(),
+        10_000..=999_999 => format!("{} rb", v / 1_000),
+        1_000_000..=999_999_999 => format!("{:.1} jt", v as f64 / 1e6),
+        _ => format!("{:.2} M", v as f64 / 1e9),
+    }
+}
+
+fn table(head: &[&str], rows: &[Vec<String>]) -> String {
+    let mut html = String::from("<table><thead><tr>");
+    for h in head {
+        let _ = write!(html, "<th>{}</th>", esc(h));
+    }
+    html.push_str("</tr></thead><tbody>");
+    for row in rows {
+        html.push_str("<tr>");
+        for cell in row {
+            let _ = write!(html, "<td>{}</td>", esc(cell));
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</tbody></table>");
+    html
+}
+
+const STYLE: &str = r#"
+@page { size: A4 portrait; margin: 14mm; }
+* { box-sizing: border-box; }
+body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; font-size: 10pt;
+  color: #111; margin: 0 auto; max-width: 182mm; padding: 6mm; }
+h1 { font-size: 16pt; margin: 0 0 2mm; } h2 { font-size: 12pt; margin: 6mm 0 2mm;
+  border-bottom: 1px solid #999; break-after: avoid; }
+p.meta { color: #444; margin: 0 0 4mm; }
+table { width: 100%; border-collapse: collapse; table-layout: fixed; margin: 2mm 0;
+  font-size: 8pt; break-inside: auto; }
+th, td { border: 1px solid #bbb; padding: 1mm; text-align: right; overflow-wrap: anywhere; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #eef2f7; }
+tr { break-inside: avoid; }
+figure.chart { margin: 3mm 0; break-inside: avoid; width: 100%; }
+figure.chart svg { width: 100%; height: auto; display: block; }
+figcaption { font-weight: bold; margin-bottom: 1mm; }
+text { font-family: inherit; font-size: 10px; fill: #111; }
+text.value { font-size: 9px; fill: #333; }
+.note { font-size: 8pt; color: #444; }
+"#;
+
+/// The report as one HTML page: tables for every figure, SVG charts for the main ones.
+pub fn html(report: &SemesterReport) -> String {
+    let title = format!(
+        "Laporan Semester {} Tahun {} — Program SSN Kota Samarinda",
+        report.half, report.year
+    );
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!DOCTYPE html><html lang=\"id\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>",
+        esc(&title)
+    );
+    let _ = write!(
+        html,
+        "<h1>{}</h1><p class=\"meta\">Semester report to the Mayor (Perwali 70/2025 Pasal 13(3)), {} to {}; made {}. Money flows are those of the semester, balances at its end; people, cards and E-Warong as when the report was made.</p>",
+        esc(&title),
+        esc(&report.from),
+        esc(&report.to),
+        esc(&report.generated_at)
+    );
+
+    let t = &report.totals;
+    html.push_str("<h2>1. Totals</h2>");
+    html.push_str(&table(
+        &["Figure", "Value"],
+        &[
+            vec!["People determined".into(), t.people_determined.to_string()],
+            vec!["Cards issued".into(), t.cards_issued.to_string()],
+            vec!["Cards delivered".into(), t.cards_delivered.to_string()],
+            vec!["Funded".into(), rupiah(&t.funded)],
+            vec!["Disbursed".into(), rupiah(&t.disbursed)],
+            vec!["Spent".into(), rupiah(&t.spent)],
+            vec!["Reversed".into(), rupiah(&t.reversed)],
+            vec!["Returned at year end".into(), rupiah(&t.returned)],
+            vec!["Settled to E-Warong".into(), rupiah(&t.settled)],
+            vec!["Unspent in pockets".into(), rupiah(&t.unspent)],
+            vec!["Giro balance".into(), rupiah(&t.giro_balance)],
+            vec!["E-Warong active".into(), t.e_warong_active.to_string()],
+            vec![
+                "E-Warong transacting".into(),
+                t.e_warong_transacting.to_string(),
+            ],
+        ],
+    ));
+
+    html.push_str("<h2>2. Money per program</h2>");
+    html.push_str(&bar_chart(
+        "chart-programs",
+        "Funded → disbursed → spent → unspent, per program (rupiah)",
+        &["funded", "disbursed", "spent", "unspent"],
+        &report
+            .programs
+            .iter()
+            .map(|p| {
+                (
+                    p.program_code.clone(),
+                    vec![
+                        value(&p.funded),
+                        value(&p.disbursed),
+                        value(&p.spent),
+                        value(&p.unspent),
+                    ],
+                )
+            })
+            .collect::<Vec<_>>(),
+    ));
+    html.push_str(&table(
+        &[
+            "Program",
+            "People",
+            "Cards",
+            "Delivered",
+            "Funded",
+            "Disbursed",
+            "Spent",
+            "Reversed",
+            "Returned",
+            "Unspent",
+        ],
+        &report
+            .programs
+            .iter()
+            .map(|p| {
+                vec![
+                    format!("{} {}", p.program_code, p.name),
+                    p.people_determined.to_string(),
+                    p.cards_issued.to_string(),
+                    p.cards_delivered.to_string(),
+                    rupiah(&p.funded),
+                    rupiah(&p.disbursed),
+                    rupiah(&p.spent),
+                    rupiah(&p.reversed),
+                    rupiah(&p.returned),
+                    rupiah(&p.unspent),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    ));
+
+    html.push_str("<h2>3. Per kecamatan</h2>");
+    html.push_str(&bar_chart(
+        "chart-kecamatan",
+        "Disbursed, spent and unspent per kecamatan (rupiah)",
+        &["disbursed", "spent", "unspent"],
+        &report
+            .kecamatan
+            .iter()
+            .map(|k| {
+                (
+                    k.kecamatan.clone(),
+                    vec![value(&k.disbursed), value(&k.spent), value(&k.unspent)],
+                )
+            })
+            .collect::<Vec<_>>(),
+    ));
+    html.push_str(&table(
+        &[
+            "Kecamatan",
+            "People",
+            "Cards",
+            "Delivered",
+            "Disbursed",
+            "Spent",
+            "Unspent",
+            "E-Warong",
+            "Trading",
+        ],
+        &report
+            .kecamatan
+            .iter()
+            .map(|k| {
+                vec![
+                    k.kecamatan.clone(),
+                    k.people_determined.to_string(),
+                    k.cards_issued.to_string(),
+                    k.cards_delivered.to_string(),
+                    rupiah(&k.disbursed),
+                    rupiah(&k.spent),
+                    rupiah(&k.unspent),
+                    k.e_warong_active.to_string(),
+                    k.e_warong_transacting.to_string(),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    ));
+
+    html.push_str("<h2>4. Purchases by commodity</h2>");
+    html.push_str(&bar_chart(
+        "chart-categories",
+        "Amount bought per commodity category (rupiah)",
+        &["amount", "reversed"],
+        &report
+            .categories
+            .iter()
+            .map(|c| {
+                (
+                    format!("{} {}", c.category, c.name),
+                    vec![value(&c.amount), value(&c.reversed)],
+                )
+            })
+            .collect::<Vec<_>>(),
+    ));
+    html.push_str(&table(
+        &["Category", "Items", "Purchases", "Amount", "Reversed"],
+        &report
+            .categories
+            .iter()
+            .map(|c| {
+                vec![
+                    format!("{} {}", c.category, c.name),
+                    c.items.to_string(),
+                    c.purchases.to_string(),
+                    rupiah(&c.amount),
+                    rupiah(&c.reversed),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    ));
+
+    let n = &report.cards_never_used;
+    html.push_str("<h2>5. Cards never used</h2>");
+    let _ = write!(
+        html,
+        "<p>{} cards received money and made no purchase by the end of the semester; they hold {}.</p>",
+        n.count,
+        rupiah(&n.balance)
+    );
+    let mut per_area: std::collections::BTreeMap<&str, u64> = Default::default();
+    for card in &n.cards {
+        *per_area.entry(card.kecamatan.as_str()).or_default() += 1;
+    }
+    html.push_str(&bar_chart(
+        "chart-never-used",
+        "Cards never used per kecamatan",
+        &["cards"],
+        &per_area
+            .iter()
+            .map(|(area, count)| (area.to_string(), vec![*count]))
+            .collect::<Vec<_>>(),
+    ));
+    html.push_str(&table(
+        &["Card", "Kecamatan", "Status", "Balance"],
+        &n.cards
+            .iter()
+            .map(|c| {
+                vec![
+                    c.card_id.to_string(),
+                    c.kecamatan.clone(),
+                    c.status.clone(),
+                    rupiah(&c.balance),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    ));
+
+    let e = &report.exceptions;
+    html.push_str("<h2>6. Exceptions</h2>");
+    html.push_str(&table(
+        &["Exception", "Count"],
+        &[
+            vec![
+                "Terminal batches out of balance or never closed".into(),
+                e.batches.len().to_string(),
+            ],
+            vec![
+                "Cards with a locked PIN".into(),
+                e.pin_locked_cards.to_string(),
+            ],
+            vec!["Cards lost".into(), e.cards_lost.to_string()],
+            vec!["Cards stolen".into(), e.cards_stolen.to_string()],
+            vec!["Cards damaged".into(), e.cards_damaged.to_string()],
+            vec!["Cards replaced".into(), e.cards_replaced.to_string()],
+            vec![
+                "Duplicate NIKs refused at import".into(),
+                e.duplicate_nik_rows.to_string(),
+            ],
+            vec![
+                "Rows rejected at import".into(),
+                e.rejected_rows.to_string(),
+            ],
+            vec![
+                "Possible duplicates (same name and birth date)".into(),
+                e.possible_duplicates.to_string(),
+            ],
+        ],
+    ));
+    html.push_str(&table(
+        &[
+            "Terminal", "E-Warong", "Batch", "Kind", "Closed", "Terminal", "Journal",
+        ],
+        &e.batches
+            .iter()
+            .map(|b| {
+                vec![
+                    b.terminal_id.clone(),
+                    b.merchant_id.clone(),
+                    b.batch_number.clone(),
+                    b.kind.clone(),
+                    b.closed_at.clone(),
+                    format!(
+                        "{} / {}",
+                        b.terminal_sales_count,
+                        rupiah(&b.terminal_sales_amount)
+                    ),
+                    format!(
+                        "{} / {}",
+                        b.journal_sales_count,
+                        rupiah(&b.journal_sales_amount)
+                    ),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    ));
+    html.push_str("<p class=\"note\">Computed from the SSN switch's journal and registry; every amount reconciles with the journal to the rupiah.</p></body></html>");
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rupiah_is_grouped_the_indonesian_way() {
+        assert_eq!(rupiah("1519200000.00"), "Rp 1.519.200.000");
+        assert_eq!(rupiah("900.00"), "Rp 900");
+        assert_eq!(rupiah("0.00"), "Rp 0");
+    }
+
+    #[test]
+    fn charts_escape_their_labels() {
+        let svg = bar_chart("c", "t", &["a"], &[("<b>".into(), vec![3])]);
+        assert!(svg.contains("&lt;b&gt;"));
+        assert!(!svg.contains("<b>"));
+    }
+}

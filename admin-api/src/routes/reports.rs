@@ -1,0 +1,719 @@
+//! Reports (`auditor`, `walikota`, `dinsos`): the semester report to the Mayor, the year-end
+//! close of a program (`dinsos`), and the public summary (no token).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use ssn_ledger::{Account, CardStatus, Day, Money, Record, ResponseCode, Role};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AdminState;
+use crate::error::{ApiError, ApiResult};
+use crate::report::{
+    BatchException, Figures, Flows, PUBLIC_CELL_MIN, People, Registry, Semester, category_name,
+    compute,
+};
+use crate::routes::programs::find_program;
+use crate::support::{Caller, JsonBody, QueryParams, parse_day, wita_time};
+
+pub(crate) fn routes() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(semester_report))
+        .routes(routes!(close_program))
+        .routes(routes!(public_summary))
+}
+
+/// Which report, in which form.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SemesterQuery {
+    /// The year, 2000 to 2100.
+    #[param(minimum = 2000, maximum = 2100, example = 2026)]
+    pub year: u16,
+    /// 1 (January-June) or 2 (July-December).
+    #[param(minimum = 1, maximum = 2, example = 2)]
+    pub half: u8,
+    /// `json` (default), `csv` or `html`.
+    #[param(pattern = "^(json|csv|html)$")]
+    pub format: Option<String>,
+}
+
+/// Money and counts of one program.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProgramRow {
+    /// Program code.
+    pub program_code: String,
+    /// Name.
+    pub name: String,
+    /// Beneficiaries determined and enrolled in the program (now).
+    pub people_determined: u64,
+    /// Their cards, any status (now).
+    pub cards_issued: u64,
+    /// Of those, handed over (now).
+    pub cards_delivered: u64,
+    /// Funding received in the semester.
+    pub funded: String,
+    /// Credited to pockets in the semester.
+    pub disbursed: String,
+    /// Approved purchases in the semester, reversed ones included.
+    pub spent: String,
+    /// Reversals in the semester.
+    pub reversed: String,
+    /// Expired pockets returned to the giro account by a year-end close in the semester.
+    pub returned: String,
+    /// Netted to E-Warong by settlements in the semester.
+    pub settled: String,
+    /// Pocket balances at the end of the semester.
+    pub unspent: String,
+    /// The giro account at the end of the semester.
+    pub giro_balance: String,
+}
+
+/// Money and counts of one kecamatan (people by where they live, E-Warong by where they
+/// trade).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KecamatanRow {
+    /// Kecamatan.
+    pub kecamatan: String,
+    /// Beneficiaries determined (now).
+    pub people_determined: u64,
+    /// Their cards (now).
+    pub cards_issued: u64,
+    /// Handed over (now).
+    pub cards_delivered: u64,
+    /// Credited to their pockets in the semester.
+    pub disbursed: String,
+    /// Their approved purchases in the semester.
+    pub spent: String,
+    /// Reversals in the semester.
+    pub reversed: String,
+    /// Returned by a year-end close in the semester.
+    pub returned: String,
+    /// Their pocket balances at the end of the semester.
+    pub unspent: String,
+    /// E-Warong active (now).
+    pub e_warong_active: u64,
+    /// E-Warong with an approved purchase in the semester.
+    pub e_warong_transacting: u64,
+}
+
+/// All programs together.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Totals {
+    /// Beneficiaries determined, each once (now).
+    pub people_determined: u64,
+    /// Cards, any status (now).
+    pub cards_issued: u64,
+    /// Handed over (now).
+    pub cards_delivered: u64,
+    /// Funding received in the semester.
+    pub funded: String,
+    /// Credited to pockets.
+    pub disbursed: String,
+    /// Approved purchases.
+    pub spent: String,
+    /// Reversals.
+    pub reversed: String,
+    /// Returned by year-end closes.
+    pub returned: String,
+    /// Netted to E-Warong.
+    pub settled: String,
+    /// Pocket balances at the end.
+    pub unspent: String,
+    /// Giro balances at the end.
+    pub giro_balance: String,
+    /// E-Warong active (now).
+    pub e_warong_active: u64,
+    /// E-Warong with an approved purchase in the semester.
+    pub e_warong_transacting: u64,
+}
+
+/// Purchases by commodity category (DE48 items of approved purchases in the semester).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryRow {
+    /// Two digits, or `--` for purchases sent without a basket.
+    pub category: String,
+    /// The catalogue's name.
+    pub name: String,
+    /// Basket items.
+    pub items: u64,
+    /// Purchases with at least one such item.
+    pub purchases: u64,
+    /// Their amount (the items' amounts; a purchase without a basket counts whole).
+    pub amount: String,
+    /// Of that, reversed.
+    pub reversed: String,
+}
+
+/// A card credited and never used.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NeverUsedCard {
+    /// Card id.
+    pub card_id: u64,
+    /// The holder's kecamatan.
+    pub kecamatan: String,
+    /// Status now.
+    pub status: String,
+    /// Its pockets at the end of the semester.
+    pub balance: String,
+}
+
+/// Cards that received money and never made an approved purchase by the semester's end.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NeverUsed {
+    /// How many.
+    pub count: u64,
+    /// Their money at the end of the semester.
+    pub balance: String,
+    /// Each card, by id.
+    pub cards: Vec<NeverUsedCard>,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Exceptions {
+    /// Batches closed in the semester out of balance, or closed by settlement because the
+    /// terminal never sent its 0500.
+    pub batches: Vec<BatchException>,
+    /// Cards whose PIN is locked after three wrong PINs (now).
+    pub pin_locked_cards: u64,
+    /// Cards reported lost (now).
+    pub cards_lost: u64,
+    /// Stolen.
+    pub cards_stolen: u64,
+    /// Damaged.
+    pub cards_damaged: u64,
+    /// Cards replaced by a new card.
+    pub cards_replaced: u64,
+    /// Import rows in the semester refused because the NIK was already registered.
+    pub duplicate_nik_rows: u64,
+    /// Import rows in the semester rejected (malformed NIK, date, ...).
+    pub rejected_rows: u64,
+    /// Beneficiaries flagged as possible duplicates (same name and birth date, other NIK).
+    pub possible_duplicates: u64,
+}
+
+/// The semester report to the Mayor (Pasal 13(3)).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SemesterReport {
+    /// The year.
+    pub year: u16,
+    /// 1 or 2.
+    pub half: u8,
+    /// First day.
+    pub from: String,
+    /// Last day.
+    pub to: String,
+    /// When it was made (WITA); people, cards and E-Warong are as of then.
+    pub generated_at: String,
+    /// All programs.
+    pub totals: Totals,
+    /// Per program, by code.
+    pub programs: Vec<ProgramRow>,
+    /// Per kecamatan, by name.
+    pub kecamatan: Vec<KecamatanRow>,
+    /// Per commodity category, by code.
+    pub categories: Vec<CategoryRow>,
+    /// Cards never used.
+    pub cards_never_used: NeverUsed,
+    /// Exceptions.
+    pub exceptions: Exceptions,
+}
+
+fn status_name(status: CardStatus) -> &'static str {
+    match status {
+        CardStatus::Issued => "issued",
+        CardStatus::Active => "active",
+        CardStatus::Blocked => "blocked",
+        CardStatus::Lost => "lost",
+        CardStatus::Stolen => "stolen",
+        CardStatus::Damaged => "damaged",
+        CardStatus::Replaced => "replaced",
+    }
+}
+
+fn report_view(figures: &Figures, semester: Semester, generated_at: i64) -> SemesterReport {
+    let (people, flows, active, trading) = figures.totals;
+    let never_used_balance = Money::checked_sum(figures.never_used.iter().map(|c| c.3));
+    SemesterReport {
+        year: semester.year as u16,
+        half: semester.half,
+        from: semester.first_day().to_string(),
+        to: semester.last_day().to_string(),
+        generated_at: wita_time(generated_at),
+        totals: Totals {
+            people_determined: people.people_determined,
+            cards_issued: people.cards_issued,
+            cards_delivered: people.cards_delivered,
+            funded: flows.funded.to_string(),
+            disbursed: flows.disbursed.to_string(),
+            spent: flows.spent.to_string(),
+            reversed: flows.reversed.to_string(),
+            returned: flows.returned.to_string(),
+            settled: flows.settled.to_string(),
+            unspent: flows.unspent.to_string(),
+            giro_balance: flows.giro_balance.to_string(),
+            e_warong_active: active,
+            e_warong_transacting: trading,
+        },
+        programs: figures
+            .programs
+            .iter()
+            .map(|(code, (name, people, flows))| ProgramRow {
+                program_code: code.clone(),
+                name: name.clone(),
+                people_determined: people.people_determined,
+                cards_issued: people.cards_issued,
+                cards_delivered: people.cards_delivered,
+                funded: flows.funded.to_string(),
+                disbursed: flows.disbursed.to_string(),
+                spent: flows.spent.to_string(),
+                reversed: flows.reversed.to_string(),
+                returned: flows.returned.to_string(),
+                settled: flows.settled.to_string(),
+                unspent: flows.unspent.to_string(),
+                giro_balance: flows.giro_balance.to_string(),
+            })
+            .collect(),
+        kecamatan: figures
+            .kecamatan
+            .iter()
+            .map(|(area, (people, flows, active, trading))| KecamatanRow {
+                kecamatan: area.clone(),
+                people_determined: people.people_determined,
+                cards_issued: people.cards_issued,
+                cards_delivered: people.cards_delivered,
+                disbursed: flows.disbursed.to_string(),
+                spent: flows.spent.to_string(),
+                reversed: flows.reversed.to_string(),
+                returned: flows.returned.to_string(),
+                unspent: flows.unspent.to_string(),
+                e_warong_active: *active,
+                e_warong_transacting: *trading,
+            })
+            .collect(),
+        categories: figures
+            .categories
+            .iter()
+            .map(|(code, (items, purchases, amount, reversed))| CategoryRow {
+                category: code.clone(),
+                name: category_name(code).into(),
+                items: *items,
+                purchases: *purchases,
+                amount: amount.to_string(),
+                reversed: reversed.to_string(),
+            })
+            .collect(),
+        cards_never_used: NeverUsed {
+            count: figures.never_used.len() as u64,
+            balance: never_used_balance.unwrap_or(Money::ZERO).to_string(),
+            cards: figures
+                .never_used
+                .iter()
+                .map(|(card, area, status, balance)| NeverUsedCard {
+                    card_id: card.0,
+                    kecamatan: area.clone(),
+                    status: status_name(*status).into(),
+                    balance: balance.to_string(),
+                })
+                .collect(),
+        },
+        exceptions: Exceptions {
+            batches: figures.batch_exceptions.clone(),
+            pin_locked_cards: figures.pin_locked,
+            cards_lost: figures.lost,
+            cards_stolen: figures.stolen,
+            cards_damaged: figures.damaged,
+            cards_replaced: figures.replaced,
+            duplicate_nik_rows: figures.duplicate_nik_rows,
+            rejected_rows: figures.rejected_rows,
+            possible_duplicates: figures.possible_duplicates,
+        },
+    }
+}
+
+/// Reads the registry and computes the figures for a window.
+async fn figures(state: &AdminState, window: (i64, i64)) -> ApiResult<Figures> {
+    let registry = state.ledger.registry();
+    let programs = registry.programs().await?;
+    let beneficiaries = registry.beneficiaries().await?;
+    let cards = registry.cards().await?;
+    let merchants = registry.merchants().await?;
+    let terminals = registry.terminals().await?;
+    let mut imports = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = registry.audit(from, crate::report::AUDIT_PAGE).await?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        from = last + 1;
+        imports.extend(
+            page.into_iter()
+                .map(|(_, line)| line)
+                .filter(|line| line.action == "beneficiaries.import"),
+        );
+    }
+    let journal = state.ledger.state();
+    Ok(compute(
+        &journal,
+        &Registry {
+            programs: &programs,
+            beneficiaries: &beneficiaries,
+            cards: &cards,
+            merchants: &merchants,
+            terminals: &terminals,
+            imports: &imports,
+        },
+        window,
+    ))
+}
+
+/// The semester report to the Mayor (Pasal 13(3)) as JSON, CSV (`section,key,field,value`) or
+/// a self-contained printable HTML page with charts.
+#[utoipa::path(get, path = "/reports/semester", tag = "reports", params(SemesterQuery),
+    responses((status = 200, description = "The report",
+        content((SemesterReport = "application/json"), (String = "text/csv"), (String = "text/html")))))]
+pub(crate) async fn semester_report(
+    State(state): State<AdminState>,
+    caller: Caller,
+    query: Result<QueryParams<SemesterQuery>, ApiError>,
+) -> ApiResult<Response> {
+    // The role first: a 403 never depends on the query.
+    caller.require(&[Role::Auditor, Role::Walikota, Role::Dinsos])?;
+    let QueryParams(query) = query?;
+    if !(2000..=2100).contains(&query.year) {
+        return Err(ApiError::malformed("year is 2000 to 2100"));
+    }
+    if !matches!(query.half, 1 | 2) {
+        return Err(ApiError::malformed("half is 1 or 2"));
+    }
+    let format = query.format.as_deref().unwrap_or("json");
+    if !matches!(format, "json" | "csv" | "html") {
+        return Err(ApiError::malformed("format is json, csv or html"));
+    }
+    let semester = Semester {
+        year: i32::from(query.year),
+        half: query.half,
+    };
+    let figures = figures(&state, semester.window()).await?;
+    let report = report_view(&figures, semester, state.now());
+    Ok(match format {
+        "csv" => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            crate::report_html::csv(&report),
+        )
+            .into_response(),
+        "html" => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            crate::report_html::html(&report),
+        )
+            .into_response(),
+        _ => Json(report).into_response(),
+    })
+}
+
+/// A year-end close.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClose {
+    /// The day the close is as of: after the program's `pocket_expires_at`, not after today.
+    #[schema(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2027-01-01")]
+    pub as_of: String,
+}
+
+/// One card's returned pocket.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReturnedPocket {
+    /// Card id.
+    pub card_id: u64,
+    /// The holder's SSN number.
+    pub ssn: String,
+    /// Returned to the giro account.
+    pub amount: String,
+}
+
+/// A year-end close and what goes back to the city treasury.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CloseView {
+    /// Program.
+    pub program_code: String,
+    /// As of.
+    pub as_of: String,
+    /// When it was journaled (WITA).
+    pub closed_at: String,
+    /// Cards whose expired pocket was returned.
+    pub cards: u64,
+    /// What the pockets returned.
+    pub returned: String,
+    /// Every returned pocket, by card id.
+    pub returns: Vec<ReturnedPocket>,
+    /// The giro account now.
+    pub giro_balance: String,
+    /// Of it, purchases at E-Warong not yet settled: owed to them, not to the treasury.
+    pub owed_to_e_warong: String,
+    /// The unspent total to return to the city treasury (Pasal 5, 14): giro minus owed.
+    pub for_treasury: String,
+}
+
+/// The year-end close of a program (Pasal 5, 14): every pocket of the program, expired by
+/// `as_of`, goes back to the giro account in the journal; the answer lists them and the
+/// unspent total for the city treasury. Idempotent per (program, as_of): a repeat answers 200
+/// with the first close.
+#[utoipa::path(post, path = "/programs/{code}/close", tag = "reports", request_body = NewClose,
+    params(("code" = String, Path, description = "Program code", example = "SEMBAKO")),
+    responses((status = 201, description = "Closed", body = CloseView),
+        (status = 200, description = "Closed before as of that day; the same close", body = CloseView)))]
+pub(crate) async fn close_program(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(code): Path<String>,
+    body: JsonBody<NewClose>,
+) -> ApiResult<(StatusCode, Json<CloseView>)> {
+    caller.require(&[Role::Dinsos])?;
+    let close = body.into_inner()?;
+    let as_of: Day = parse_day(&close.as_of, "as_of")?;
+    let program = find_program(&state, &code).await?;
+    let target = format!("program {} close as of {as_of}", program.code);
+    let result = state
+        .ledger
+        .close_program(&program.code, as_of, state.now())
+        .await
+        .map_err(ApiError::from);
+    let outcome = state
+        .audit_outcome(&caller, "programs.close", &target, result)
+        .await?;
+    let mut returns = Vec::with_capacity(outcome.returns.len());
+    for (card, amount) in &outcome.returns {
+        let ssn = state
+            .ledger
+            .registry()
+            .card(*card)
+            .await?
+            .map(|c| c.ssn)
+            .unwrap_or_default();
+        returns.push(ReturnedPocket {
+            card_id: card.0,
+            ssn,
+            amount: amount.to_string(),
+        });
+    }
+    let (giro, owed) = {
+        let journal = state.ledger.state();
+        let giro = journal.balance(&Account::Giro(program.code.clone()));
+        let mut owed = Money::ZERO;
+        for purchase in journal.purchases.values() {
+            if purchase.record.response.code == ResponseCode::APPROVED && !purchase.reversed {
+                for leg in purchase
+                    .record
+                    .legs
+                    .iter()
+                    .filter(|l| l.program == program.code)
+                {
+                    owed = owed.checked_add(leg.amount).unwrap_or(owed);
+                }
+            }
+        }
+        for record in journal.transfers.values() {
+            if let Record::Settlement { lines, .. } = record {
+                for net in lines.iter().flat_map(|l| &l.net) {
+                    if net.program == program.code {
+                        owed = owed.checked_sub(net.amount).unwrap_or(owed);
+                    }
+                }
+            }
+        }
+        (giro, owed)
+    };
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(CloseView {
+            program_code: program.code.as_str().into(),
+            as_of: as_of.to_string(),
+            closed_at: wita_time(outcome.at_unix_seconds),
+            cards: outcome.returns.len() as u64,
+            returned: outcome.returned.to_string(),
+            returns,
+            giro_balance: giro.to_string(),
+            owed_to_e_warong: owed.to_string(),
+            for_treasury: giro.checked_sub(owed).unwrap_or(giro).to_string(),
+        }),
+    ))
+}
+
+/// One row of the public summary. `null` figures are suppressed: fewer than five people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicRow {
+    /// Kecamatan name, or program code, or `all`.
+    pub name: String,
+    /// True when this row's people figures and amounts are withheld.
+    pub suppressed: bool,
+    /// Beneficiaries determined.
+    pub people_determined: Option<u64>,
+    /// Cards handed over.
+    pub cards_delivered: Option<u64>,
+    /// Credited to pockets so far.
+    pub disbursed: Option<String>,
+    /// Spent at E-Warong so far, net of reversals.
+    pub spent: Option<String>,
+    /// In pockets now.
+    pub unspent: Option<String>,
+    /// E-Warong active (kecamatan rows and the total; shops, not people).
+    pub e_warong_active: Option<u64>,
+}
+
+/// Aggregates safe to publish: no name, NIK, KK or card number, and no figure about fewer
+/// than five people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicSummary {
+    /// When it was made (WITA).
+    pub generated_at: String,
+    /// Rows about fewer people than this are withheld (and one more when only one would be,
+    /// so the total cannot give it away).
+    pub suppression_threshold: u64,
+    /// The whole program.
+    pub total: PublicRow,
+    /// Per program.
+    pub programs: Vec<PublicRow>,
+    /// Per kecamatan.
+    pub kecamatan: Vec<PublicRow>,
+}
+
+fn public_row(name: &str, people: &People, flows: &Flows, merchants: Option<u64>) -> PublicRow {
+    let net_spent = flows
+        .spent
+        .checked_sub(flows.reversed)
+        .unwrap_or(flows.spent);
+    // A count of one to four cards could point at a household too.
+    let count = |n: u64| (n == 0 || n >= PUBLIC_CELL_MIN).then_some(n);
+    PublicRow {
+        name: name.into(),
+        suppressed: false,
+        people_determined: Some(people.people_determined),
+        cards_delivered: count(people.cards_delivered),
+        disbursed: Some(flows.disbursed.to_string()),
+        spent: Some(net_spent.to_string()),
+        unspent: Some(flows.unspent.to_string()),
+        e_warong_active: merchants,
+    }
+}
+
+/// Withholds rows about fewer than [`PUBLIC_CELL_MIN`] people; when that leaves exactly one
+/// row withheld, the smallest other row too, so the total minus the rest reveals nothing.
+fn suppress(rows: &mut [PublicRow]) {
+    let small = |row: &PublicRow| row.people_determined.is_some_and(|n| n < PUBLIC_CELL_MIN);
+    let mut withheld: Vec<usize> = (0..rows.len()).filter(|&i| small(&rows[i])).collect();
+    if withheld.len() == 1 {
+        let next = (0..rows.len())
+            .filter(|i| !withheld.contains(i))
+            .min_by_key(|&i| (rows[i].people_determined, i));
+        withheld.extend(next);
+    }
+    for i in withheld {
+        let row = &mut rows[i];
+        row.suppressed = true;
+        row.people_determined = None;
+        row.cards_delivered = None;
+        row.disbursed = None;
+        row.spent = None;
+        row.unspent = None;
+    }
+}
+
+/// Aggregates for the public (no token): per kecamatan and per program, counts and amounts
+/// since the program began, never a name, NIK, KK or card number; figures about fewer than
+/// five people are withheld.
+#[utoipa::path(get, path = "/public/summary", tag = "reports",
+    responses((status = 200, description = "The public summary", body = PublicSummary)))]
+pub(crate) async fn public_summary(
+    State(state): State<AdminState>,
+) -> ApiResult<Json<PublicSummary>> {
+    let now = state.now();
+    let figures = figures(&state, (i64::MIN, now)).await?;
+    let (people, flows, active, _) = figures.totals;
+    let mut total = public_row("all", &people, &flows, Some(active));
+    if people.people_determined < PUBLIC_CELL_MIN {
+        let mut rows = [total];
+        suppress(&mut rows);
+        let [row] = rows;
+        total = row;
+    }
+    let mut programs: Vec<PublicRow> = figures
+        .programs
+        .iter()
+        .map(|(code, (_, people, flows))| public_row(code, people, flows, None))
+        .collect();
+    suppress(&mut programs);
+    let mut kecamatan: Vec<PublicRow> = figures
+        .kecamatan
+        .iter()
+        .map(|(area, (people, flows, active, _))| public_row(area, people, flows, Some(*active)))
+        .collect();
+    suppress(&mut kecamatan);
+    Ok(Json(PublicSummary {
+        generated_at: wita_time(now),
+        suppression_threshold: PUBLIC_CELL_MIN,
+        total,
+        programs,
+        kecamatan,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, people: u64) -> PublicRow {
+        PublicRow {
+            name: name.into(),
+            suppressed: false,
+            people_determined: Some(people),
+            cards_delivered: Some(people),
+            disbursed: Some("1.00".into()),
+            spent: Some("1.00".into()),
+            unspent: Some("0.00".into()),
+            e_warong_active: Some(1),
+        }
+    }
+
+    #[test]
+    fn one_small_row_takes_the_next_smallest_with_it() {
+        let mut rows = vec![row("a", 40), row("b", 3), row("c", 7), row("d", 12)];
+        suppress(&mut rows);
+        let withheld: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.suppressed)
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(withheld, ["b", "c"]);
+        assert!(
+            rows.iter()
+                .filter(|r| r.suppressed)
+                .all(|r| r.people_determined.is_none()
+                    && r.spent.is_none()
+                    && r.e_warong_active.is_some())
+        );
+    }
+
+    #[test]
+    fn two_small_rows_are_enough_and_large_rows_stay() {
+        let mut rows = vec![row("a", 4), row("b", 1), row("c", 5)];
+        suppress(&mut rows);
+        assert_eq!(
+            rows.iter().map(|r| r.suppressed).collect::<Vec<_>>(),
+            [true, true, false]
+        );
+    }
+}
