@@ -31,7 +31,17 @@ start_redis() {
 # shellcheck source=scripts/cassandra.sh
 source "$root/scripts/cassandra.sh"
 
+# Debian's chromium renders the semester report's HTML in tests/e2e/report.rs (headless, no
+# network). Installed when missing, like redis-server.
+ensure_chromium() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    step "installing chromium (Debian package)"
+    apt-get update && apt-get install -y --no-install-recommends chromium
+  fi
+}
+
 start_all_services() {
+  ensure_chromium
   start_redis
   start_cassandra
 }

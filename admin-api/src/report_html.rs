@@ -161,8 +161,16 @@ fn value(amount: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Series colours, distinguishable in greyscale print too.
-const COLOURS: [&str; 5] = ["#1f4e79", "#2e8b57", "#c0504d", "#e0a030", "#7f7f7f"];
+/// A series' colour, the same in every chart and distinguishable in greyscale print too.
+fn colour(series: &str) -> &'static str {
+    match series {
+        "disbursed" => "#2e8b57",
+        "spent" => "#c0504d",
+        "unspent" => "#e0a030",
+        "reversed" => "#7f7f7f",
+        _ => "#1f4e79",
+    }
+}
 
 /// Chart width in SVG user units; the SVG scales to its container.
 const CHART_WIDTH: u32 = 640;
@@ -195,7 +203,7 @@ fn bar_chart(id: &str, title: &str, series: &[&str], groups: &[(String, Vec<u64>
         let _ = write!(
             svg,
             r#"<rect x="{x}" y="4" width="10" height="10" fill="{}"/><text x="{}" y="13" class="legend">{}</text>"#,
-            COLOURS[i % COLOURS.len()],
+            colour(name),
             x + 14,
             esc(name)
         );
@@ -217,7 +225,7 @@ fn bar_chart(id: &str, title: &str, series: &[&str], groups: &[(String, Vec<u64>
                 svg,
                 r#"<rect x="{LABEL_WIDTH}" y="{y}" width="{width}" height="{}" fill="{}"><title>{}: {v}</title></rect><text x="{}" y="{}" class="value">{}</text>"#,
                 bar - 2,
-                COLOURS[s % COLOURS.len()],
+                colour(series[s]),
                 esc(series[s]),
                 LABEL_WIDTH + width + 4,
                 y + bar - 3,
@@ -267,6 +275,7 @@ p.meta { color: #444; margin: 0 0 4mm; }
 table { width: 100%; border-collapse: collapse; table-layout: fixed; margin: 2mm 0;
   font-size: 8pt; break-inside: auto; }
 th, td { border: 1px solid #bbb; padding: 1mm; text-align: right; overflow-wrap: anywhere; }
+th { font-size: 7pt; overflow-wrap: break-word; hyphens: auto; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #eef2f7; }
 tr { break-inside: avoid; }

@@ -759,7 +759,7 @@ fn other_check_value(kcv: &str) -> String {
 }
 
 /// A PIN of the same length that is not `pin`.
-fn other_pin(pin: &str) -> String {
+pub(crate) fn other_pin(pin: &str) -> String {
     pin.bytes()
         .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
         .collect()
@@ -847,6 +847,14 @@ impl Purchase {
 
     pub(crate) fn amount(&self) -> i64 {
         self.basket.iter().map(|(_, amount)| amount).sum()
+    }
+
+    /// The same purchase keyed with another PIN (a fresh STAN: a new attempt).
+    pub(crate) fn with_pin(card: &Card, basket: &[(&'static str, i64)], pin: &str) -> Purchase {
+        Purchase {
+            pin: pin.to_string(),
+            ..Purchase::new(card, basket)
+        }
     }
 }
 
@@ -1155,7 +1163,7 @@ impl Switch {
     }
 
     /// What the switch has written on stderr so far.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         let mut text = String::new();
         if let Ok(mut file) = std::fs::File::open(&self.log_path) {
             let _ = file.read_to_string(&mut text);

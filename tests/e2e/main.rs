@@ -5,5 +5,6 @@
 mod admin;
 mod codec_interop;
 mod peers;
+mod report;
 mod settlement;
 mod switch_interop;
