@@ -613,7 +613,10 @@ fn public_row(name: &str, people: &People, flows: &Flows, merchants: Option<u64>
 /// Withholds rows about fewer than [`PUBLIC_CELL_MIN`] people; when that leaves exactly one
 /// row withheld, the smallest other row too, so the total minus the rest reveals nothing.
 fn suppress(rows: &mut [PublicRow]) {
-    let small = |row: &PublicRow| row.people_determined.is_some_and(|n| n < PUBLIC_CELL_MIN);
+    let small = |row: &PublicRow| {
+        row.people_determined
+            .is_some_and(|n| (1..PUBLIC_CELL_MIN).contains(&n))
+    };
     let mut withheld: Vec<usize> = (0..rows.len()).filter(|&i| small(&rows[i])).collect();
     if withheld.len() == 1 {
         let next = (0..rows.len())
@@ -644,7 +647,7 @@ pub(crate) async fn public_summary(
     let figures = figures(&state, (i64::MIN, now)).await?;
     let (people, flows, active, _) = figures.totals;
     let mut total = public_row("all", &people, &flows, Some(active));
-    if people.people_determined < PUBLIC_CELL_MIN {
+    if (1..PUBLIC_CELL_MIN).contains(&people.people_determined) {
         let mut rows = [total];
         suppress(&mut rows);
         let [row] = rows;
