@@ -19,7 +19,9 @@
 //!   account. Funding moves funding source → giro; a disbursement giro → pockets; a purchase
 //!   pockets → giro (the giro account at the bank still holds spent money until settlement pays
 //!   the E-Warong, which is why settlement moves giro → payable); a reversal the reverse; a
-//!   replacement old pockets → new pockets.
+//!   replacement old pockets → new pockets; a program's year-end close
+//!   ([`Ledger::close_program`]) its expired pockets → giro. An approved purchase keeps its
+//!   DE48 basket item by item, for the reports.
 //! - **Idempotency.** Every transfer's [`TransferId`] is derived from its business key (purchase:
 //!   DE41 + DE11 + DE7; funding: reference; disbursement: program + period; replacement: old
 //!   card; reversal: its original's key, which is what makes reversal exactly-once). A retry with
@@ -56,7 +58,7 @@
 //!
 //! ## Ordering rules that keep the three stores consistent
 //!
-//! - **Debits: store first, then journal.** The store is where the atomic per-card decision
+//! - **Debits: store first, then journal** (a replacement's and a close's drains too). The store is where the atomic per-card decision
 //!   happens (a mutex per shard in memory; one Lua script in Redis). The journal is then the
 //!   record. A crash in between loses a debit nobody was told about; at the next open the
 //!   store is rebuilt from the journal and the debit is gone.
@@ -194,10 +196,6 @@
 //!
 //! ## Not yet
 //!
-//! - Settlement's bank file, reconciliation and command line (the ledger half is here:
-//!   [`Ledger::settle`] journals a business day's [`Record::Settlement`], giro → payable per
-//!   E-Warong and program, after closing open batches; [`Ledger::record_payout`] journals the
-//!   bank's answer per line, payable → [`Account::PaidOut`] or carried to the next day).
 //! - Per-card statements and transaction listings beyond what [`State`] holds in memory (the
 //!   admin API reads [`State::log`], [`State::transfer_times`] and each card's history).
 //! - Journal segments and snapshots: the whole journal is replayed at every open, and the
