@@ -676,6 +676,41 @@ impl Api {
         answer
     }
 
+    /// Appoints an E-Warong in `kecamatan` (as `token`, a bank or admin token).
+    pub(crate) async fn appoint_merchant(&self, token: &str, merchant_id: &str, kecamatan: &str) {
+        self.expect(
+            201,
+            "POST",
+            "/merchants",
+            token,
+            json!({"merchant_id": merchant_id, "name": format!("Warung {merchant_id}"),
+                   "kind": "kube", "kecamatan": kecamatan, "kelurahan": "Rawa Makmur",
+                   "settlement_account": format!("ACC{}", &merchant_id[12..])}),
+        )
+        .await;
+    }
+
+    /// Installs a terminal at an E-Warong with fresh keys; its TPK, for PIN blocks.
+    pub(crate) async fn install_terminal(
+        &self,
+        token: &str,
+        terminal_id: &str,
+        merchant_id: &str,
+    ) -> TdesKey {
+        let (tmk, tpk) = (TdesKey::generate().unwrap(), TdesKey::generate().unwrap());
+        self.expect(
+            201,
+            "POST",
+            "/terminals",
+            token,
+            json!({"terminal_id": terminal_id, "merchant_id": merchant_id,
+                   "tmk": tmk.reveal_hex().as_str(), "tmk_kcv": tmk.check_value().to_string(),
+                   "tpk": tpk.reveal_hex().as_str(), "tpk_kcv": tpk.check_value().to_string()}),
+        )
+        .await;
+        tpk
+    }
+
     /// The sum of a card's pockets, in minor units.
     async fn pocket_total(&self, card_id: u64, token: &str) -> i64 {
         let card = self.expect_get(&format!("/cards/{card_id}"), token).await;

@@ -17,7 +17,6 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 use ssn_codec::Profile;
-use ssn_hsm::TdesKey;
 use ssn_ledger::{
     CardId, Entry, FileJournal, JournalStore, Money, PurchaseKey, Record, ResponseCode,
     ReversalEffect,
@@ -486,33 +485,13 @@ async fn a_semester_is_reported_closed_and_published_without_personal_data() {
         )
         .await;
     }
-    let mut keys = Vec::new();
     for (m, kecamatan) in [(M1, "Palaran"), (M2, "Palaran"), (M3, "Sungai Kunjang")] {
-        api.expect(
-            201,
-            "POST",
-            "/merchants",
-            admin,
-            json!({"merchant_id": m, "name": format!("Warung {m}"), "kind": "mikro",
-                   "kecamatan": kecamatan, "kelurahan": "Kelurahan",
-                   "settlement_account": format!("ACC{}", &m[12..])}),
-        )
-        .await;
+        api.appoint_merchant(admin, m, kecamatan).await;
     }
-    for (m, t) in [(M1, T1), (M2, T2)] {
-        let (tmk, tpk) = (TdesKey::generate().unwrap(), TdesKey::generate().unwrap());
-        api.expect(
-            201,
-            "POST",
-            "/terminals",
-            admin,
-            json!({"terminal_id": t, "merchant_id": m,
-                   "tmk": tmk.reveal_hex().as_str(), "tmk_kcv": tmk.check_value().to_string(),
-                   "tpk": tpk.reveal_hex().as_str(), "tpk_kcv": tpk.check_value().to_string()}),
-        )
-        .await;
-        keys.push(tpk);
-    }
+    let keys = [
+        api.install_terminal(admin, T1, M1).await,
+        api.install_terminal(admin, T2, M2).await,
+    ];
 
     // ------------------------------------------------------------------ the E-Warong trade
     let mut t1 = Terminal::connect_as(&switch.bcd, Profile::Bcd, &keys[0], T1, M1).await;

@@ -10,7 +10,6 @@ use std::process::Command;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use ssn_codec::Profile;
-use ssn_hsm::TdesKey;
 
 use crate::admin::{Api, BOOTSTRAP, CSV, Card, Purchase, Switch, Terminal, code, minor, rupiah};
 
@@ -211,28 +210,8 @@ async fn a_day_is_settled_filed_confirmed_and_a_rejected_line_carried_once() {
     .await;
     let mut keys = Vec::new();
     for (m, t) in [(M1, T1), (M2, T2)] {
-        api.expect(
-            201,
-            "POST",
-            "/merchants",
-            admin,
-            json!({"merchant_id": m, "name": format!("Warung {m}"), "kind": "kube",
-                   "kecamatan": "Palaran", "kelurahan": "Rawa Makmur",
-                   "settlement_account": format!("ACC{}", &m[13..])}),
-        )
-        .await;
-        let (tmk, tpk) = (TdesKey::generate().unwrap(), TdesKey::generate().unwrap());
-        api.expect(
-            201,
-            "POST",
-            "/terminals",
-            admin,
-            json!({"terminal_id": t, "merchant_id": m,
-                   "tmk": tmk.reveal_hex().as_str(), "tmk_kcv": tmk.check_value().to_string(),
-                   "tpk": tpk.reveal_hex().as_str(), "tpk_kcv": tpk.check_value().to_string()}),
-        )
-        .await;
-        keys.push(tpk);
+        api.appoint_merchant(admin, m, "Palaran").await;
+        keys.push(api.install_terminal(admin, t, m).await);
     }
 
     // Day one: EWR61001 on bcd, EWR62001 on ascii.
