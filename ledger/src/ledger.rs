@@ -18,7 +18,8 @@ use crate::record::{
     ResponseCode, ReversalEffect, ReversalRecord,
 };
 use crate::registry::{
-    Card, CardStatus, Program, RedbRegistry, Registry, RegistryError, RegistryOp, RegistryRecord,
+    CachedRegistry, Card, CardStatus, Program, RedbRegistry, Registry, RegistryError, RegistryOp,
+    RegistryRecord,
 };
 use crate::state::{Applied, CardTransfer, ClosedBatch, State};
 use sha2::{Digest, Sha256};
@@ -414,6 +415,7 @@ impl Ledger {
             balances,
         } = stores;
         let (journal, open_report) = Journal::open(journal)?;
+        let registry: Arc<dyn Registry> = Arc::new(CachedRegistry::new(registry));
         let programs = registry
             .programs()
             .await?
@@ -1290,12 +1292,33 @@ impl Ledger {
         card: CardId,
         correct: bool,
     ) -> Result<PinOutcome, LedgerError> {
+        let current = self
+            .registry
+            .card(card)
+            .await?
+            .ok_or_else(|| LedgerError::NotFound(format!("card {card}")))?;
+        self.record_pin_check_from(current, correct).await
+    }
+
+    /// [`Ledger::record_pin_check`] for a card the caller has just read (the switch reads it
+    /// by PAN for the same request): one registry read fewer when nothing changed meanwhile;
+    /// the compare-and-set still sees any change, and then the card is read again.
+    pub async fn record_pin_check_from(
+        &self,
+        seen: Card,
+        correct: bool,
+    ) -> Result<PinOutcome, LedgerError> {
+        let card = seen.card_id;
+        let mut seen = Some(seen);
         for _ in 0..PIN_UPDATE_ATTEMPTS_MAX {
-            let current = self
-                .registry
-                .card(card)
-                .await?
-                .ok_or_else(|| LedgerError::NotFound(format!("card {card}")))?;
+            let current = match seen.take() {
+                Some(current) => current,
+                None => self
+                    .registry
+                    .card(card)
+                    .await?
+                    .ok_or_else(|| LedgerError::NotFound(format!("card {card}")))?,
+            };
             if current.pin_locked() {
                 return Ok(PinOutcome::Locked);
             }

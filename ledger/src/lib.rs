@@ -171,6 +171,8 @@
 //! | [`REDIS_SCRIPTS_IN_FLIGHT_MAX`] | 256 | scripts in flight for a disbursement or rebuild |
 //! | [`REGISTRY_OPS_PER_APPLY_MAX`] | 200,000 | records in one registry transaction |
 //! | [`WRONG_PIN_COUNT_MAX`] | 3 | wrong PINs that lock the PIN |
+//! | [`REGISTRY_CACHE_TTL`] | 1 s | a terminal, E-Warong or beneficiary changed by another node is seen here |
+//! | [`REGISTRY_CACHE_ENTRIES_MAX`] | 200,000 | cached records per kind; then the kind is emptied |
 //! | [`SCYLLA_JOURNAL_PARTITION_ENTRIES`] | 65,536 | journal entries per partition of a chain |
 //! | [`SCYLLA_ENTRY_PART_BYTES`] | 1 MiB | largest part of an entry body in one row |
 //! | [`SCYLLA_WRITES_IN_FLIGHT_MAX`] | 128 | inserts in flight for one batch or registry change |

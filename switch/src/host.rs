@@ -581,7 +581,7 @@ impl Host {
             };
         // The ledger counts with a compare-and-set, so two terminals checking the same card
         // at once both count, and a PIN locked meanwhile stays locked.
-        match self.ledger.record_pin_check(card.card_id, right).await {
+        match self.ledger.record_pin_check_from(card.clone(), right).await {
             Ok(ssn_ledger::PinOutcome::Correct) => Ok(()),
             Ok(ssn_ledger::PinOutcome::Wrong) => Err(code::WRONG_PIN),
             Ok(ssn_ledger::PinOutcome::Locked) => Err(code::PIN_TRIES_EXCEEDED),

@@ -7,9 +7,11 @@
 //! expected one) for the admin API's 409s and for compare-and-set without locks. That one call
 //! is also what a Scylla implementation maps onto a logged batch.
 
+mod cached;
 mod redb;
 mod types;
 
+pub use self::cached::{CachedRegistry, REGISTRY_CACHE_ENTRIES_MAX, REGISTRY_CACHE_TTL};
 pub use self::redb::{REGISTRY_OPS_PER_APPLY_MAX, RedbRegistry};
 pub use types::*;
 
