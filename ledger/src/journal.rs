@@ -18,8 +18,13 @@
 //! The projection is applied before the batch is durable, so a reader can see a record a few
 //! milliseconds before its caller is answered. Nothing acts on that early: a purchase holds its
 //! id's lock until it is answered, so a duplicate or a reversal of it waits; and if the write
-//! fails, the journal refuses everything from then on ([`JournalError::Poisoned`]) until the
-//! ledger is reopened from what is on disk.
+//! fails, the journal refuses everything ([`JournalError::Poisoned`]) until it has *recovered*:
+//! on the first submission at least [`JOURNAL_RECOVERY_INTERVAL`] after the failure, the
+//! sequencer asks the sync thread to re-read the store, set aside whatever the failed batch
+//! left behind (exactly as opening sets aside a torn write: nobody was answered for it), and
+//! hand back a projection rebuilt from what is durable. A recovery that fails (the store is
+//! still gone) is tried again after the same interval, so a journal on a cluster that comes
+//! back resumes by itself without a restart.
 
 use crate::record::Entry;
 use crate::state::{Applied, InvariantError, State};
@@ -32,6 +37,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The first bytes of every journal file (format version 2: purchases keep their DE48 basket,
@@ -176,11 +182,12 @@ pub enum JournalError {
     /// Reading or creating the journal failed.
     #[error("journal I/O: {0}")]
     Io(#[from] io::Error),
-    /// A write or fsync failed: the journal stops accepting records until reopened, because
-    /// what reached the disk is unknown.
+    /// A write or fsync failed: the journal stops accepting records until it has recovered
+    /// from the store, because what reached the disk is unknown.
     #[error("journal write failed: {0}")]
     WriteFailed(Arc<io::Error>),
-    /// An earlier write failed; reopen the ledger.
+    /// An earlier write failed and the journal has not recovered yet (see
+    /// [`JOURNAL_RECOVERY_INTERVAL`]).
     #[error("journal is stopped after a failed write")]
     Poisoned,
     /// The writer's queue is full.
@@ -413,6 +420,17 @@ pub(crate) fn replay_into(
     store: &mut dyn JournalStore,
     state: &mut State,
 ) -> io::Result<(ChainHead, Option<Break>)> {
+    replay_until(store, state, None)
+}
+
+/// As [`replay_into`], but an entry at sequence `stop_at` or later ends the replay as if the
+/// store ended inside it ([`BreakKind::Truncated`]): recovery uses it to treat a failed
+/// batch's entries as the torn write they are, even when all of them reached the store.
+fn replay_until(
+    store: &mut dyn JournalStore,
+    state: &mut State,
+    stop_at: Option<u64>,
+) -> io::Result<(ChainHead, Option<Break>)> {
     let mut head = ChainHead::default();
     let end = store.replay(&mut |entry, offset| {
         let broken = |kind| Break {
@@ -420,6 +438,9 @@ pub(crate) fn replay_into(
             offset,
             kind,
         };
+        if stop_at.is_some_and(|stop| head.next_sequence >= stop) {
+            return Err(broken(BreakKind::Truncated));
+        }
         if !entry.hash_is_intact() {
             return Err(broken(BreakKind::HashMismatch));
         }
@@ -442,6 +463,38 @@ pub(crate) fn replay_into(
         Ok(())
     })?;
     Ok((head, end))
+}
+
+/// A store read back: the projection, the chain's end and the torn write set aside, if any.
+struct Loaded {
+    /// Everything durable, applied.
+    state: State,
+    /// Where the next entry goes.
+    head: ChainHead,
+    /// What was set aside, and where it was kept.
+    torn_tail: Option<(Break, PathBuf)>,
+}
+
+/// Replays `store` into a fresh projection (entries from `stop_at` on count as torn) and
+/// sets aside a torn tail; anything else broken is [`JournalError::Corrupt`].
+fn load(store: &mut dyn JournalStore, stop_at: Option<u64>) -> Result<Loaded, JournalError> {
+    let mut state = State::default();
+    let (head, end) = replay_until(store, &mut state, stop_at)?;
+    let torn_tail = match end {
+        None => None,
+        Some(found) if found.kind.may_be_torn_write() => {
+            match store.cut_tail(&found, JOURNAL_TORN_TAIL_BYTES_MAX)? {
+                Some(side) => Some((found, side)),
+                None => return Err(JournalError::Corrupt(found)),
+            }
+        }
+        Some(found) => return Err(JournalError::Corrupt(found)),
+    };
+    Ok(Loaded {
+        state,
+        head,
+        torn_tail,
+    })
 }
 
 /// What opening found.
@@ -501,18 +554,11 @@ impl fmt::Debug for Submission {
 impl Journal {
     /// Replays `store` into a fresh projection, sets aside a torn tail, and starts the writer.
     pub fn open(mut store: Box<dyn JournalStore>) -> Result<(Journal, OpenReport), JournalError> {
-        let mut state = State::default();
-        let (head, end) = replay_into(store.as_mut(), &mut state)?;
-        let torn_tail = match end {
-            None => None,
-            Some(found) if found.kind.may_be_torn_write() => {
-                match store.cut_tail(&found, JOURNAL_TORN_TAIL_BYTES_MAX)? {
-                    Some(side) => Some((found, side)),
-                    None => return Err(JournalError::Corrupt(found)),
-                }
-            }
-            Some(found) => return Err(JournalError::Corrupt(found)),
-        };
+        let Loaded {
+            state,
+            head,
+            torn_tail,
+        } = load(store.as_mut(), None)?;
         let report = OpenReport {
             entries: state.entries,
             torn_tail,
@@ -527,6 +573,7 @@ impl Journal {
             prepared: prepared_receiver,
             store,
             poisoned: Arc::clone(&poisoned),
+            failed_from: None,
             stats: Arc::clone(&stats),
         };
         let sequencer = Sequencer {
@@ -535,6 +582,7 @@ impl Journal {
             state: Arc::clone(&state),
             poisoned: Arc::clone(&poisoned),
             head,
+            recovery_due: None,
             stats: Arc::clone(&stats),
         };
         let syncer = std::thread::Builder::new()
@@ -588,9 +636,8 @@ impl Journal {
     }
 
     fn send(&self, submission: Submission) -> Result<(), JournalError> {
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(JournalError::Poisoned);
-        }
+        // Even after a failed write: the sequencer answers `Poisoned` until a recovery is due,
+        // and a submission is what starts one.
         let sender = self.sender.as_ref().ok_or(JournalError::Closed)?;
         sender.try_send(submission).map_err(|e| match e {
             TrySendError::Full(_) => JournalError::Busy,
@@ -598,7 +645,8 @@ impl Journal {
         })
     }
 
-    /// True once a write has failed.
+    /// True from a failed write until the journal has recovered: the projection may then
+    /// hold records that were never written, so nothing should be answered from it.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
     }
@@ -632,6 +680,11 @@ pub const JOURNAL_BATCHES_IN_FLIGHT_MAX: usize = 2;
 /// projection before deciding; a whole batch under one hold would stall them for milliseconds.
 pub const JOURNAL_APPLY_CHUNK_RECORDS: usize = 256;
 
+/// Least time between a failed write (or a failed recovery) and the next attempt to recover:
+/// each attempt re-reads the whole store, so a cluster that is down is not asked more often.
+/// Until then every submission is answered [`JournalError::Poisoned`] (`91`) at once.
+pub const JOURNAL_RECOVERY_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Counters of the journal's work, for benchmarks and metrics.
 #[derive(Debug, Default)]
 pub struct JournalStats {
@@ -643,6 +696,18 @@ pub struct JournalStats {
     pub sync_nanos: AtomicU64,
     /// Time the sequencer held the projection's write lock, in nanoseconds.
     pub apply_nanos: AtomicU64,
+    /// Recoveries after a failed write.
+    pub recoveries: AtomicU64,
+    /// Recoveries that set aside entries a failed batch had left in the store.
+    pub recovered_torn: AtomicU64,
+}
+
+/// Work for the sync thread, in the order the sequencer produced it.
+enum SyncWork {
+    /// Write this batch and answer its callers.
+    Batch(PreparedBatch),
+    /// Re-read the store after a failed write (everything sent before has been answered).
+    Recover(SyncSender<Result<Loaded, JournalError>>),
 }
 
 /// A batch checked, applied and encoded, on its way to the disk.
@@ -659,13 +724,15 @@ struct Sequencer {
     /// Submissions, bounded by JOURNAL_QUEUE_RECORDS_MAX.
     receiver: Receiver<Submission>,
     /// To the sync thread, bounded by JOURNAL_BATCHES_IN_FLIGHT_MAX.
-    prepared: SyncSender<PreparedBatch>,
+    prepared: SyncSender<SyncWork>,
     /// The projection it keeps current.
     state: Arc<RwLock<State>>,
     /// Shared with the handle.
     poisoned: Arc<AtomicBool>,
     /// The chain's end.
     head: ChainHead,
+    /// After a failed write: when the next recovery may be tried.
+    recovery_due: Option<Instant>,
     /// Shared with the handle.
     stats: Arc<JournalStats>,
 }
@@ -682,7 +749,9 @@ impl Sequencer {
                 }
             }
             let prepared = self.prepare(&mut batch);
-            if let Err(mpsc::SendError(prepared)) = self.prepared.send(prepared) {
+            if let Err(mpsc::SendError(SyncWork::Batch(prepared))) =
+                self.prepared.send(SyncWork::Batch(prepared))
+            {
                 // The sync thread is gone (it only stops when this thread does): answer anyway.
                 for (reply, _) in prepared.replies {
                     let _ = reply.send(Err(JournalError::Closed));
@@ -691,10 +760,50 @@ impl Sequencer {
         }
     }
 
+    /// After a failed write, once [`JOURNAL_RECOVERY_INTERVAL`] has passed: has the sync
+    /// thread re-read the store, and puts the projection and chain end it found in place of
+    /// the ones that include the unwritten batches. True when the journal may write again.
+    fn recover(&mut self) -> bool {
+        let now = Instant::now();
+        match self.recovery_due {
+            None => {
+                self.recovery_due = Some(now + JOURNAL_RECOVERY_INTERVAL);
+                return false;
+            }
+            Some(due) if now < due => return false,
+            Some(_) => {}
+        }
+        let (reply, answer) = mpsc::sync_channel(1);
+        let loaded = match self.prepared.send(SyncWork::Recover(reply)) {
+            Ok(()) => answer.recv().ok(),
+            Err(_) => None,
+        };
+        let Some(Ok(loaded)) = loaded else {
+            self.recovery_due = Some(Instant::now() + JOURNAL_RECOVERY_INTERVAL);
+            return false;
+        };
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *state = loaded.state;
+        self.head = loaded.head;
+        // Cleared under the projection's lock: a reader that sees the flag clear sees the
+        // rebuilt projection.
+        self.poisoned.store(false, Ordering::Release);
+        drop(state);
+        self.recovery_due = None;
+        self.stats.recoveries.fetch_add(1, Ordering::Relaxed);
+        if loaded.torn_tail.is_some() {
+            self.stats.recovered_torn.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
     fn prepare(&mut self, batch: &mut Vec<Submission>) -> PreparedBatch {
         let mut replies = Vec::with_capacity(batch.len());
         let mut entries = Vec::with_capacity(batch.len());
-        if self.poisoned.load(Ordering::Acquire) {
+        if self.poisoned.load(Ordering::Acquire) && !self.recover() {
             for submission in batch.drain(..) {
                 replies.push((submission.into_reply(), Err(JournalError::Poisoned)));
             }
@@ -745,19 +854,33 @@ impl Sequencer {
 /// The sync thread: writes each prepared batch with one write and one fdatasync, then answers.
 struct Syncer {
     /// From the sequencer.
-    prepared: Receiver<PreparedBatch>,
+    prepared: Receiver<SyncWork>,
     /// Where entries go.
     store: Box<dyn JournalStore>,
-    /// Shared with the handle and the sequencer.
+    /// Shared with the handle and the sequencer; set here, cleared by the sequencer.
     poisoned: Arc<AtomicBool>,
+    /// The first sequence number of the first batch whose write failed, until recovered:
+    /// from there on the store holds nothing anybody was told about.
+    failed_from: Option<u64>,
     /// Shared with the handle.
     stats: Arc<JournalStats>,
 }
 
 impl Syncer {
     fn run(mut self) {
-        while let Ok(batch) = self.prepared.recv() {
-            let written = if self.poisoned.load(Ordering::Acquire) {
+        while let Ok(work) = self.prepared.recv() {
+            let batch = match work {
+                SyncWork::Batch(batch) => batch,
+                SyncWork::Recover(reply) => {
+                    let loaded = load(self.store.as_mut(), self.failed_from);
+                    if loaded.is_ok() {
+                        self.failed_from = None;
+                    }
+                    let _ = reply.send(loaded);
+                    continue;
+                }
+            };
+            let written = if self.failed_from.is_some() {
                 // After a failed write the chain on disk ends somewhere unknown: writing later
                 // batches would leave a gap. Refuse everything until reopened.
                 Err(None)
@@ -781,6 +904,9 @@ impl Syncer {
                 written.map_err(|e| Some(Arc::new(e)))
             };
             if written.is_err() {
+                if self.failed_from.is_none() {
+                    self.failed_from = batch.entries.first().map(|entry| entry.sequence);
+                }
                 self.poisoned.store(true, Ordering::Release);
             }
             for (reply, outcome) in batch.replies {

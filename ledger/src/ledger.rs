@@ -558,6 +558,18 @@ impl Ledger {
         }
     }
 
+    /// Waits until the projection holds only what is durable. After a failed journal write it
+    /// may hold records that were never written (the sequencer applied them first), so nothing
+    /// is answered from it until the journal has recovered; the barrier is also what starts a
+    /// recovery once [`crate::JOURNAL_RECOVERY_INTERVAL`] has passed. `Unavailable` (`91`)
+    /// while the store is still gone.
+    async fn settled_books(&self) -> Result<(), LedgerError> {
+        if self.journal.is_poisoned() {
+            self.journal.barrier().await?;
+        }
+        Ok(())
+    }
+
     async fn purchase_lock(&self, id: &TransferId) -> MutexGuard<'_, ()> {
         self.purchase_locks[stripe(id, PURCHASE_LOCK_STRIPES)]
             .lock()
@@ -580,6 +592,10 @@ impl Ledger {
     ) -> PurchaseLookup {
         let id = TransferId::purchase(key);
         let _guard = self.purchase_lock(&id).await;
+        if self.settled_books().await.is_err() {
+            // Nothing to answer from; the authorization that follows answers `91`.
+            return PurchaseLookup::New;
+        }
         let state = self.journal.state();
         match state.purchases.get(&id) {
             Some(found) if found.record.fingerprint == *fingerprint => {
@@ -641,6 +657,7 @@ impl Ledger {
         }
         let id = TransferId::purchase(&request.key);
         let _guard = self.purchase_lock(&id).await;
+        self.settled_books().await?;
         // One look at the projection for checks 2 and 3 and the card's pockets: the journal's
         // sequencer takes the same lock to apply each batch, so every look costs.
         let card_programs = match self.precheck(&id, &request)? {
@@ -809,6 +826,7 @@ impl Ledger {
     ) -> Result<Authorization, LedgerError> {
         let id = TransferId::purchase(&request.key);
         let _guard = self.purchase_lock(&id).await;
+        self.settled_books().await?;
         if let Some(duplicate) = self.duplicate_of(&request.key, &request.fingerprint)? {
             return Ok(duplicate);
         }
@@ -871,6 +889,7 @@ impl Ledger {
         let _purchase = self
             .purchase_lock(&TransferId::purchase(&request.original))
             .await;
+        self.settled_books().await?;
         let (card, legs) = match self.reversal_decision(&request)? {
             Ok(reversible) => reversible,
             Err(ReversalOutcome::Tombstoned) => {
@@ -988,6 +1007,7 @@ impl Ledger {
         request: BatchCloseRequest,
     ) -> Result<BatchCloseOutcome, LedgerError> {
         let _terminal = self.terminal_lock(&request.terminal).await;
+        self.settled_books().await?;
         {
             let state = self.journal.state();
             if let Some(batches) = state.terminals.get(&request.terminal)

@@ -46,7 +46,11 @@
 //! 5. journals the decision and waits until its batch is fsynced; only then returns.
 //!
 //! If the journal refuses or fails, the store's debit is undone and the caller gets
-//! [`LedgerError::Unavailable`] (`91`): nothing is acknowledged that is not durable.
+//! [`LedgerError::Unavailable`] (`91`): nothing is acknowledged that is not durable. After a
+//! failed write nothing is answered from the projection (it may hold the unwritten batch)
+//! until the journal has recovered by itself: at least [`JOURNAL_RECOVERY_INTERVAL`] later it
+//! re-reads the store, sets aside what the failed batch left there, and rebuilds the
+//! projection from what is durable.
 //!
 //! Other calls the switch makes: [`Ledger::record_decline`] (a decline it decided itself, so
 //! duplicates repeat it), [`Ledger::record_pin_check`] (the wrong-PIN count: `55`/`75`),
@@ -137,6 +141,10 @@
 //! - **Registry**: the same records and bytes as redb; `apply` stays all-or-nothing with a
 //!   lease (one LWT) and a redo intent (see the `scylla::registry` docs). Only registry writes
 //!   (admin API, wrong-PIN counts) take the lease; reads never do.
+//! - **Outage**: a failed batch write leaves the journal refusing (`91`) until it recovers
+//!   (see the hot path above): the driver reconnects by itself, and the first request at least
+//!   [`JOURNAL_RECOVERY_INTERVAL`] after the failure re-reads the chain, moves the failed
+//!   batch's rows to `journal_torn` and resumes, without a restart.
 //! - **Durability**: a journal write is acknowledged when the configured consistency level has
 //!   it in its commit logs; with Cassandra's default `commitlog_sync: periodic` that is not an
 //!   fsync, so a production cluster needs replicas in separate failure domains (or
@@ -146,7 +154,8 @@
 //!   Redis stays the per-card decision point (its debit script keeps each transfer's decision,
 //!   so a retry elsewhere is answered the same and moves no money twice). What is missing is
 //!   the projection: a node replays only its own chain, so it does not know the other nodes'
-//!   credits, purchases or tombstones. Planned: replay every chain at open, follow the others
+//!   credits, purchases or tombstones; and each node's open starts a new Redis generation,
+//!   which fences the nodes already running. Planned: one shared generation, replay every chain at open, follow the others
 //!   by polling their newest bucket, keep a transfer id journaled by two nodes once, and let
 //!   `verify` merge the chains.
 //!
@@ -158,6 +167,7 @@
 //! | [`JOURNAL_QUEUE_RECORDS_MAX`] | 65,536 | records waiting for the sequencer; full answers `91` |
 //! | [`JOURNAL_BATCHES_IN_FLIGHT_MAX`] | 2 | prepared batches waiting for fsync |
 //! | [`JOURNAL_APPLY_CHUNK_RECORDS`] | 256 | records applied per hold of the projection lock |
+//! | [`JOURNAL_RECOVERY_INTERVAL`] | 1 s | between a failed write (or recovery) and the next recovery |
 //! | [`JOURNAL_ENTRY_BYTES_MAX`] | 16 MiB | one entry (a disbursement to ~1M cards) |
 //! | [`JOURNAL_TORN_TAIL_BYTES_MAX`] | 64 MiB | what opening may set aside as a torn write |
 //! | [`PURCHASE_LOCK_STRIPES`] | 65,536 | per-purchase lock stripes |
@@ -232,8 +242,8 @@ pub use ids::{
 pub use journal::{
     Break, BreakKind, ChainHead, EncodedEntry, FileJournal, Hash, JOURNAL_APPLY_CHUNK_RECORDS,
     JOURNAL_BATCH_RECORDS_MAX, JOURNAL_BATCHES_IN_FLIGHT_MAX, JOURNAL_ENTRY_BYTES_MAX,
-    JOURNAL_MAGIC, JOURNAL_QUEUE_RECORDS_MAX, JOURNAL_TORN_TAIL_BYTES_MAX, Journal, JournalError,
-    JournalStats, JournalStore, OpenReport,
+    JOURNAL_MAGIC, JOURNAL_QUEUE_RECORDS_MAX, JOURNAL_RECOVERY_INTERVAL,
+    JOURNAL_TORN_TAIL_BYTES_MAX, Journal, JournalError, JournalStats, JournalStore, OpenReport,
 };
 pub use ledger::{
     Authorization, BalanceBackend, BatchCloseOutcome, BatchCloseRequest, DeclineRequest,
