@@ -290,8 +290,12 @@ impl State {
         match entry.record {
             Record::Purchase(purchase) => {
                 let id = TransferId::purchase(&purchase.key);
-                if self.purchases.contains_key(&id) {
-                    return Err(InvariantError::DuplicateTransfer(id));
+                if let Some(existing) = self.purchases.get(&id) {
+                    if existing.record != purchase {
+                        return Err(InvariantError::DuplicateTransfer(id));
+                    }
+                    self.entries += 1;
+                    return Ok(Applied::Done);
                 }
                 self.apply_purchase(id, purchase, entry.at_unix_seconds)?;
                 self.log.push((entry.at_unix_seconds, id));
@@ -369,12 +373,26 @@ impl State {
     }
 
     /// Checks `record` against every invariant and applies it, or changes nothing.
+    ///
+    /// A record whose transfer id is already applied is accepted, and changes nothing but the
+    /// entry count, when it is *identical* to the one applied: the same decision journaled
+    /// twice (on Scylla, a terminal's retry on another node, answered there from Redis, which
+    /// keeps each transfer's decision). It is kept once. Other content under the same id is
+    /// [`InvariantError::DuplicateTransfer`].
     pub fn apply(&mut self, entry: &Entry) -> Result<Applied, InvariantError> {
         if let Record::Purchase(_) = &entry.record {
             return self.apply_owned(entry.clone());
         }
         let record = &entry.record;
-        let id = self.check_new(record)?;
+        let id = match self.check_new(record) {
+            Err(InvariantError::DuplicateTransfer(id))
+                if self.transfers.get(&id) == Some(record) =>
+            {
+                self.entries += 1;
+                return Ok(Applied::Done);
+            }
+            other => other?,
+        };
         if let Record::Purchase(purchase) = record {
             let paid = Money::checked_sum(purchase.legs.iter().map(|leg| leg.amount));
             let approved = purchase.response.code == ResponseCode::APPROVED;

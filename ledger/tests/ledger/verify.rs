@@ -142,3 +142,87 @@ proptest::proptest! {
         }
     }
 }
+
+/// A record journaled twice (on Scylla, a terminal's retry on another node answered there
+/// from Redis) is kept once when identical, whenever each copy was accepted; other content
+/// under the same transfer id is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identical_record_journaled_twice_is_kept_once() {
+    let world = journal_with_activity().await;
+    let World {
+        ledger, dir: keep, ..
+    } = world;
+    drop(ledger);
+    let mut entries = Vec::new();
+    let mut journal = FileJournal::open(&keep.0.join("journal.log")).unwrap();
+    let end = journal
+        .replay(&mut |entry, _| {
+            entries.push(entry.decode().unwrap());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(end, None);
+    let mut state = State::default();
+    for entry in &entries {
+        state.apply(entry).unwrap();
+    }
+    let balances = |state: &State| {
+        let mut all: Vec<(String, Money)> = state
+            .accounts
+            .iter()
+            .map(|(account, money)| (format!("{account:?}"), *money))
+            .collect();
+        for (card, card_state) in &state.cards {
+            for (program, money) in &card_state.pockets {
+                all.push((format!("{card:?}/{program:?}"), *money));
+            }
+        }
+        all.sort();
+        all
+    };
+    let before = balances(&state);
+    let purchases_before = state.purchases.len();
+    let log_before = state.log.len();
+    for entry in &entries {
+        // Again, accepted by another node a second later.
+        let mut again = entry.clone();
+        again.at_unix_seconds += 1;
+        if matches!(again.record, Record::BatchClose { .. }) {
+            continue;
+        }
+        assert_eq!(state.apply(&again), Ok(Applied::Done), "{:?}", again.record);
+    }
+    assert_eq!(balances(&state), before);
+    assert_eq!(state.purchases.len(), purchases_before);
+    assert_eq!(state.log.len(), log_before);
+    assert_eq!(state.sum_of_balances(), Some(Money::ZERO));
+
+    // Other content under an id already applied is a conflict, purchase or not.
+    let purchase = entries
+        .iter()
+        .find_map(|entry| match &entry.record {
+            Record::Purchase(p) if p.response.code == ResponseCode::APPROVED => Some(entry),
+            _ => None,
+        })
+        .unwrap();
+    let mut other = purchase.clone();
+    if let Record::Purchase(p) = &mut other.record {
+        p.response.rrn = Rrn::new("999999999999").unwrap();
+    }
+    assert!(matches!(
+        state.apply(&other),
+        Err(InvariantError::DuplicateTransfer(_))
+    ));
+    let funding = entries
+        .iter()
+        .find(|entry| matches!(entry.record, Record::Funding { .. }))
+        .unwrap();
+    let mut other = funding.clone();
+    if let Record::Funding { amount, .. } = &mut other.record {
+        *amount = rp(1);
+    }
+    assert!(matches!(
+        state.apply(&other),
+        Err(InvariantError::DuplicateTransfer(_))
+    ));
+}
