@@ -90,10 +90,21 @@ PY
 
 # Starts one Cassandra node in a fresh directory on free loopback ports and exports
 # SSN_TEST_CASSANDRA_NODES (host:port) and SSN_TEST_CASSANDRA_PID (for tests that stop and
-# restart it). Set SSN_TEST_CASSANDRA_DIR to reuse a directory (restart with the same data).
+# restart it). Arguments, all optional: a directory to reuse (restart with the same data), the
+# CQL port and the storage port. SSN_CASSANDRA_COMMITLOG=batch acknowledges a write only once
+# its commit log is on disk and keeps the system keyspaces' commit log (so a node killed with
+# SIGKILL loses nothing it acknowledged, its schema included); the default, periodic, is
+# faster and enough for tests that never kill the node.
 start_cassandra() {
   fetch_cassandra
-  local cache dir port storage_port java
+  local cache dir port storage_port java commitlog unsafe_system
+  if [[ "${SSN_CASSANDRA_COMMITLOG:-periodic}" == batch ]]; then
+    commitlog="commitlog_sync: batch"
+    unsafe_system=false
+  else
+    commitlog=$'commitlog_sync: periodic\ncommitlog_sync_period: 10000ms'
+    unsafe_system=true
+  fi
   cache=$(cassandra_cache_dir)
   dir=${1:-$(mktemp -d -t ssn-cassandra.XXXXXX)}
   port=${2:-$(free_port)}
@@ -119,8 +130,7 @@ commitlog_directory: $dir/commitlog
 hints_directory: $dir/hints
 saved_caches_directory: $dir/saved_caches
 cdc_raw_directory: $dir/cdc
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
+$commitlog
 auto_snapshot: false
 hinted_handoff_enabled: false
 dynamic_snitch: false
@@ -140,7 +150,7 @@ YAML
     -Dcassandra.config="file://$dir/cassandra.yaml" \
     -Dcassandra.storagedir="$dir" \
     -Dcassandra-foreground=yes \
-    -Dcassandra.unsafesystem=true \
+    -Dcassandra.unsafesystem=$unsafe_system \
     -Dcassandra.skip_wait_for_gossip_to_settle=0 \
     -Dcassandra.jmx.local.port="$(free_port)" \
     -Dcassandra.logdir="$dir" \

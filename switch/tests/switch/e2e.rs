@@ -14,16 +14,16 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{Decoder, Encoder};
 
 /// Every wait ends by this deadline, so a broken switch fails a test rather than hangs it.
-const DEADLINE: Duration = Duration::from_secs(30);
+pub(super) const DEADLINE: Duration = Duration::from_secs(30);
 const PROFILES: [Profile; 2] = [Profile::Bcd, Profile::Ascii];
 /// How long a switch on Cassandra may take to start: creating its keyspace is slow on a busy
 /// 2-core machine.
-const SCYLLA_START_DEADLINE: Duration = Duration::from_secs(150);
+pub(super) const SCYLLA_START_DEADLINE: Duration = Duration::from_secs(150);
 
 /// A running switch, stopped (SIGKILL) when dropped.
-struct Switch {
-    child: Child,
-    data_dir: std::path::PathBuf,
+pub(super) struct Switch {
+    pub(super) child: Child,
+    pub(super) data_dir: std::path::PathBuf,
     bcd: String,
     ascii: String,
     manifest: serde_json::Value,
@@ -34,7 +34,7 @@ static RUNS: AtomicU32 = AtomicU32::new(0);
 
 /// Where the switch keeps balances: every scenario runs on both.
 #[derive(Clone, Copy, Debug)]
-enum Backend {
+pub(super) enum Backend {
     Embedded,
     /// A real `redis-server` started by `scripts/test.sh` (`SSN_TEST_REDIS_URL`).
     Redis,
@@ -44,7 +44,7 @@ enum Backend {
 }
 
 /// Redis's URL from `scripts/test.sh`; a missing one fails the test, never skips it.
-fn redis_url() -> String {
+pub(super) fn redis_url() -> String {
     std::env::var("SSN_TEST_REDIS_URL")
         .expect("SSN_TEST_REDIS_URL is not set: run ./scripts/test.sh, which starts redis-server")
 }
@@ -58,7 +58,7 @@ fn cassandra_nodes() -> String {
 
 /// A keyspace per data directory, the same across restarts of one test process and new in
 /// every process (a developer's Cassandra outlives test runs).
-fn keyspace_for(data_dir: &std::path::Path) -> String {
+pub(super) fn keyspace_for(data_dir: &std::path::Path) -> String {
     static SALT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let salt = SALT.get_or_init(|| {
         std::time::SystemTime::now()
@@ -114,6 +114,18 @@ impl Switch {
     }
 
     fn start_in(data_dir: std::path::PathBuf, backend: Backend, demo_cards: u32) -> Switch {
+        let args = backend_args(backend, &data_dir);
+        Switch::launch(data_dir, backend, demo_cards, args)
+    }
+
+    /// Starts `ssn-switch serve --demo` on `data_dir` with `backend_args` choosing where it
+    /// keeps its books, and waits until it announces its ports.
+    pub(super) fn launch(
+        data_dir: std::path::PathBuf,
+        backend: Backend,
+        demo_cards: u32,
+        backend_args: Vec<String>,
+    ) -> Switch {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ssn-switch"));
         command
             .args(["serve", "--demo", "--demo-cards", &demo_cards.to_string()])
@@ -131,7 +143,7 @@ impl Switch {
                 "--data-dir",
             ])
             .arg(&data_dir);
-        command.args(backend_args(backend, &data_dir));
+        command.args(backend_args);
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -181,7 +193,7 @@ impl Switch {
         self.cards(kind).remove(0)
     }
 
-    fn cards(&self, kind: &str) -> Vec<Card> {
+    pub(super) fn cards(&self, kind: &str) -> Vec<Card> {
         self.manifest["cards"]
             .as_array()
             .unwrap()
@@ -205,7 +217,7 @@ impl Switch {
             .unwrap()
     }
 
-    async fn terminal(&self, profile: Profile, which: usize) -> Terminal {
+    pub(super) async fn terminal(&self, profile: Profile, which: usize) -> Terminal {
         let t = &self.manifest["terminals"][which];
         let addr = match profile {
             Profile::Bcd => &self.bcd,
@@ -232,15 +244,15 @@ impl Drop for Switch {
 }
 
 #[derive(Clone, Debug)]
-struct Card {
-    pan: String,
+pub(super) struct Card {
+    pub(super) pan: String,
     expiry: String,
     pin: String,
-    programs: usize,
+    pub(super) programs: usize,
 }
 
 /// Terminals of the demo city, by index in the manifest.
-const ACTIVE: usize = 0;
+pub(super) const ACTIVE: usize = 0;
 const ACTIVE_2: usize = 1;
 const SUSPENDED: usize = 2;
 const OF_SUSPENDED_MERCHANT: usize = 3;
@@ -251,7 +263,7 @@ fn next_stan() -> String {
     format!("{:06}", STAN.fetch_add(1, Ordering::SeqCst) % 1_000_000)
 }
 
-struct Terminal {
+pub(super) struct Terminal {
     stream: TcpStream,
     codec: FrameCodec,
     buffer: BytesMut,
@@ -263,10 +275,10 @@ struct Terminal {
 
 /// What a purchase request is made of; tests change one thing at a time.
 #[derive(Clone)]
-struct Purchase {
-    card: Card,
+pub(super) struct Purchase {
+    pub(super) card: Card,
     processing_code: &'static str,
-    amount: u64,
+    pub(super) amount: u64,
     basket: Option<Vec<(&'static str, u64)>>,
     pin: String,
     currency: &'static str,
@@ -275,7 +287,7 @@ struct Purchase {
 }
 
 impl Purchase {
-    fn new(card: &Card, amount: u64) -> Purchase {
+    pub(super) fn new(card: &Card, amount: u64) -> Purchase {
         Purchase {
             card: card.clone(),
             processing_code: "000000",
@@ -376,7 +388,7 @@ impl Terminal {
         m
     }
 
-    async fn purchase(&mut self, p: &Purchase) -> MessageView {
+    pub(super) async fn purchase(&mut self, p: &Purchase) -> MessageView {
         let m = self.purchase_message(p);
         self.exchange(&m).await
     }
@@ -404,7 +416,7 @@ impl Terminal {
         self.exchange(&m).await
     }
 
-    async fn balance(&mut self, card: &Card) -> u64 {
+    pub(super) async fn balance(&mut self, card: &Card) -> u64 {
         let mut p = Purchase::new(card, 0);
         p.processing_code = "310000";
         let mut m = self.purchase_message(&p);
@@ -427,7 +439,7 @@ impl Terminal {
     }
 }
 
-fn code(answer: &MessageView) -> String {
+pub(super) fn code(answer: &MessageView) -> String {
     String::from_utf8(answer.text(39).expect("DE39").to_vec()).unwrap()
 }
 
@@ -437,12 +449,12 @@ fn balance_of(answer: &MessageView) -> u64 {
     std::str::from_utf8(&de54[8..]).unwrap().parse().unwrap()
 }
 
-fn text(answer: &MessageView, n: u8) -> String {
+pub(super) fn text(answer: &MessageView, n: u8) -> String {
     String::from_utf8(answer.text(n).unwrap_or_default().to_vec()).unwrap()
 }
 
-const SEMBAKO: u64 = 30_000_000;
-const LANSIA: u64 = 10_000_000;
+pub(super) const SEMBAKO: u64 = 30_000_000;
+pub(super) const LANSIA: u64 = 10_000_000;
 
 // ------------------------------------------------------------------ §3.1 network management
 
