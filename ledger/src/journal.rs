@@ -220,6 +220,19 @@ pub trait JournalStore: Send + fmt::Debug + 'static {
         visit: &mut dyn FnMut(EncodedEntry, u64) -> Result<(), Break>,
     ) -> io::Result<Option<Break>>;
 
+    /// Other writers' chains in the same store (several switch nodes on one Scylla keyspace),
+    /// each by name with its entries up to its first break (a chain still being written, or
+    /// torn, is read as far as it is whole). Empty for a store with one writer.
+    fn other_chains(&mut self) -> io::Result<Vec<(String, Vec<Entry>)>> {
+        Ok(Vec::new())
+    }
+
+    /// This store's chain's name, which orders its entries among other chains' (see
+    /// [`JournalStore::other_chains`]).
+    fn chain_name(&self) -> &str {
+        ""
+    }
+
     /// If the break `found` looks like a torn last write (see [`FileJournal`]'s rule) and
     /// what follows it is at most `bytes_max` long, sets it aside (kept for auditors, removed
     /// from the journal) and says where; `Ok(None)` and no change otherwise.
@@ -420,16 +433,20 @@ pub(crate) fn replay_into(
     store: &mut dyn JournalStore,
     state: &mut State,
 ) -> io::Result<(ChainHead, Option<Break>)> {
-    replay_until(store, state, None)
+    replay_until(store, None, &mut |entry| {
+        state.apply_owned(entry).map(|_| ())
+    })
 }
 
-/// As [`replay_into`], but an entry at sequence `stop_at` or later ends the replay as if the
-/// store ended inside it ([`BreakKind::Truncated`]): recovery uses it to treat a failed
-/// batch's entries as the torn write they are, even when all of them reached the store.
-fn replay_until(
+/// Reads a chain's entries, checking the chain and each hash, and hands each decoded entry
+/// to `apply`, whose refusal is a [`BreakKind::Invariant`] break. An entry at sequence
+/// `stop_at` or later ends the replay as if the store ended inside it
+/// ([`BreakKind::Truncated`]): recovery uses it to treat a failed batch's entries as the torn
+/// write they are, even when all of them reached the store.
+pub(crate) fn replay_until(
     store: &mut dyn JournalStore,
-    state: &mut State,
     stop_at: Option<u64>,
+    apply: &mut dyn FnMut(Entry) -> Result<(), InvariantError>,
 ) -> io::Result<(ChainHead, Option<Break>)> {
     let mut head = ChainHead::default();
     let end = store.replay(&mut |entry, offset| {
@@ -453,9 +470,7 @@ fn replay_until(
         let decoded = entry
             .decode()
             .map_err(|e| broken(BreakKind::Undecodable(e.to_string())))?;
-        state
-            .apply(&decoded)
-            .map_err(|e| broken(BreakKind::Invariant(e)))?;
+        apply(decoded).map_err(|e| broken(BreakKind::Invariant(e)))?;
         head = ChainHead {
             next_sequence: entry.sequence + 1,
             last_hash: entry.hash,
@@ -478,8 +493,21 @@ struct Loaded {
 /// Replays `store` into a fresh projection (entries from `stop_at` on count as torn) and
 /// sets aside a torn tail; anything else broken is [`JournalError::Corrupt`].
 fn load(store: &mut dyn JournalStore, stop_at: Option<u64>) -> Result<Loaded, JournalError> {
+    let others = store.other_chains()?;
     let mut state = State::default();
-    let (head, end) = replay_until(store, &mut state, stop_at)?;
+    let mut own = Vec::new();
+    let (head, end) = if others.is_empty() {
+        replay_until(store, stop_at, &mut |entry| {
+            state.apply_owned(entry).map(|_| ())
+        })?
+    } else {
+        // Entries of this chain may depend on other chains' (a purchase here spending a
+        // disbursement journaled by another node): read first, apply merged below.
+        replay_until(store, stop_at, &mut |entry| {
+            own.push(entry);
+            Ok(())
+        })?
+    };
     let torn_tail = match end {
         None => None,
         Some(found) if found.kind.may_be_torn_write() => {
@@ -490,11 +518,72 @@ fn load(store: &mut dyn JournalStore, stop_at: Option<u64>) -> Result<Loaded, Jo
         }
         Some(found) => return Err(JournalError::Corrupt(found)),
     };
+    if !others.is_empty() {
+        let mut chains = others;
+        chains.push((store.chain_name().to_string(), own));
+        apply_merged(&mut state, chains).map_err(|(_, found)| JournalError::Corrupt(found))?;
+    }
     Ok(Loaded {
         state,
         head,
         torn_tail,
     })
+}
+
+/// Applies several chains' entries to `state` in the order every node and `verify` agree on:
+/// the earliest acceptance time first, then the chain's name, then its sequence. Clocks of
+/// different nodes differ, so an entry that breaks an invariant may only be early (a purchase
+/// on one node spending a disbursement another node journaled on a clock behind): its chain
+/// waits while the others go on, and only an entry no other chain's progress can help is a
+/// break, reported with its chain's name.
+pub(crate) fn apply_merged(
+    state: &mut State,
+    mut chains: Vec<(String, Vec<Entry>)>,
+) -> Result<(), (String, Break)> {
+    chains.sort_by(|a, b| a.0.cmp(&b.0));
+    // Each chain's next entry, by position.
+    let mut next = vec![0usize; chains.len()];
+    let mut waiting = vec![false; chains.len()];
+    loop {
+        let candidate = chains
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !waiting[*i])
+            .filter_map(|(i, (_, entries))| {
+                entries
+                    .get(next[i])
+                    .map(|entry| ((entry.at_unix_seconds, i, next[i]), i))
+            })
+            .min();
+        let Some((_, i)) = candidate else {
+            break;
+        };
+        let entry = chains[i].1[next[i]].clone();
+        match state.apply_owned(entry) {
+            Ok(_) => {
+                next[i] += 1;
+                waiting.iter_mut().for_each(|w| *w = false);
+            }
+            Err(_) => waiting[i] = true,
+        }
+    }
+    for (i, (name, entries)) in chains.iter().enumerate() {
+        if let Some(entry) = entries.get(next[i]) {
+            let error = match state.apply(entry) {
+                Err(error) => error,
+                Ok(_) => continue,
+            };
+            return Err((
+                name.clone(),
+                Break {
+                    sequence: next[i] as u64 + 1,
+                    offset: 0,
+                    kind: BreakKind::Invariant(error),
+                },
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What opening found.

@@ -149,15 +149,21 @@
 //!   it in its commit logs; with Cassandra's default `commitlog_sync: periodic` that is not an
 //!   fsync, so a production cluster needs replicas in separate failure domains (or
 //!   `commitlog_sync: batch`).
-//! - **Several nodes** (not yet; ARCHITECTURE.md "Running on ScyllaDB"): each node appends to
-//!   its own chain (`chain` = `--node-id`), so nodes never contend for a sequence number, and
-//!   Redis stays the per-card decision point (its debit script keeps each transfer's decision,
-//!   so a retry elsewhere is answered the same and moves no money twice). What is missing is
-//!   the projection: a node replays only its own chain, so it does not know the other nodes'
-//!   credits, purchases or tombstones; and each node's open starts a new Redis generation,
-//!   which fences the nodes already running. Planned: one shared generation, replay every chain at open, follow the others
-//!   by polling their newest bucket, keep a transfer id journaled by two nodes once, and let
-//!   `verify` merge the chains.
+//! - **Several nodes** (one at a time so far; ARCHITECTURE.md "Running on ScyllaDB"): each
+//!   node appends to its own chain (`chain` = `--node-id`), so nodes never contend for a
+//!   sequence number, and Redis stays the per-card decision point (its debit script keeps each
+//!   transfer's decision, so a retry elsewhere is answered the same and moves no money twice).
+//!   Opening reads every chain of the keyspace ([`JournalStore::other_chains`]: the others as
+//!   far as they are whole) and applies them merged, earliest acceptance time first, then
+//!   chain name, then sequence; an entry that breaks an invariant only waits while another
+//!   chain can progress (clocks differ: a purchase may carry an earlier time than the
+//!   disbursement it spends). [`verify`] merges the same way. A transfer id journaled by two
+//!   nodes with identical content is kept once ([`State::apply`]). Missing for nodes running
+//!   *at the same time*: a running node does not follow the others' chains after its open,
+//!   and each node's open starts a new Redis generation, which fences the nodes already
+//!   running (their debits then answer `91`). Planned: one shared generation (only a node
+//!   that finds none rebuilds), and a bounded poll per chain and bucket after open, plus a
+//!   follow before a batch close and before a reversal lookup misses.
 //!
 //! ## Limits
 //!
@@ -212,8 +218,9 @@
 //!   admin API reads [`State::log`], [`State::transfer_times`] and each card's history).
 //! - Journal segments and snapshots: the whole journal is replayed at every open, and the
 //!   projection and the balance stores keep every authorization forever (no pruning).
-//! - On Scylla, a node's projection does not follow the other nodes' chains, and `verify`
-//!   checks one chain at a time.
+//! - On Scylla, a running node's projection does not follow the other nodes' chains (it
+//!   reads them at open only), and nodes share one Redis only one at a time (generation
+//!   fencing).
 
 mod balances;
 mod day;

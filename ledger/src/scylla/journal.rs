@@ -13,10 +13,12 @@
 
 use super::{ScyllaCluster, ScyllaError, cluster};
 use crate::journal::{
-    Break, BreakKind, EncodedEntry, Hash, JOURNAL_BATCH_RECORDS_MAX, JournalStore, replay_into,
+    Break, BreakKind, EncodedEntry, Hash, JOURNAL_BATCH_RECORDS_MAX, JournalStore, apply_merged,
+    replay_until,
 };
 use crate::money::Money;
 use crate::record::Account;
+use crate::record::Entry;
 use crate::state::State;
 use crate::verify::{VerifyError, VerifyReport, check_balances};
 use futures::{StreamExt, TryStreamExt};
@@ -58,6 +60,8 @@ pub struct ScyllaJournal {
     insert_torn: PreparedStatement,
     /// Removes a torn tail from a partition.
     delete_from: PreparedStatement,
+    /// Lists every chain of the keyspace.
+    list_chains: PreparedStatement,
 }
 
 impl fmt::Debug for ScyllaJournal {
@@ -103,6 +107,7 @@ impl ScyllaJournal {
         let delete_from = cluster
             .prepare("DELETE FROM journal WHERE chain = ? AND bucket = ? AND sequence >= ?")
             .await?;
+        let list_chains = cluster.prepare("SELECT chain FROM journal_chains").await?;
         let register = cluster
             .prepare(
                 "INSERT INTO journal_chains (chain, created_at) VALUES (?, toTimestamp(now()))",
@@ -121,7 +126,43 @@ impl ScyllaJournal {
             select,
             insert_torn,
             delete_from,
+            list_chains,
         })
+    }
+
+    /// A reader of another chain of the same keyspace (it never writes).
+    fn for_chain(&self, chain: String) -> ScyllaJournal {
+        ScyllaJournal {
+            cluster: Arc::clone(&self.cluster),
+            chain,
+            insert: self.insert.clone(),
+            select: self.select.clone(),
+            insert_torn: self.insert_torn.clone(),
+            delete_from: self.delete_from.clone(),
+            list_chains: self.list_chains.clone(),
+        }
+    }
+
+    /// The names of every chain but this one, sorted.
+    fn other_chain_names(&self) -> io::Result<Vec<String>> {
+        let session = Arc::clone(self.cluster.session());
+        let list = self.list_chains.clone();
+        let mut names: Vec<String> = self
+            .cluster
+            .block_on(async move {
+                let pager = session.execute_iter(list, ()).await.map_err(io_error)?;
+                pager
+                    .rows_stream::<(String,)>()
+                    .map_err(io_error)?
+                    .map_ok(|(name,)| name)
+                    .map_err(io_error)
+                    .try_collect::<Vec<String>>()
+                    .await
+            })
+            .map_err(io_error)??;
+        names.retain(|name| *name != self.chain);
+        names.sort();
+        Ok(names)
     }
 
     /// True when the chain has no entry yet.
@@ -319,6 +360,26 @@ impl JournalStore for ScyllaJournal {
         }
     }
 
+    fn other_chains(&mut self) -> io::Result<Vec<(String, Vec<Entry>)>> {
+        let mut chains = Vec::new();
+        for name in self.other_chain_names()? {
+            let mut reader = self.for_chain(name.clone());
+            let mut entries = Vec::new();
+            // Read as far as the chain is whole: another node may be writing its next batch,
+            // or have left a torn one it will set aside when it recovers or reopens.
+            replay_until(&mut reader, None, &mut |entry| {
+                entries.push(entry);
+                Ok(())
+            })?;
+            chains.push((name, entries));
+        }
+        Ok(chains)
+    }
+
+    fn chain_name(&self) -> &str {
+        &self.chain
+    }
+
     fn cut_tail(&mut self, found: &Break, bytes_max: u64) -> io::Result<Option<PathBuf>> {
         if found.kind != BreakKind::Truncated {
             return Ok(None);
@@ -371,14 +432,23 @@ impl JournalStore for ScyllaJournal {
     }
 }
 
-/// Verifies this chain as `ssn-ledger verify` verifies a journal file: recomputes the hash
-/// chain and every balance and reports the first break. Changes nothing.
+/// Verifies the keyspace's journal as `ssn-ledger verify` verifies a journal file: recomputes
+/// this chain's hashes and links, reads every other node's chain as far as it is whole, applies
+/// them all merged (as opening does: acceptance time, chain name,
+/// sequence) and checks every balance; reports the first break. Changes nothing.
 pub fn verify_scylla(journal: &mut ScyllaJournal) -> Result<VerifyReport, VerifyError> {
-    let mut state = State::default();
-    let (head, end) = replay_into(journal, &mut state)?;
+    let mut own = Vec::new();
+    let (head, end) = replay_until(journal, None, &mut |entry| {
+        own.push(entry);
+        Ok(())
+    })?;
     if let Some(found) = end {
         return Err(VerifyError::Broken(found));
     }
+    let mut chains = journal.other_chains()?;
+    chains.push((journal.chain.clone(), own));
+    let mut state = State::default();
+    apply_merged(&mut state, chains).map_err(|(_, found)| VerifyError::Broken(found))?;
     check_balances(&state)?;
     let funded = state
         .balance(&Account::FundingSource)

@@ -1,6 +1,7 @@
 //! What only the Scylla stores have: a batch torn by a failed write is set aside at open, a
-//! changed row breaks `verify` and opening, and an embedded ledger moves onto Scylla with its
-//! chain intact. On the Cassandra that `./scripts/test.sh` starts (`SSN_TEST_CASSANDRA_NODES`).
+//! changed row breaks `verify` and opening, an embedded ledger moves onto Scylla with its
+//! chain intact, and a node opening on a keyspace replays every node's chain. On the
+//! Cassandra that `./scripts/test.sh` starts (`SSN_TEST_CASSANDRA_NODES`).
 
 use crate::support::*;
 use ssn_ledger::*;
@@ -125,4 +126,59 @@ async fn an_embedded_ledger_moves_onto_scylla_with_its_chain() {
     let imported = verify(&target.0).unwrap();
     assert_eq!(imported.last_hash, embedded.last_hash, "the same chain");
     assert_eq!(imported, embedded);
+}
+
+/// Opens the keyspace of `world_dir` as switch node `chain`, its pointer in `pointer_dir`.
+async fn open_node(world_dir: &TempDir, chain: &str, pointer_dir: &TempDir) -> Ledger {
+    let mut config = ScyllaConfig::new(cassandra_nodes(), keyspace_for(&world_dir.0));
+    config.chain = chain.to_string();
+    config.save_pointer(&pointer_dir.0).unwrap();
+    let redis = RedisConfig::new(redis_url(), "ssn-test:");
+    let stores = scylla_stores(config, &redis).await.unwrap();
+    Ledger::open_with(stores).await.unwrap()
+}
+
+/// Two switch nodes on one keyspace, one after the other: opening replays every node's
+/// chain, so the second node knows the first one's disbursement and purchases (a terminal's
+/// retry there is a duplicate), the first, reopened, knows the second's, and `verify` from
+/// either node merges both chains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_opening_replays_every_chain_of_the_keyspace() {
+    let (world, _program, card) = World::with_card(Backend::Scylla, Rules::default()).await;
+    let on_first = world.purchase(card, rp(10_000), None);
+    let answer = world
+        .ledger
+        .authorize_purchase(on_first.clone())
+        .await
+        .unwrap();
+    assert_eq!(answer.response.code, APPROVED);
+    let after_first = world.spendable(card).await;
+    let World { dir, ledger, .. } = world;
+    drop(ledger);
+
+    let second_dir = TempDir::new("second-node");
+    let second = open_node(&dir, "2", &second_dir).await;
+    assert_eq!(second.balance(card, t0()).await.unwrap(), after_first);
+    let retried = second.authorize_purchase(on_first).await.unwrap();
+    assert!(retried.duplicate);
+    assert_eq!(retried.response, answer.response);
+    let on_second = purchase_at(key(2, 900), card, rp(5_000), None, t0());
+    let approved = second.authorize_purchase(on_second.clone()).await.unwrap();
+    assert_eq!(approved.response.code, APPROVED);
+    assert!(second.cache_differences().await.unwrap().is_empty());
+    drop(second);
+
+    let first = Backend::Scylla.open(&dir.0).await;
+    assert_eq!(
+        first.balance(card, t0()).await.unwrap(),
+        after_first.checked_sub(rp(5_000)).unwrap()
+    );
+    assert_eq!(
+        first.find_authorization(&on_second.key),
+        Some(approved.response)
+    );
+    let entries = first.state().entries;
+    drop(first);
+    assert_eq!(verify(&dir.0).unwrap().entries, entries);
+    assert_eq!(verify(&second_dir.0).unwrap().entries, entries);
 }
