@@ -282,7 +282,7 @@ pub(super) struct Purchase {
     basket: Option<Vec<(&'static str, u64)>>,
     pin: String,
     currency: &'static str,
-    stan: String,
+    pub(super) stan: String,
     transmitted: String,
 }
 
@@ -306,7 +306,7 @@ impl Purchase {
 }
 
 impl Terminal {
-    async fn send(&mut self, message: &Message) {
+    pub(super) async fn send(&mut self, message: &Message) {
         let mut wire = BytesMut::new();
         let tpdu = Some(Tpdu([0x60, 0x00, 0x01, 0x00, 0x00]));
         self.codec
@@ -315,7 +315,7 @@ impl Terminal {
         self.stream.write_all(&wire).await.unwrap();
     }
 
-    async fn receive(&mut self) -> MessageView {
+    pub(super) async fn receive(&mut self) -> MessageView {
         tokio::time::timeout(DEADLINE, async {
             loop {
                 if let Some(item) = self.codec.decode(&mut self.buffer).unwrap() {
@@ -355,7 +355,7 @@ impl Terminal {
         m
     }
 
-    fn purchase_message(&self, p: &Purchase) -> Message {
+    pub(super) fn purchase_message(&self, p: &Purchase) -> Message {
         let mut m = Message::new(Mti::FINANCIAL_REQUEST);
         let pin = Pin::new(&p.pin).unwrap();
         let block = EncryptedPinBlock::encrypt(&pin, &p.card.pan, &self.tpk).unwrap();
