@@ -147,7 +147,7 @@ async fn main() {
         router: ssn_admin_api::router(state),
         tokens: [("admin", ADMIN_SECRET.to_string())].into_iter().collect(),
     };
-    for role in ["diskominfo", "dinsos", "walikota"] {
+    for role in ["diskominfo", "dinsos", "walikota", "auditor"] {
         let created = client
             .json(
                 "admin",
@@ -331,6 +331,24 @@ async fn main() {
         "disbursement repeated (idempotent, 200): {:.2} s",
         seconds(start)
     );
+
+    // ---------------------------------------------------------------- reports
+    for (what, uri) in [
+        ("semester report (json)", "/api/v1/reports/semester?year=2026&half=2"),
+        ("semester report (html)", "/api/v1/reports/semester?year=2026&half=2&format=html"),
+        ("public summary", "/api/v1/public/summary"),
+    ] {
+        let start = Instant::now();
+        let (status, bytes) = client
+            .send("auditor", "GET", uri, "application/json", Vec::new())
+            .await;
+        assert_eq!(status, StatusCode::OK, "{what}");
+        println!(
+            "{what}: {:.2} s ({:.1} MB)",
+            seconds(start),
+            bytes.len() as f64 / 1e6
+        );
+    }
 
     drop(client);
     drop(ledger);
