@@ -334,8 +334,14 @@ async fn main() {
 
     // ---------------------------------------------------------------- reports
     for (what, uri) in [
-        ("semester report (json)", "/api/v1/reports/semester?year=2026&half=2"),
-        ("semester report (html)", "/api/v1/reports/semester?year=2026&half=2&format=html"),
+        (
+            "semester report (json)",
+            "/api/v1/reports/semester?year=2026&half=2",
+        ),
+        (
+            "semester report (html)",
+            "/api/v1/reports/semester?year=2026&half=2&format=html",
+        ),
         ("public summary", "/api/v1/public/summary"),
     ] {
         let start = Instant::now();
