@@ -205,6 +205,9 @@ pub enum JournalError {
     /// The stored journal is broken somewhere a crash cannot explain.
     #[error("journal is broken at {0}")]
     Corrupt(Break),
+    /// Reading the other nodes' chains failed (see [`Journal::follow`]).
+    #[error("following the other chains failed: {0}")]
+    Follow(String),
 }
 
 /// Storage for journal entries. The file store is the embedded one; a replicated store (Scylla)
@@ -233,10 +236,51 @@ pub trait JournalStore: Send + fmt::Debug + 'static {
         ""
     }
 
+    /// A reader of the other writers' chains that works beside this store while it writes
+    /// (see [`ChainFollower`]); `None` for a store with one writer.
+    fn follower(&self) -> Option<Box<dyn ChainFollower>> {
+        None
+    }
+
     /// If the break `found` looks like a torn last write (see [`FileJournal`]'s rule) and
     /// what follows it is at most `bytes_max` long, sets it aside (kept for auditors, removed
     /// from the journal) and says where; `Ok(None)` and no change otherwise.
     fn cut_tail(&mut self, found: &Break, bytes_max: u64) -> io::Result<Option<PathBuf>>;
+}
+
+/// Reads the other writers' chains of a shared store while this node runs, so its
+/// projection follows what the other switch nodes journal ([`Journal::follow`]).
+pub trait ChainFollower: Send + fmt::Debug + 'static {
+    /// The names of every chain of the store but this node's.
+    fn chains(&mut self) -> io::Result<Vec<String>>;
+
+    /// Up to `entries_max` consecutive entries of `chain` from sequence `from` on, as far as
+    /// they are whole (a batch still being written ends the answer early, never an error).
+    fn read_from(
+        &mut self,
+        chain: &str,
+        from: u64,
+        entries_max: usize,
+    ) -> io::Result<Vec<EncodedEntry>>;
+}
+
+/// How far the projection has applied another node's chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowedChain {
+    /// The next entry to apply.
+    pub next_sequence: u64,
+    /// The hash of the last entry applied; `None` when read at open without it, and then
+    /// learned by reading that entry again before the next.
+    pub last_hash: Option<Hash>,
+}
+
+impl Default for FollowedChain {
+    fn default() -> FollowedChain {
+        FollowedChain {
+            next_sequence: 1,
+            last_hash: Some([0; HASH_BYTES]),
+        }
+    }
 }
 
 /// The embedded journal: one append-only file.
@@ -519,9 +563,24 @@ fn load(store: &mut dyn JournalStore, stop_at: Option<u64>) -> Result<Loaded, Jo
         Some(found) => return Err(JournalError::Corrupt(found)),
     };
     if !others.is_empty() {
+        let followed: Vec<(String, FollowedChain)> = others
+            .iter()
+            .map(|(name, entries)| {
+                let cursor = if entries.is_empty() {
+                    FollowedChain::default()
+                } else {
+                    FollowedChain {
+                        next_sequence: entries.len() as u64 + 1,
+                        last_hash: None,
+                    }
+                };
+                (name.clone(), cursor)
+            })
+            .collect();
         let mut chains = others;
         chains.push((store.chain_name().to_string(), own));
         apply_merged(&mut state, chains).map_err(|(_, found)| JournalError::Corrupt(found))?;
+        state.followed.extend(followed);
     }
     Ok(Loaded {
         state,
@@ -617,8 +676,10 @@ pub struct Journal {
     poisoned: Arc<AtomicBool>,
     /// Counters.
     stats: Arc<JournalStats>,
+    /// To the follower thread (a store shared with other nodes only); `None` once closing.
+    follow_requests: Option<SyncSender<FollowReply>>,
     /// The sequencer and sync threads, joined on drop (sequencer first: it closes the sync
-    /// thread's queue when it ends).
+    /// thread's queue when it ends), and the follower thread if any.
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -643,6 +704,7 @@ impl fmt::Debug for Submission {
 impl Journal {
     /// Replays `store` into a fresh projection, sets aside a torn tail, and starts the writer.
     pub fn open(mut store: Box<dyn JournalStore>) -> Result<(Journal, OpenReport), JournalError> {
+        let follower = store.follower();
         let Loaded {
             state,
             head,
@@ -680,12 +742,30 @@ impl Journal {
         let sequencer = std::thread::Builder::new()
             .name("ssn-journal".into())
             .spawn(move || sequencer.run())?;
+        let mut threads = vec![sequencer, syncer];
+        let mut follow_requests = None;
+        if let Some(source) = follower {
+            let (requests, receiver) = mpsc::sync_channel(JOURNAL_FOLLOW_WAITERS_MAX);
+            let follower = Follower {
+                source,
+                requests: receiver,
+                state: Arc::clone(&state),
+                poisoned: Arc::clone(&poisoned),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name("ssn-journal-follow".into())
+                    .spawn(move || follower.run())?,
+            );
+            follow_requests = Some(requests);
+        }
         let journal = Journal {
             sender: Some(sender),
             state,
             poisoned,
             stats,
-            threads: vec![sequencer, syncer],
+            follow_requests,
+            threads,
         };
         Ok((journal, report))
     }
@@ -734,6 +814,23 @@ impl Journal {
         })
     }
 
+    /// Applies to the projection what the other nodes' chains hold beyond what it has, and
+    /// answers once that is done (the entries found, 0 for a store with one writer). Besides
+    /// the follower's own poll every [`JOURNAL_FOLLOW_INTERVAL`], callers that must count
+    /// other nodes' records (a batch close, a reversal whose original is not found here)
+    /// call this first; concurrent callers share one read of the chains.
+    pub async fn follow(&self) -> Result<u64, JournalError> {
+        let Some(requests) = &self.follow_requests else {
+            return Ok(0);
+        };
+        let (reply, answer) = oneshot::channel();
+        requests.try_send(reply).map_err(|e| match e {
+            TrySendError::Full(_) => JournalError::Busy,
+            TrySendError::Disconnected(_) => JournalError::Closed,
+        })?;
+        answer.await.map_err(|_| JournalError::Closed)?
+    }
+
     /// True from a failed write until the journal has recovered: the projection may then
     /// hold records that were never written, so nothing should be answered from it.
     pub fn is_poisoned(&self) -> bool {
@@ -753,6 +850,7 @@ impl Journal {
 impl Drop for Journal {
     fn drop(&mut self) {
         self.sender = None;
+        self.follow_requests = None;
         for thread in self.threads.drain(..) {
             // A panicked thread has nothing left to clean up.
             let _ = thread.join();
@@ -773,6 +871,208 @@ pub const JOURNAL_APPLY_CHUNK_RECORDS: usize = 256;
 /// each attempt re-reads the whole store, so a cluster that is down is not asked more often.
 /// Until then every submission is answered [`JournalError::Poisoned`] (`91`) at once.
 pub const JOURNAL_RECOVERY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Most entries of one other chain read and applied in one round of following: bounds the
+/// rows one read asks the cluster for and how long the projection's lock is held for them.
+pub const JOURNAL_FOLLOW_BATCH_ENTRIES: usize = 1_024;
+
+/// Between two polls of the other chains when no caller asks sooner: how stale a node's view
+/// of the other nodes' purchases (duplicates, batch totals, settlement) may be.
+pub const JOURNAL_FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Callers waiting for the next follow at once; one more is answered
+/// [`JournalError::Busy`] (`91`).
+pub const JOURNAL_FOLLOW_WAITERS_MAX: usize = 1_024;
+
+/// Rounds of [`JOURNAL_FOLLOW_BATCH_ENTRIES`] one follow reads for its waiters before it
+/// answers them, so a node far behind does not keep a batch close waiting forever.
+pub const JOURNAL_FOLLOW_ROUNDS_MAX: usize = 16;
+
+/// A caller of [`Journal::follow`] waiting for the follower's answer.
+type FollowReply = oneshot::Sender<Result<u64, JournalError>>;
+
+/// Another chain's entries read in one round: the chain, where the projection was when they
+/// were read, the last hash learned on the way, and the entries with their sequences and
+/// hashes.
+type FollowedRead = (String, FollowedChain, Option<Hash>, Vec<(u64, Hash, Entry)>);
+
+/// The follower thread: polls the other chains and applies what they gained to the
+/// projection, merged in the order opening uses; answers [`Journal::follow`] callers.
+struct Follower {
+    /// Reads the other chains.
+    source: Box<dyn ChainFollower>,
+    /// Callers of [`Journal::follow`], bounded by [`JOURNAL_FOLLOW_WAITERS_MAX`].
+    requests: Receiver<FollowReply>,
+    /// The projection, shared with the sequencer.
+    state: Arc<RwLock<State>>,
+    /// Shared with the handle; set here when another chain changed under what was applied.
+    poisoned: Arc<AtomicBool>,
+}
+
+impl Follower {
+    fn run(mut self) {
+        loop {
+            let mut waiting = Vec::new();
+            match self.requests.recv_timeout(JOURNAL_FOLLOW_INTERVAL) {
+                Ok(reply) => waiting.push(reply),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            while let Ok(reply) = self.requests.try_recv() {
+                waiting.push(reply);
+            }
+            let rounds = if waiting.is_empty() {
+                1
+            } else {
+                JOURNAL_FOLLOW_ROUNDS_MAX
+            };
+            let mut outcome = Ok(0u64);
+            for _ in 0..rounds {
+                match self.follow_once() {
+                    Ok((found, more)) => {
+                        outcome = outcome.map(|total| total + found);
+                        if !more {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        metrics::counter!("ssn_journal_follow_failures").increment(1);
+                        outcome = Err(error.to_string());
+                        break;
+                    }
+                }
+            }
+            for reply in waiting {
+                let _ = reply.send(outcome.clone().map_err(JournalError::Follow));
+            }
+        }
+    }
+
+    /// One round: reads each other chain from where the projection is and applies what it
+    /// can. Returns the entries applied and whether a chain had more than one round holds.
+    fn follow_once(&mut self) -> Result<(u64, bool), JournalError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            // The recovery that clears the flag reloads every chain anyway.
+            return Ok((0, false));
+        }
+        let names = self.source.chains()?;
+        let cursors: Vec<(String, FollowedChain)> = {
+            let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+            names
+                .into_iter()
+                .map(|name| {
+                    let cursor = state.followed.get(&name).copied().unwrap_or_default();
+                    (name, cursor)
+                })
+                .collect()
+        };
+        let mut reads: Vec<FollowedRead> = Vec::with_capacity(cursors.len());
+        let mut more = false;
+        for (name, cursor) in cursors {
+            // Read at open without its hash: read the last applied entry again to learn it.
+            let from = match cursor.last_hash {
+                None => cursor.next_sequence.saturating_sub(1).max(1),
+                Some(_) => cursor.next_sequence,
+            };
+            let read = self
+                .source
+                .read_from(&name, from, JOURNAL_FOLLOW_BATCH_ENTRIES)?;
+            more |= read.len() >= JOURNAL_FOLLOW_BATCH_ENTRIES;
+            let mut last_hash = cursor.last_hash;
+            let mut learned = None;
+            let mut entries = Vec::new();
+            for (expected, encoded) in (from..).zip(read) {
+                if encoded.sequence != expected || !encoded.hash_is_intact() {
+                    break;
+                }
+                if last_hash.is_some_and(|hash| hash != encoded.previous_hash) {
+                    // The other node set aside a failed batch this projection had already
+                    // applied and wrote other entries in its place: what was applied is no
+                    // longer durable. Reload everything, as after a failed write of our own.
+                    self.poisoned.store(true, Ordering::Release);
+                    metrics::counter!("ssn_journal_follow_reloads").increment(1);
+                    return Ok((0, false));
+                }
+                if expected < cursor.next_sequence {
+                    learned = Some(encoded.hash);
+                    last_hash = learned;
+                    continue;
+                }
+                let Ok(entry) = encoded.decode() else {
+                    break;
+                };
+                last_hash = Some(encoded.hash);
+                entries.push((encoded.sequence, encoded.hash, entry));
+            }
+            reads.push((name, cursor, learned, entries));
+        }
+        Ok((self.apply(reads), more))
+    }
+
+    /// Applies what one round read, merged like [`apply_merged`]: earliest acceptance time,
+    /// then chain name, then sequence; an entry that breaks an invariant waits while another
+    /// chain progresses, and stays for the next round otherwise. A chain whose place in the
+    /// projection moved since it was read (a recovery reloaded it) is left for the next round.
+    fn apply(&self, mut reads: Vec<FollowedRead>) -> u64 {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if self.poisoned.load(Ordering::Acquire) {
+            return 0;
+        }
+        reads.retain(|(name, cursor, _, _)| {
+            state.followed.get(name).copied().unwrap_or_default() == *cursor
+        });
+        for (name, cursor, learned, _) in &reads {
+            if cursor.last_hash.is_none() && learned.is_some() {
+                state.followed.insert(
+                    name.clone(),
+                    FollowedChain {
+                        next_sequence: cursor.next_sequence,
+                        last_hash: *learned,
+                    },
+                );
+            }
+        }
+        reads.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut next = vec![0usize; reads.len()];
+        let mut waiting = vec![false; reads.len()];
+        let mut applied = 0u64;
+        loop {
+            let candidate = reads
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !waiting[*i])
+                .filter_map(|(i, read)| {
+                    read.3
+                        .get(next[i])
+                        .map(|(_, _, entry)| ((entry.at_unix_seconds, i), i))
+                })
+                .min();
+            let Some((_, i)) = candidate else {
+                break;
+            };
+            let (sequence, hash, entry) = &reads[i].3[next[i]];
+            match state.apply(entry) {
+                Ok(_) => {
+                    state.followed.insert(
+                        reads[i].0.clone(),
+                        FollowedChain {
+                            next_sequence: sequence + 1,
+                            last_hash: Some(*hash),
+                        },
+                    );
+                    next[i] += 1;
+                    applied += 1;
+                    waiting.iter_mut().for_each(|w| *w = false);
+                }
+                Err(_) => waiting[i] = true,
+            }
+        }
+        if waiting.iter().any(|w| *w) {
+            metrics::counter!("ssn_journal_follow_waiting").increment(1);
+        }
+        applied
+    }
+}
 
 /// Counters of the journal's work, for benchmarks and metrics.
 #[derive(Debug, Default)]

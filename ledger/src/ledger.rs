@@ -350,7 +350,8 @@ pub struct Ledger {
     registry: Arc<dyn Registry>,
     /// The hot path's balances: a cache of the journal.
     balances: Arc<dyn BalanceStore>,
-    /// Programs by code, read on every purchase; refreshed whenever the ledger writes one.
+    /// Programs by code, read on every purchase; refreshed whenever the ledger writes one,
+    /// and from the registry when a code is missing (defined by another node).
     programs: RwLock<HashMap<ProgramCode, Program>>,
     /// See [`PURCHASE_LOCK_STRIPES`].
     purchase_locks: Box<[Mutex<()>]>,
@@ -432,7 +433,9 @@ impl Ledger {
             admin_lock: Mutex::new(()),
             open_report,
         };
-        ledger.rebuild_cache().await?;
+        if ledger.balances.join_generation().await? {
+            ledger.rebuild_cards().await?;
+        }
         Ok(ledger)
     }
 
@@ -457,9 +460,16 @@ impl Ledger {
     }
 
     /// Starts a new cache generation and rebuilds every card in the balance store from the
-    /// journal. Called at open; callable any time (e.g. after Redis lost its data).
+    /// journal. Callable any time (e.g. after Redis lost its data); on a store shared by
+    /// several nodes it fences every other node until restarted (the `balances::redis` docs).
+    /// Opening does this only when it finds no generation to adopt.
     pub async fn rebuild_cache(&self) -> Result<(), LedgerError> {
         self.balances.begin_generation().await?;
+        self.rebuild_cards().await
+    }
+
+    /// Rebuilds every card the projection knows in this generation of the balance store.
+    async fn rebuild_cards(&self) -> Result<(), LedgerError> {
         let snapshots = {
             let state = self.journal.state();
             let cards: Vec<CardId> = state.cards.keys().copied().collect();
@@ -482,6 +492,34 @@ impl Ledger {
 
     fn programs_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ProgramCode, Program>> {
         self.programs.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the programs from the registry again when one of `codes` is not known here:
+    /// another node defined it (nodes on one Scylla keyspace share the registry).
+    async fn know_programs(&self, codes: &[&ProgramCode]) -> Result<(), LedgerError> {
+        if codes
+            .iter()
+            .all(|code| self.programs_read().contains_key(*code))
+        {
+            return Ok(());
+        }
+        let programs: HashMap<ProgramCode, Program> = self
+            .registry
+            .programs()
+            .await?
+            .into_iter()
+            .map(|p| (p.code.clone(), p))
+            .collect();
+        *self.programs.write().unwrap_or_else(|p| p.into_inner()) = programs;
+        Ok(())
+    }
+
+    /// Applies what the other nodes' chains hold beyond this projection (nothing to do for a
+    /// journal with one writer): called before an answer that must count records another
+    /// node may have journaled since the follower's last poll.
+    async fn follow_others(&self) -> Result<(), LedgerError> {
+        self.journal.follow().await?;
+        Ok(())
     }
 
     fn snapshot(&self, state: &State, card: CardId) -> CardSnapshot {
@@ -550,6 +588,9 @@ impl Ledger {
     async fn recover_fenced(&self, error: StoreError) -> Result<(), LedgerError> {
         match error {
             StoreError::Fenced { card, found, ours } if found.is_none_or(|found| found < ours) => {
+                // Another node may have journaled records of this card since the last poll:
+                // the card is rebuilt from everything durable, not from a stale view.
+                self.follow_others().await?;
                 let snapshot = self.snapshot(&self.journal.state(), card);
                 self.balances.rebuild(&[snapshot]).await?;
                 Ok(())
@@ -660,7 +701,14 @@ impl Ledger {
         self.settled_books().await?;
         // One look at the projection for checks 2 and 3 and the card's pockets: the journal's
         // sequencer takes the same lock to apply each batch, so every look costs.
-        let card_programs = match self.precheck(&id, &request)? {
+        let mut precheck = self.precheck(&id, &request)?;
+        if matches!(&precheck, Precheck::New { card_programs } if card_programs.is_empty()) {
+            // No pockets here: the card may have been funded through another node since the
+            // last poll of its chain.
+            self.follow_others().await?;
+            precheck = self.precheck(&id, &request)?;
+        }
+        let card_programs = match precheck {
             Precheck::Duplicate(duplicate) => return Ok(duplicate),
             Precheck::Tombstoned => {
                 return self
@@ -669,6 +717,8 @@ impl Ledger {
             }
             Precheck::New { card_programs } => card_programs,
         };
+        self.know_programs(&card_programs.iter().collect::<Vec<_>>())
+            .await?;
         let Some((allowed, amount_max, daily_max)) =
             self.eligible(&card_programs, request.basket.as_deref())
         else {
@@ -698,9 +748,16 @@ impl Ledger {
             }
             other => other?,
         };
-        // A replayed decision is ours: only this task holds the purchase's lock, and the
-        // journal does not have it (checked above), so it is a retried script whose first
-        // reply was lost. It still has to be journaled.
+        // A replayed decision was made by another node (a terminal retrying elsewhere) or is
+        // ours (a retried script whose first reply was lost). Another node's may already be
+        // in its chain: follow, and answer from the journal when it is there.
+        if debit.replayed {
+            self.follow_others().await?;
+            if let Precheck::Duplicate(duplicate) = self.precheck(&id, &request)? {
+                return Ok(duplicate);
+            }
+        }
+        // Not journaled by anyone yet: it still has to be.
         self.journal_decision(&request, debit.debit.response.code, Some(debit.debit))
             .await
     }
@@ -890,7 +947,13 @@ impl Ledger {
             .purchase_lock(&TransferId::purchase(&request.original))
             .await;
         self.settled_books().await?;
-        let (card, legs) = match self.reversal_decision(&request)? {
+        let mut decision = self.reversal_decision(&request)?;
+        if matches!(decision, Err(ReversalOutcome::Tombstoned)) {
+            // The original may have been approved on another node since the last poll.
+            self.follow_others().await?;
+            decision = self.reversal_decision(&request)?;
+        }
+        let (card, legs) = match decision {
             Ok(reversible) => reversible,
             Err(ReversalOutcome::Tombstoned) => {
                 if self.tombstoned(&request.original) {
@@ -1008,6 +1071,8 @@ impl Ledger {
     ) -> Result<BatchCloseOutcome, LedgerError> {
         let _terminal = self.terminal_lock(&request.terminal).await;
         self.settled_books().await?;
+        // The batch's purchases may have been made on other nodes: count them all.
+        self.follow_others().await?;
         {
             let state = self.journal.state();
             if let Some(batches) = state.terminals.get(&request.terminal)
@@ -1099,6 +1164,7 @@ impl Ledger {
                 )))
             };
         }
+        self.know_programs(&[program]).await?;
         if !self.programs_read().contains_key(program) {
             return Err(LedgerError::NotFound(format!("program {program}")));
         }
@@ -1159,6 +1225,7 @@ impl Ledger {
         period: &str,
         at_unix_seconds: i64,
     ) -> Result<Vec<(CardId, Money)>, LedgerError> {
+        self.know_programs(&[program]).await?;
         let definition = self
             .programs_read()
             .get(program)
@@ -1382,6 +1449,8 @@ impl Ledger {
         at_unix_seconds: i64,
     ) -> Result<SettlementOutcome, LedgerError> {
         let _admin = self.admin_lock.lock().await;
+        // Batches and purchases of other nodes count too.
+        self.follow_others().await?;
         if let Some(done) = self.settlement(business_date) {
             return Ok(done);
         }
@@ -1541,6 +1610,7 @@ impl Ledger {
         if let Some(outcome) = self.program_close(program, as_of) {
             return Ok(outcome);
         }
+        self.know_programs(&[program]).await?;
         let expires = self
             .programs_read()
             .get(program)

@@ -86,7 +86,8 @@
 //!   first break. Opening sets aside a torn last write (kept beside the journal as
 //!   `journal.torn-OFFSET` for auditors) and refuses anything else that is broken.
 //! - [`BalanceStore`]: [`MemoryBalances`] (default) or [`RedisBalances`]. Both are caches of the
-//!   journal, rebuilt from it at every open, and fenced by a generation number in Redis so a
+//!   journal, rebuilt from it at open (on Scylla only by the node that finds no generation:
+//!   [`RedisConfig::shared_generation`]), and fenced by a generation number in Redis so a
 //!   stale process or rebuild cannot overwrite newer state (see the `balances::redis` docs).
 //! - **On ScyllaDB** ([`scylla_stores`] + [`Ledger::open_with`]): a [`ScyllaJournal`] and a
 //!   [`ScyllaRegistry`] in one keyspace, balances in Redis under the keyspace's name, and no
@@ -149,21 +150,29 @@
 //!   it in its commit logs; with Cassandra's default `commitlog_sync: periodic` that is not an
 //!   fsync, so a production cluster needs replicas in separate failure domains (or
 //!   `commitlog_sync: batch`).
-//! - **Several nodes** (one at a time so far; ARCHITECTURE.md "Running on ScyllaDB"): each
-//!   node appends to its own chain (`chain` = `--node-id`), so nodes never contend for a
-//!   sequence number, and Redis stays the per-card decision point (its debit script keeps each
+//! - **Several nodes at the same time** (ARCHITECTURE.md "Running on ScyllaDB"): each node
+//!   appends to its own chain (`chain` = `--node-id`), so nodes never contend for a sequence
+//!   number, and Redis stays the per-card decision point (its debit script keeps each
 //!   transfer's decision, so a retry elsewhere is answered the same and moves no money twice).
 //!   Opening reads every chain of the keyspace ([`JournalStore::other_chains`]: the others as
 //!   far as they are whole) and applies them merged, earliest acceptance time first, then
 //!   chain name, then sequence; an entry that breaks an invariant only waits while another
 //!   chain can progress (clocks differ: a purchase may carry an earlier time than the
 //!   disbursement it spends). [`verify`] merges the same way. A transfer id journaled by two
-//!   nodes with identical content is kept once ([`State::apply`]). Missing for nodes running
-//!   *at the same time*: a running node does not follow the others' chains after its open,
-//!   and each node's open starts a new Redis generation, which fences the nodes already
-//!   running (their debits then answer `91`). Planned: one shared generation (only a node
-//!   that finds none rebuilds), and a bounded poll per chain and bucket after open, plus a
-//!   follow before a batch close and before a reversal lookup misses.
+//!   nodes with identical content is kept once ([`State::apply`]).
+//!   - *One generation*: nodes on a keyspace share its Redis prefix and generation; only a
+//!     node that finds none rebuilds the cards, and a new one on a live prefix
+//!     ([`Ledger::rebuild_cache`], an operator's act) fences every running node until restarted.
+//!   - *Following*: while running, a follower thread ([`JournalStore::follower`],
+//!     [`ChainFollower`]) reads every other chain from where the projection is
+//!     ([`State::followed`]), at most [`JOURNAL_FOLLOW_BATCH_ENTRIES`] per chain every
+//!     [`JOURNAL_FOLLOW_INTERVAL`], and applies the entries in the same merged order, checking
+//!     each chain's hashes; a chain that no longer links to what was applied (another node set
+//!     aside a failed batch) makes the journal reload everything, as after a failed write.
+//!     [`Journal::follow`] does one round on demand: a batch close, a settlement, a reversal
+//!     whose original is not found, a purchase on a card with no pockets here, a purchase
+//!     Redis has a decision for, and a card to rebuild call it first. Programs missing here
+//!     are read again from the registry.
 //!
 //! ## Limits
 //!
@@ -174,6 +183,10 @@
 //! | [`JOURNAL_BATCHES_IN_FLIGHT_MAX`] | 2 | prepared batches waiting for fsync |
 //! | [`JOURNAL_APPLY_CHUNK_RECORDS`] | 256 | records applied per hold of the projection lock |
 //! | [`JOURNAL_RECOVERY_INTERVAL`] | 1 s | between a failed write (or recovery) and the next recovery |
+//! | [`JOURNAL_FOLLOW_INTERVAL`] | 250 ms | between polls of the other nodes' chains |
+//! | [`JOURNAL_FOLLOW_BATCH_ENTRIES`] | 1,024 | entries of one other chain per round of following |
+//! | [`JOURNAL_FOLLOW_ROUNDS_MAX`] | 16 | rounds one on-demand follow reads before it answers |
+//! | [`JOURNAL_FOLLOW_WAITERS_MAX`] | 1,024 | callers waiting for a follow; one more answers `91` |
 //! | [`JOURNAL_ENTRY_BYTES_MAX`] | 16 MiB | one entry (a disbursement to ~1M cards) |
 //! | [`JOURNAL_TORN_TAIL_BYTES_MAX`] | 64 MiB | what opening may set aside as a torn write |
 //! | [`PURCHASE_LOCK_STRIPES`] | 65,536 | per-purchase lock stripes |
@@ -218,9 +231,10 @@
 //!   admin API reads [`State::log`], [`State::transfer_times`] and each card's history).
 //! - Journal segments and snapshots: the whole journal is replayed at every open, and the
 //!   projection and the balance stores keep every authorization forever (no pruning).
-//! - On Scylla, a running node's projection does not follow the other nodes' chains (it
-//!   reads them at open only), and nodes share one Redis only one at a time (generation
-//!   fencing).
+//! - On Scylla, a node killed between a Redis debit and its journal write leaves that card's
+//!   cache below the journal until the terminal retries or an operator rebuilds the cache: with
+//!   one shared generation a restart no longer rebuilds the cards. A follower reads every
+//!   other chain's newest partition on each poll, whatever the load; no backoff yet.
 
 mod balances;
 mod day;
@@ -247,10 +261,12 @@ pub use ids::{
     ProgramCode, PurchaseKey, Rrn, Stan, TerminalId, TransferId, TransmissionTime, hex,
 };
 pub use journal::{
-    Break, BreakKind, ChainHead, EncodedEntry, FileJournal, Hash, JOURNAL_APPLY_CHUNK_RECORDS,
-    JOURNAL_BATCH_RECORDS_MAX, JOURNAL_BATCHES_IN_FLIGHT_MAX, JOURNAL_ENTRY_BYTES_MAX,
-    JOURNAL_MAGIC, JOURNAL_QUEUE_RECORDS_MAX, JOURNAL_RECOVERY_INTERVAL,
-    JOURNAL_TORN_TAIL_BYTES_MAX, Journal, JournalError, JournalStats, JournalStore, OpenReport,
+    Break, BreakKind, ChainFollower, ChainHead, EncodedEntry, FileJournal, FollowedChain, Hash,
+    JOURNAL_APPLY_CHUNK_RECORDS, JOURNAL_BATCH_RECORDS_MAX, JOURNAL_BATCHES_IN_FLIGHT_MAX,
+    JOURNAL_ENTRY_BYTES_MAX, JOURNAL_FOLLOW_BATCH_ENTRIES, JOURNAL_FOLLOW_INTERVAL,
+    JOURNAL_FOLLOW_ROUNDS_MAX, JOURNAL_FOLLOW_WAITERS_MAX, JOURNAL_MAGIC,
+    JOURNAL_QUEUE_RECORDS_MAX, JOURNAL_RECOVERY_INTERVAL, JOURNAL_TORN_TAIL_BYTES_MAX, Journal,
+    JournalError, JournalStats, JournalStore, OpenReport,
 };
 pub use ledger::{
     Authorization, BalanceBackend, BatchCloseOutcome, BatchCloseRequest, DeclineRequest,

@@ -158,6 +158,9 @@ pub struct State {
     pub log: Vec<(i64, TransferId)>,
     /// Entries applied.
     pub entries: u64,
+    /// How far each other node's chain is applied (a Scylla keyspace shared by several
+    /// nodes), so following them goes on from there.
+    pub followed: HashMap<String, crate::journal::FollowedChain>,
 }
 
 impl State {

@@ -184,6 +184,14 @@ pub trait BalanceStore: Send + Sync + fmt::Debug {
 
     /// Starts a new generation: cards cached by older ones are rebuilt before use.
     async fn begin_generation(&self) -> Result<(), StoreError>;
+
+    /// At open: adopts the generation other ledgers sharing this store use, or starts one
+    /// when there is none (or when the store is not shared). True when it started one, so
+    /// the caller must rebuild every card.
+    async fn join_generation(&self) -> Result<bool, StoreError> {
+        self.begin_generation().await?;
+        Ok(true)
+    }
 }
 
 /// The spendable balance of pockets on `today`: the sum of the unexpired ones.

@@ -4,11 +4,23 @@
 //! The `{card:ID}` hash tag puts both keys in one slot, so one Lua script can check and debit
 //! every pocket it needs, or none, and record the decision, atomically even on a cluster.
 //!
-//! Fencing: every ledger that opens on Redis starts a new generation (`INCR PREFIX:generation`)
-//! and rebuilds the cards from its journal stamped with it. Scripts carry the caller's
-//! generation and refuse a card stamped with another one, and a rebuild never overwrites a card
-//! stamped with its own or a newer generation. So a stale process, or a rebuild from an older
-//! journal view, cannot overwrite newer state: it gets [`StoreError::Fenced`] instead.
+//! Fencing: a ledger that opens on Redis with its own journal (one data directory, one
+//! process) starts a new generation (`INCR PREFIX:generation`) and rebuilds the cards from its
+//! journal stamped with it. Scripts carry the caller's generation and refuse a card stamped
+//! with another one, and a rebuild never overwrites a card stamped with its own or a newer
+//! generation. So a stale process, or a rebuild from an older journal view, cannot overwrite
+//! newer state: it gets [`StoreError::Fenced`] instead.
+//!
+//! Several switch nodes on one Scylla keyspace share its prefix and one generation
+//! ([`RedisConfig::shared_generation`]): a node that finds a generation adopts it and rebuilds
+//! nothing (the nodes already running keep the cards current with every debit and credit they
+//! make), and only a node that finds none starts one and rebuilds. A new generation on a live
+//! prefix is an operator's act ([`BalanceStore::begin_generation`] through
+//! `Ledger::rebuild_cache`), and it fences every node already running, exactly as above, so
+//! none of them debits a cache rebuilt without its writes. A generation started on an empty
+//! prefix is the Redis server's clock in milliseconds, not 1: after Redis lost its data (and
+//! the generation key with it), the new generation is still newer than any a node still
+//! running holds, so that node is fenced rather than debiting the rebuilt cards.
 //!
 //! Every script is safe to retry: a decision, credit or drain is stored under its transfer id in
 //! the same atomic step, and a repeat returns what is stored. That matters because
@@ -53,6 +65,10 @@ pub struct RedisConfig {
     pub response_timeout_ms: u64,
     /// Most time one connection attempt may take.
     pub connection_timeout_ms: u64,
+    /// Several ledgers (switch nodes on one Scylla keyspace) use this prefix at the same
+    /// time: opening adopts the generation it finds instead of starting one (see the module
+    /// docs). False for a ledger with its own journal, which starts one at every open.
+    pub shared_generation: bool,
 }
 
 impl RedisConfig {
@@ -63,6 +79,7 @@ impl RedisConfig {
             key_prefix: key_prefix.into(),
             response_timeout_ms: 1_000,
             connection_timeout_ms: 2_000,
+            shared_generation: false,
         }
     }
 }
@@ -177,6 +194,17 @@ redis.call('HSET', KEYS[2], ARGV[2], rec)
 return {'N', rec}
 "#;
 
+/// The prefix's generation: the one stored, or a new one (the server's clock in milliseconds)
+/// when none is. KEYS: generation key. Returns {generation, 1 if started here else 0}.
+const JOIN_GENERATION_SCRIPT: &str = r#"
+local g = redis.call('GET', KEYS[1])
+if g then return {g, 0} end
+local t = redis.call('TIME')
+g = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+redis.call('SET', KEYS[1], g)
+return {g, 1}
+"#;
+
 /// Replaces a card's cache entry unless a generation as new as ours already holds it.
 /// KEYS: card hash, transfers hash. ARGV: generation, order, day, count, pocket count k,
 /// k × (program, balance), then (transfer id, record)*.
@@ -209,8 +237,10 @@ pub struct RedisBalances {
     connection: ConnectionManager,
     /// Key prefix.
     prefix: String,
-    /// This store's generation, set by `begin_generation`.
+    /// This store's generation, set by `begin_generation` or `join_generation`.
     generation: std::sync::atomic::AtomicU64,
+    /// See [`RedisConfig::shared_generation`].
+    shared_generation: bool,
     /// The scripts, loaded on first use and reloaded on `NOSCRIPT`.
     scripts: Scripts,
     /// Debits waiting to be pipelined, bounded by REDIS_DEBIT_QUEUE_MAX.
@@ -362,6 +392,7 @@ impl RedisBalances {
             connection,
             prefix: config.key_prefix.clone(),
             generation: std::sync::atomic::AtomicU64::new(0),
+            shared_generation: config.shared_generation,
             scripts,
             debits,
         })
@@ -708,6 +739,25 @@ impl BalanceStore for RedisBalances {
         self.generation
             .store(generation, std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+
+    async fn join_generation(&self) -> Result<bool, StoreError> {
+        if !self.shared_generation {
+            self.begin_generation().await?;
+            return Ok(true);
+        }
+        let mut connection = self.connection.clone();
+        let (generation, started): (String, i64) = Script::new(JOIN_GENERATION_SCRIPT)
+            .key(format!("{}generation", self.prefix))
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        let generation: u64 = generation.parse().map_err(|_| {
+            StoreError::Unavailable(format!("generation {generation:?} is not a number"))
+        })?;
+        self.generation
+            .store(generation, std::sync::atomic::Ordering::Release);
+        Ok(started == 1)
     }
 }
 

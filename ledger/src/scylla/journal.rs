@@ -13,7 +13,8 @@
 
 use super::{ScyllaCluster, ScyllaError, cluster};
 use crate::journal::{
-    Break, BreakKind, EncodedEntry, Hash, JOURNAL_BATCH_RECORDS_MAX, JournalStore, apply_merged,
+    Break, BreakKind, ChainFollower, EncodedEntry, Hash, JOURNAL_BATCH_RECORDS_MAX,
+    JOURNAL_ENTRY_BYTES_MAX, JOURNAL_FOLLOW_BATCH_ENTRIES, JournalStore, apply_merged,
     replay_until,
 };
 use crate::money::Money;
@@ -39,6 +40,11 @@ const REPLAY_PAGE_ROWS: i32 = 512;
 
 const _: () = assert!(SCYLLA_JOURNAL_PARTITION_ENTRIES >= JOURNAL_BATCH_RECORDS_MAX as u64);
 
+/// Rows of the largest entry: a follower asks for at least this many, so it always gets one
+/// whole entry.
+const ENTRY_PARTS_MAX: usize = JOURNAL_ENTRY_BYTES_MAX.div_ceil(SCYLLA_ENTRY_PART_BYTES);
+const _: () = assert!(JOURNAL_FOLLOW_BATCH_ENTRIES >= ENTRY_PARTS_MAX);
+
 /// One stored row as read: sequence, part, parts, previous hash, hash, body part.
 type Row = (i64, i32, i32, Vec<u8>, Vec<u8>, Vec<u8>);
 /// One row as written: chain and bucket, then as [`Row`].
@@ -62,6 +68,8 @@ pub struct ScyllaJournal {
     delete_from: PreparedStatement,
     /// Lists every chain of the keyspace.
     list_chains: PreparedStatement,
+    /// Reads a partition from a sequence on, a bounded number of rows (following).
+    select_from: PreparedStatement,
 }
 
 impl fmt::Debug for ScyllaJournal {
@@ -108,6 +116,13 @@ impl ScyllaJournal {
             .prepare("DELETE FROM journal WHERE chain = ? AND bucket = ? AND sequence >= ?")
             .await?;
         let list_chains = cluster.prepare("SELECT chain FROM journal_chains").await?;
+        let mut select_from = cluster
+            .prepare(
+                "SELECT sequence, part, parts, previous_hash, hash, body FROM journal \
+                 WHERE chain = ? AND bucket = ? AND sequence >= ? LIMIT ?",
+            )
+            .await?;
+        select_from.set_page_size(REPLAY_PAGE_ROWS);
         let register = cluster
             .prepare(
                 "INSERT INTO journal_chains (chain, created_at) VALUES (?, toTimestamp(now()))",
@@ -127,6 +142,7 @@ impl ScyllaJournal {
             insert_torn,
             delete_from,
             list_chains,
+            select_from,
         })
     }
 
@@ -140,7 +156,48 @@ impl ScyllaJournal {
             insert_torn: self.insert_torn.clone(),
             delete_from: self.delete_from.clone(),
             list_chains: self.list_chains.clone(),
+            select_from: self.select_from.clone(),
         }
+    }
+
+    /// Up to `rows_max` rows of one partition of `chain` from sequence `from` on, in order.
+    fn rows_of_partition_from(
+        &self,
+        chain: &str,
+        bucket: i64,
+        from: u64,
+        rows_max: usize,
+    ) -> io::Result<Vec<Row>> {
+        let arguments = (
+            chain.to_string(),
+            bucket,
+            from as i64,
+            i32::try_from(rows_max).unwrap_or(i32::MAX),
+        );
+        self.rows_of(self.select_from.clone(), arguments)
+    }
+
+    /// Every row a partition query answers, in order (paged by the statement's page size).
+    fn rows_of(
+        &self,
+        statement: PreparedStatement,
+        arguments: impl scylla::serialize::row::SerializeRow + Send + 'static,
+    ) -> io::Result<Vec<Row>> {
+        let session = Arc::clone(self.cluster.session());
+        self.cluster
+            .block_on(async move {
+                let pager = session
+                    .execute_iter(statement, arguments)
+                    .await
+                    .map_err(io_error)?;
+                pager
+                    .rows_stream::<Row>()
+                    .map_err(io_error)?
+                    .map_err(io_error)
+                    .try_collect::<Vec<Row>>()
+                    .await
+            })
+            .map_err(io_error)?
     }
 
     /// The names of every chain but this one, sorted.
@@ -172,23 +229,7 @@ impl ScyllaJournal {
 
     /// Every row of one partition, in order.
     fn partition(&self, bucket: i64) -> io::Result<Vec<Row>> {
-        let session = Arc::clone(self.cluster.session());
-        let select = self.select.clone();
-        let chain = self.chain.clone();
-        self.cluster
-            .block_on(async move {
-                let pager = session
-                    .execute_iter(select, (chain, bucket))
-                    .await
-                    .map_err(io_error)?;
-                pager
-                    .rows_stream::<Row>()
-                    .map_err(io_error)?
-                    .map_err(io_error)
-                    .try_collect::<Vec<Row>>()
-                    .await
-            })
-            .map_err(io_error)?
+        self.rows_of(self.select.clone(), (self.chain.clone(), bucket))
     }
 
     /// Rows with sequence `from` or later, in the two partitions a torn batch can touch.
@@ -297,7 +338,48 @@ fn assemble(rows: Vec<Row>) -> (Vec<EncodedEntry>, bool) {
     (entries, !whole)
 }
 
+impl ChainFollower for ScyllaJournal {
+    fn chains(&mut self) -> io::Result<Vec<String>> {
+        self.other_chain_names()
+    }
+
+    fn read_from(
+        &mut self,
+        chain: &str,
+        from: u64,
+        entries_max: usize,
+    ) -> io::Result<Vec<EncodedEntry>> {
+        let mut entries = Vec::new();
+        let mut next = from.max(1);
+        while entries.len() < entries_max {
+            let bucket = bucket_of(next);
+            let rows_max = (entries_max - entries.len()).max(ENTRY_PARTS_MAX);
+            // A last entry cut by the row limit, or still being written, is left for the next
+            // read: assemble stops before it.
+            let (found, _ended_inside) =
+                assemble(self.rows_of_partition_from(chain, bucket, next, rows_max)?);
+            let before = entries.len();
+            for entry in found {
+                if entry.sequence != next || entries.len() >= entries_max {
+                    return Ok(entries);
+                }
+                next += 1;
+                entries.push(entry);
+            }
+            // Go on to the next partition only when this one was read to its end.
+            if entries.len() == before || bucket_of(next) == bucket {
+                break;
+            }
+        }
+        Ok(entries)
+    }
+}
+
 impl JournalStore for ScyllaJournal {
+    fn follower(&self) -> Option<Box<dyn ChainFollower>> {
+        Some(Box::new(self.for_chain(self.chain.clone())))
+    }
+
     fn append_durable(&mut self, entries: &[EncodedEntry]) -> io::Result<()> {
         let rows = rows_of(&self.chain, entries);
         let session = Arc::clone(self.cluster.session());

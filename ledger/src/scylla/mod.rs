@@ -521,6 +521,8 @@ pub async fn scylla_stores(
     let registry = cluster.registry().await?;
     let mut redis = redis.clone();
     redis.key_prefix = format!("{}{}:", redis.key_prefix, cluster.config().keyspace);
+    // Every node on the keyspace shares this prefix and its generation.
+    redis.shared_generation = true;
     let balances: Arc<dyn BalanceStore> = Arc::new(RedisBalances::connect(&redis).await?);
     Ok(LedgerStores {
         journal: Box::new(journal),
