@@ -50,7 +50,7 @@ pub(super) fn redis_url() -> String {
 }
 
 /// Cassandra's `host:port` from `scripts/test.sh`; a missing one fails the test.
-fn cassandra_nodes() -> String {
+pub(super) fn cassandra_nodes() -> String {
     std::env::var("SSN_TEST_CASSANDRA_NODES").expect(
         "SSN_TEST_CASSANDRA_NODES is not set: run ./scripts/test.sh, which starts Cassandra",
     )
@@ -426,7 +426,7 @@ impl Terminal {
         balance_of(&answer)
     }
 
-    async fn close_batch(&mut self, totals: &str) -> MessageView {
+    pub(super) async fn close_batch(&mut self, totals: &str) -> MessageView {
         let mut m = Message::new(Mti::RECONCILIATION_REQUEST);
         m.set(3, b"920000").unwrap();
         m.set(7, b"1129220000").unwrap();

@@ -1,9 +1,11 @@
 //! The switch's integration tests, one binary: `net` tests the TCP layer with an echo
 //! handler; `e2e` runs the real `ssn-switch` process on a demo city and talks ISO 8583 to it
 //! over TCP in both profiles; `outage` kills a private Cassandra under a running switch and
-//! starts it again.
+//! starts it again; `multinode` runs two switch nodes at once on one Redis and one
+//! Cassandra.
 
 mod e2e;
+mod multinode;
 mod net;
 mod outage;
 mod settle;

@@ -1,0 +1,249 @@
+//! Two `ssn-switch serve` nodes at the same time on one Redis and one Cassandra (the shared
+//! ones `scripts/test.sh` starts), each with its own data directory, port and chain: a
+//! terminal retrying on the other node gets the same answer and moves money once, purchases
+//! of one card on both at once never overspend it, a batch close on one node counts the
+//! other's purchases, and afterwards the books verify and a cache rebuilt from Cassandra
+//! equals the live one.
+
+use super::e2e::{
+    ACTIVE, Backend, Card, DEADLINE, Purchase, SEMBAKO, Switch, Terminal, cassandra_nodes, code,
+    keyspace_for, redis_url, text,
+};
+use ssn_codec::Profile;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Regular cards of the demo city: few, the test is about nodes, not volume.
+const DEMO_CARDS: u32 = 4;
+/// Purchases of one card sent to each node at once.
+const RACE_PURCHASES_PER_NODE: usize = 4;
+/// Each racing purchase: two fit in a SEMBAKO-only card's balance, a third does not, and
+/// SEMBAKO's three purchases a day are not reached by the two.
+const RACE_AMOUNT: u64 = 12_000_000;
+/// Between polls of a stopping process.
+const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The files a second node needs from the first: the master key (the registry's terminal
+/// keys are wrapped under it), the PVK, and the demo city's manifest (for the tests only).
+const SHARED_FILES: [&str; 3] = ["master.key", "pvk.key", "demo.json"];
+
+fn data_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ssn-multinode-{}-{label}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The arguments that put a node on the shared keyspace and Redis prefix.
+fn node_args(keyspace: &str, redis_prefix: &str, node_id: char) -> Vec<String> {
+    [
+        "--redis-url",
+        &redis_url(),
+        "--redis-key-prefix",
+        redis_prefix,
+        "--scylla-nodes",
+        &cassandra_nodes(),
+        "--scylla-keyspace",
+        keyspace,
+        "--node-id",
+        &node_id.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// Starts another node on the first node's keyspace: its own data directory holding copies
+/// of the first's keys and manifest (so `--demo` finds programs and provisions nothing).
+fn join(first: &Path, label: &str, keyspace: &str, redis_prefix: &str, node_id: char) -> Switch {
+    let dir = data_dir(label);
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in SHARED_FILES {
+        std::fs::copy(first.join(file), dir.join(file)).unwrap();
+    }
+    Switch::launch(
+        dir,
+        Backend::Scylla,
+        0,
+        node_args(keyspace, redis_prefix, node_id),
+    )
+}
+
+/// SIGTERM, then waits (bounded) for the process to finish what is in flight and exit.
+fn stop(switch: &mut Switch) {
+    let pid = switch.child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success(), "SIGTERM to {pid}");
+    let started = Instant::now();
+    loop {
+        if let Some(status) = switch.child.try_wait().unwrap() {
+            assert!(status.success(), "node {pid} stopped with {status}");
+            return;
+        }
+        assert!(started.elapsed() < DEADLINE, "node {pid} outlived SIGTERM");
+        std::thread::sleep(STOP_POLL);
+    }
+}
+
+fn verify(data_dir: &Path) {
+    let verified = Command::new(env!("CARGO_BIN_EXE_ssn-switch"))
+        .args(["verify", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "verify {}: {}{}",
+        data_dir.display(),
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
+
+/// Code, RRN and authorization id of an answer.
+fn answer_of(answer: &ssn_codec::MessageView) -> (String, String, String) {
+    (code(answer), text(answer, 37), text(answer, 38))
+}
+
+/// Sends every purchase on the terminal's connection at once, then reads every answer.
+async fn send_all(
+    t: &mut Terminal,
+    purchases: &[Purchase],
+) -> Vec<(Purchase, (String, String, String))> {
+    for p in purchases {
+        t.send(&t.purchase_message(p)).await;
+    }
+    let mut answers = Vec::new();
+    for _ in purchases {
+        let answer = t.receive().await;
+        let stan = String::from_utf8(answer.stan().unwrap().to_vec()).unwrap();
+        let p = purchases.iter().find(|p| p.stan == stan).unwrap().clone();
+        answers.push((p, answer_of(&answer)));
+    }
+    answers
+}
+
+fn start_balance(card: &Card) -> u64 {
+    if card.programs == 2 {
+        SEMBAKO + super::e2e::LANSIA
+    } else {
+        SEMBAKO
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_serve_one_city_at_the_same_time() {
+    let first_dir = data_dir("1");
+    let keyspace = keyspace_for(&first_dir);
+    let prefix = first_dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let mut first = Switch::launch(
+        first_dir.clone(),
+        Backend::Scylla,
+        DEMO_CARDS,
+        node_args(&keyspace, &prefix, '1'),
+    );
+    let mut second = join(&first_dir, "2", &keyspace, &prefix, '2');
+    let cards = first.cards("regular");
+    let mut t1 = first.terminal(Profile::Bcd, ACTIVE).await;
+    let mut t2 = second.terminal(Profile::Ascii, ACTIVE).await;
+
+    // A terminal retries on the other node: the same answer from both, money moved once.
+    let retried_card = &cards[0];
+    let retried = Purchase::new(retried_card, 2_500_000);
+    let on_first = answer_of(&t1.purchase(&retried).await);
+    assert_eq!(on_first.0, "00");
+    let on_second = answer_of(&t2.purchase(&retried).await);
+    assert_eq!(on_second, on_first, "the retry on the other node");
+    assert_eq!(
+        t2.balance(retried_card).await,
+        start_balance(retried_card) - retried.amount
+    );
+
+    // Many purchases of one card on both nodes at once: two fit, each approved once.
+    let raced_card = cards
+        .iter()
+        .find(|c| c.programs == 1 && c.pan != retried_card.pan)
+        .unwrap();
+    let to_first: Vec<Purchase> = (0..RACE_PURCHASES_PER_NODE)
+        .map(|_| Purchase::new(raced_card, RACE_AMOUNT))
+        .collect();
+    let to_second: Vec<Purchase> = (0..RACE_PURCHASES_PER_NODE)
+        .map(|_| Purchase::new(raced_card, RACE_AMOUNT))
+        .collect();
+    let (answers_first, answers_second) =
+        tokio::join!(send_all(&mut t1, &to_first), send_all(&mut t2, &to_second));
+    let approved: Vec<&(Purchase, (String, String, String))> = answers_first
+        .iter()
+        .chain(&answers_second)
+        .filter(|(_, answer)| answer.0 == "00")
+        .collect();
+    assert_eq!(approved.len(), 2, "two purchases fit the balance");
+    for (_, answer) in answers_first.iter().chain(&answers_second) {
+        assert!(
+            ["00", "51"].contains(&answer.0.as_str()),
+            "a racing purchase answers {}",
+            answer.0
+        );
+    }
+    // Asked again on the other node, every one answers the same.
+    for (p, answer) in &answers_first {
+        assert_eq!(&answer_of(&t2.purchase(p).await), answer);
+    }
+    for (p, answer) in &answers_second {
+        assert_eq!(&answer_of(&t1.purchase(p).await), answer);
+    }
+    let left = SEMBAKO - 2 * RACE_AMOUNT;
+    assert_eq!(t1.balance(raced_card).await, left);
+    assert_eq!(t2.balance(raced_card).await, left);
+
+    // The batch closes on the second node with every purchase of the terminal, the first
+    // node's included.
+    let sales = 1 + approved.len() as u64;
+    let amount = retried.amount + 2 * RACE_AMOUNT;
+    let totals = format!("{sales:03}{amount:012}000000000000000");
+    let closed = t2.close_batch(&totals).await;
+    assert_eq!(
+        code(&closed),
+        "00",
+        "the switch counts both nodes' purchases; its totals: {}",
+        text(&closed, 63)
+    );
+
+    let mut live = HashMap::new();
+    for card in &cards {
+        live.insert(card.pan.clone(), t1.balance(card).await);
+    }
+    drop(t1);
+    drop(t2);
+    stop(&mut first);
+    stop(&mut second);
+    verify(&first.data_dir);
+    verify(&second.data_dir);
+
+    // A third node on an empty Redis prefix rebuilds every card from Cassandra: the same.
+    let rebuilt = join(
+        &first_dir,
+        "rebuilt",
+        &keyspace,
+        &format!("{prefix}-rebuilt"),
+        '3',
+    );
+    let mut t3 = rebuilt.terminal(Profile::Bcd, ACTIVE).await;
+    for card in &cards {
+        assert_eq!(
+            t3.balance(card).await,
+            live[&card.pan],
+            "rebuilt card {}",
+            &card.pan[12..]
+        );
+    }
+    drop(t3);
+    drop(rebuilt);
+    drop(second);
+    drop(first);
+}
