@@ -246,8 +246,8 @@ fn pvk(hsm: &SoftHsm, data_dir: &Path) -> anyhow::Result<WrappedKey> {
 }
 
 /// The ledger on the embedded store, on Redis, or on Scylla + Redis (nothing but keys in the
-/// data directory; the journal chain is named by the node id. One node per keyspace for now:
-/// see ARCHITECTURE.md, "Running on ScyllaDB").
+/// data directory; the journal chain is named by the node id, so several nodes with distinct
+/// ids serve one keyspace at once: see ARCHITECTURE.md, "Running on ScyllaDB").
 async fn open_ledger(args: &ServeArgs) -> anyhow::Result<Ledger> {
     let redis = args
         .redis_url
