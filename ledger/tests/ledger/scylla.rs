@@ -182,3 +182,60 @@ async fn a_node_opening_replays_every_chain_of_the_keyspace() {
     assert_eq!(verify(&dir.0).unwrap().entries, entries);
     assert_eq!(verify(&second_dir.0).unwrap().entries, entries);
 }
+
+/// Two switch nodes on one keyspace at the same time: a program defined and a card funded
+/// through the first after the second opened are spendable on the second without a restart
+/// (it reads the program from the registry and follows the first's chain), a batch close on
+/// the first counts the second's purchase, neither node fences the other's debits, and both
+/// caches match the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_running_at_once_follow_each_other() {
+    let mut world = World::new(Backend::Scylla).await;
+    let second_dir = TempDir::new("running-node");
+    let second = open_node(&world.dir, "2", &second_dir).await;
+
+    let program = world.program("LATE", Rules::default()).await;
+    let card = world.card(&[&program]).await;
+    world.fund(&program, rp(300_000)).await;
+    world.disburse(&program, "2025-10").await;
+
+    let on_second = purchase_at(key(1, 700), card, rp(40_000), None, t0());
+    let approved = second.authorize_purchase(on_second.clone()).await.unwrap();
+    assert_eq!(
+        approved.response.code, APPROVED,
+        "a card funded on the other node"
+    );
+    let on_first = purchase_at(key(1, 701), card, rp(10_000), None, t0());
+    let also = world.ledger.authorize_purchase(on_first).await.unwrap();
+    assert_eq!(also.response.code, APPROVED, "the first node is not fenced");
+    assert_eq!(
+        second.balance(card, t0()).await.unwrap(),
+        rp(250_000),
+        "one Redis for both"
+    );
+
+    let close = BatchCloseRequest {
+        terminal: terminal(1),
+        batch_number: "000001".into(),
+        terminal_totals: BatchTotals {
+            sales_count: 2,
+            sales_amount: rp(50_000),
+            reversal_count: 0,
+            reversal_amount: Money::ZERO,
+        },
+        at_unix_seconds: t0(),
+    };
+    let closed = world.ledger.close_batch(close.clone()).await.unwrap();
+    assert!(closed.matched, "the close counts both nodes' purchases");
+    // The terminal repeats its close on the second node: it follows the first's chain and
+    // answers the same close.
+    assert_eq!(second.close_batch(close).await.unwrap(), closed);
+
+    assert!(world.ledger.cache_differences().await.unwrap().is_empty());
+    assert!(second.cache_differences().await.unwrap().is_empty());
+    let World { dir, ledger, .. } = world;
+    let entries = ledger.state().entries;
+    drop(second);
+    drop(ledger);
+    assert_eq!(verify(&dir.0).unwrap().entries, entries);
+}
