@@ -1149,6 +1149,8 @@ impl Ledger {
             ));
         }
         let _admin = self.admin_lock.lock().await;
+        // Money another node moved (funding, disbursements, purchases) counts here too.
+        self.follow_others().await?;
         let id = TransferId::funding(reference);
         let record = Record::Funding {
             reference: reference.to_string(),
@@ -1186,6 +1188,8 @@ impl Ledger {
         at_unix_seconds: i64,
     ) -> Result<DisbursementOutcome, LedgerError> {
         let _admin = self.admin_lock.lock().await;
+        // Money another node moved (funding, disbursements, purchases) counts here too.
+        self.follow_others().await?;
         let id = TransferId::disbursement(program, period);
         let existing = match self.journal.state().transfers.get(&id) {
             Some(Record::Disbursement { credits, .. }) => Some(credits.clone()),
@@ -1306,6 +1310,8 @@ impl Ledger {
         at_unix_seconds: i64,
     ) -> Result<Vec<PocketAmount>, LedgerError> {
         let _admin = self.admin_lock.lock().await;
+        // Money another node moved (funding, disbursements, purchases) counts here too.
+        self.follow_others().await?;
         let id = TransferId::replacement(old_card);
         let existing = match self.journal.state().transfers.get(&id) {
             Some(Record::Replacement {
@@ -1606,6 +1612,8 @@ impl Ledger {
         at_unix_seconds: i64,
     ) -> Result<ProgramCloseOutcome, LedgerError> {
         let _admin = self.admin_lock.lock().await;
+        // Money another node moved (funding, disbursements, purchases) counts here too.
+        self.follow_others().await?;
         let id = TransferId::program_close(program, as_of);
         if let Some(outcome) = self.program_close(program, as_of) {
             return Ok(outcome);

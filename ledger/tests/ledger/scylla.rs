@@ -183,9 +183,10 @@ async fn a_node_opening_replays_every_chain_of_the_keyspace() {
     assert_eq!(verify(&second_dir.0).unwrap().entries, entries);
 }
 
-/// Two switch nodes on one keyspace at the same time: a program defined and a card funded
-/// through the first after the second opened are spendable on the second without a restart
-/// (it reads the program from the registry and follows the first's chain), a batch close on
+/// Two switch nodes on one keyspace at the same time: a program defined through the first
+/// after the second opened is funded through the second and disbursed through the first, and
+/// the card is spendable on the second without a restart (it reads the program from the
+/// registry and follows the first's chain), a batch close on
 /// the first counts the second's purchase, neither node fences the other's debits, and both
 /// caches match the journal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +197,12 @@ async fn nodes_running_at_once_follow_each_other() {
 
     let program = world.program("LATE", Rules::default()).await;
     let card = world.card(&[&program]).await;
-    world.fund(&program, rp(300_000)).await;
+    // Funded through the second node (which learns the program from the registry), disbursed
+    // through the first (which follows the funding first).
+    second
+        .fund_program(&program, rp(300_000), "LATE-FUND", t0())
+        .await
+        .unwrap();
     world.disburse(&program, "2025-10").await;
 
     let on_second = purchase_at(key(1, 700), card, rp(40_000), None, t0());
