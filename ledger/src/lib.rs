@@ -169,10 +169,11 @@
 //!     [`JOURNAL_FOLLOW_INTERVAL`], and applies the entries in the same merged order, checking
 //!     each chain's hashes; a chain that no longer links to what was applied (another node set
 //!     aside a failed batch) makes the journal reload everything, as after a failed write.
-//!     [`Journal::follow`] does one round on demand: a batch close, a settlement, a reversal
-//!     whose original is not found, a purchase on a card with no pockets here, a purchase
-//!     Redis has a decision for, and a card to rebuild call it first. Programs missing here
-//!     are read again from the registry.
+//!     [`Journal::follow`] does one round on demand: a batch close, a settlement, funding, a
+//!     disbursement, a replacement, a program's close, a reversal whose original is not
+//!     found, a purchase on a card with no pockets here, a purchase Redis has a decision for,
+//!     and a card to rebuild call it first. Programs missing here are read again from the
+//!     registry.
 //!
 //! ## Limits
 //!
