@@ -766,6 +766,27 @@ fn line_with_rrn<'a>(lines: &'a Value, rrn: &str) -> &'a Value {
 }
 
 /// Rupiah as the API writes them, from minor units.
+/// UTC seconds now.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_secs() as i64
+}
+
+/// The WITA date (`YYYY-MM-DD`) of a UTC instant, as the switch's business days count.
+pub(crate) fn wita_date(unix_seconds: i64) -> String {
+    ssn_ledger::Day::wita_of_unix_seconds(unix_seconds).to_string()
+}
+
+/// Waits until today (WITA) is past the test switches' cut-over (00:01), so that yesterday
+/// can be settled.
+pub(crate) fn wait_past_cutover() {
+    while (now() + ssn_ledger::WITA_OFFSET_SECONDS).rem_euclid(86_400) < 120 {
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    }
+}
+
 pub(crate) fn rupiah(minor: i64) -> String {
     let sign = if minor < 0 { "-" } else { "" };
     let abs = minor.unsigned_abs();

@@ -18,12 +18,13 @@ use std::process::Command;
 use serde_json::{Value, json};
 use ssn_codec::Profile;
 use ssn_ledger::{
-    CardId, Entry, FileJournal, JournalStore, Money, PurchaseKey, Record, ResponseCode,
-    ReversalEffect,
+    CardId, Day, Entry, FileJournal, JournalStore, Money, PurchaseKey, Record, ResponseCode,
+    ReversalEffect, WITA_OFFSET_SECONDS,
 };
 
 use crate::admin::{
-    Api, BOOTSTRAP, Card, Purchase, Switch, Terminal, code, other_pin, switch_binary,
+    Api, BOOTSTRAP, Card, Purchase, Switch, Terminal, code, now, other_pin, switch_binary,
+    wait_past_cutover, wita_date,
 };
 
 const M1: &str = "EWARONG00000071";
@@ -108,44 +109,11 @@ fn csv(people: &[Person]) -> String {
     csv
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// `YYYY-MM-DD` of a UTC instant in WITA.
-fn wita_day(unix: i64) -> String {
-    let days = (unix + 8 * 3600).div_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// First and last UTC second of a WITA date range.
+/// First and last UTC second of a range of WITA dates.
 fn window(from: &str, to: &str) -> (i64, i64) {
-    let start = |day: &str| -> i64 {
-        let (y, m, d): (i64, i64, i64) = (
-            day[..4].parse().unwrap(),
-            day[5..7].parse().unwrap(),
-            day[8..].parse().unwrap(),
-        );
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        (era * 146_097 + doe - 719_468) * 86_400 - 8 * 3600
+    let start = |date: &str| {
+        let day = Day::parse_iso(date).expect("a date");
+        i64::from(day.0) * 86_400 - WITA_OFFSET_SECONDS
     };
     (start(from), start(to) + 86_399)
 }
@@ -374,14 +342,12 @@ fn esc(text: &str) -> String {
 #[tokio::test]
 async fn a_semester_is_reported_closed_and_published_without_personal_data() {
     // Today must be past its cut-over (00:01 WITA) so yesterday can be settled.
-    while (now() + 8 * 3600).rem_euclid(86_400) < 120 {
-        std::thread::sleep(std::time::Duration::from_secs(5));
-    }
+    wait_past_cutover();
     let mut switch = Switch::start();
     let api = Api::new(&switch.admin);
     let admin = BOOTSTRAP;
-    let today = wita_day(now());
-    let yesterday = wita_day(now() - 86_400);
+    let today = wita_date(now());
+    let yesterday = wita_date(now() - 86_400);
 
     // ------------------------------------------------------------------ programs and people
     api.expect(

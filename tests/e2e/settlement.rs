@@ -11,34 +11,15 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use ssn_codec::Profile;
 
-use crate::admin::{Api, BOOTSTRAP, CSV, Card, Purchase, Switch, Terminal, code, minor, rupiah};
+use crate::admin::{
+    Api, BOOTSTRAP, CSV, Card, Purchase, Switch, Terminal, code, minor, now, rupiah,
+    wait_past_cutover, wita_date,
+};
 
 const M1: &str = "EWARONG00000061";
 const M2: &str = "EWARONG00000062";
 const T1: &str = "EWR61001";
 const T2: &str = "EWR62001";
-
-fn wita_day(unix: i64) -> String {
-    let days = (unix + 8 * 3600).div_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// Net approved purchases (asked amount, not reversed) per E-Warong, from the journal.
 async fn journal_net(api: &Api, merchant: &str) -> (u64, i64, u64, i64) {
@@ -101,7 +82,7 @@ fn check_trailer(lines: &[String]) -> HashMap<String, Vec<String>> {
     }
     assert_eq!(
         trailer[3],
-        ssn_ledger_hex(&Sha256::digest(hashed.as_bytes()))
+        ssn_ledger::hex(&Sha256::digest(hashed.as_bytes()))
     );
     details
         .iter()
@@ -110,10 +91,6 @@ fn check_trailer(lines: &[String]) -> HashMap<String, Vec<String>> {
             (fields[1].clone(), fields)
         })
         .collect()
-}
-
-fn ssn_ledger_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn confirm(api: &Api, date: &str, text: &str) -> (u16, Value) {
@@ -130,9 +107,7 @@ async fn confirm(api: &Api, date: &str, text: &str) -> (u16, Value) {
 #[tokio::test]
 async fn a_day_is_settled_filed_confirmed_and_a_rejected_line_carried_once() {
     // Today must be past its cut-over (00:01 WITA) to be settled at the end of the test.
-    while (now() + 8 * 3600).rem_euclid(86_400) < 120 {
-        std::thread::sleep(std::time::Duration::from_secs(5));
-    }
+    wait_past_cutover();
     let mut switch = Switch::start();
     let api = Api::new(&switch.admin);
     let admin = BOOTSTRAP;
@@ -235,8 +210,8 @@ async fn a_day_is_settled_filed_confirmed_and_a_rejected_line_carried_once() {
     );
     // EWR62001 never closes its batch.
 
-    let yesterday = wita_day(now() - 86_400);
-    let today = wita_day(now());
+    let yesterday = wita_date(now() - 86_400);
+    let today = wita_date(now());
     let settled = api
         .expect(
             201,
