@@ -172,7 +172,7 @@ pub struct BatchException {
 }
 
 /// The registry as the report reads it.
-pub struct Registry<'a> {
+pub struct RegistryView<'a> {
     /// Programs.
     pub programs: &'a [Program],
     /// Beneficiaries.
@@ -198,7 +198,7 @@ fn sub(total: &mut Money, amount: Money) {
 
 /// Computes the report's figures for `window` (first and last UTC second). Balances are at
 /// the window's end; flows are within it.
-pub fn compute(state: &State, registry: &Registry<'_>, window: (i64, i64)) -> Figures {
+pub fn compute(state: &State, registry: &RegistryView<'_>, window: (i64, i64)) -> Figures {
     let (start, end) = window;
     let holder: HashMap<&str, &Beneficiary> = registry
         .beneficiaries

@@ -237,13 +237,14 @@ fn bar_chart(id: &str, title: &str, series: &[&str], groups: &[(String, Vec<u64>
     svg
 }
 
-/// A compact number for a bar's end: 1.519.200.000 → `1.52 M` style in Indonesian units.
+/// A compact number for a bar's end in Indonesian units, truncated, integers only:
+/// 285.000 → `285 rb`, 4.200.000 → `4.2 jt`, 1.519.200.000 → `1.51 M`.
 fn group_value(v: u64) -> String {
     match v {
         0..=9_999 => v.to_string(),
         10_000..=999_999 => format!("{} rb", v / 1_000),
-        1_000_000..=999_999_999 => format!("{:.1} jt", v as f64 / 1e6),
-        _ => format!("{:.2} M", v as f64 / 1e9),
+        1_000_000..=999_999_999 => format!("{}.{} jt", v / 1_000_000, v / 100_000 % 10),
+        _ => format!("{}.{:02} M", v / 1_000_000_000, v / 10_000_000 % 100),
     }
 }
 
@@ -573,6 +574,14 @@ mod tests {
         assert_eq!(rupiah("1519200000.00"), "Rp 1.519.200.000");
         assert_eq!(rupiah("900.00"), "Rp 900");
         assert_eq!(rupiah("0.00"), "Rp 0");
+    }
+
+    #[test]
+    fn bar_ends_are_compact() {
+        assert_eq!(group_value(9_999), "9999");
+        assert_eq!(group_value(285_000), "285 rb");
+        assert_eq!(group_value(4_200_000), "4.2 jt");
+        assert_eq!(group_value(1_519_200_000), "1.51 M");
     }
 
     #[test]

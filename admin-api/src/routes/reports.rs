@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use crate::AdminState;
 use crate::error::{ApiError, ApiResult};
 use crate::report::{
-    BatchException, Figures, Flows, PUBLIC_CELL_MIN, People, Registry, Semester, category_name,
+    BatchException, Figures, Flows, PUBLIC_CELL_MIN, People, RegistryView, Semester, category_name,
     compute,
 };
 use crate::routes::programs::find_program;
@@ -362,7 +362,7 @@ async fn figures(state: &AdminState, window: (i64, i64)) -> ApiResult<Figures> {
     let journal = state.ledger.state();
     Ok(compute(
         &journal,
-        &Registry {
+        &RegistryView {
             programs: &programs,
             beneficiaries: &beneficiaries,
             cards: &cards,
