@@ -22,6 +22,9 @@ const GENERATE_ATTEMPTS_MAX: u32 = 16;
 pub struct TdesKey {
     /// K1 then K2, parity bits as given (DES ignores them).
     bytes: [u8; TdesKey::BYTES],
+    /// The key schedule, computed once per key rather than once per block (the RustCrypto
+    /// cipher zeroizes it when dropped).
+    cipher: TdesEde2,
 }
 
 impl TdesKey {
@@ -32,16 +35,17 @@ impl TdesKey {
 
     /// A key from its 16 bytes.
     pub fn from_bytes(bytes: [u8; TdesKey::BYTES]) -> TdesKey {
-        TdesKey { bytes }
+        let mut key = Key::<TdesEde2>::from(bytes);
+        let cipher = TdesEde2::new(&key);
+        key.zeroize();
+        TdesKey { bytes, cipher }
     }
 
     /// A key from 32 hex digits, either case.
     pub fn from_hex(text: &str) -> Result<TdesKey, HsmError> {
-        let mut key = TdesKey {
-            bytes: [0; TdesKey::BYTES],
-        };
-        if hex::decode_into(text, &mut key.bytes) {
-            Ok(key)
+        let mut bytes = Zeroizing::new([0; TdesKey::BYTES]);
+        if hex::decode_into(text, bytes.as_mut()) {
+            Ok(TdesKey::from_bytes(*bytes))
         } else {
             Err(HsmError::KeyHex)
         }
@@ -63,15 +67,13 @@ impl TdesKey {
     /// and neither half a weak DES key nor K1 = K2 (which would make it single DES).
     pub fn generate() -> Result<TdesKey, HsmError> {
         for _ in 0..GENERATE_ATTEMPTS_MAX {
-            let mut key = TdesKey {
-                bytes: [0; TdesKey::BYTES],
-            };
-            getrandom::fill(&mut key.bytes)?;
-            for byte in &mut key.bytes {
+            let mut bytes = Zeroizing::new([0; TdesKey::BYTES]);
+            getrandom::fill(bytes.as_mut())?;
+            for byte in bytes.iter_mut() {
                 *byte = with_odd_parity(*byte);
             }
-            if des::weak_key_test(&key.bytes).is_ok() {
-                return Ok(key);
+            if des::weak_key_test(bytes.as_slice()).is_ok() {
+                return Ok(TdesKey::from_bytes(*bytes));
             }
         }
         Err(HsmError::RandomExhausted)
@@ -99,14 +101,14 @@ impl TdesKey {
     /// `block` encrypted under this key with 3DES (one ECB block).
     pub(crate) fn encrypt_block(&self, block: [u8; 8]) -> [u8; 8] {
         let mut block = Block::<TdesEde2>::from(block);
-        self.cipher().encrypt_block(&mut block);
+        self.cipher.encrypt_block(&mut block);
         block.into()
     }
 
     /// `block` decrypted under this key with 3DES (one ECB block).
     pub(crate) fn decrypt_block(&self, block: [u8; 8]) -> [u8; 8] {
         let mut block = Block::<TdesEde2>::from(block);
-        self.cipher().decrypt_block(&mut block);
+        self.cipher.decrypt_block(&mut block);
         block.into()
     }
 
@@ -125,25 +127,15 @@ impl TdesKey {
 
     /// The key that [`TdesKey::encrypt_key`] encrypted under this key.
     pub fn decrypt_key(&self, encrypted: &[u8; TdesKey::BYTES]) -> TdesKey {
-        let mut key = TdesKey {
-            bytes: [0; TdesKey::BYTES],
-        };
-        for (out, half) in key.bytes.chunks_exact_mut(8).zip(encrypted.chunks_exact(8)) {
+        let mut bytes = Zeroizing::new([0; TdesKey::BYTES]);
+        for (out, half) in bytes.chunks_exact_mut(8).zip(encrypted.chunks_exact(8)) {
             let mut block = [0u8; 8];
             block.copy_from_slice(half);
             let mut clear = self.decrypt_block(block);
             out.copy_from_slice(&clear);
             clear.zeroize();
         }
-        key
-    }
-
-    /// The RustCrypto cipher for this key; it zeroizes its key schedule when dropped.
-    fn cipher(&self) -> TdesEde2 {
-        let mut key = Key::<TdesEde2>::from(self.bytes);
-        let cipher = TdesEde2::new(&key);
-        key.zeroize();
-        cipher
+        TdesKey::from_bytes(*bytes)
     }
 }
 

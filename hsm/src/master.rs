@@ -70,7 +70,7 @@ impl fmt::Display for KeyUsage {
 
 /// A 3DES key encrypted under the master key, as it is stored. Safe to store and move around;
 /// only the master key turns it back into a key.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct WrappedKey {
     /// The usage named by the header byte, read once when the key is made or parsed.
     usage: KeyUsage,

@@ -1,21 +1,42 @@
 //! The operations the switch and the admin API call, on keys as they are stored.
 //!
 //! Every key crosses this API wrapped under the master key, as keys cross a hardware HSM's API
-//! wrapped under its LMK; clear keys exist only inside a call. That is the seam where a
+//! wrapped under its LMK; clear keys never leave the module. That is the seam where a
 //! hardware HSM can later replace [`SoftHsm`] without the callers changing shape.
+//!
+//! Like a hardware HSM's key cache, the module keeps the keys it unwrapped for PIN checks
+//! (TPKs and the PVK, with their 3DES key schedules) in its own memory, at most
+//! [`WORKING_KEYS_MAX`], so that a purchase does not pay two AES-GCM unwraps and two key
+//! schedules. The master key lives in the same memory, so this widens nothing; the cached
+//! keys are zeroized when dropped, like every [`TdesKey`].
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use crate::{
     CheckValue, EncryptedPinBlock, HsmError, KeyChange, KeyUsage, MasterKey, Pin, Pvki, Pvv,
     TdesKey, WrappedKey, pvv,
 };
 
+/// Unwrapped keys kept for PIN checks (one per terminal, plus the PVK); past it the cache is
+/// emptied and refilled.
+pub const WORKING_KEYS_MAX: usize = 16_384;
+
 /// A software security module: the master key and the operations under it.
-#[derive(Debug)]
 pub struct SoftHsm {
-    /// Unwraps every stored key for the length of one call.
+    /// Unwraps every stored key.
     master: MasterKey,
+    /// Keys unwrapped for PIN checks, by their wrapped form (which names the usage).
+    working: RwLock<HashMap<WrappedKey, Arc<TdesKey>>>,
+}
+
+impl fmt::Debug for SoftHsm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SoftHsm")
+            .field("master", &self.master)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A terminal key change, ready to store and to answer (host interface §3.1, DE70 = 101).
@@ -31,7 +52,28 @@ pub struct TpkChange {
 impl SoftHsm {
     /// A module working under `master`.
     pub fn new(master: MasterKey) -> SoftHsm {
-        SoftHsm { master }
+        SoftHsm {
+            master,
+            working: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// `wrapped` unwrapped for `usage`, from the working-key cache when it was unwrapped
+    /// before. Only keys that unwrap are kept.
+    fn working_key(&self, usage: KeyUsage, wrapped: &WrappedKey) -> Result<Arc<TdesKey>, HsmError> {
+        if wrapped.usage() == usage {
+            let working = self.working.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(key) = working.get(wrapped) {
+                return Ok(Arc::clone(key));
+            }
+        }
+        let key = Arc::new(self.master.unwrap(usage, wrapped)?);
+        let mut working = self.working.write().unwrap_or_else(|p| p.into_inner());
+        if working.len() >= WORKING_KEYS_MAX {
+            working.clear();
+        }
+        working.insert(wrapped.clone(), Arc::clone(&key));
+        Ok(key)
     }
 
     /// The master key's check value, for operators to compare across switch nodes.
@@ -85,8 +127,8 @@ impl SoftHsm {
         pvki: Pvki,
         expected: &Pvv,
     ) -> Result<bool, HsmError> {
-        let tpk = self.master.unwrap(KeyUsage::Tpk, tpk)?;
-        let pvk = self.master.unwrap(KeyUsage::Pvk, pvk)?;
+        let tpk = self.working_key(KeyUsage::Tpk, tpk)?;
+        let pvk = self.working_key(KeyUsage::Pvk, pvk)?;
         pvv::verify_pin(&tpk, block, pan, &pvk, pvki, expected)
     }
 
@@ -161,6 +203,50 @@ mod tests {
                 expected: KeyUsage::Tpk,
                 found: KeyUsage::Pvk
             }
+        );
+    }
+
+    #[test]
+    fn the_working_key_cache_answers_as_the_master_key_would() {
+        let hsm = hsm();
+        let tpk = hsm.import_key(KeyUsage::Tpk, TEST_KEY, "08D7B4").unwrap();
+        let pvk = hsm.generate_key(KeyUsage::Pvk).unwrap();
+        let pan = "6048720000001234";
+        let pin = Pin::new("1357").unwrap();
+        let pvv = hsm.generate_pvv(&pvk, &pin, pan, Pvki::ONE).unwrap();
+        let block =
+            EncryptedPinBlock::encrypt(&pin, pan, &TdesKey::from_hex(TEST_KEY).unwrap()).unwrap();
+        for _ in 0..3 {
+            assert_eq!(
+                hsm.verify_pin(&tpk, &block, pan, &pvk, Pvki::ONE, &pvv),
+                Ok(true)
+            );
+        }
+        // Cached by the whole stored form: a tampered copy of a cached key is still refused,
+        // and a cached TPK is still not a PVK.
+        let mut hex = tpk.to_hex();
+        let last = if hex.ends_with('0') { "1" } else { "0" };
+        hex.replace_range(hex.len() - 1.., last);
+        let tampered = WrappedKey::from_hex(&hex).unwrap();
+        assert_eq!(
+            hsm.verify_pin(&tampered, &block, pan, &pvk, Pvki::ONE, &pvv),
+            Err(HsmError::Unwrap)
+        );
+        assert!(matches!(
+            hsm.verify_pin(&tpk, &block, pan, &tpk, Pvki::ONE, &pvv),
+            Err(HsmError::KeyUsage { .. })
+        ));
+        // Another module (another master key) cannot use this one's keys.
+        assert_eq!(
+            super::SoftHsm::new(MasterKey::generate().unwrap()).verify_pin(
+                &tpk,
+                &block,
+                pan,
+                &pvk,
+                Pvki::ONE,
+                &pvv
+            ),
+            Err(HsmError::Unwrap)
         );
     }
 

@@ -1,20 +1,26 @@
-//! A read cache in front of any [`Registry`] for the three records every 0200 reads and that
-//! change only by an operator's hand: terminals, E-Warong and beneficiaries.
+//! A read cache in front of any [`Registry`] for the four records every 0200 reads: the
+//! terminal, its E-Warong, the card (by PAN) and its beneficiary.
 //!
-//! - Every write through this process ([`Registry::apply`]) empties the cache, whatever its
-//!   outcome, so a suspension or revocation made here is seen by the next request.
-//! - A write by another process (another switch node on the same Scylla keyspace) is seen
-//!   here after at most [`REGISTRY_CACHE_TTL`].
-//! - Only records found are cached (a terminal created anywhere is usable at once), at most
-//!   [`REGISTRY_CACHE_ENTRIES_MAX`] per kind; a full kind is emptied.
-//! - Cards are never cached: their wrong-PIN count changes on every PIN check and is written
-//!   with compare-and-set against what was read.
-//! - A read that raced a write is not cached: each entry records the cache's generation
-//!   before the read, and is stored only if no write happened meanwhile.
+//! Two modes, chosen by [`Registry::exclusive`]:
+//! - **Exclusive** (the embedded redb registry, which no other process can open while this one
+//!   holds it): entries are kept until this process writes the record, and cards are cached
+//!   too. Every write through [`Registry::apply`] removes the records it touches, whatever its
+//!   outcome, so a suspension, a block or a wrong-PIN count made here is seen by the next read.
+//! - **Shared** (Scylla: other switch nodes write the same registry): terminals, E-Warong and
+//!   beneficiaries only, each trusted for [`REGISTRY_CACHE_TTL`] (the longest another node's
+//!   change takes to be seen here); every write through this process empties the cache. Cards
+//!   are not cached: their wrong-PIN count changes on every PIN check on any node and is
+//!   written with compare-and-set against what was read.
+//!
+//! In both modes only records found are cached (a terminal created anywhere is usable at
+//! once), at most [`REGISTRY_CACHE_ENTRIES_MAX`] per kind (a full kind is emptied), and a read
+//! that raced a write is not cached: each read notes the cache's generation before it starts,
+//! and stores its answer only if no write began or ended meanwhile (checked under the shelf's
+//! lock, which the write's removal takes too).
 
 use super::{
     ApiToken, AuditEntry, Beneficiary, Card, Determination, Merchant, Nik, Pan, Program, Registry,
-    RegistryError, RegistryOp, Terminal,
+    RegistryError, RegistryOp, RegistryRecord, Terminal,
 };
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
 use async_trait::async_trait;
@@ -25,8 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-/// How long a cached terminal, E-Warong or beneficiary is trusted: the longest another node's
-/// change takes to be seen here.
+/// How long a cached terminal, E-Warong or beneficiary is trusted in front of a shared
+/// registry: the longest another node's change takes to be seen here.
 pub const REGISTRY_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Entries per kind; past it the kind is emptied and refilled.
 pub const REGISTRY_CACHE_ENTRIES_MAX: usize = 200_000;
@@ -43,20 +49,33 @@ impl<K: Eq + Hash + Clone, V: Clone> Shelf<K, V> {
         }
     }
 
-    fn get(&self, key: &K) -> Option<V> {
+    /// A fresh entry: any age when `ttl` is `None`.
+    fn get(&self, key: &K, ttl: Option<Duration>) -> Option<V> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         entries
             .get(key)
-            .filter(|(at, _)| at.elapsed() < REGISTRY_CACHE_TTL)
+            .filter(|(at, _)| ttl.is_none_or(|ttl| at.elapsed() < ttl))
             .map(|(_, value)| value.clone())
     }
 
-    fn put(&self, key: K, value: V, read_at: Instant) {
+    /// Stores what a read found, unless a write began or ended since the read started
+    /// (`generation` is what the cache's counter said then).
+    fn put(&self, key: K, value: V, read_at: Instant, generation: u64, now: &AtomicU64) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if now.load(Ordering::Acquire) != generation {
+            return;
+        }
         if entries.len() >= REGISTRY_CACHE_ENTRIES_MAX {
             entries.clear();
         }
         entries.insert(key, (read_at, value));
+    }
+
+    fn remove(&self, key: &K) {
+        self.entries
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 
     fn clear(&self) {
@@ -67,42 +86,103 @@ impl<K: Eq + Hash + Clone, V: Clone> Shelf<K, V> {
     }
 }
 
+/// The key of a cached record that a write touches.
+enum Touched {
+    Terminal(TerminalId),
+    Merchant(MerchantId),
+    Beneficiary(String),
+    Card(Pan),
+}
+
+/// The cached records `ops` write (both sides of a replace).
+fn touched(ops: &[RegistryOp]) -> Vec<Touched> {
+    let key = |record: &RegistryRecord| match record {
+        RegistryRecord::Terminal(t) => Some(Touched::Terminal(t.terminal_id.clone())),
+        RegistryRecord::Merchant(m) => Some(Touched::Merchant(m.merchant_id.clone())),
+        RegistryRecord::Beneficiary(b) => Some(Touched::Beneficiary(b.ssn.clone())),
+        RegistryRecord::Card(c) => Some(Touched::Card(c.pan.clone())),
+        RegistryRecord::Program(_)
+        | RegistryRecord::Determination(_)
+        | RegistryRecord::Token(_) => None,
+    };
+    let mut out = Vec::new();
+    for op in ops {
+        match op {
+            RegistryOp::Insert(record) | RegistryOp::Upsert(record) => out.extend(key(record)),
+            RegistryOp::Replace { expected, new } => {
+                out.extend(key(expected));
+                out.extend(key(new));
+            }
+            RegistryOp::DeleteToken(_) | RegistryOp::Audit(_) => {}
+        }
+    }
+    out
+}
+
 /// The cache around a registry.
 pub struct CachedRegistry {
     inner: Arc<dyn Registry>,
+    /// `None` in front of an exclusive registry: entries live until this process writes.
+    ttl: Option<Duration>,
     /// Bumped by every write, before and after it.
     generation: AtomicU64,
     terminals: Shelf<TerminalId, Terminal>,
     merchants: Shelf<MerchantId, Merchant>,
     beneficiaries: Shelf<String, Beneficiary>,
+    /// Only in front of an exclusive registry.
+    cards: Option<Shelf<Pan, Card>>,
 }
 
 impl fmt::Debug for CachedRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedRegistry")
             .field("inner", &self.inner)
+            .field("ttl", &self.ttl)
             .field("generation", &self.generation.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
 
 impl CachedRegistry {
-    /// A cache in front of `inner`.
+    /// A cache in front of `inner`, in the mode its [`Registry::exclusive`] calls for.
     pub fn new(inner: Arc<dyn Registry>) -> CachedRegistry {
+        let exclusive = inner.exclusive();
+        CachedRegistry::with_mode(inner, exclusive)
+    }
+
+    /// A cache in the given mode whatever `inner` says (tests of the shared mode on redb).
+    fn with_mode(inner: Arc<dyn Registry>, exclusive: bool) -> CachedRegistry {
         CachedRegistry {
             inner,
+            ttl: (!exclusive).then_some(REGISTRY_CACHE_TTL),
             generation: AtomicU64::new(0),
             terminals: Shelf::new(),
             merchants: Shelf::new(),
             beneficiaries: Shelf::new(),
+            cards: exclusive.then(Shelf::new),
         }
     }
 
-    fn forget(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.terminals.clear();
-        self.merchants.clear();
-        self.beneficiaries.clear();
+    /// After a write: removes what it touched (exclusive), or everything (shared).
+    fn forget(&self, touched: &[Touched]) {
+        if self.ttl.is_some() {
+            self.terminals.clear();
+            self.merchants.clear();
+            self.beneficiaries.clear();
+            return;
+        }
+        for key in touched {
+            match key {
+                Touched::Terminal(id) => self.terminals.remove(id),
+                Touched::Merchant(id) => self.merchants.remove(id),
+                Touched::Beneficiary(ssn) => self.beneficiaries.remove(ssn),
+                Touched::Card(pan) => {
+                    if let Some(cards) = &self.cards {
+                        cards.remove(pan);
+                    }
+                }
+            }
+        }
     }
 
     /// Reads through `shelf`: a fresh entry, or the inner registry's answer (cached when found
@@ -118,16 +198,20 @@ impl CachedRegistry {
         V: Clone,
         F: std::future::Future<Output = Result<Option<V>, RegistryError>>,
     {
-        if let Some(value) = shelf.get(key) {
+        if let Some(value) = shelf.get(key, self.ttl) {
             return Ok(Some(value));
         }
         let generation = self.generation.load(Ordering::Acquire);
         let read_at = Instant::now();
         let found = read.await?;
-        if let Some(value) = &found
-            && self.generation.load(Ordering::Acquire) == generation
-        {
-            shelf.put(key.clone(), value.clone(), read_at);
+        if let Some(value) = &found {
+            shelf.put(
+                key.clone(),
+                value.clone(),
+                read_at,
+                generation,
+                &self.generation,
+            );
         }
         Ok(found)
     }
@@ -136,11 +220,17 @@ impl CachedRegistry {
 #[async_trait]
 impl Registry for CachedRegistry {
     async fn apply(&self, ops: Vec<RegistryOp>) -> Result<(), RegistryError> {
-        // Before: a read in flight now will not be cached. After: nothing read before the
-        // write outlives it.
-        self.forget();
+        // Before: a read in flight now will not be cached. After, then the removal: nothing
+        // read before the write outlives it (a read's store checks the generation under the
+        // shelf's lock, which the removal takes after the second bump).
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let touched = match self.ttl {
+            Some(_) => Vec::new(),
+            None => touched(&ops),
+        };
         let result = self.inner.apply(ops).await;
-        self.forget();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.forget(&touched);
         result
     }
 
@@ -183,7 +273,10 @@ impl Registry for CachedRegistry {
     }
 
     async fn card_by_pan(&self, pan: &Pan) -> Result<Option<Card>, RegistryError> {
-        self.inner.card_by_pan(pan).await
+        match &self.cards {
+            Some(cards) => self.through(cards, pan, self.inner.card_by_pan(pan)).await,
+            None => self.inner.card_by_pan(pan).await,
+        }
     }
 
     async fn cards(&self) -> Result<Vec<Card>, RegistryError> {
@@ -262,10 +355,84 @@ mod tests {
         }
     }
 
+    fn card(wrong_pin_count: u8) -> Card {
+        Card {
+            card_id: CardId(7),
+            ssn: "SSN000000007".into(),
+            pan: Pan("6048720000000070".into()),
+            expiry: "3012".into(),
+            status: crate::registry::CardStatus::Active,
+            pvv: crate::registry::Pvv("1234".into()),
+            wrong_pin_count,
+            replaced_by: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_exclusive_registry_is_cached_until_this_process_writes_the_record() {
+        let (dir, inner) = registry("exclusive");
+        assert!(inner.exclusive());
+        // redb's lock is what makes it exclusive: nobody else can open the file meanwhile.
+        assert!(RedbRegistry::open(&dir.join("registry.redb")).is_err());
+        let cached = CachedRegistry::new(inner.clone());
+        let id = terminal(true).terminal_id;
+        let pan = card(0).pan;
+        inner
+            .apply(vec![
+                RegistryOp::Insert(RegistryRecord::Terminal(terminal(true))),
+                RegistryOp::Insert(RegistryRecord::Card(card(0))),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(cached.terminal(&id).await.unwrap(), Some(terminal(true)));
+        assert_eq!(cached.card_by_pan(&pan).await.unwrap(), Some(card(0)));
+
+        // Written behind the cache's back (which no real process can do): both entries
+        // outlive the shared mode's TTL, which is what makes them cheap.
+        inner
+            .apply(vec![
+                suspend(),
+                RegistryOp::Replace {
+                    expected: RegistryRecord::Card(card(0)),
+                    new: RegistryRecord::Card(card(1)),
+                },
+            ])
+            .await
+            .unwrap();
+        tokio::time::sleep(REGISTRY_CACHE_TTL + Duration::from_millis(100)).await;
+        assert_eq!(cached.terminal(&id).await.unwrap(), Some(terminal(true)));
+        assert_eq!(cached.card_by_pan(&pan).await.unwrap(), Some(card(0)));
+
+        // A write through the cache removes exactly the records it touches, refused or not:
+        // the card's compare-and-set fails (the store has count 1), and the next read sees
+        // the store; the terminal, untouched, is still the cached one.
+        let refused = cached
+            .apply(vec![RegistryOp::Replace {
+                expected: RegistryRecord::Card(card(0)),
+                new: RegistryRecord::Card(card(2)),
+            }])
+            .await;
+        assert!(refused.is_err());
+        assert_eq!(cached.card_by_pan(&pan).await.unwrap(), Some(card(1)));
+        assert_eq!(cached.terminal(&id).await.unwrap(), Some(terminal(true)));
+        cached
+            .apply(vec![RegistryOp::Replace {
+                expected: RegistryRecord::Card(card(1)),
+                new: RegistryRecord::Card(card(2)),
+            }])
+            .await
+            .unwrap();
+        assert_eq!(cached.card_by_pan(&pan).await.unwrap(), Some(card(2)));
+        let _ = cached.apply(vec![suspend()]).await;
+        assert_eq!(cached.terminal(&id).await.unwrap(), Some(terminal(false)));
+        drop((cached, inner));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[tokio::test]
     async fn a_write_here_is_seen_at_once_and_one_elsewhere_within_the_ttl() {
         let (dir, inner) = registry("ttl");
-        let cached = CachedRegistry::new(inner.clone());
+        let cached = CachedRegistry::with_mode(inner.clone(), false);
         let id = terminal(true).terminal_id;
         // Not found is not cached: a terminal installed elsewhere is usable at once.
         assert_eq!(cached.terminal(&id).await.unwrap(), None);

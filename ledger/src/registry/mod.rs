@@ -110,4 +110,11 @@ pub trait Registry: Send + Sync + fmt::Debug {
     /// Audit entries with sequence numbers in `from..`, at most `limit`.
     async fn audit(&self, from: u64, limit: usize)
     -> Result<Vec<(u64, AuditEntry)>, RegistryError>;
+
+    /// Whether no other process can write this store while this handle is open (an embedded
+    /// file locked by this process). A read cache in front of it may then keep what it read
+    /// until this process writes; a shared store (Scylla) answers `false`.
+    fn exclusive(&self) -> bool {
+        false
+    }
 }

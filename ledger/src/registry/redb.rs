@@ -319,6 +319,11 @@ impl RedbRegistry {
 
 #[async_trait]
 impl Registry for RedbRegistry {
+    fn exclusive(&self) -> bool {
+        // redb locks its file: a second open, by this process or another, is refused.
+        true
+    }
+
     async fn apply(&self, ops: Vec<RegistryOp>) -> Result<(), RegistryError> {
         if ops.len() > REGISTRY_OPS_PER_APPLY_MAX {
             return Err(RegistryError::Conflict(format!(
