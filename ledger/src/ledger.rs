@@ -346,8 +346,8 @@ enum Precheck {
 pub struct Ledger {
     /// The journal and its projection: the books.
     journal: Journal,
-    /// People, cards, merchants, terminals, tokens, audit.
-    registry: Arc<dyn Registry>,
+    /// People, cards, merchants, terminals, tokens, audit (behind the read cache).
+    registry: Arc<CachedRegistry>,
     /// The hot path's balances: a cache of the journal.
     balances: Arc<dyn BalanceStore>,
     /// Programs by code, read on every purchase; refreshed whenever the ledger writes one,
@@ -416,7 +416,7 @@ impl Ledger {
             balances,
         } = stores;
         let (journal, open_report) = Journal::open(journal)?;
-        let registry: Arc<dyn Registry> = Arc::new(CachedRegistry::new(registry));
+        let registry = Arc::new(CachedRegistry::new(registry));
         let programs = registry
             .programs()
             .await?
@@ -447,6 +447,13 @@ impl Ledger {
     /// Counters of the journal's work (batches, entries, time in fsync).
     pub fn journal_stats(&self) -> &crate::journal::JournalStats {
         self.journal.stats()
+    }
+
+    /// Reads the registry's terminals, E-Warong, cards and beneficiaries into its cache (on the
+    /// embedded registry; nothing on a shared one): a switch calls this before it listens.
+    /// Returns how many records were cached.
+    pub async fn warm_registry_cache(&self) -> Result<usize, LedgerError> {
+        Ok(self.registry.warm().await?)
     }
 
     /// The registry, for the admin API's reads and writes of non-money records.

@@ -292,7 +292,7 @@ pub use scylla::{
     scylla_stores, verify, verify_scylla,
 };
 pub use state::{
-    Applied, CardState, CardTransfer, ClosedBatch, InvariantError, PurchaseState, State,
-    TerminalBatches,
+    Applied, CardState, CardTransfer, ClosedBatch, InvariantError, PURCHASE_SHARDS, PurchaseState,
+    Purchases, State, TerminalBatches,
 };
 pub use verify::{VerifyError, VerifyReport, check_balances};

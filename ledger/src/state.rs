@@ -125,6 +125,74 @@ pub enum Applied {
     BatchClosed(ClosedBatch),
 }
 
+/// Maps in [`Purchases`]: a power of two, indexed by a byte of the id.
+pub const PURCHASE_SHARDS: usize = 256;
+
+/// Every purchase by id, in [`PURCHASE_SHARDS`] maps chosen by the id's first byte (ids are
+/// SHA-256 prefixes, so the maps fill evenly). The projection grows to millions of purchases
+/// and is applied under one lock that every purchase waits for: one map would rehash all of
+/// them at once on each doubling (tens of milliseconds at a million, every request waiting);
+/// here each doubling is one small map's. Records are boxed so a rehash moves pointers.
+#[derive(Debug)]
+pub struct Purchases {
+    shards: Vec<HashMap<TransferId, Box<PurchaseState>>>,
+    len: usize,
+}
+
+impl Default for Purchases {
+    fn default() -> Purchases {
+        Purchases {
+            shards: (0..PURCHASE_SHARDS).map(|_| HashMap::new()).collect(),
+            len: 0,
+        }
+    }
+}
+
+impl Purchases {
+    fn shard(id: &TransferId) -> usize {
+        usize::from(id.0[0]) % PURCHASE_SHARDS
+    }
+
+    /// The purchase with this id.
+    pub fn get(&self, id: &TransferId) -> Option<&PurchaseState> {
+        self.shards[Self::shard(id)].get(id).map(|p| &**p)
+    }
+
+    /// The purchase with this id, to change.
+    pub fn get_mut(&mut self, id: &TransferId) -> Option<&mut PurchaseState> {
+        self.shards[Self::shard(id)].get_mut(id).map(|p| &mut **p)
+    }
+
+    /// Whether the id is known.
+    pub fn contains_key(&self, id: &TransferId) -> bool {
+        self.shards[Self::shard(id)].contains_key(id)
+    }
+
+    /// Stores a purchase; the one it replaces, if any.
+    pub fn insert(&mut self, id: TransferId, purchase: PurchaseState) -> Option<PurchaseState> {
+        let old = self.shards[Self::shard(&id)].insert(id, Box::new(purchase));
+        if old.is_none() {
+            self.len += 1;
+        }
+        old.map(|p| *p)
+    }
+
+    /// How many purchases.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every purchase, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &PurchaseState> {
+        self.shards.iter().flat_map(|s| s.values().map(|p| &**p))
+    }
+}
+
 /// The journal's projection.
 #[derive(Debug, Default)]
 pub struct State {
@@ -133,9 +201,7 @@ pub struct State {
     /// Cards with at least one pocket or purchase.
     pub cards: HashMap<CardId, CardState>,
     /// Every purchase authorization, approved or declined.
-    /// Boxed because the map grows to millions of entries and a rehash then moves only
-    /// pointers, not whole records.
-    pub purchases: HashMap<TransferId, Box<PurchaseState>>,
+    pub purchases: Purchases,
     /// Reversals that arrived before their original.
     pub tombstones: HashSet<TransferId>,
     /// Transfers other than purchases, by id, with the record that made them.
@@ -282,7 +348,7 @@ impl State {
 
     /// The purchase with this key, if the journal has it.
     pub fn purchase(&self, key: &PurchaseKey) -> Option<&PurchaseState> {
-        self.purchases.get(&TransferId::purchase(key)).map(|p| &**p)
+        self.purchases.get(&TransferId::purchase(key))
     }
 
     /// As [`State::apply`], taking the entry by value so the projection keeps it without a copy.
@@ -746,12 +812,12 @@ impl State {
         }
         self.purchases.insert(
             id,
-            Box::new(PurchaseState {
+            PurchaseState {
                 record: purchase,
                 reversed: false,
                 batch_sequence,
                 at_unix_seconds,
-            }),
+            },
         );
     }
 

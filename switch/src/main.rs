@@ -326,6 +326,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let pvk = pvk(&hsm, &args.data_dir)?;
 
     let ledger = Arc::new(open_ledger(&args).await.context("opening the ledger")?);
+    let warming = std::time::Instant::now();
+    let warmed = ledger
+        .warm_registry_cache()
+        .await
+        .context("reading the registry into its cache")?;
+    tracing::info!(
+        records = warmed,
+        millis = u64::try_from(warming.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "registry cache warmed"
+    );
 
     if args.demo
         && ledger

@@ -86,6 +86,23 @@ impl<K: Eq + Hash + Clone, V: Clone> Shelf<K, V> {
     }
 }
 
+/// Puts `records` on `shelf` (at most half its limit), sized once.
+fn fill<K: Eq + Hash + Clone, V: Clone>(
+    shelf: &Shelf<K, V>,
+    records: Vec<V>,
+    key: impl Fn(&V) -> K,
+) -> usize {
+    let now = Instant::now();
+    let mut entries = shelf.entries.write().unwrap_or_else(|p| p.into_inner());
+    let room = REGISTRY_CACHE_ENTRIES_MAX / 2;
+    entries.reserve(records.len().min(room));
+    let before = entries.len();
+    for record in records.into_iter().take(room) {
+        entries.insert(key(&record), (now, record));
+    }
+    entries.len() - before
+}
+
 /// The key of a cached record that a write touches.
 enum Touched {
     Terminal(TerminalId),
@@ -161,6 +178,42 @@ impl CachedRegistry {
             beneficiaries: Shelf::new(),
             cards: exclusive.then(Shelf::new),
         }
+    }
+
+    /// Fills the cache from the inner registry before traffic arrives, so that the first
+    /// purchase of each card after a start reads no disk and the shelves never grow (and
+    /// rehash, under their locks) while serving. Exclusive mode only (a shared registry's
+    /// entries would expire within the TTL anyway); at most half of
+    /// [`REGISTRY_CACHE_ENTRIES_MAX`] per kind, leaving room for what is created later.
+    /// Returns how many records it cached.
+    pub async fn warm(&self) -> Result<usize, RegistryError> {
+        let Some(cards) = &self.cards else {
+            return Ok(0);
+        };
+        let generation = self.generation.load(Ordering::Acquire);
+        let mut total = 0;
+        total += fill(&self.terminals, self.inner.terminals().await?, |t| {
+            t.terminal_id.clone()
+        });
+        total += fill(&self.merchants, self.inner.merchants().await?, |m| {
+            m.merchant_id.clone()
+        });
+        total += fill(cards, self.inner.cards().await?, |c| c.pan.clone());
+        total += fill(
+            &self.beneficiaries,
+            self.inner.beneficiaries().await?,
+            |b| b.ssn.clone(),
+        );
+        // Filled from reads that a write may have raced: start again empty rather than keep
+        // them (the next reads fill the cache one record at a time).
+        if self.generation.load(Ordering::Acquire) != generation {
+            self.terminals.clear();
+            self.merchants.clear();
+            cards.clear();
+            self.beneficiaries.clear();
+            return Ok(0);
+        }
+        Ok(total)
     }
 
     /// After a write: removes what it touched (exclusive), or everything (shared).
@@ -425,6 +478,47 @@ mod tests {
         assert_eq!(cached.card_by_pan(&pan).await.unwrap(), Some(card(2)));
         let _ = cached.apply(vec![suspend()]).await;
         assert_eq!(cached.terminal(&id).await.unwrap(), Some(terminal(false)));
+        drop((cached, inner));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn warming_reads_every_record_once_and_only_in_front_of_an_exclusive_registry() {
+        let (dir, inner) = registry("warm");
+        inner
+            .apply(vec![
+                RegistryOp::Insert(RegistryRecord::Terminal(terminal(true))),
+                RegistryOp::Insert(RegistryRecord::Card(card(0))),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            CachedRegistry::with_mode(inner.clone(), false)
+                .warm()
+                .await
+                .unwrap(),
+            0
+        );
+        let cached = CachedRegistry::new(inner.clone());
+        assert_eq!(cached.warm().await.unwrap(), 2);
+        // Changed behind the cache after warming: the warmed records answer, so they came
+        // from the warm-up and not from a read now.
+        inner
+            .apply(vec![
+                suspend(),
+                RegistryOp::Replace {
+                    expected: RegistryRecord::Card(card(0)),
+                    new: RegistryRecord::Card(card(1)),
+                },
+            ])
+            .await
+            .unwrap();
+        let id = terminal(true).terminal_id;
+        assert_eq!(cached.terminal(&id).await.unwrap(), Some(terminal(true)));
+        assert_eq!(
+            cached.card_by_pan(&card(0).pan).await.unwrap(),
+            Some(card(0))
+        );
         drop((cached, inner));
         let _ = std::fs::remove_dir_all(dir);
     }
