@@ -421,6 +421,15 @@ mod tests {
         }
     }
 
+    /// Suspends the terminal and counts a wrong PIN on the card straight in the store.
+    async fn change_behind_the_cache(inner: &dyn Registry) {
+        let wrong_pin = RegistryOp::Replace {
+            expected: RegistryRecord::Card(card(0)),
+            new: RegistryRecord::Card(card(1)),
+        };
+        inner.apply(vec![suspend(), wrong_pin]).await.unwrap();
+    }
+
     #[tokio::test]
     async fn an_exclusive_registry_is_cached_until_this_process_writes_the_record() {
         let (dir, inner) = registry("exclusive");
@@ -442,16 +451,7 @@ mod tests {
 
         // Written behind the cache's back (which no real process can do): both entries
         // outlive the shared mode's TTL, which is what makes them cheap.
-        inner
-            .apply(vec![
-                suspend(),
-                RegistryOp::Replace {
-                    expected: RegistryRecord::Card(card(0)),
-                    new: RegistryRecord::Card(card(1)),
-                },
-            ])
-            .await
-            .unwrap();
+        change_behind_the_cache(inner.as_ref()).await;
         tokio::time::sleep(REGISTRY_CACHE_TTL + Duration::from_millis(100)).await;
         assert_eq!(cached.terminal(&id).await.unwrap(), Some(terminal(true)));
         assert_eq!(cached.card_by_pan(&pan).await.unwrap(), Some(card(0)));
@@ -503,16 +503,7 @@ mod tests {
         assert_eq!(cached.warm().await.unwrap(), 2);
         // Changed behind the cache after warming: the warmed records answer, so they came
         // from the warm-up and not from a read now.
-        inner
-            .apply(vec![
-                suspend(),
-                RegistryOp::Replace {
-                    expected: RegistryRecord::Card(card(0)),
-                    new: RegistryRecord::Card(card(1)),
-                },
-            ])
-            .await
-            .unwrap();
+        change_behind_the_cache(inner.as_ref()).await;
         let id = terminal(true).terminal_id;
         assert_eq!(cached.terminal(&id).await.unwrap(), Some(terminal(true)));
         assert_eq!(
