@@ -456,6 +456,12 @@ impl Ledger {
         Ok(self.registry.warm().await?)
     }
 
+    /// The registry's read cache itself, for the switch's hot path: its `*_shared` reads hand
+    /// out the cached records without copying them.
+    pub fn registry_cache(&self) -> &CachedRegistry {
+        &self.registry
+    }
+
     /// The registry, for the admin API's reads and writes of non-money records.
     pub fn registry(&self) -> &dyn Registry {
         self.registry.as_ref()
@@ -1397,7 +1403,7 @@ impl Ledger {
             .card(card)
             .await?
             .ok_or_else(|| LedgerError::NotFound(format!("card {card}")))?;
-        self.record_pin_check_from(current, correct).await
+        self.record_pin_check_from(&current, correct).await
     }
 
     /// [`Ledger::record_pin_check`] for a card the caller has just read (the switch reads it
@@ -1405,20 +1411,22 @@ impl Ledger {
     /// the compare-and-set still sees any change, and then the card is read again.
     pub async fn record_pin_check_from(
         &self,
-        seen: Card,
+        seen: &Card,
         correct: bool,
     ) -> Result<PinOutcome, LedgerError> {
         let card = seen.card_id;
-        let mut seen = Some(seen);
-        for _ in 0..PIN_UPDATE_ATTEMPTS_MAX {
-            let current = match seen.take() {
-                Some(current) => current,
-                None => self
-                    .registry
-                    .card(card)
-                    .await?
-                    .ok_or_else(|| LedgerError::NotFound(format!("card {card}")))?,
-            };
+        // Borrowed until the card must be read again or written: a right PIN on a card with
+        // no wrong ones, nearly every purchase, copies nothing.
+        let mut current = std::borrow::Cow::Borrowed(seen);
+        for attempt in 0..PIN_UPDATE_ATTEMPTS_MAX {
+            if attempt > 0 {
+                current = std::borrow::Cow::Owned(
+                    self.registry
+                        .card(card)
+                        .await?
+                        .ok_or_else(|| LedgerError::NotFound(format!("card {card}")))?,
+                );
+            }
             if current.pin_locked() {
                 return Ok(PinOutcome::Locked);
             }
@@ -1432,10 +1440,12 @@ impl Ledger {
             if count == current.wrong_pin_count {
                 return Ok(outcome);
             }
-            let mut updated = current.clone();
+            let expected =
+                std::mem::replace(&mut current, std::borrow::Cow::Borrowed(seen)).into_owned();
+            let mut updated = expected.clone();
             updated.wrong_pin_count = count;
             let op = RegistryOp::Replace {
-                expected: RegistryRecord::Card(current),
+                expected: RegistryRecord::Card(expected),
                 new: RegistryRecord::Card(updated),
             };
             match self.registry.apply(vec![op]).await {

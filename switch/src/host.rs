@@ -205,9 +205,9 @@ impl Host {
 
     // ------------------------------------------------------------------ registry reads
 
-    async fn terminal(&self, id: &TerminalId) -> Result<Option<Terminal>, [u8; 2]> {
-        match tokio::time::timeout(REGISTRY_READ_TIMEOUT, self.ledger.registry().terminal(id)).await
-        {
+    async fn terminal(&self, id: &TerminalId) -> Result<Option<Arc<Terminal>>, [u8; 2]> {
+        let read = self.ledger.registry_cache().terminal_shared(id);
+        match tokio::time::timeout(REGISTRY_READ_TIMEOUT, read).await {
             Ok(Ok(terminal)) => Ok(terminal),
             Ok(Err(_)) | Err(_) => Err(code::UNAVAILABLE),
         }
@@ -219,7 +219,7 @@ impl Host {
         &self,
         terminal_id: &TerminalId,
         merchant_id: Option<&[u8]>,
-    ) -> Result<Terminal, [u8; 2]> {
+    ) -> Result<Arc<Terminal>, [u8; 2]> {
         let terminal = match self.terminal(terminal_id).await? {
             Some(t) if t.active => t,
             _ => return Err(code::TERMINAL_NOT_PERMITTED),
@@ -230,7 +230,9 @@ impl Host {
             }
             let merchant = tokio::time::timeout(
                 REGISTRY_READ_TIMEOUT,
-                self.ledger.registry().merchant(&terminal.merchant_id),
+                self.ledger
+                    .registry_cache()
+                    .merchant_shared(&terminal.merchant_id),
             )
             .await
             .map_err(|_| code::UNAVAILABLE)?
@@ -486,7 +488,7 @@ impl Host {
         &self,
         req: &FinancialRequest,
         now: i64,
-    ) -> Result<Card, (Option<ssn_ledger::CardId>, [u8; 2])> {
+    ) -> Result<Arc<Card>, (Option<ssn_ledger::CardId>, [u8; 2])> {
         let terminal = self
             .check_terminal(&req.key.terminal, Some(req.merchant.as_str().as_bytes()))
             .await
@@ -514,7 +516,9 @@ impl Host {
         }
         let card = match tokio::time::timeout(
             REGISTRY_READ_TIMEOUT,
-            self.ledger.registry().card_by_pan(&ledger_pan(&req.pan)),
+            self.ledger
+                .registry_cache()
+                .card_by_pan_shared(&ledger_pan(&req.pan)),
         )
         .await
         {
@@ -539,7 +543,7 @@ impl Host {
         }
         let determined = match tokio::time::timeout(
             REGISTRY_READ_TIMEOUT,
-            self.ledger.registry().beneficiary(&card.ssn),
+            self.ledger.registry_cache().beneficiary_shared(&card.ssn),
         )
         .await
         {
@@ -581,7 +585,7 @@ impl Host {
             };
         // The ledger counts with a compare-and-set, so two terminals checking the same card
         // at once both count, and a PIN locked meanwhile stays locked.
-        match self.ledger.record_pin_check_from(card.clone(), right).await {
+        match self.ledger.record_pin_check_from(card, right).await {
             Ok(ssn_ledger::PinOutcome::Correct) => Ok(()),
             Ok(ssn_ledger::PinOutcome::Wrong) => Err(code::WRONG_PIN),
             Ok(ssn_ledger::PinOutcome::Locked) => Err(code::PIN_TRIES_EXCEEDED),
@@ -673,7 +677,9 @@ impl Host {
         }
         let card = match tokio::time::timeout(
             REGISTRY_READ_TIMEOUT,
-            self.ledger.registry().card_by_pan(&ledger_pan(&pan)),
+            self.ledger
+                .registry_cache()
+                .card_by_pan_shared(&ledger_pan(&pan)),
         )
         .await
         {

@@ -37,12 +37,12 @@ pub const REGISTRY_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Entries per kind; past it the kind is emptied and refilled.
 pub const REGISTRY_CACHE_ENTRIES_MAX: usize = 200_000;
 
-/// One kind of cached record.
+/// One kind of cached record, shared: a hit costs a reference count, not a clone.
 struct Shelf<K, V> {
-    entries: RwLock<HashMap<K, (Instant, V)>>,
+    entries: RwLock<HashMap<K, (Instant, Arc<V>)>>,
 }
 
-impl<K: Eq + Hash + Clone, V: Clone> Shelf<K, V> {
+impl<K: Eq + Hash + Clone, V> Shelf<K, V> {
     fn new() -> Shelf<K, V> {
         Shelf {
             entries: RwLock::new(HashMap::new()),
@@ -50,17 +50,17 @@ impl<K: Eq + Hash + Clone, V: Clone> Shelf<K, V> {
     }
 
     /// A fresh entry: any age when `ttl` is `None`.
-    fn get(&self, key: &K, ttl: Option<Duration>) -> Option<V> {
+    fn get(&self, key: &K, ttl: Option<Duration>) -> Option<Arc<V>> {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         entries
             .get(key)
             .filter(|(at, _)| ttl.is_none_or(|ttl| at.elapsed() < ttl))
-            .map(|(_, value)| value.clone())
+            .map(|(_, value)| Arc::clone(value))
     }
 
     /// Stores what a read found, unless a write began or ended since the read started
     /// (`generation` is what the cache's counter said then).
-    fn put(&self, key: K, value: V, read_at: Instant, generation: u64, now: &AtomicU64) {
+    fn put(&self, key: K, value: Arc<V>, read_at: Instant, generation: u64, now: &AtomicU64) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
         if now.load(Ordering::Acquire) != generation {
             return;
@@ -87,7 +87,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Shelf<K, V> {
 }
 
 /// Puts `records` on `shelf` (at most half its limit), sized once.
-fn fill<K: Eq + Hash + Clone, V: Clone>(
+fn fill<K: Eq + Hash + Clone, V>(
     shelf: &Shelf<K, V>,
     records: Vec<V>,
     key: impl Fn(&V) -> K,
@@ -98,7 +98,7 @@ fn fill<K: Eq + Hash + Clone, V: Clone>(
     entries.reserve(records.len().min(room));
     let before = entries.len();
     for record in records.into_iter().take(room) {
-        entries.insert(key(&record), (now, record));
+        entries.insert(key(&record), (now, Arc::new(record)));
     }
     entries.len() - before
 }
@@ -245,10 +245,9 @@ impl CachedRegistry {
         shelf: &Shelf<K, V>,
         key: &K,
         read: F,
-    ) -> Result<Option<V>, RegistryError>
+    ) -> Result<Option<Arc<V>>, RegistryError>
     where
         K: Eq + Hash + Clone,
-        V: Clone,
         F: std::future::Future<Output = Result<Option<V>, RegistryError>>,
     {
         if let Some(value) = shelf.get(key, self.ttl) {
@@ -256,17 +255,53 @@ impl CachedRegistry {
         }
         let generation = self.generation.load(Ordering::Acquire);
         let read_at = Instant::now();
-        let found = read.await?;
+        let found = read.await?.map(Arc::new);
         if let Some(value) = &found {
             shelf.put(
                 key.clone(),
-                value.clone(),
+                Arc::clone(value),
                 read_at,
                 generation,
                 &self.generation,
             );
         }
         Ok(found)
+    }
+
+    /// A terminal, shared (the switch's hot path: no copy of the record).
+    pub async fn terminal_shared(
+        &self,
+        id: &TerminalId,
+    ) -> Result<Option<Arc<Terminal>>, RegistryError> {
+        self.through(&self.terminals, id, self.inner.terminal(id))
+            .await
+    }
+
+    /// An E-Warong, shared.
+    pub async fn merchant_shared(
+        &self,
+        id: &MerchantId,
+    ) -> Result<Option<Arc<Merchant>>, RegistryError> {
+        self.through(&self.merchants, id, self.inner.merchant(id))
+            .await
+    }
+
+    /// A beneficiary by SSN number, shared.
+    pub async fn beneficiary_shared(
+        &self,
+        ssn: &str,
+    ) -> Result<Option<Arc<Beneficiary>>, RegistryError> {
+        let key = ssn.to_string();
+        self.through(&self.beneficiaries, &key, self.inner.beneficiary(ssn))
+            .await
+    }
+
+    /// A card by PAN, shared (read from the store each time in the shared mode).
+    pub async fn card_by_pan_shared(&self, pan: &Pan) -> Result<Option<Arc<Card>>, RegistryError> {
+        match &self.cards {
+            Some(cards) => self.through(cards, pan, self.inner.card_by_pan(pan)).await,
+            None => Ok(self.inner.card_by_pan(pan).await?.map(Arc::new)),
+        }
     }
 }
 
@@ -304,9 +339,10 @@ impl Registry for CachedRegistry {
     }
 
     async fn beneficiary(&self, ssn: &str) -> Result<Option<Beneficiary>, RegistryError> {
-        let key = ssn.to_string();
-        self.through(&self.beneficiaries, &key, self.inner.beneficiary(ssn))
-            .await
+        Ok(self
+            .beneficiary_shared(ssn)
+            .await?
+            .map(Arc::unwrap_or_clone))
     }
 
     async fn beneficiary_by_nik(&self, nik: &Nik) -> Result<Option<Beneficiary>, RegistryError> {
@@ -326,10 +362,10 @@ impl Registry for CachedRegistry {
     }
 
     async fn card_by_pan(&self, pan: &Pan) -> Result<Option<Card>, RegistryError> {
-        match &self.cards {
-            Some(cards) => self.through(cards, pan, self.inner.card_by_pan(pan)).await,
-            None => self.inner.card_by_pan(pan).await,
-        }
+        Ok(self
+            .card_by_pan_shared(pan)
+            .await?
+            .map(Arc::unwrap_or_clone))
     }
 
     async fn cards(&self) -> Result<Vec<Card>, RegistryError> {
@@ -337,8 +373,7 @@ impl Registry for CachedRegistry {
     }
 
     async fn merchant(&self, id: &MerchantId) -> Result<Option<Merchant>, RegistryError> {
-        self.through(&self.merchants, id, self.inner.merchant(id))
-            .await
+        Ok(self.merchant_shared(id).await?.map(Arc::unwrap_or_clone))
     }
 
     async fn merchants(&self) -> Result<Vec<Merchant>, RegistryError> {
@@ -346,8 +381,7 @@ impl Registry for CachedRegistry {
     }
 
     async fn terminal(&self, id: &TerminalId) -> Result<Option<Terminal>, RegistryError> {
-        self.through(&self.terminals, id, self.inner.terminal(id))
-            .await
+        Ok(self.terminal_shared(id).await?.map(Arc::unwrap_or_clone))
     }
 
     async fn terminals(&self) -> Result<Vec<Terminal>, RegistryError> {
