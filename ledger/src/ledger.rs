@@ -1415,18 +1415,18 @@ impl Ledger {
         correct: bool,
     ) -> Result<PinOutcome, LedgerError> {
         let card = seen.card_id;
-        // Borrowed until the card must be read again or written: a right PIN on a card with
-        // no wrong ones, nearly every purchase, copies nothing.
-        let mut current = std::borrow::Cow::Borrowed(seen);
+        // A right PIN on a card with no wrong ones, nearly every purchase, copies nothing.
+        let mut reread: Option<Card> = None;
         for attempt in 0..PIN_UPDATE_ATTEMPTS_MAX {
             if attempt > 0 {
-                current = std::borrow::Cow::Owned(
+                reread = Some(
                     self.registry
                         .card(card)
                         .await?
                         .ok_or_else(|| LedgerError::NotFound(format!("card {card}")))?,
                 );
             }
+            let current = reread.as_ref().unwrap_or(seen);
             if current.pin_locked() {
                 return Ok(PinOutcome::Locked);
             }
@@ -1440,12 +1440,10 @@ impl Ledger {
             if count == current.wrong_pin_count {
                 return Ok(outcome);
             }
-            let expected =
-                std::mem::replace(&mut current, std::borrow::Cow::Borrowed(seen)).into_owned();
-            let mut updated = expected.clone();
+            let mut updated = current.clone();
             updated.wrong_pin_count = count;
             let op = RegistryOp::Replace {
-                expected: RegistryRecord::Card(expected),
+                expected: RegistryRecord::Card(current.clone()),
                 new: RegistryRecord::Card(updated),
             };
             match self.registry.apply(vec![op]).await {

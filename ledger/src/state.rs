@@ -136,14 +136,12 @@ pub const PURCHASE_SHARDS: usize = 256;
 #[derive(Debug)]
 pub struct Purchases {
     shards: Vec<HashMap<TransferId, Box<PurchaseState>>>,
-    len: usize,
 }
 
 impl Default for Purchases {
     fn default() -> Purchases {
         Purchases {
             shards: (0..PURCHASE_SHARDS).map(|_| HashMap::new()).collect(),
-            len: 0,
         }
     }
 }
@@ -170,21 +168,19 @@ impl Purchases {
 
     /// Stores a purchase; the one it replaces, if any.
     pub fn insert(&mut self, id: TransferId, purchase: PurchaseState) -> Option<PurchaseState> {
-        let old = self.shards[Self::shard(&id)].insert(id, Box::new(purchase));
-        if old.is_none() {
-            self.len += 1;
-        }
-        old.map(|p| *p)
+        self.shards[Self::shard(&id)]
+            .insert(id, Box::new(purchase))
+            .map(|p| *p)
     }
 
     /// How many purchases.
     pub fn len(&self) -> usize {
-        self.len
+        self.shards.iter().map(HashMap::len).sum()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.shards.iter().all(HashMap::is_empty)
     }
 
     /// Every purchase, in no particular order.

@@ -24,6 +24,7 @@ use super::{
 };
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
 use async_trait::async_trait;
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
@@ -50,7 +51,11 @@ impl<K: Eq + Hash + Clone, V> Shelf<K, V> {
     }
 
     /// A fresh entry: any age when `ttl` is `None`.
-    fn get(&self, key: &K, ttl: Option<Duration>) -> Option<Arc<V>> {
+    fn get<Q>(&self, key: &Q, ttl: Option<Duration>) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
         entries
             .get(key)
@@ -240,14 +245,16 @@ impl CachedRegistry {
 
     /// Reads through `shelf`: a fresh entry, or the inner registry's answer (cached when found
     /// and no write happened during the read).
-    async fn through<K, V, F>(
+    /// The key is borrowed (`&str` for an SSN): a hit allocates nothing.
+    async fn through<K, Q, V, F>(
         &self,
         shelf: &Shelf<K, V>,
-        key: &K,
+        key: &Q,
         read: F,
     ) -> Result<Option<Arc<V>>, RegistryError>
     where
-        K: Eq + Hash + Clone,
+        K: Eq + Hash + Clone + Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         F: std::future::Future<Output = Result<Option<V>, RegistryError>>,
     {
         if let Some(value) = shelf.get(key, self.ttl) {
@@ -258,7 +265,7 @@ impl CachedRegistry {
         let found = read.await?.map(Arc::new);
         if let Some(value) = &found {
             shelf.put(
-                key.clone(),
+                key.to_owned(),
                 Arc::clone(value),
                 read_at,
                 generation,
@@ -291,8 +298,7 @@ impl CachedRegistry {
         &self,
         ssn: &str,
     ) -> Result<Option<Arc<Beneficiary>>, RegistryError> {
-        let key = ssn.to_string();
-        self.through(&self.beneficiaries, &key, self.inner.beneficiary(ssn))
+        self.through(&self.beneficiaries, ssn, self.inner.beneficiary(ssn))
             .await
     }
 
