@@ -34,4 +34,4 @@ pub use master::{KeyUsage, MasterKey, WrappedKey};
 pub use pin::Pin;
 pub use pin_block::{ClearPinBlock, EncryptedPinBlock};
 pub use pvv::{Pvki, Pvv, verify_pin};
-pub use soft::{SoftHsm, TpkChange, WORKING_KEYS_MAX};
+pub use soft::{REFUSED_PIN_CANDIDATES_MAX, SoftHsm, TpkChange, WORKING_KEYS_MAX};

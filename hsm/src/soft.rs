@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
+use zeroize::Zeroizing;
+
 use crate::{
     CheckValue, EncryptedPinBlock, HsmError, KeyChange, KeyUsage, MasterKey, Pin, Pvki, Pvv,
     TdesKey, WrappedKey, pvv,
@@ -22,6 +24,10 @@ use crate::{
 /// Unwrapped keys kept for PIN checks (one per terminal, plus the PVK); past it the cache is
 /// emptied and refilled.
 pub const WORKING_KEYS_MAX: usize = 16_384;
+
+/// PINs tried after the right one by [`SoftHsm::refused_pin`]; with one PIN in 10,000
+/// sharing a PVV, running out means the PVK or the PVV algorithm is broken.
+pub const REFUSED_PIN_CANDIDATES_MAX: u64 = 100;
 
 /// A software security module: the master key and the operations under it.
 pub struct SoftHsm {
@@ -115,6 +121,32 @@ impl SoftHsm {
         Pvv::generate(&pvk, pin, pan, pvki)
     }
 
+    /// A PIN the card's PVV refuses: the first of PIN+1, PIN+2, ... (modulo 10^digits) whose
+    /// PVV under `pvk` differs from `pin`'s. For test tools that need a wrong PIN that *is*
+    /// wrong: a 4-digit PVV (IBM 3624 / Visa PVV) is shared by about one PIN in 10,000, so a
+    /// PIN that merely differs from the right one is now and then rightly accepted.
+    pub fn refused_pin(
+        &self,
+        pvk: &WrappedKey,
+        pin: &Pin,
+        pan: &str,
+        pvki: Pvki,
+    ) -> Result<Pin, HsmError> {
+        let pvk = self.working_key(KeyUsage::Pvk, pvk)?;
+        let right = Pvv::generate(&pvk, pin, pan, pvki)?;
+        let digits = pin.digit_count();
+        let modulus = 10u64.pow(digits as u32);
+        let value: u64 = pin.reveal().parse().map_err(|_| HsmError::Pin)?;
+        for step in 1..=REFUSED_PIN_CANDIDATES_MAX {
+            let text = Zeroizing::new(format!("{:0digits$}", (value + step) % modulus));
+            let candidate = Pin::new(&text)?;
+            if !Pvv::generate(&pvk, &candidate, pan, pvki)?.matches(&right) {
+                return Ok(candidate);
+            }
+        }
+        Err(HsmError::Pin)
+    }
+
     /// Verifies DE52 against the card's PVV: `Ok(true)` right PIN, `Ok(false)` wrong PIN, and
     /// an error for which [`HsmError::counts_as_wrong_pin`] tells a malformed block (a wrong
     /// PIN too, §8) from a fault of the switch's own data (bad stored key, bad PAN).
@@ -163,6 +195,47 @@ mod tests {
 
     fn hsm() -> SoftHsm {
         SoftHsm::new(MasterKey::generate().unwrap())
+    }
+
+    #[test]
+    fn the_refused_pin_is_one_the_pvv_refuses() {
+        let hsm = hsm();
+        let pvk = hsm.import_key(KeyUsage::Pvk, TEST_KEY, "08D7B4").unwrap();
+        // Under this PVK, PIN 7652 and PIN+1 7653 share PVV 1543 on this card: PIN+1 would
+        // be accepted.
+        let pan = "6048730000066525";
+        let pin = Pin::new("7652").unwrap();
+        let pvv = hsm.generate_pvv(&pvk, &pin, pan, Pvki::ONE).unwrap();
+        let next = Pin::new("7653").unwrap();
+        assert_eq!(pvv.as_str(), "1543");
+        assert!(
+            hsm.generate_pvv(&pvk, &next, pan, Pvki::ONE)
+                .unwrap()
+                .matches(&pvv),
+            "the premise: PIN+1 shares the PVV"
+        );
+        let refused = hsm.refused_pin(&pvk, &pin, pan, Pvki::ONE).unwrap();
+        assert_eq!(refused.reveal(), "7654");
+        let clear_tpk = TdesKey::from_hex(TEST_KEY).unwrap();
+        let tpk = hsm.import_key(KeyUsage::Tpk, TEST_KEY, "08D7B4").unwrap();
+        let block = EncryptedPinBlock::encrypt(&refused, pan, &clear_tpk).unwrap();
+        assert_eq!(
+            hsm.verify_pin(&tpk, &block, pan, &pvk, Pvki::ONE, &pvv),
+            Ok(false)
+        );
+        // Where PIN+1 is refused it is the one; the count wraps within the PIN's digits.
+        let pan = "1122334455667788";
+        let pin = Pin::new("4524").unwrap();
+        assert_eq!(
+            hsm.refused_pin(&pvk, &pin, pan, Pvki::ONE)
+                .unwrap()
+                .reveal(),
+            "4525"
+        );
+        let pin = Pin::new("999999").unwrap();
+        let refused = hsm.refused_pin(&pvk, &pin, pan, Pvki::ONE).unwrap();
+        assert_eq!(refused.digit_count(), 6);
+        assert!(refused.reveal() < "000100", "{}", refused.reveal());
     }
 
     #[test]

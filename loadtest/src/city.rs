@@ -30,8 +30,9 @@ pub const BENEFIT_MINOR: i64 = 1_000_000_000;
 pub const PURCHASE_AMOUNT_MAX_MINOR: i64 = 100_000_000;
 /// Daily purchase count limit of the city's programs: high, so `65` does not cap a benchmark.
 pub const PURCHASES_PER_DAY_MAX: u32 = 1_000_000;
-/// The first version of the city file.
-pub const CITY_FILE_VERSION: u32 = 1;
+/// The city file's version: 2 added each card's `wrong_pin` (version 1 files are refused;
+/// seeding again takes seconds).
+pub const CITY_FILE_VERSION: u32 = 2;
 
 /// How big a city.
 #[derive(Clone, Copy, Debug)]
@@ -83,6 +84,9 @@ pub struct CityCard {
     pub expiry: String,
     /// The PIN (load testing only).
     pub pin: String,
+    /// A PIN the switch refuses for this card ([`SoftHsm::refused_pin`]: not merely another
+    /// PIN, one whose PVV differs), for the `wrong_pin` mix.
+    pub wrong_pin: String,
 }
 
 impl City {
@@ -109,6 +113,7 @@ impl City {
         }
         for c in &self.cards {
             Pin::new(&c.pin)?;
+            Pin::new(&c.wrong_pin)?;
             Pan::from_digits(c.pan.as_bytes())
                 .map_err(|_| Error::Invalid(format!("card {}: PAN", c.card_id)))?;
         }
@@ -273,6 +278,7 @@ pub async fn seed(
             let pan = pan_of(CITY_BIN, u64::from(serial))?;
             let pin = Pin::new(&format!("{:04}", 1000 + serial % 9000))?;
             let pvv = hsm.generate_pvv(pvk, &pin, pan.reveal(), Pvki::ONE)?;
+            let wrong = hsm.refused_pin(pvk, &pin, pan.reveal(), Pvki::ONE)?;
             ops.push(RegistryOp::Insert(RegistryRecord::Card(Card {
                 card_id: CardId(u64::from(serial)),
                 ssn,
@@ -288,6 +294,7 @@ pub async fn seed(
                 pan: pan.reveal().into(),
                 expiry: "2912".into(),
                 pin: pin.reveal().into(),
+                wrong_pin: wrong.reveal().into(),
             });
         }
         ledger.registry().apply(ops).await?;

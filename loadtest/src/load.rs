@@ -91,19 +91,17 @@ fn field<const N: usize>(text: &str, what: &str) -> Result<[u8; N], Error> {
         .map_err(|_| Error::Invalid(format!("{what} {text:?} is not {N} characters")))
 }
 
-/// The cards as terminals use them (PINs parsed once, a wrong PIN for each).
+/// The cards as terminals use them (PINs parsed once).
 pub fn card_secrets(city: &City) -> Result<Vec<CardSecret>, Error> {
     city.cards
         .iter()
         .map(|c| {
-            let pin = Pin::new(&c.pin)?;
-            let wrong: u32 = c.pin.parse().map(|p: u32| (p + 1) % 10_000).unwrap_or(0);
             Ok(CardSecret {
                 card_id: c.card_id,
                 pan: c.pan.clone(),
                 expiry: field(&c.expiry, "expiry")?,
-                pin,
-                wrong_pin: Pin::new(&format!("{wrong:04}"))?,
+                pin: Pin::new(&c.pin)?,
+                wrong_pin: Pin::new(&c.wrong_pin)?,
             })
         })
         .collect()

@@ -231,7 +231,8 @@ struct Original {
 /// What a request in flight was.
 #[derive(Clone, Copy, Debug)]
 enum What {
-    /// A 0200 that may move money (a purchase with the right PIN and a food basket).
+    /// A 0200 of a known card that moves money if approved (the right PIN and a food basket
+    /// are meant to be; a wrong PIN or a non-food basket are meant to be declined).
     Purchase(Original),
     /// A 0400/0401 of an approval this terminal saw, or a 0420/0421 advice for a purchase
     /// that timed out (`advice`).
@@ -906,8 +907,10 @@ impl Terminal<'_> {
         }
         set(49, b"360")?;
         set(52, block.as_bytes())?;
+        // A wrong PIN or a non-food basket is meant to be declined, but what the books count
+        // is what the terminal was answered: an approval of either moved money too.
         Ok(match kind {
-            Kind::Purchase => What::Purchase(Original {
+            Kind::Purchase | Kind::WrongPin | Kind::NonFood => What::Purchase(Original {
                 card: card_index,
                 amount,
                 stan: *stan,

@@ -284,3 +284,43 @@ fn the_books_agree_on_redis_too() {
     );
     assert_answered_and_books_agree(&report);
 }
+
+#[test]
+fn an_approval_of_a_request_meant_to_be_declined_still_counts_in_the_books() {
+    // A wrong PIN can be rightly approved (a PVV is shared by about one PIN in 10,000): the
+    // books count what the terminals were answered, not what they meant. Here every card's
+    // "wrong" PIN is its right one, so every wrong-PIN purchase is approved.
+    let dir = TempDir::new("meant");
+    seed(&dir.0);
+    let city_path = dir.0.join("loadtest-city.json");
+    let mut city: Value = serde_json::from_slice(&std::fs::read(&city_path).unwrap()).unwrap();
+    for card in city["cards"].as_array_mut().unwrap() {
+        card["wrong_pin"] = card["pin"].clone();
+    }
+    std::fs::write(&city_path, serde_json::to_vec(&city).unwrap()).unwrap();
+    let report = load(
+        &dir.0,
+        "meant",
+        &[
+            "--profile",
+            "bcd",
+            "--rate",
+            "200",
+            "--duration",
+            "2",
+            "--mix",
+            "wrong_pin=1",
+        ],
+    );
+    let text = serde_json::to_string_pretty(&report).unwrap();
+    assert_eq!(report["answered_total"], report["sent_total"], "{text}");
+    let codes: Vec<&String> = report["responses"].as_object().unwrap().keys().collect();
+    assert_eq!(codes, vec!["00"], "{text}");
+    let books = &report["books"];
+    assert!(books["journal_purchases"].as_u64().unwrap() > 0, "{text}");
+    assert_eq!(books["ok"], true, "{text}");
+    assert_eq!(
+        books["seen_total_minor"], books["journal_total_minor"],
+        "{text}"
+    );
+}

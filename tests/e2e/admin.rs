@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{Value, json};
 use ssn_codec::{Message, MessageView, Mti, Profile};
-use ssn_hsm::{EncryptedPinBlock, Pin, TdesKey};
+use ssn_hsm::{EncryptedPinBlock, MasterKey, Pin, Pvki, SoftHsm, TdesKey, WrappedKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -332,7 +332,7 @@ async fn a_city_goes_from_an_empty_switch_to_purchases_incidents_and_a_verified_
     assert_ne!(first_rrn, second_rrn, "RRNs are unique");
 
     let mut wrong = Purchase::new(siti, &[("01", 1_000_000)]);
-    wrong.pin = other_pin(&siti.pin);
+    wrong.pin = switch.wrong_pin(siti);
     let answer = bcd.purchase(&wrong).await;
     assert_eq!(code(&answer), "55", "a wrong PIN");
     assert!(!answer.has(38), "no authorization id on a decline");
@@ -518,7 +518,7 @@ async fn a_city_goes_from_an_empty_switch_to_purchases_incidents_and_a_verified_
 
     // ---------------------------------------------------------------- PIN lockout and reset
     let mut wrong = Purchase::new(budi, &[("01", 1_000_000)]);
-    wrong.pin = other_pin(&budi.pin);
+    wrong.pin = switch.wrong_pin(budi);
     for expected in ["55", "55", "75"] {
         let attempt = Purchase {
             stan: next_stan(),
@@ -812,13 +812,6 @@ pub(crate) fn minor(value: &Value) -> i64 {
 fn other_check_value(kcv: &str) -> String {
     let first = if kcv.starts_with('0') { '1' } else { '0' };
     format!("{first}{}", &kcv[1..])
-}
-
-/// A PIN of the same length that is not `pin`.
-pub(crate) fn other_pin(pin: &str) -> String {
-    pin.bytes()
-        .map(|b| char::from(b'0' + (b - b'0' + 1) % 10))
-        .collect()
 }
 
 // -------------------------------------------------------------------------------- ISO 8583
@@ -1197,6 +1190,17 @@ impl Switch {
     }
 
     /// SIGTERM to this process by its PID, then waits (with the deadline) for it to exit.
+    /// A PIN this switch refuses for `card`, from its own keys (`SoftHsm::refused_pin`): a
+    /// PIN that merely differs from the right one shares its PVV about once in 10,000.
+    pub(crate) fn wrong_pin(&self, card: &Card) -> String {
+        let read = |name: &str| std::fs::read_to_string(self.data_dir.join(name)).expect(name);
+        let hsm = SoftHsm::new(MasterKey::from_hex(read("master.key").trim()).unwrap());
+        let pvk = WrappedKey::from_hex(read("pvk.key").trim()).unwrap();
+        let pin = Pin::new(&card.pin).unwrap();
+        let wrong = hsm.refused_pin(&pvk, &pin, &card.pan, Pvki::ONE).unwrap();
+        wrong.reveal().to_string()
+    }
+
     pub(crate) fn stop(&mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")

@@ -23,8 +23,8 @@ use ssn_ledger::{
 };
 
 use crate::admin::{
-    Api, BOOTSTRAP, Card, Purchase, Switch, Terminal, code, now, other_pin, switch_binary,
-    wait_past_cutover, wita_date,
+    Api, BOOTSTRAP, Card, Purchase, Switch, Terminal, code, now, switch_binary, wait_past_cutover,
+    wita_date,
 };
 
 const M1: &str = "EWARONG00000071";
@@ -484,7 +484,7 @@ async fn a_semester_is_reported_closed_and_published_without_personal_data() {
         "57"
     );
     // Three wrong PINs lock card 7.
-    let wrong = other_pin(&cards[7].pin);
+    let wrong = switch.wrong_pin(&cards[7]);
     for expected in ["55", "55", "75"] {
         let p = Purchase::with_pin(&cards[7], &[("01", 100_000)], &wrong);
         assert_eq!(code(&t2.purchase(&p).await), expected);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use ssn_codec::{FrameCodec, Inbound, Message, MessageView, Mti, Outbound, Profile, Tpdu};
-use ssn_hsm::{EncryptedPinBlock, KeyChange, Pin, TdesKey};
+use ssn_hsm::{EncryptedPinBlock, KeyChange, MasterKey, Pin, Pvki, SoftHsm, TdesKey, WrappedKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Decoder, Encoder};
@@ -189,6 +189,12 @@ impl Switch {
         Switch::start_in(data_dir, backend, 0)
     }
 
+    /// A PIN this switch refuses for `card`, from its own keys ([`SoftHsm::refused_pin`]): a
+    /// fixed "wrong" PIN shares the right one's PVV on about one start in 10,000.
+    fn wrong_pin(&self, card: &Card) -> String {
+        wrong_pin_under(&self.data_dir, &card.pan, &card.pin)
+    }
+
     fn card(&self, kind: &str) -> Card {
         self.cards(kind).remove(0)
     }
@@ -241,6 +247,16 @@ impl Drop for Switch {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+/// A PIN the switch with keys in `data_dir` (`master.key`, `pvk.key`) refuses for `pan`.
+fn wrong_pin_under(data_dir: &std::path::Path, pan: &str, pin: &str) -> String {
+    let read = |name: &str| std::fs::read_to_string(data_dir.join(name)).expect(name);
+    let hsm = SoftHsm::new(MasterKey::from_hex(read("master.key").trim()).unwrap());
+    let pvk = WrappedKey::from_hex(read("pvk.key").trim()).unwrap();
+    let pin = Pin::new(pin).unwrap();
+    let wrong = hsm.refused_pin(&pvk, &pin, pan, Pvki::ONE).unwrap();
+    wrong.reveal().to_string()
 }
 
 #[derive(Clone, Debug)]
@@ -548,7 +564,7 @@ async fn duplicates_get_the_same_answer_even_after_a_restart(backend: Backend) {
     }
     // A declined purchase is repeated as declined too.
     let mut wrong = Purchase::new(&card, 1_000_00);
-    wrong.pin = "0000".into();
+    wrong.pin = switch.wrong_pin(&card);
     let declined = t.purchase(&wrong).await;
     assert_eq!(code(&declined), "55");
 
@@ -696,7 +712,7 @@ async fn wrong_pins_count_and_the_third_locks(backend: Backend) {
     let mut t = switch.terminal(Profile::Bcd, ACTIVE).await;
     let card = switch.regular(false, 0);
     let mut wrong = Purchase::new(&card, 1_000_000);
-    wrong.pin = "9999".into();
+    wrong.pin = switch.wrong_pin(&card);
     let fresh = |p: &Purchase| Purchase {
         stan: next_stan(),
         ..p.clone()
