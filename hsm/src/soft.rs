@@ -82,6 +82,13 @@ impl SoftHsm {
         Ok(key)
     }
 
+    /// Drops `wrapped` from the working-key cache (a terminal's TPK once a key change replaced
+    /// it), so the old clear key does not stay in memory until the cache is next emptied.
+    pub fn forget(&self, wrapped: &WrappedKey) {
+        let mut working = self.working.write().unwrap_or_else(|p| p.into_inner());
+        working.remove(wrapped);
+    }
+
     /// The master key's check value, for operators to compare across switch nodes.
     pub fn master_check_value(&self) -> CheckValue {
         self.master.check_value()
@@ -309,6 +316,16 @@ mod tests {
             hsm.verify_pin(&tpk, &block, pan, &tpk, Pvki::ONE, &pvv),
             Err(HsmError::KeyUsage { .. })
         ));
+        // A forgotten key leaves the cache (and is unwrapped again when used again).
+        let cached = |key: &WrappedKey| hsm.working.read().unwrap().contains_key(key);
+        assert!(cached(&tpk) && cached(&pvk));
+        hsm.forget(&tpk);
+        assert!(!cached(&tpk) && cached(&pvk));
+        assert_eq!(
+            hsm.verify_pin(&tpk, &block, pan, &pvk, Pvki::ONE, &pvv),
+            Ok(true)
+        );
+        assert!(cached(&tpk));
         // Another module (another master key) cannot use this one's keys.
         assert_eq!(
             super::SoftHsm::new(MasterKey::generate().unwrap()).verify_pin(

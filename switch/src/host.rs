@@ -293,7 +293,12 @@ impl Host {
             new: RegistryRecord::Terminal(updated),
         };
         match self.ledger.registry().apply(vec![op]).await {
-            Ok(()) => Ok(change.de48.clone()),
+            Ok(()) => {
+                if let Ok(old) = WrappedKey::from_slice(&terminal.tpk.ciphertext) {
+                    self.hsm.forget(&old);
+                }
+                Ok(change.de48.clone())
+            }
             Err(ssn_ledger::RegistryError::Storage(_)) => Err(code::UNAVAILABLE),
             Err(_) => Err(code::SYSTEM_ERROR),
         }
