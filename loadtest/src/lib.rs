@@ -41,6 +41,7 @@
 //! | [`terminal::TIMEOUT_SCAN_INTERVAL`] | 50 ms | how often unanswered requests are looked for |
 //! | [`load::SIGN_ON_DEADLINE`] | 60 s | every terminal connected and signed on |
 //! | [`load::DRAIN_DEADLINE_FACTOR`] | 3 | after the last arrival, wait this many timeouts for answers |
+//! | `SWEEP_RATES_MAX` (binary) | 64 | rates one `run --rates` sweep may run |
 
 pub mod baseline;
 pub mod books;

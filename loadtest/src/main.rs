@@ -44,6 +44,8 @@ const LISTENING_DEADLINE: Duration = Duration::from_secs(300);
 const STOP_DEADLINE: Duration = Duration::from_secs(60);
 /// How often the progress bar is redrawn.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+/// Rates one `--rates` sweep may run.
+const SWEEP_RATES_MAX: usize = 64;
 /// The city file's name inside the data directory.
 const CITY_FILE: &str = "loadtest-city.json";
 
@@ -149,6 +151,13 @@ struct RunArgs {
     /// Open loop: requests per second over all terminals.
     #[arg(long, conflicts_with = "closed")]
     rate: Option<f64>,
+    /// A sweep: open-loop rates (comma-separated, each a whole run: the switch started, the
+    /// load, the books), then the highest that kept p99 within `--p99-max-ms`.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["rate", "closed", "target"])]
+    rates: Option<Vec<f64>>,
+    /// With `--rates`: the p99 latency a rate must keep, in milliseconds.
+    #[arg(long, default_value_t = 10.0)]
+    p99_max_ms: f64,
     /// Open-loop arrivals.
     #[arg(long, value_enum, default_value = "poisson")]
     arrivals: Arrivals,
@@ -440,6 +449,18 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         RunPace::Closed {
             in_flight_per_terminal: args.in_flight,
         }
+    } else if let Some(rates) = &args.rates {
+        let valid = |r: &f64| r.is_finite() && *r > 0.0;
+        if rates.is_empty() || rates.len() > SWEEP_RATES_MAX || !rates.iter().all(valid) {
+            bail!("--rates takes 1 to {SWEEP_RATES_MAX} positive rates");
+        }
+        if !(args.p99_max_ms.is_finite() && args.p99_max_ms > 0.0) {
+            bail!("--p99-max-ms must be a positive number of milliseconds");
+        }
+        RunPace::Open {
+            rate_per_second: rates[0],
+            poisson: args.arrivals == Arrivals::Poisson,
+        }
     } else {
         RunPace::Open {
             rate_per_second: args.rate.context("give --rate (open loop) or --closed")?,
@@ -464,6 +485,9 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         seed,
     };
     let load_before = load_average();
+    if let Some(rates) = &args.rates {
+        return sweep(&city, &config, rates, &args, load_before).await;
+    }
 
     let mut exit = ExitCode::SUCCESS;
     let mut switch_report = None;
@@ -546,6 +570,119 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             std::fs::write(&baseline_path, b.svg())
                 .with_context(|| format!("writing {}", baseline_path.display()))?;
         }
+    }
+    Ok(exit)
+}
+
+/// One step of a sweep: its rate, its report, and whether it kept the bar.
+#[derive(serde::Serialize)]
+struct SweepStep {
+    rate: f64,
+    meets: bool,
+    report: Report,
+}
+
+/// Runs the load once per rate, in order, on the same data directory (each step starts its
+/// own switch and checks its own books; the journal keeps the earlier steps' purchases), and
+/// reports the highest rate that kept p99 within `--p99-max-ms` with every request answered,
+/// nothing dropped, and the books in agreement. A step that fails its books fails the sweep;
+/// a rate that misses the p99 is a measurement, not a failure.
+async fn sweep(
+    city: &City,
+    base: &LoadConfig,
+    rates: &[f64],
+    args: &RunArgs,
+    load_before: String,
+) -> anyhow::Result<ExitCode> {
+    let mut exit = ExitCode::SUCCESS;
+    let mut steps = Vec::with_capacity(rates.len());
+    for &rate in rates {
+        let mut config = base.clone();
+        config.pace = RunPace::Open {
+            rate_per_second: rate,
+            poisson: args.arrivals == Arrivals::Poisson,
+        };
+        let (report, ok) = match args.addr {
+            Some(addr) => {
+                let report = measure(city, &config, addr, "switch", args).await?;
+                println!("{}", report.text());
+                let ok = report.errors_total == 0;
+                (report, ok)
+            }
+            None => run_switch(city, &config, args).await?,
+        };
+        if !ok {
+            exit = ExitCode::FAILURE;
+        }
+        let meets = ok
+            && report.latency_ms.p99 <= args.p99_max_ms
+            && report.answered_total == report.sent_total
+            && report.timeouts == 0
+            && report.dropped_arrivals == 0;
+        if let Some(path) = &args.svg {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep");
+            let step_path = path.with_file_name(format!("{stem}-{rate}.svg"));
+            std::fs::write(&step_path, report.svg())
+                .with_context(|| format!("writing {}", step_path.display()))?;
+        }
+        steps.push(SweepStep {
+            rate,
+            meets,
+            report,
+        });
+    }
+    let best = steps
+        .iter()
+        .filter(|s| s.meets)
+        .max_by(|a, b| a.rate.total_cmp(&b.rate));
+    println!(
+        "sweep: p99 within {} ms, every request answered{}",
+        args.p99_max_ms,
+        if args.addr.is_some() {
+            ""
+        } else {
+            ", books in agreement"
+        }
+    );
+    println!(
+        "  {:>10}  {:>12}  {:>12}  {:>9}  {:>9}  meets",
+        "rate/s", "requests/s", "approved/s", "p50 ms", "p99 ms"
+    );
+    for s in &steps {
+        println!(
+            "  {:>10}  {:>12.1}  {:>12.1}  {:>9.3}  {:>9.3}  {}",
+            s.rate,
+            s.report.requests_per_second,
+            s.report.approved_per_second,
+            s.report.latency_ms.p50,
+            s.report.latency_ms.p99,
+            if s.meets { "yes" } else { "no" }
+        );
+    }
+    match best {
+        Some(b) => println!(
+            "  highest rate that kept the bar: {}/s ({:.1} approved purchases/s, p99 {:.3} ms)",
+            b.rate, b.report.approved_per_second, b.report.latency_ms.p99
+        ),
+        None => println!("  no rate kept the bar"),
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "p99_max_ms": args.p99_max_ms,
+            "best": best.map(|b| serde_json::json!({
+                "rate": b.rate,
+                "approved_per_second": b.report.approved_per_second,
+                "p99_ms": b.report.latency_ms.p99,
+            })),
+            "steps": steps,
+            "machine": {
+                "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+                "load_average_before": load_before,
+                "load_average_after": load_average(),
+            },
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(exit)
 }

@@ -324,3 +324,67 @@ fn an_approval_of_a_request_meant_to_be_declined_still_counts_in_the_books() {
         "{text}"
     );
 }
+
+#[test]
+fn a_sweep_runs_each_rate_and_names_the_highest_that_kept_the_bar() {
+    let dir = TempDir::new("sweep");
+    seed(&dir.0);
+    let sweep = |rates: &str, p99_max_ms: &str| {
+        let json = dir.0.with_extension("sweep.json");
+        let out = run(&[
+            "run",
+            "--data-dir",
+            dir.0.to_str().unwrap(),
+            "--switch-bin",
+            switch_binary().to_str().unwrap(),
+            "--seed",
+            "42",
+            "--no-progress",
+            "--duration",
+            "1",
+            "--mix",
+            "purchase=1",
+            "--rates",
+            rates,
+            "--p99-max-ms",
+            p99_max_ms,
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "sweep {rates} failed\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let _ = std::fs::remove_file(&json);
+        (report, stdout)
+    };
+    // A bar every rate keeps: the highest rate is named, each step checked its own books.
+    let (report, stdout) = sweep("100,200", "10000");
+    let steps = report["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{report}");
+    for (step, rate) in steps.iter().zip([100.0, 200.0]) {
+        assert_eq!(step["rate"], rate);
+        assert_eq!(step["meets"], true, "{step}");
+        assert_eq!(step["report"]["books"]["ok"], true, "{step}");
+        assert!(
+            step["report"]["books"]["journal_purchases"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+    }
+    assert_eq!(report["best"]["rate"], 200.0, "{report}");
+    assert!(
+        stdout.contains("highest rate that kept the bar: 200/s"),
+        "{stdout}"
+    );
+    // A bar no answer can keep (a microsecond): no rate is named, and that is no failure.
+    let (report, stdout) = sweep("100", "0.001");
+    assert_eq!(report["steps"][0]["meets"], false, "{report}");
+    assert_eq!(report["steps"][0]["report"]["books"]["ok"], true);
+    assert!(report["best"].is_null(), "{report}");
+    assert!(stdout.contains("no rate kept the bar"), "{stdout}");
+}
