@@ -779,10 +779,20 @@ pub(crate) fn wita_date(unix_seconds: i64) -> String {
     ssn_ledger::Day::wita_of_unix_seconds(unix_seconds).to_string()
 }
 
+/// A test that settles or reports by day does not start this close to midnight WITA: each
+/// ends well within it (the whole e2e binary takes about 4 minutes), so its purchases fall
+/// on one day.
+const DAY_END_MARGIN_SECONDS: i64 = 300;
+
 /// Waits until today (WITA) is past the test switches' cut-over (00:01), so that yesterday
-/// can be settled.
+/// can be settled, and not within [`DAY_END_MARGIN_SECONDS`] of its end (at most about 7
+/// minutes, only for a run that starts between 23:55 and 00:02 WITA).
 pub(crate) fn wait_past_cutover() {
-    while (now() + ssn_ledger::WITA_OFFSET_SECONDS).rem_euclid(86_400) < 120 {
+    loop {
+        let second_of_day = (now() + ssn_ledger::WITA_OFFSET_SECONDS).rem_euclid(86_400);
+        if (120..86_400 - DAY_END_MARGIN_SECONDS).contains(&second_of_day) {
+            return;
+        }
         std::thread::sleep(std::time::Duration::from_secs(5));
     }
 }
