@@ -457,6 +457,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         if !(args.p99_max_ms.is_finite() && args.p99_max_ms > 0.0) {
             bail!("--p99-max-ms must be a positive number of milliseconds");
         }
+        // Each step of the sweep sets its own rate; the first stands in until then.
         RunPace::Open {
             rate_per_second: rates[0],
             poisson: args.arrivals == Arrivals::Poisson,

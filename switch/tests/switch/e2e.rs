@@ -192,7 +192,12 @@ impl Switch {
     /// A PIN this switch refuses for `card`, from its own keys ([`SoftHsm::refused_pin`]): a
     /// fixed "wrong" PIN shares the right one's PVV on about one start in 10,000.
     fn wrong_pin(&self, card: &Card) -> String {
-        wrong_pin_under(&self.data_dir, &card.pan, &card.pin)
+        let read = |name: &str| std::fs::read_to_string(self.data_dir.join(name)).expect(name);
+        let hsm = SoftHsm::new(MasterKey::from_hex(read("master.key").trim()).unwrap());
+        let pvk = WrappedKey::from_hex(read("pvk.key").trim()).unwrap();
+        let pin = Pin::new(&card.pin).unwrap();
+        let wrong = hsm.refused_pin(&pvk, &pin, &card.pan, Pvki::ONE).unwrap();
+        wrong.reveal().to_string()
     }
 
     fn card(&self, kind: &str) -> Card {
@@ -247,16 +252,6 @@ impl Drop for Switch {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
-}
-
-/// A PIN the switch with keys in `data_dir` (`master.key`, `pvk.key`) refuses for `pan`.
-fn wrong_pin_under(data_dir: &std::path::Path, pan: &str, pin: &str) -> String {
-    let read = |name: &str| std::fs::read_to_string(data_dir.join(name)).expect(name);
-    let hsm = SoftHsm::new(MasterKey::from_hex(read("master.key").trim()).unwrap());
-    let pvk = WrappedKey::from_hex(read("pvk.key").trim()).unwrap();
-    let pin = Pin::new(pin).unwrap();
-    let wrong = hsm.refused_pin(&pvk, &pin, pan, Pvki::ONE).unwrap();
-    wrong.reveal().to_string()
 }
 
 #[derive(Clone, Debug)]
