@@ -53,43 +53,13 @@ async fn funded_ledger(
     written_anyway: bool,
 ) -> (Ledger, Arc<AtomicBool>, Arc<MemoryBalances>, CardId) {
     let failing = Arc::new(AtomicBool::new(false));
-    let balances = Arc::new(MemoryBalances::new());
-    let stores = LedgerStores {
-        journal: Box::new(FailingJournal {
-            inner: FileJournal::open(&dir.0.join("journal.log")).unwrap(),
-            failing: Arc::clone(&failing),
-            written_anyway,
-        }),
-        registry: Arc::new(RedbRegistry::open(&dir.0.join("registry.redb")).unwrap()),
-        balances: balances.clone(),
-    };
-    let ledger = Ledger::open_with(stores).await.unwrap();
-    let program = ProgramCode::new("SSN2025").unwrap();
-    ledger
-        .define_program(Program {
-            code: program.clone(),
-            name: "SSN".into(),
-            budget_year: 2025,
-            benefit_amount: rp(300_000),
-            allowed_categories: vec!["01".into()],
-            basket_required: false,
-            purchase_amount_max: rp(1_000_000),
-            purchases_per_day_max: 10,
-            pocket_expires_at: day("2025-12-31"),
-        })
-        .await
-        .unwrap();
-    ledger
-        .registry()
-        .apply(enrolment(1, std::slice::from_ref(&program)))
-        .await
-        .unwrap();
-    ledger
-        .fund_program(&program, rp(300_000), "F1", t0())
-        .await
-        .unwrap();
-    ledger.disburse(&program, "2025-10", t0()).await.unwrap();
-    (ledger, failing, balances, CardId(1))
+    let journal = Box::new(FailingJournal {
+        inner: FileJournal::open(&dir.0.join("journal.log")).unwrap(),
+        failing: Arc::clone(&failing),
+        written_anyway,
+    });
+    let (ledger, balances, card) = funded_ledger_on(dir, journal).await;
+    (ledger, failing, balances, card)
 }
 
 /// Sends `request` until it is approved, for at most `RECOVERY_DEADLINE`; every other

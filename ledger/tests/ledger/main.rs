@@ -9,6 +9,7 @@ mod contract;
 mod crash;
 mod failures;
 mod fencing;
+mod group_commit;
 mod registry;
 mod scylla;
 mod settlement;

@@ -3,6 +3,7 @@
 
 use ssn_ledger::*;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where the Redis tests find their server.
@@ -394,3 +395,44 @@ pub fn purchase_at(
 }
 
 pub const APPROVED: ResponseCode = ResponseCode::APPROVED;
+
+/// A ledger on `journal` (with a redb registry in `dir` and balances in memory) whose one card
+/// holds Rp 300,000 from program `SSN2025`, for tests of what the journal's store does.
+pub async fn funded_ledger_on(
+    dir: &TempDir,
+    journal: Box<dyn JournalStore>,
+) -> (Ledger, Arc<MemoryBalances>, CardId) {
+    let balances = Arc::new(MemoryBalances::new());
+    let stores = LedgerStores {
+        journal,
+        registry: Arc::new(RedbRegistry::open(&dir.0.join("registry.redb")).unwrap()),
+        balances: balances.clone(),
+    };
+    let ledger = Ledger::open_with(stores).await.unwrap();
+    let program = ProgramCode::new("SSN2025").unwrap();
+    ledger
+        .define_program(Program {
+            code: program.clone(),
+            name: "SSN".into(),
+            budget_year: 2025,
+            benefit_amount: rp(300_000),
+            allowed_categories: vec!["01".into()],
+            basket_required: false,
+            purchase_amount_max: rp(1_000_000),
+            purchases_per_day_max: 10,
+            pocket_expires_at: day("2025-12-31"),
+        })
+        .await
+        .unwrap();
+    ledger
+        .registry()
+        .apply(enrolment(1, std::slice::from_ref(&program)))
+        .await
+        .unwrap();
+    ledger
+        .fund_program(&program, rp(300_000), "F1", t0())
+        .await
+        .unwrap();
+    ledger.disburse(&program, "2025-10", t0()).await.unwrap();
+    (ledger, balances, CardId(1))
+}

@@ -47,6 +47,9 @@ pub(crate) async fn serve_connection<H: Handler>(
     let (mut reader, mut writer) = stream.into_split();
     let mut codec = FrameCodec::new(profile, limits.frame_bytes_max);
     let mut input = BytesMut::new();
+    // Metric handles, looked up once per connection rather than once per request.
+    let in_flight_gauge = metrics::gauge!("ssn_requests_in_flight");
+    let mut durations = Durations::default();
     let mut in_flight = FuturesUnordered::new();
     let mut out = BytesMut::new();
     let mut reading = true;
@@ -75,7 +78,7 @@ pub(crate) async fn serve_connection<H: Handler>(
                         }
                         Inbound::KeepAlive => {}
                         Inbound::Message { tpdu, message } => {
-                            in_flight.push(answer(handler, tpdu, message))
+                            in_flight.push(answer(handler, &in_flight_gauge, tpdu, message))
                         }
                         Inbound::Malformed { tpdu, failure } => {
                             malformed(&mut codec, tpdu, &failure, &mut out)
@@ -125,10 +128,10 @@ pub(crate) async fn serve_connection<H: Handler>(
                 end = ConnectionEnd::Shutdown;
             }
             Some(answer) = in_flight.next(), if !in_flight.is_empty() => {
-                write_answer(&mut codec, answer, &mut out);
+                write_answer(&mut codec, answer, &mut out, &mut durations);
                 // Answers that finished meanwhile go out in the same write.
                 while let Some(Some(answer)) = in_flight.next().now_or_never() {
-                    write_answer(&mut codec, answer, &mut out);
+                    write_answer(&mut codec, answer, &mut out, &mut durations);
                 }
             }
             read = reader.read_buf(&mut input), if may_read => match read {
@@ -154,23 +157,56 @@ struct Answer {
 
 /// Counts a request in `ssn_requests_in_flight` for as long as it lives, however it ends
 /// (answered, or dropped with its connection).
-struct InFlight;
+struct InFlight<'a>(&'a metrics::Gauge);
 
-impl InFlight {
-    fn new() -> InFlight {
-        metrics::gauge!("ssn_requests_in_flight").increment(1.0);
-        InFlight
+impl InFlight<'_> {
+    fn new(gauge: &metrics::Gauge) -> InFlight<'_> {
+        gauge.increment(1.0);
+        InFlight(gauge)
     }
 }
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        metrics::gauge!("ssn_requests_in_flight").decrement(1.0);
+        self.0.decrement(1.0);
     }
 }
 
-async fn answer<H: Handler>(handler: &H, tpdu: Option<Tpdu>, request: MessageView) -> Answer {
-    let _in_flight = InFlight::new();
+/// A connection's `ssn_request_duration_seconds` handles by MTI and response code: a terminal
+/// sees a handful of combinations, so a short list beats a registry lookup (label strings
+/// allocated and hashed) per answer.
+#[derive(Default)]
+struct Durations(Vec<(ssn_codec::Mti, [u8; 2], metrics::Histogram)>);
+
+/// Combinations one connection keeps handles for; beyond it, answers are looked up each time.
+const DURATION_HANDLES_MAX: usize = 32;
+
+impl Durations {
+    fn record(&mut self, mti: ssn_codec::Mti, code: Option<&[u8]>, seconds: f64) {
+        let code: [u8; 2] = match code {
+            Some(&[a, b]) if a.is_ascii_graphic() && b.is_ascii_graphic() => [a, b],
+            _ => *b"--",
+        };
+        if let Some((_, _, histogram)) = self.0.iter().find(|(m, c, _)| *m == mti && *c == code) {
+            histogram.record(seconds);
+            return;
+        }
+        let label = String::from_utf8_lossy(&code).into_owned();
+        let histogram = metrics::histogram!("ssn_request_duration_seconds", "mti" => mti.as_str().to_string(), "code" => label);
+        histogram.record(seconds);
+        if self.0.len() < DURATION_HANDLES_MAX {
+            self.0.push((mti, code, histogram));
+        }
+    }
+}
+
+async fn answer<H: Handler>(
+    handler: &H,
+    gauge: &metrics::Gauge,
+    tpdu: Option<Tpdu>,
+    request: MessageView,
+) -> Answer {
+    let _in_flight = InFlight::new(gauge);
     let started = Instant::now();
     let mti = request.mti();
     let message = handler.handle(request).await;
@@ -182,7 +218,12 @@ async fn answer<H: Handler>(handler: &H, tpdu: Option<Tpdu>, request: MessageVie
     }
 }
 
-fn write_answer(codec: &mut FrameCodec, answer: Answer, out: &mut BytesMut) {
+fn write_answer(
+    codec: &mut FrameCodec,
+    answer: Answer,
+    out: &mut BytesMut,
+    durations: &mut Durations,
+) {
     let Some(message) = answer.message else {
         metrics::counter!("ssn_requests_unanswered_total").increment(1);
         return;
@@ -199,13 +240,11 @@ fn write_answer(codec: &mut FrameCodec, answer: Answer, out: &mut BytesMut) {
         tracing::error!(%error, mti = %answer.mti, "answer could not be framed");
         return;
     }
-    let code = message
-        .get(39)
-        .and_then(|c| std::str::from_utf8(c).ok())
-        .unwrap_or("--")
-        .to_string();
-    metrics::histogram!("ssn_request_duration_seconds", "mti" => answer.mti.as_str().to_string(), "code" => code)
-        .record(answer.started.elapsed().as_secs_f64());
+    durations.record(
+        answer.mti,
+        message.get(39),
+        answer.started.elapsed().as_secs_f64(),
+    );
 }
 
 /// §1: a whole frame that does not decode is answered `30` when its MTI, DE11 and DE41 could

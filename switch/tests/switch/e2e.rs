@@ -26,6 +26,7 @@ pub(super) struct Switch {
     pub(super) data_dir: std::path::PathBuf,
     bcd: String,
     ascii: String,
+    admin: String,
     manifest: serde_json::Value,
     backend: Backend,
 }
@@ -173,6 +174,7 @@ impl Switch {
             child,
             bcd: ready["bcd"].as_str().unwrap().to_string(),
             ascii: ready["ascii"].as_str().unwrap().to_string(),
+            admin: ready["admin"].as_str().unwrap().to_string(),
             manifest: serde_json::from_slice(&manifest).unwrap(),
             data_dir,
             backend,
@@ -862,6 +864,73 @@ on_both_backends!(
     batch_close_matches_or_answers_95_with_the_switch_totals,
     other_mtis_get_12_and_responses_are_dropped,
 );
+
+// ------------------------------------------------------------------ metrics
+
+/// The value of the sample of `/metrics` named `name` whose labels include every one of
+/// `labels` (`key="value"`), or 0 when there is none.
+fn sample(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+    metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with(&format!("{name}{{")) || line.starts_with(&format!("{name} "))
+        })
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_count_every_answer_by_mti_and_code() {
+    let switch = Switch::start(Backend::Embedded);
+    let scrape = || async {
+        reqwest::get(format!("http://{}/metrics", switch.admin))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .unwrap()
+    };
+    let mut t = switch.terminal(Profile::Bcd, ACTIVE).await;
+    let before = scrape().await;
+    let card = switch.regular(false, 0);
+    for _ in 0..3 {
+        assert_eq!(
+            code(&t.purchase(&Purchase::new(&card, 1_000_000)).await),
+            "00"
+        );
+    }
+    let mut wrong = Purchase::new(&card, 1_000_000);
+    wrong.pin = switch.wrong_pin(&card);
+    assert_eq!(code(&t.purchase(&wrong).await), "55");
+    t.balance(&card).await;
+    let after = scrape().await;
+
+    let count = |text: &str, mti: &str, code: &str| {
+        sample(
+            text,
+            "ssn_request_duration_seconds_count",
+            &[&format!("mti=\"{mti}\""), &format!("code=\"{code}\"")],
+        )
+    };
+    // Three purchases and the balance inquiry (a 0200 too) approved, the wrong PIN declined.
+    assert_eq!(
+        count(&after, "0200", "00") - count(&before, "0200", "00"),
+        4.0,
+        "{after}"
+    );
+    assert_eq!(
+        count(&after, "0200", "55") - count(&before, "0200", "55"),
+        1.0,
+        "{after}"
+    );
+    // Every request counted in flight was counted out again.
+    assert_eq!(
+        sample(&after, "ssn_requests_in_flight", &[]),
+        0.0,
+        "{after}"
+    );
+}
 
 // ------------------------------------------------------------------ hostile peers
 
