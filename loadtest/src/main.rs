@@ -6,6 +6,8 @@
 //! ssn-loadtest run --data-dir city --switch-bin target/release/ssn-switch \
 //!     --profile bcd --rate 20000 --arrivals poisson --duration 30 --json run.json --svg run.svg
 //! ssn-loadtest run --data-dir city --switch-bin target/release/ssn-switch --target both --closed
+//! ssn-loadtest run --data-dir city --switch-bin target/release/ssn-switch --target both \
+//!     --mix echo=1 --rates 60000,70000,80000,90000 --duration 15 --warmup 5
 //! ```
 //!
 //! `run` starts the switch itself on the data directory (on free loopback ports), runs the
@@ -152,8 +154,9 @@ struct RunArgs {
     #[arg(long, conflicts_with = "closed")]
     rate: Option<f64>,
     /// A sweep: open-loop rates (comma-separated, each a whole run: the switch started, the
-    /// load, the books), then the highest that kept p99 within `--p99-max-ms`.
-    #[arg(long, value_delimiter = ',', conflicts_with_all = ["rate", "closed", "target"])]
+    /// load, the books; with `--target baseline` or `both`, the baseline too), then the
+    /// highest that kept p99 within `--p99-max-ms`, for each target, and their ratio.
+    #[arg(long, value_delimiter = ',', conflicts_with_all = ["rate", "closed"])]
     rates: Option<Vec<f64>>,
     /// With `--rates`: the p99 latency a rate must keep, in milliseconds.
     #[arg(long, default_value_t = 10.0)]
@@ -507,15 +510,8 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             switch_report = Some(report);
         }
         if matches!(args.target, Target::Baseline | Target::Both) {
-            let exe = std::env::current_exe().context("locating this binary")?;
-            let mut command = Command::new(exe);
-            command.arg("baseline");
-            let mut server = Server::start(command, "baseline", None)?;
-            let report = measure(&city, &config, server.addr(profile), "baseline", &args).await;
-            server.stop()?;
-            let report = report?;
-            println!("{}", report.text());
-            if report.errors_total > 0 {
+            let (report, ok) = run_baseline(&city, &config, &args).await?;
+            if !ok {
                 exit = ExitCode::FAILURE;
             }
             baseline_report = Some(report);
@@ -575,9 +571,11 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(exit)
 }
 
-/// One step of a sweep: its rate, its report, and whether it kept the bar.
+/// One step of a sweep: what was measured at which rate, its report, and whether it kept
+/// the bar.
 #[derive(serde::Serialize)]
 struct SweepStep {
+    target: &'static str,
     rate: f64,
     meets: bool,
     report: Report,
@@ -586,8 +584,10 @@ struct SweepStep {
 /// Runs the load once per rate, in order, on the same data directory (each step starts its
 /// own switch and checks its own books; the journal keeps the earlier steps' purchases), and
 /// reports the highest rate that kept p99 within `--p99-max-ms` with every request answered,
-/// nothing dropped, and the books in agreement. A step that fails its books fails the sweep;
-/// a rate that misses the p99 is a measurement, not a failure.
+/// nothing dropped, and the books in agreement. With `--target baseline` or `both` each rate
+/// is also run against the baseline echo server, and the two highest rates are compared. A
+/// step that fails its books fails the sweep; a rate that misses the p99 is a measurement,
+/// not a failure.
 async fn sweep(
     city: &City,
     base: &LoadConfig,
@@ -595,63 +595,80 @@ async fn sweep(
     args: &RunArgs,
     load_before: String,
 ) -> anyhow::Result<ExitCode> {
+    let targets: &[&'static str] = match (args.addr, args.target) {
+        (Some(_), _) | (None, Target::Switch) => &["switch"],
+        (None, Target::Baseline) => &["baseline"],
+        (None, Target::Both) => &["switch", "baseline"],
+    };
     let mut exit = ExitCode::SUCCESS;
-    let mut steps = Vec::with_capacity(rates.len());
+    let mut steps = Vec::with_capacity(rates.len() * targets.len());
     for &rate in rates {
         let mut config = base.clone();
         config.pace = RunPace::Open {
             rate_per_second: rate,
             poisson: args.arrivals == Arrivals::Poisson,
         };
-        let (report, ok) = match args.addr {
-            Some(addr) => {
-                let report = measure(city, &config, addr, "switch", args).await?;
-                println!("{}", report.text());
-                let ok = report.errors_total == 0;
-                (report, ok)
+        for &target in targets {
+            let (report, ok) = match (target, args.addr) {
+                ("baseline", _) => run_baseline(city, &config, args).await?,
+                (_, Some(addr)) => {
+                    let report = measure(city, &config, addr, "switch", args).await?;
+                    println!("{}", report.text());
+                    let ok = report.errors_total == 0;
+                    (report, ok)
+                }
+                (_, None) => run_switch(city, &config, args).await?,
+            };
+            if !ok {
+                exit = ExitCode::FAILURE;
             }
-            None => run_switch(city, &config, args).await?,
-        };
-        if !ok {
-            exit = ExitCode::FAILURE;
+            let meets = ok
+                && report.latency_ms.p99 <= args.p99_max_ms
+                && report.answered_total == report.sent_total
+                && report.timeouts == 0
+                && report.dropped_arrivals == 0;
+            if let Some(path) = &args.svg {
+                let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep");
+                let name = match target {
+                    "baseline" => format!("{stem}-baseline-{rate}.svg"),
+                    _ => format!("{stem}-{rate}.svg"),
+                };
+                let step_path = path.with_file_name(name);
+                std::fs::write(&step_path, report.svg())
+                    .with_context(|| format!("writing {}", step_path.display()))?;
+            }
+            steps.push(SweepStep {
+                target,
+                rate,
+                meets,
+                report,
+            });
         }
-        let meets = ok
-            && report.latency_ms.p99 <= args.p99_max_ms
-            && report.answered_total == report.sent_total
-            && report.timeouts == 0
-            && report.dropped_arrivals == 0;
-        if let Some(path) = &args.svg {
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep");
-            let step_path = path.with_file_name(format!("{stem}-{rate}.svg"));
-            std::fs::write(&step_path, report.svg())
-                .with_context(|| format!("writing {}", step_path.display()))?;
-        }
-        steps.push(SweepStep {
-            rate,
-            meets,
-            report,
-        });
     }
-    let best = steps
-        .iter()
-        .filter(|s| s.meets)
-        .max_by(|a, b| a.rate.total_cmp(&b.rate));
+    let best = |target: &str| {
+        steps
+            .iter()
+            .filter(|s| s.target == target && s.meets)
+            .max_by(|a, b| a.rate.total_cmp(&b.rate))
+    };
+    let bests: Vec<(&str, Option<&SweepStep>)> = targets.iter().map(|t| (*t, best(t))).collect();
     println!(
         "sweep: p99 within {} ms, every request answered{}",
         args.p99_max_ms,
-        if args.addr.is_some() {
-            ""
-        } else {
+        if targets.contains(&"switch") && args.addr.is_none() {
             ", books in agreement"
+        } else {
+            ""
         }
     );
     println!(
-        "  {:>10}  {:>12}  {:>12}  {:>9}  {:>9}  meets",
-        "rate/s", "requests/s", "approved/s", "p50 ms", "p99 ms"
+        "  {:>8}  {:>10}  {:>12}  {:>12}  {:>9}  {:>9}  meets",
+        "target", "rate/s", "requests/s", "approved/s", "p50 ms", "p99 ms"
     );
     for s in &steps {
         println!(
-            "  {:>10}  {:>12.1}  {:>12.1}  {:>9.3}  {:>9.3}  {}",
+            "  {:>8}  {:>10}  {:>12.1}  {:>12.1}  {:>9.3}  {:>9.3}  {}",
+            s.target,
             s.rate,
             s.report.requests_per_second,
             s.report.approved_per_second,
@@ -660,21 +677,52 @@ async fn sweep(
             if s.meets { "yes" } else { "no" }
         );
     }
-    match best {
-        Some(b) => println!(
-            "  highest rate that kept the bar: {}/s ({:.1} approved purchases/s, p99 {:.3} ms)",
-            b.rate, b.report.approved_per_second, b.report.latency_ms.p99
-        ),
-        None => println!("  no rate kept the bar"),
+    for (target, best) in &bests {
+        let whose = if targets.len() > 1 {
+            format!(" ({target})")
+        } else {
+            String::new()
+        };
+        match best {
+            Some(b) => println!(
+                "  highest rate that kept the bar{whose}: {}/s ({:.1} requests/s, {:.1} approved purchases/s, p99 {:.3} ms)",
+                b.rate,
+                b.report.requests_per_second,
+                b.report.approved_per_second,
+                b.report.latency_ms.p99
+            ),
+            None => println!("  no rate kept the bar{whose}"),
+        }
     }
+    // The switch's highest rate over the baseline's: how much of the bare TCP path of this
+    // machine the switch keeps at the same latency bar.
+    let ratio = match (best("switch"), best("baseline")) {
+        (Some(s), Some(b)) if targets.len() > 1 => {
+            let ratio = (s.rate / b.rate * 1000.0).round() / 1000.0;
+            println!(
+                "  switch / baseline at p99 within {} ms: {ratio} ({}/s / {}/s)",
+                args.p99_max_ms, s.rate, b.rate
+            );
+            Some(ratio)
+        }
+        _ => None,
+    };
     if let Some(path) = &args.json {
+        let best_json = |best: Option<&SweepStep>| {
+            best.map(|b| {
+                serde_json::json!({
+                    "rate": b.rate,
+                    "requests_per_second": b.report.requests_per_second,
+                    "approved_per_second": b.report.approved_per_second,
+                    "p99_ms": b.report.latency_ms.p99,
+                })
+            })
+        };
         let json = serde_json::json!({
             "p99_max_ms": args.p99_max_ms,
-            "best": best.map(|b| serde_json::json!({
-                "rate": b.rate,
-                "approved_per_second": b.report.approved_per_second,
-                "p99_ms": b.report.latency_ms.p99,
-            })),
+            "best": best_json(bests[0].1),
+            "baseline_best": best_json(best("baseline")),
+            "ratio": ratio,
             "steps": steps,
             "machine": {
                 "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
@@ -686,6 +734,24 @@ async fn sweep(
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(exit)
+}
+
+/// Starts the baseline echo server (this binary's `baseline`), runs the load, stops it.
+async fn run_baseline(
+    city: &City,
+    config: &LoadConfig,
+    args: &RunArgs,
+) -> anyhow::Result<(Report, bool)> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let mut command = Command::new(exe);
+    command.arg("baseline");
+    let mut server = Server::start(command, "baseline", None)?;
+    let report = measure(city, config, server.addr(config.profile), "baseline", args).await;
+    server.stop()?;
+    let report = report?;
+    println!("{}", report.text());
+    let ok = report.errors_total == 0;
+    Ok((report, ok))
 }
 
 /// Starts the switch on the data directory, runs the load, stops it, checks the books.

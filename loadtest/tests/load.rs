@@ -329,7 +329,7 @@ fn an_approval_of_a_request_meant_to_be_declined_still_counts_in_the_books() {
 fn a_sweep_runs_each_rate_and_names_the_highest_that_kept_the_bar() {
     let dir = TempDir::new("sweep");
     seed(&dir.0);
-    let sweep = |rates: &str, p99_max_ms: &str| {
+    let sweep = |rates: &str, p99_max_ms: &str, target: &str| {
         let json = dir.0.with_extension("sweep.json");
         let out = run(&[
             "run",
@@ -348,6 +348,8 @@ fn a_sweep_runs_each_rate_and_names_the_highest_that_kept_the_bar() {
             rates,
             "--p99-max-ms",
             p99_max_ms,
+            "--target",
+            target,
             "--json",
             json.to_str().unwrap(),
         ]);
@@ -362,7 +364,7 @@ fn a_sweep_runs_each_rate_and_names_the_highest_that_kept_the_bar() {
         (report, stdout)
     };
     // A bar every rate keeps: the highest rate is named, each step checked its own books.
-    let (report, stdout) = sweep("100,200", "10000");
+    let (report, stdout) = sweep("100,200", "10000", "switch");
     let steps = report["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 2, "{report}");
     for (step, rate) in steps.iter().zip([100.0, 200.0]) {
@@ -382,9 +384,40 @@ fn a_sweep_runs_each_rate_and_names_the_highest_that_kept_the_bar() {
         "{stdout}"
     );
     // A bar no answer can keep (a microsecond): no rate is named, and that is no failure.
-    let (report, stdout) = sweep("100", "0.001");
+    let (report, stdout) = sweep("100", "0.001", "switch");
     assert_eq!(report["steps"][0]["meets"], false, "{report}");
     assert_eq!(report["steps"][0]["report"]["books"]["ok"], true);
     assert!(report["best"].is_null(), "{report}");
     assert!(stdout.contains("no rate kept the bar"), "{stdout}");
+    // Both targets: every rate against the switch and then the baseline, the highest of each,
+    // and their ratio.
+    let (report, stdout) = sweep("100,200", "10000", "both");
+    let steps = report["steps"].as_array().unwrap();
+    let order: Vec<(String, f64)> = steps
+        .iter()
+        .map(|s| {
+            (
+                s["target"].as_str().unwrap().to_string(),
+                s["rate"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("switch", 100.0),
+        ("baseline", 100.0),
+        ("switch", 200.0),
+        ("baseline", 200.0),
+    ];
+    assert_eq!(order, expected.map(|(t, r)| (t.to_string(), r)), "{report}");
+    for step in steps {
+        assert_eq!(step["meets"], true, "{step}");
+        assert_eq!(step["report"]["target"], step["target"], "{step}");
+    }
+    assert_eq!(report["best"]["rate"], 200.0, "{report}");
+    assert_eq!(report["baseline_best"]["rate"], 200.0, "{report}");
+    assert_eq!(report["ratio"], 1.0, "{report}");
+    assert!(
+        stdout.contains("switch / baseline at p99 within 10000 ms: 1 (200/s / 200/s)"),
+        "{stdout}"
+    );
 }
