@@ -193,11 +193,16 @@ impl Host {
             // than an answer that would look authenticated.
             return Some(Reply::new(&request, &[11, 41])?.code(code::INVALID_TRANSACTION));
         }
+        // Each handler's future lives on the heap: they are kilobytes (a financial one is about
+        // 4.6 KB, holding the reply and the ledger's futures), and inline they would make every
+        // request's future that size, copied whole when the connection queues it.
         match &mti.digits() {
-            b"0800" => self.network(&request).await,
-            b"0200" => self.financial(&request, exponent).await,
-            b"0400" | b"0401" | b"0420" | b"0421" => self.reversal(&request, exponent).await,
-            b"0500" => self.batch_close(&request, exponent).await,
+            b"0800" => Box::pin(self.network(&request)).await,
+            b"0200" => Box::pin(self.financial(&request, exponent)).await,
+            b"0400" | b"0401" | b"0420" | b"0421" => {
+                Box::pin(self.reversal(&request, exponent)).await
+            }
+            b"0500" => Box::pin(self.batch_close(&request, exponent)).await,
             // §3.6 and §9: any other request gets `12`.
             _ => Some(Reply::new(&request, &[11, 41])?.code(code::INVALID_TRANSACTION)),
         }
