@@ -320,7 +320,7 @@ mod tests {
             "000000000000042",
             Some(&basket),
         );
-        for fingerprint in [
+        for (computed, bytes) in [
             (
                 Fingerprint::of(&content),
                 postcard::to_stdvec(&content).unwrap(),
@@ -330,7 +330,6 @@ mod tests {
                 postcard::to_stdvec(&"wrong pin attempt").unwrap(),
             ),
         ] {
-            let (computed, bytes) = fingerprint;
             assert_eq!(computed.0, <[u8; 32]>::from(Sha256::digest(&bytes)));
         }
         assert_eq!(

@@ -82,10 +82,11 @@
 //!   [`JOURNAL_QUEUE_RECORDS_MAX`]; a full queue answers `91` rather than wait), up to
 //!   [`JOURNAL_BATCH_RECORDS_MAX`] records, checks and applies them; a sync thread makes each
 //!   batch durable with one write and one `fdatasync` while the next batch is prepared (batches
-//!   that queued meanwhile share the next write). Each entry carries the previous entry's SHA-256 and its own; [`verify`] (and
-//!   `ssn-ledger verify --data-dir DIR`) recomputes the chain and every balance and reports the
-//!   first break. Opening sets aside a torn last write (kept beside the journal as
-//!   `journal.torn-OFFSET` for auditors) and refuses anything else that is broken.
+//!   that queued meanwhile share the next write). Each entry carries the previous entry's
+//!   SHA-256 and its own; [`verify`] (and `ssn-ledger verify --data-dir DIR`) recomputes the
+//!   chain and every balance and reports the first break. Opening sets aside a torn last write
+//!   (kept beside the journal as `journal.torn-OFFSET` for auditors) and refuses anything else
+//!   that is broken.
 //! - [`BalanceStore`]: [`MemoryBalances`] (default) or [`RedisBalances`]. Both are caches of the
 //!   journal, rebuilt from it at open (on Scylla only by the node that finds no generation:
 //!   [`RedisConfig::shared_generation`]), and fenced by a generation number in Redis so a
