@@ -24,6 +24,9 @@ pub struct Sample {
     pub second: u32,
     /// From due (open loop) or sent (closed loop) to answered.
     pub micros: u64,
+    /// From due to handed to the connection: how late the harness itself sent (its timer's
+    /// millisecond ticks, its turn on the cores). Part of `micros`.
+    pub send_lag_micros: u64,
     /// Due inside the measured window (after warm-up, before the end of sending).
     pub measured: bool,
     /// A purchase answered `00`.
@@ -47,6 +50,8 @@ pub struct Recorder {
     /// Latencies of answers to requests due in the measured window (three significant
     /// digits).
     pub overall: Histogram<u64>,
+    /// The harness's send lag of the same answers (three significant digits).
+    pub send_lag: Histogram<u64>,
     /// Per second since the start, for the plot.
     pub seconds: Vec<SecondStats>,
 }
@@ -61,6 +66,7 @@ impl Default for Recorder {
     fn default() -> Recorder {
         Recorder {
             overall: histogram(3),
+            send_lag: histogram(3),
             seconds: Vec::new(),
         }
     }
@@ -73,6 +79,8 @@ impl Recorder {
             let micros = s.micros.clamp(1, LATENCY_MICROS_MAX);
             if s.measured {
                 self.overall.saturating_record(micros);
+                self.send_lag
+                    .saturating_record(s.send_lag_micros.clamp(1, LATENCY_MICROS_MAX));
             }
             let second = (s.second as usize).min(SERIES_SECONDS_MAX - 1);
             while self.seconds.len() <= second {
@@ -194,6 +202,9 @@ pub struct Report {
     pub requests_per_second: f64,
     /// Latency of answers to requests due in the measured window.
     pub latency_ms: LatencyMs,
+    /// The part of that latency before the request left the harness: from due to handed to
+    /// the connection. Open loop on shared cores, this is the harness's own lateness.
+    pub send_lag_ms: LatencyMs,
     /// Answers per response code (DE39), every kind together.
     pub responses: BTreeMap<String, u64>,
     /// Answers per kind and response code.
@@ -272,6 +283,7 @@ impl Report {
             approved_per_second: rate(counts.approved_measured),
             requests_per_second: rate(counts.answered_measured),
             latency_ms: LatencyMs::of(&recorder.overall),
+            send_lag_ms: LatencyMs::of(&recorder.send_lag),
             responses,
             responses_by_kind: by_kind,
             sent,
@@ -333,6 +345,12 @@ impl Report {
             t,
             "  latency ms   p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  ({} answers)",
             l.p50, l.p90, l.p99, l.p999, l.max, l.samples
+        );
+        let g = &self.send_lag_ms;
+        let _ = writeln!(
+            t,
+            "  of which     p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  before the harness sent (due to handed to the connection)",
+            g.p50, g.p90, g.p99, g.p999, g.max
         );
         let codes: Vec<String> = self
             .responses
@@ -538,18 +556,21 @@ mod tests {
             Sample {
                 second: 0,
                 micros: 500,
+                send_lag_micros: 100,
                 measured: false,
                 approved_purchase: true,
             },
             Sample {
                 second: 2,
                 micros: 1500,
+                send_lag_micros: 200,
                 measured: true,
                 approved_purchase: false,
             },
             Sample {
                 second: 2,
                 micros: 2500,
+                send_lag_micros: 900,
                 measured: true,
                 approved_purchase: true,
             },
@@ -560,6 +581,11 @@ mod tests {
         assert_eq!(r.seconds[2].approved, 1);
         let l = LatencyMs::of(&r.overall);
         assert!(l.max >= 2.49 && l.max <= 2.51, "{l:?}");
+        // The send lag of the measured answers only: 0.2 and 0.9 ms, not the warm-up's 0.1.
+        let g = LatencyMs::of(&r.send_lag);
+        assert_eq!(g.samples, 2);
+        assert!(g.p50 >= 0.199 && g.p50 <= 0.201, "{g:?}");
+        assert!(g.max >= 0.899 && g.max <= 0.901, "{g:?}");
     }
 
     #[test]

@@ -250,7 +250,8 @@ struct Pending {
     kind: Kind,
     /// When the request was due (open loop) or sent (closed loop): latency runs from here.
     due: Instant,
-    /// When it was written: the timeout runs from here.
+    /// When it was handed to the connection (framed into the output buffer, written in the
+    /// same turn of the loop): the timeout and the send lag run from here.
     written: Instant,
     measured: bool,
     expected_mti: [u8; 4],
@@ -684,6 +685,10 @@ impl Terminal<'_> {
         self.samples.push(Sample {
             second: now.saturating_duration_since(self.start).as_secs() as u32,
             micros,
+            send_lag_micros: pending
+                .written
+                .saturating_duration_since(pending.due)
+                .as_micros() as u64,
             measured: pending.measured,
             approved_purchase,
         });

@@ -168,7 +168,17 @@ fn assert_answered_and_books_agree(report: &Value) {
             report["latency_ms"][key].as_f64().is_some(),
             "latency_ms.{key}\n{text}"
         );
+        // The harness's send lag is a part of each answer's latency, so no higher.
+        let lag = report["send_lag_ms"][key].as_f64().unwrap();
+        assert!(
+            lag <= report["latency_ms"][key].as_f64().unwrap(),
+            "send_lag_ms.{key}\n{text}"
+        );
     }
+    assert_eq!(
+        report["send_lag_ms"]["samples"], report["latency_ms"]["samples"],
+        "{text}"
+    );
 }
 
 #[test]
