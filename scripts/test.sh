@@ -22,6 +22,11 @@ start_services
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+if [[ $# -eq 0 ]]; then
+  step "cargo clippy (workspace, all targets, warnings denied)"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+
 step "cargo test (workspace, all targets)"
 cargo test --workspace --all-targets --locked --no-fail-fast "$@"
 

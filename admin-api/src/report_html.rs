@@ -119,7 +119,6 @@ pub fn csv(report: &SemesterReport) -> String {
             row("batch", &key, field, &value);
         }
     }
-    drop(row);
     String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
@@ -144,7 +143,7 @@ fn rupiah(amount: &str) -> String {
     let whole = amount.split('.').next().unwrap_or(amount);
     let mut grouped = String::new();
     for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             grouped.push('.');
         }
         grouped.push(c);

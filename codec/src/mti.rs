@@ -54,7 +54,7 @@ impl Mti {
 
     /// Whether this is a request or advice (third digit even) rather than a response to one.
     pub const fn is_request(&self) -> bool {
-        (self.0[2] - b'0') % 2 == 0
+        (self.0[2] - b'0').is_multiple_of(2)
     }
 
     /// Whether the origin digit marks a repeat (0401, 0421).

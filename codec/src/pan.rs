@@ -43,9 +43,9 @@ impl Pan {
             digits: [0; Self::DIGITS_MAX],
             len: digits.len() as u8,
         };
-        pan.digits
-            .get_mut(..digits.len())
-            .map(|slot| slot.copy_from_slice(digits));
+        if let Some(slot) = pan.digits.get_mut(..digits.len()) {
+            slot.copy_from_slice(digits)
+        }
         Ok(pan)
     }
 
@@ -80,7 +80,7 @@ impl Pan {
 
     /// Whether the last digit is the Luhn check digit of the others.
     pub fn luhn_valid(&self) -> bool {
-        luhn_sum(self.as_bytes(), false) % 10 == 0
+        luhn_sum(self.as_bytes(), false).is_multiple_of(10)
     }
 
     /// The last four digits, which may be shown.

@@ -53,7 +53,7 @@ const fn bcd_bytes(digits: usize) -> usize {
 /// Nibble `i` (0 = high nibble of byte 0) of `raw`.
 fn nibble(raw: &[u8], i: usize) -> u8 {
     match raw.get(i / 2) {
-        Some(b) if i % 2 == 0 => b >> 4,
+        Some(b) if i.is_multiple_of(2) => b >> 4,
         Some(b) => b & 0x0f,
         None => 0,
     }
@@ -311,7 +311,7 @@ const CARRIES: u64 = 0x1010_1010_1010_1010;
 /// at most 9 exactly when adding 6 does not carry into bit 4.
 fn all_bcd_digits(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(8);
-    let words_ok = (&mut chunks).all(|chunk| {
+    let words_ok = chunks.all(|chunk| {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let x = u64::from_le_bytes(word);
@@ -340,7 +340,7 @@ static BCD_PAIR_OK: [bool; 256] = {
 /// Whether every byte of `bytes` is an ASCII digit, eight bytes at a time.
 pub(crate) fn all_ascii_digits(bytes: &[u8]) -> bool {
     let mut chunks = bytes.chunks_exact(8);
-    let words_ok = (&mut chunks).all(|chunk| {
+    let words_ok = chunks.all(|chunk| {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let x = u64::from_le_bytes(word);
@@ -368,7 +368,7 @@ fn bcd_valid(number: u8, body: &[u8], units: usize, left_pad: bool) -> bool {
         }
     };
     let pad = |n: u8| n == 0 || n == 0x0f;
-    if units % 2 == 0 {
+    if units.is_multiple_of(2) {
         return pairs(body);
     }
     if left_pad {

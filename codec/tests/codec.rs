@@ -56,10 +56,10 @@ fn message_strategy() -> impl Strategy<Value = Message> {
     (mti, fields, any::<bool>()).prop_map(|(mti, values, primary_only)| {
         let mut m = Message::new(Mti::new(mti).unwrap());
         for (value, n) in values.into_iter().zip(2u8..) {
-            if let Some(value) = value {
-                if !(primary_only && n > 64) {
-                    m.set(n, &value).unwrap();
-                }
+            if let Some(value) = value
+                && !(primary_only && n > 64)
+            {
+                m.set(n, &value).unwrap();
             }
         }
         m

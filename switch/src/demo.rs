@@ -218,7 +218,7 @@ pub async fn provision(
         let serial = i as u32 + 1;
         let ssn_number = first_ssn + i as u64;
         let card_number = first_card + i as u64;
-        let female = serial % 2 == 0;
+        let female = serial.is_multiple_of(2);
         let ssn = format!("SSN{ssn_number:09}");
         let mut enrolments = vec![sembako.code.clone()];
         if serial % 2 == 1 {

@@ -50,6 +50,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start; the size of `Serve`'s arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve E-Warong terminals.

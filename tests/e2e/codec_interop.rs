@@ -150,12 +150,11 @@ fn random_message(rng: &mut Rng, peer: Peer) -> Message {
             Kind::Binary => (0..len).map(|_| rng.below(256) as u8).collect(),
             Kind::Char | Kind::LlChar | Kind::LllChar => {
                 let mut v: Vec<u8> = (0..len).map(|_| 0x20 + rng.below(95) as u8).collect();
-                if spec.kind == Kind::Char {
-                    if let Some(last) = v.last_mut() {
-                        if *last == b' ' {
-                            *last = b'X';
-                        }
-                    }
+                if spec.kind == Kind::Char
+                    && let Some(last) = v.last_mut()
+                    && *last == b' '
+                {
+                    *last = b'X';
                 }
                 v
             }

@@ -314,7 +314,7 @@ fn rp_html(amount: Money) -> String {
     let whole = (amount.minor() / 100).to_string();
     let mut out = String::new();
     for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             out.push('.');
         }
         out.push(c);

@@ -200,9 +200,8 @@ async fn an_identical_record_journaled_twice_is_kept_once() {
     // Other content under an id already applied is a conflict, purchase or not.
     let purchase = entries
         .iter()
-        .find_map(|entry| match &entry.record {
-            Record::Purchase(p) if p.response.code == ResponseCode::APPROVED => Some(entry),
-            _ => None,
+        .find(|entry| {
+            matches!(&entry.record, Record::Purchase(p) if p.response.code == ResponseCode::APPROVED)
         })
         .unwrap();
     let mut other = purchase.clone();

@@ -505,14 +505,14 @@ async fn network_management_and_key_change(backend: Backend) {
         );
         let card = switch.regular(false, profile as usize);
         assert_eq!(
-            code(&t.purchase(&Purchase::new(&card, 1_000_00)).await),
+            code(&t.purchase(&Purchase::new(&card, 100_000)).await),
             "00",
             "new TPK"
         );
         let mut stale = switch.terminal(profile, ACTIVE).await;
         stale.tpk = old_tpk;
         assert_eq!(
-            code(&stale.purchase(&Purchase::new(&card, 1_000_00)).await),
+            code(&stale.purchase(&Purchase::new(&card, 100_000)).await),
             "55",
             "old TPK"
         );
@@ -560,7 +560,7 @@ async fn duplicates_get_the_same_answer_even_after_a_restart(backend: Backend) {
         assert_eq!(text(&again, n), text(&first, n), "DE{n} of a duplicate");
     }
     // A declined purchase is repeated as declined too.
-    let mut wrong = Purchase::new(&card, 1_000_00);
+    let mut wrong = Purchase::new(&card, 100_000);
     wrong.pin = switch.wrong_pin(&card);
     let declined = t.purchase(&wrong).await;
     assert_eq!(code(&declined), "55");
