@@ -8,6 +8,8 @@
 //! ssn-loadtest run --data-dir city --switch-bin target/release/ssn-switch --target both --closed
 //! ssn-loadtest run --data-dir city --switch-bin target/release/ssn-switch --target both \
 //!     --mix echo=1 --rates 60000,70000,80000,90000 --duration 15 --warmup 5
+//! ssn-loadtest run --fresh-from city --data-dir city.run --switch-bin target/release/ssn-switch \
+//!     --mix purchase=1 --rates 14000,16000,18000 --duration 20 --warmup 5
 //! ```
 //!
 //! `run` starts the switch itself on the data directory (on free loopback ports), runs the
@@ -126,6 +128,11 @@ struct RunArgs {
     /// The seeded data directory; the switch is started on it and the books checked on it.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Before every start of the switch (each step of a sweep), replace --data-dir with a
+    /// copy of this seeded city, so every run starts on the same journal and no step carries
+    /// another's purchases. --data-dir must then be a seeded city or not exist.
+    #[arg(long, requires = "data_dir", conflicts_with = "addr")]
+    fresh_from: Option<PathBuf>,
     /// The city file (default DATA_DIR/loadtest-city.json).
     #[arg(long)]
     city: Option<PathBuf>,
@@ -426,10 +433,11 @@ async fn baseline(bcd: SocketAddr, ascii: SocketAddr) -> anyhow::Result<ExitCode
 // ---------------------------------------------------------------------------------- run
 
 async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let city_path = match (&args.city, &args.data_dir) {
-        (Some(p), _) => p.clone(),
-        (None, Some(dir)) => dir.join(CITY_FILE),
-        (None, None) => bail!("give --data-dir (or --city with --addr)"),
+    let city_path = match (&args.city, &args.fresh_from, &args.data_dir) {
+        (Some(p), _, _) => p.clone(),
+        (None, Some(from), _) => from.join(CITY_FILE),
+        (None, None, Some(dir)) => dir.join(CITY_FILE),
+        (None, None, None) => bail!("give --data-dir (or --city with --addr)"),
     };
     let city: City = serde_json::from_slice(
         &std::fs::read(&city_path).with_context(|| format!("reading {}", city_path.display()))?,
@@ -582,7 +590,8 @@ struct SweepStep {
 }
 
 /// Runs the load once per rate, in order, on the same data directory (each step starts its
-/// own switch and checks its own books; the journal keeps the earlier steps' purchases), and
+/// own switch and checks its own books; the journal keeps the earlier steps' purchases unless
+/// `--fresh-from` gives every step a fresh copy of the city), and
 /// reports the highest rate that kept p99 within `--p99-max-ms` with every request answered,
 /// nothing dropped, and the books in agreement. With `--target baseline` or `both` each rate
 /// is also run against the baseline echo server, and the two highest rates are compared. A
@@ -768,6 +777,9 @@ async fn run_switch(
         .switch_bin
         .as_ref()
         .context("--switch-bin: the ssn-switch binary to start (or --addr for a running one)")?;
+    if let Some(from) = &args.fresh_from {
+        refresh_data_dir(from, dir)?;
+    }
     let mut command = Command::new(bin);
     command
         .arg("serve")
@@ -818,6 +830,73 @@ async fn run_switch(
     report.books = Some(books_report);
     println!("{}", report.text());
     Ok((report, ok))
+}
+
+/// `--fresh-from`: replaces `dir` with a copy of the seeded city in `from`, synced to disk so
+/// the run does not pay for writing the copy back. Refuses a `dir` that exists without being
+/// a seeded city (it is deleted), and directories inside one another.
+fn refresh_data_dir(from: &Path, dir: &Path) -> anyhow::Result<()> {
+    let from_real = from
+        .canonicalize()
+        .with_context(|| format!("--fresh-from {}", from.display()))?;
+    if !from_real.join(CITY_FILE).is_file() {
+        bail!(
+            "--fresh-from {}: not a seeded city (no {CITY_FILE})",
+            from.display()
+        );
+    }
+    // Where `dir` is or would be, symbolic links resolved as far as it exists.
+    let dir_real = match (dir.canonicalize(), dir.parent(), dir.file_name()) {
+        (Ok(real), _, _) => real,
+        (Err(_), Some(parent), Some(name)) if parent.as_os_str().is_empty() => {
+            std::env::current_dir()?.join(name)
+        }
+        (Err(_), Some(parent), Some(name)) => parent
+            .canonicalize()
+            .with_context(|| format!("--data-dir {}", dir.display()))?
+            .join(name),
+        (Err(e), _, _) => return Err(e).context(format!("--data-dir {}", dir.display())),
+    };
+    if dir_real.starts_with(&from_real) || from_real.starts_with(&dir_real) {
+        bail!(
+            "--data-dir {} and --fresh-from {} must be apart, neither inside the other",
+            dir.display(),
+            from.display()
+        );
+    }
+    if dir.exists() {
+        if !dir_real.join(CITY_FILE).is_file() {
+            bail!(
+                "--data-dir {} exists and is not a seeded city (no {CITY_FILE}): not replacing it",
+                dir.display()
+            );
+        }
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    copy_tree(&from_real, dir)
+        .with_context(|| format!("copying {} to {}", from.display(), dir.display()))
+}
+
+/// Copies the files and directories under `from` into `to`, each synced.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+            std::fs::File::open(&target)?.sync_all()?;
+        } else {
+            return Err(std::io::Error::other(format!(
+                "{}: neither a file nor a directory",
+                entry.path().display()
+            )));
+        }
+    }
+    std::fs::File::open(to)?.sync_all()
 }
 
 fn shape_with(mut shape: LoadShape, target: &str) -> LoadShape {

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::Value;
+use ssn_ledger::{Ledger, LedgerConfig};
 
 /// A data directory removed when the test ends, whatever happened.
 struct TempDir(PathBuf);
@@ -335,34 +336,42 @@ fn an_approval_of_a_request_meant_to_be_declined_still_counts_in_the_books() {
     );
 }
 
+/// A one-second purchase sweep over `rates` with a fixed seed, its JSON to `json`.
+fn sweep_args<'a>(rates: &'a str, json: &'a Path) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--switch-bin",
+        switch_binary().to_str().unwrap(),
+        "--seed",
+        "42",
+        "--no-progress",
+        "--duration",
+        "1",
+        "--mix",
+        "purchase=1",
+        "--rates",
+        rates,
+        "--json",
+        json.to_str().unwrap(),
+    ]
+}
+
 #[test]
 fn a_sweep_runs_each_rate_and_names_the_highest_that_kept_the_bar() {
     let dir = TempDir::new("sweep");
     seed(&dir.0);
     let sweep = |rates: &str, p99_max_ms: &str, target: &str| {
         let json = dir.0.with_extension("sweep.json");
-        let out = run(&[
-            "run",
+        let mut args = sweep_args(rates, &json);
+        args.extend([
             "--data-dir",
             dir.0.to_str().unwrap(),
-            "--switch-bin",
-            switch_binary().to_str().unwrap(),
-            "--seed",
-            "42",
-            "--no-progress",
-            "--duration",
-            "1",
-            "--mix",
-            "purchase=1",
-            "--rates",
-            rates,
             "--p99-max-ms",
             p99_max_ms,
             "--target",
             target,
-            "--json",
-            json.to_str().unwrap(),
         ]);
+        let out = run(&args);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),
@@ -430,4 +439,92 @@ fn a_sweep_runs_each_rate_and_names_the_highest_that_kept_the_bar() {
         stdout.contains("switch / baseline at p99 within 10000 ms: 1 (200/s / 200/s)"),
         "{stdout}"
     );
+}
+
+#[test]
+fn fresh_from_starts_every_step_on_a_copy_of_the_city_and_leaves_the_city_alone() {
+    let city = TempDir::new("fresh-city");
+    seed(&city.0);
+    let journal = |dir: &Path| std::fs::read(dir.join("journal.log")).unwrap();
+    let seeded = journal(&city.0);
+    let work = TempDir::new("fresh-work");
+    let json = work.0.with_extension("json");
+    let sweep = |extra: &[&str]| {
+        let mut args = sweep_args("100,100", &json);
+        args.extend(["--fresh-from", city.0.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    // The first step copies the city into a directory that does not exist yet; the second
+    // replaces that copy, marker and first step's purchases included.
+    let out = sweep(&["--data-dir", work.0.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    for step in report["steps"].as_array().unwrap() {
+        assert_eq!(step["report"]["books"]["ok"], true, "{step}");
+    }
+    // The switch ran on the copy: the city's journal is as seeded, the copy's starts as the
+    // city's and holds the last step's purchases alone (the first step's went with the copy
+    // the second step replaced).
+    assert_eq!(journal(&city.0), seeded, "the city itself was not touched");
+    let after = journal(&work.0);
+    assert!(
+        after.len() > seeded.len(),
+        "the steps journaled on the copy"
+    );
+    assert_eq!(
+        &after[..seeded.len()],
+        &seeded[..],
+        "the copy starts as the city"
+    );
+    let purchases = |dir: &Path| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let ledger = runtime
+            .block_on(Ledger::open(LedgerConfig::embedded(dir)))
+            .unwrap();
+        ledger.state().purchases.len() as u64
+    };
+    let last = &report["steps"][1]["report"];
+    let journaled = purchases(&work.0);
+    assert_eq!(purchases(&city.0), 0, "a seeded city has no purchases");
+    assert!(
+        journaled >= last["books"]["journal_purchases"].as_u64().unwrap()
+            && journaled <= last["sent_total"].as_u64().unwrap(),
+        "{journaled} purchases in the copy, the last step sent {}",
+        last["sent_total"]
+    );
+
+    // A stale file in the working copy is gone after the next run: it was replaced.
+    let marker = work.0.join("stale-marker");
+    std::fs::write(&marker, b"from an earlier run").unwrap();
+    let out = sweep(&["--data-dir", work.0.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(
+        !marker.exists(),
+        "the data directory was replaced by a fresh copy"
+    );
+    let _ = std::fs::remove_file(&json);
+
+    // Directories that are not a seeded city, or inside the city, are refused, untouched.
+    let elsewhere = TempDir::new("fresh-elsewhere");
+    std::fs::create_dir_all(&elsewhere.0).unwrap();
+    std::fs::write(elsewhere.0.join("precious"), b"keep").unwrap();
+    for (dir, says) in [
+        (elsewhere.0.clone(), "is not a seeded city"),
+        (city.0.clone(), "neither inside the other"),
+        (city.0.join("inside"), "neither inside the other"),
+    ] {
+        let out = sweep(&["--data-dir", dir.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}", dir.display());
+        assert!(stderr.contains(says), "{}: {stderr}", dir.display());
+    }
+    assert!(elsewhere.0.join("precious").exists());
+    assert_eq!(journal(&city.0), seeded);
 }
