@@ -5,7 +5,10 @@
 //! terminals over real TCP in either wire profile, open-loop at a target rate (constant or
 //! Poisson arrivals, latency measured from the *intended* send time so a slow switch cannot
 //! hide latency) or closed-loop as fast as answers come back; it reports HdrHistogram
-//! percentiles, counts per response code, and checks the books against the journal.
+//! percentiles, counts per response code, and checks the books against the journal. Each
+//! answer's latency also yields its send lag (from due to handed to the connection): the
+//! part the harness itself added, reported beside the latency and counted against the
+//! switch, since harness and switch share the cores.
 //!
 //! ## Code map
 //!
