@@ -1238,6 +1238,10 @@ impl Sequencer {
             });
             replies.push((reply, outcome));
         }
+        // For operators (the switch exports them): what the projection holds in memory; it
+        // keeps every purchase, so both grow with the journal (a restart replays it all).
+        metrics::gauge!("ssn_projection_entries").set(state.entries as f64);
+        metrics::gauge!("ssn_projection_purchases").set(state.purchases.len() as f64);
         drop(state);
         self.stats
             .apply_nanos

@@ -930,6 +930,17 @@ async fn metrics_count_every_answer_by_mti_and_code() {
         0.0,
         "{after}"
     );
+    // The projection gained the four purchase authorizations (three approved, the wrong PIN
+    // declined; a balance inquiry journals nothing), each one journal entry at least.
+    let grew = |name: &str| sample(&after, name, &[]) - sample(&before, name, &[]);
+    assert_eq!(grew("ssn_projection_purchases"), 4.0, "{after}");
+    assert!(grew("ssn_projection_entries") >= 4.0, "{after}");
+    // Entries count everything applied, the city's funding as well as the purchases.
+    assert!(
+        sample(&after, "ssn_projection_entries", &[])
+            > sample(&after, "ssn_projection_purchases", &[]),
+        "{after}"
+    );
 }
 
 // ------------------------------------------------------------------ hostile peers
