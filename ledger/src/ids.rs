@@ -265,11 +265,10 @@ impl Fingerprint {
     /// Fingerprints a value through its canonical postcard encoding.
     pub fn of<T: Serialize>(value: &T) -> Fingerprint {
         // postcard cannot fail on the plain structs fingerprinted here (no maps with non-string
-        // keys, no unsized sequences), so a failure is a programming error. The encoding goes
-        // straight into the hash: the same bytes as `to_stdvec`, without the vector.
-        let hashed = postcard::to_io(value, HashWriter(Sha256::new()))
-            .expect("fingerprinted values are plain data");
-        Fingerprint(hashed.0.finalize().into())
+        // keys, no unsized sequences), so a failure is a programming error. Off the
+        // authorization path (the switch writes a purchase's encoding itself, `of_encoded`).
+        let encoded = postcard::to_stdvec(value).expect("fingerprinted values are plain data");
+        Fingerprint::of_encoded(&encoded)
     }
 
     /// The fingerprint of a value whose postcard encoding is `encoded`: for callers that
@@ -277,20 +276,6 @@ impl Fingerprint {
     /// content); `Fingerprint::of(v) == Fingerprint::of_encoded(&postcard::to_stdvec(v)?)`.
     pub fn of_encoded(encoded: &[u8]) -> Fingerprint {
         Fingerprint(Sha256::digest(encoded).into())
-    }
-}
-
-/// Feeds what postcard writes into SHA-256.
-struct HashWriter(Sha256);
-
-impl std::io::Write for HashWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -1238,14 +1238,16 @@ impl Sequencer {
             });
             replies.push((reply, outcome));
         }
-        // For operators (the switch exports them): what the projection holds in memory; it
-        // keeps every purchase, so both grow with the journal (a restart replays it all).
-        metrics::gauge!("ssn_projection_entries").set(state.entries as f64);
-        metrics::gauge!("ssn_projection_purchases").set(state.purchases.len() as f64);
+        let (entries_held, purchases_held) = (state.entries, state.purchases.len());
         drop(state);
         self.stats
             .apply_nanos
             .fetch_add(locked.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        // For operators (the switch exports them), set outside the projection's lock: what
+        // the projection holds in memory; it keeps every purchase, so both grow with the
+        // journal (a restart replays it all).
+        metrics::gauge!("ssn_projection_entries").set(entries_held as f64);
+        metrics::gauge!("ssn_projection_purchases").set(purchases_held as f64);
         PreparedBatch { entries, replies }
     }
 }
