@@ -270,6 +270,7 @@ async fn redis(url: String, seconds: u64) {
                     daily_max: u32::MAX,
                     rrn: &rrn,
                     authorization_id: &authorization_id,
+                    attempt: 1,
                 };
                 let outcome = store.debit(&debit).await.unwrap();
                 assert_eq!(outcome.debit.response.code, ResponseCode::APPROVED);

@@ -3,10 +3,11 @@
 //! consistent lives (see the crate docs).
 
 use crate::balances::{
-    BalanceStore, CardSnapshot, DebitRequest, MemoryBalances, PocketBalance, PocketCredit,
-    RedisBalances, RedisConfig, SnapshotTransfer, StoreError, StoredDebit, spendable,
+    BalanceStore, CardSnapshot, DebitOutcome, DebitRequest, MemoryBalances, PocketBalance,
+    PocketCredit, RedisBalances, RedisConfig, SnapshotTransfer, StoreError, StoredDebit, spendable,
 };
 use crate::day::Day;
+use crate::doubt::{Attempt, Attempts, DOUBT_RESOLVE_BATCH_MAX, Doubts};
 use crate::ids::{
     AuthorizationId, CardId, Fingerprint, MerchantId, ProgramCode, PurchaseKey, Rrn, TerminalId,
     TransferId,
@@ -362,6 +363,10 @@ pub struct Ledger {
     admin_lock: Mutex<()>,
     /// What opening the journal found.
     open_report: OpenReport,
+    /// Debit attempts whose outcome the balance store did not tell (the `doubt` module).
+    doubts: Doubts,
+    /// Numbers each debit attempt.
+    attempts: Attempts,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -432,6 +437,8 @@ impl Ledger {
             terminal_locks: (0..TERMINAL_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             admin_lock: Mutex::new(()),
             open_report,
+            doubts: Doubts::default(),
+            attempts: Attempts::default(),
         };
         if ledger.balances.join_generation().await? {
             ledger.rebuild_cards().await?;
@@ -753,11 +760,21 @@ impl Ledger {
             daily_max,
             rrn: &request.rrn,
             authorization_id: &request.authorization_id,
+            attempt: self.attempts.next(),
         };
-        let debit = match self.balances.debit(&debit_request).await {
+        // An earlier attempt of this purchase whose outcome is unknown is voided first, so
+        // this attempt never adopts a decision that is about to be undone.
+        self.resolve_doubt(&id).await?;
+        if self.doubts.full() {
+            return Err(LedgerError::Unavailable(format!(
+                "{} debits in doubt wait for the balance store",
+                self.doubts.len()
+            )));
+        }
+        let debit = match self.debit(&debit_request).await {
             Err(fenced @ StoreError::Fenced { .. }) => {
                 self.recover_fenced(fenced).await?;
-                self.balances.debit(&debit_request).await?
+                self.debit(&debit_request).await?
             }
             other => other?,
         };
@@ -771,8 +788,99 @@ impl Ledger {
             }
         }
         // Not journaled by anyone yet: it still has to be.
-        self.journal_decision(&request, debit.debit.response.code, Some(debit.debit))
+        self.journal_decision(
+            &request,
+            debit.debit.response.code,
+            Some((debit.debit, debit_request.attempt)),
+        )
+        .await
+    }
+
+    /// Asks the balance store to debit. An attempt whose outcome the store did not tell (no
+    /// answer in time, or an answer that cannot be read) may still run: it is held in doubt
+    /// until it is voided (the `doubt` module).
+    async fn debit(&self, request: &DebitRequest<'_>) -> Result<DebitOutcome, StoreError> {
+        let outcome = self.balances.debit(request).await;
+        if let Err(StoreError::Unavailable(_) | StoreError::Malformed(_)) = &outcome {
+            self.doubts.add(
+                request.id,
+                Attempt {
+                    card: request.card,
+                    attempt: request.attempt,
+                    rrn: request.rrn.clone(),
+                },
+            );
+        }
+        outcome
+    }
+
+    /// Voids the attempts of one purchase whose outcome is unknown, under the purchase's
+    /// lock and with the books settled. An attempt whose own decision is journaled (another
+    /// node answered a retry with it) belongs to the books and is left alone.
+    async fn resolve_doubt(&self, id: &TransferId) -> Result<(), LedgerError> {
+        let mut attempts = self.doubts.take(id);
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        if let Err(error) = self.follow_others().await {
+            self.doubts.put_back(*id, attempts);
+            return Err(error);
+        }
+        let journaled = self
+            .journal
+            .state()
+            .purchases
+            .get(id)
+            .map(|p| p.record.response.rrn.clone());
+        while let Some(attempt) = attempts.pop() {
+            if journaled.as_ref() == Some(&attempt.rrn) {
+                continue;
+            }
+            if let Err(error) = self.void_attempt(*id, &attempt).await {
+                attempts.push(attempt);
+                self.doubts.put_back(*id, attempts);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    async fn void_attempt(&self, id: TransferId, attempt: &Attempt) -> Result<(), LedgerError> {
+        match self
+            .balances
+            .void_debit(attempt.card, id, attempt.attempt)
             .await
+        {
+            Err(fenced @ StoreError::Fenced { .. }) => {
+                // The card is rebuilt from the journal at our generation first; an attempt that
+                // arrives after the void is then refused.
+                self.recover_fenced(fenced).await?;
+                Ok(self
+                    .balances
+                    .void_debit(attempt.card, id, attempt.attempt)
+                    .await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Resolves debits in doubt (the `doubt` module): voids, in the balance store, each debit
+    /// attempt whose outcome the ledger could not learn, so the store comes back to the
+    /// journal's truth without a restart. Returns how many remain; `Unavailable` while the
+    /// store or the journal is still away (what was not resolved is tried again next time).
+    /// The switch calls this every [`crate::DOUBT_RESOLVE_INTERVAL`].
+    pub async fn resolve_debits_in_doubt(&self) -> Result<usize, LedgerError> {
+        for id in self.doubts.ids(DOUBT_RESOLVE_BATCH_MAX) {
+            let _guard = self.purchase_lock(&id).await;
+            self.settled_books().await?;
+            self.resolve_doubt(&id).await?;
+        }
+        Ok(self.doubts.len())
+    }
+
+    /// Debit attempts in doubt now (also the gauge `ssn_debits_in_doubt`).
+    pub fn debits_in_doubt(&self) -> usize {
+        self.doubts.len()
     }
 
     /// Journals the decision on a purchase and answers once it is durable.
@@ -780,10 +888,11 @@ impl Ledger {
         &self,
         request: &PurchaseRequest,
         code: ResponseCode,
-        debit: Option<StoredDebit>,
+        debit: Option<(StoredDebit, u64)>,
     ) -> Result<Authorization, LedgerError> {
+        let attempt = debit.as_ref().map(|(_, attempt)| *attempt);
         let (response, legs, day) = match debit {
-            Some(debit) => (debit.response, debit.legs, debit.day),
+            Some((debit, _)) => (debit.response, debit.legs, debit.day),
             None => (
                 AuthResponse {
                     code,
@@ -815,13 +924,19 @@ impl Ledger {
             record: Record::Purchase(record),
         };
         if let Err(error) = self.journal.append(entry).await {
-            if !legs.is_empty() {
-                // Not journaled, so it must not stay debited in the store. If the undo fails
-                // too, the store holds less than the journal until the next rebuild: safe.
-                let _ = self
-                    .balances
-                    .undo_debit(request.card, TransferId::purchase(&request.key))
-                    .await;
+            if let Some(attempt) = attempt {
+                // Not journaled, so this attempt's decision must not stand: a retry decides
+                // afresh. If the void fails too, the attempt is held in doubt until it works.
+                // (A decision another attempt made and this one replayed is that attempt's.)
+                let id = TransferId::purchase(&request.key);
+                let attempt = Attempt {
+                    card: request.card,
+                    attempt,
+                    rrn: request.rrn.clone(),
+                };
+                if self.void_attempt(id, &attempt).await.is_err() {
+                    self.doubts.add(id, attempt);
+                }
             }
             return Err(error.into());
         }

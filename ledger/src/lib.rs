@@ -45,8 +45,15 @@
 //!    expiry first, expired pockets never spent, several pockets if needed);
 //! 5. journals the decision and waits until its batch is fsynced; only then returns.
 //!
-//! If the journal refuses or fails, the store's debit is undone and the caller gets
-//! [`LedgerError::Unavailable`] (`91`): nothing is acknowledged that is not durable. After a
+//! If the journal refuses or fails, the store's debit is voided and the caller gets
+//! [`LedgerError::Unavailable`] (`91`): nothing is acknowledged that is not durable. A debit
+//! the store did not answer in time (Redis reachable but silent) is answered `91` too, and
+//! since its script may still run later, the attempt is held *in doubt* until the store has
+//! voided it (undone if it ran, refused if it arrives later: each attempt has its own tag,
+//! [`DebitRequest::attempt`]); a retry of the purchase voids it first, and
+//! [`Ledger::resolve_debits_in_doubt`] (called by the switch every
+//! [`DOUBT_RESOLVE_INTERVAL`]) voids the rest, so the cache comes back to the journal's truth
+//! without a restart. After a
 //! failed write nothing is answered from the projection (it may hold the unwritten batch)
 //! until the journal has recovered by itself: at least [`JOURNAL_RECOVERY_INTERVAL`] later it
 //! re-reads the store, sets aside what the failed batch left there, and rebuilds the
@@ -65,7 +72,11 @@
 //! - **Debits: store first, then journal** (a replacement's and a close's drains too). The store is where the atomic per-card decision
 //!   happens (a mutex per shard in memory; one Lua script in Redis). The journal is then the
 //!   record. A crash in between loses a debit nobody was told about; at the next open the
-//!   store is rebuilt from the journal and the debit is gone.
+//!   store is rebuilt from the journal and the debit is gone. A debit whose answer never came
+//!   is voided by its attempt's tag (the `doubt` module), never left to land unrecorded. A
+//!   drain (replacement, close) that timed out is not voided: it can only lower a card that
+//!   is being replaced or pockets already expired, and the retried operation journals it
+//!   ([`Ledger::cache_differences`] lists such a card until then).
 //! - **Credits: journal first, then store.** A store that missed a credit holds less than the
 //!   journal, never more; a retry of the operation re-sends the credit (idempotent per card and
 //!   transfer), and every open rebuilds the store anyway.
@@ -108,6 +119,7 @@
 //!   change and invariants are checked.
 //! - `journal`: the file format, the hash chain, replay, torn-tail handling, and the sequencer
 //!   and sync threads (group commit).
+//! - `doubt`: debit attempts whose outcome the store did not tell, held until voided.
 //! - `verify`: the auditor's check, the library half of `ssn-ledger verify`.
 //! - `balances`: the [`BalanceStore`] trait, the shared debit rule ([`decide_debit`]), the
 //!   memory store and the Redis store with its Lua scripts and debit pipeline.
@@ -192,6 +204,9 @@
 //! | [`JOURNAL_FOLLOW_WAITERS_MAX`] | 1,024 | callers waiting for a follow; one more answers `91` |
 //! | [`JOURNAL_ENTRY_BYTES_MAX`] | 16 MiB | one entry (a disbursement to ~1M cards) |
 //! | [`JOURNAL_TORN_TAIL_BYTES_MAX`] | 64 MiB | what opening may set aside as a torn write |
+//! | [`DEBITS_IN_DOUBT_MAX`] | 65,536 | debit attempts in doubt; past it no debit is sent (`91`) |
+//! | [`DOUBT_RESOLVE_INTERVAL`] | 250 ms | between the switch's rounds of voiding them |
+//! | [`DOUBT_RESOLVE_BATCH_MAX`] | 4,096 | purchases whose attempts one round voids |
 //! | [`PURCHASE_LOCK_STRIPES`] | 65,536 | per-purchase lock stripes |
 //! | [`TERMINAL_LOCK_STRIPES`] | 1,024 | per-terminal lock stripes (reversal, batch close) |
 //! | [`PIN_UPDATE_ATTEMPTS_MAX`] | 8 | compare-and-set retries of a wrong-PIN count |
@@ -241,6 +256,7 @@
 
 mod balances;
 mod day;
+mod doubt;
 mod ids;
 mod journal;
 mod ledger;
@@ -259,6 +275,7 @@ pub use balances::{
     redis_debit_script, sort_pockets, spendable,
 };
 pub use day::{Day, WITA_OFFSET_SECONDS};
+pub use doubt::{DEBITS_IN_DOUBT_MAX, DOUBT_RESOLVE_BATCH_MAX, DOUBT_RESOLVE_INTERVAL};
 pub use ids::{
     AuthorizationId, CardId, Fingerprint, InvalidId, MerchantId, PROGRAM_CODE_BYTES_MAX,
     ProgramCode, PurchaseKey, Rrn, Stan, TerminalId, TransferId, TransmissionTime, hex,

@@ -447,6 +447,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
+    tracker.spawn(resolve_debits_in_doubt(ledger.clone(), shutdown.clone()));
     tracing::info!(bcd = %args.bcd_listen, ascii = %args.ascii_listen, admin = %args.admin_listen, "serving");
 
     wait_for_signal().await;
@@ -466,6 +467,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     drop(ledger);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Debits the balance store did not answer in time may still run there later: the ledger
+/// voids them as soon as the store answers again (`ssn_ledger::Ledger::resolve_debits_in_doubt`),
+/// so every card's pockets come back to the journal's truth without a restart.
+async fn resolve_debits_in_doubt(ledger: Arc<Ledger>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(ssn_ledger::DOUBT_RESOLVE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let before = ledger.debits_in_doubt();
+        if before == 0 {
+            continue;
+        }
+        match ledger.resolve_debits_in_doubt().await {
+            Ok(left) => tracing::info!(
+                resolved = before.saturating_sub(left),
+                left,
+                "debits in doubt voided in the balance store"
+            ),
+            Err(error) => {
+                tracing::debug!(%error, in_doubt = before, "debits in doubt wait for the balance store")
+            }
+        }
+    }
 }
 
 async fn wait_for_signal() {

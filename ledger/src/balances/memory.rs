@@ -29,6 +29,9 @@ struct MemoryCard {
     purchases_today: u32,
     /// Every transfer that touched the card, for idempotency.
     transfers: HashMap<TransferId, SnapshotTransfer>,
+    /// The attempt that made each debit decision this store made (not those rebuilt from
+    /// the journal): what a void names.
+    attempts: HashMap<TransferId, u64>,
 }
 
 /// The embedded balance store.
@@ -86,17 +89,29 @@ impl BalanceStore for MemoryBalances {
         }
         card.transfers
             .insert(request.id, SnapshotTransfer::Debit(debit.clone()));
+        card.attempts.insert(request.id, request.attempt);
         Ok(DebitOutcome {
             debit,
             replayed: false,
         })
     }
 
-    async fn undo_debit(&self, card: CardId, id: TransferId) -> Result<(), StoreError> {
+    /// A debit here is decided and answered in one call, so no attempt is ever on its way
+    /// when this is called: voiding is undoing the attempt's own decision.
+    async fn void_debit(
+        &self,
+        card: CardId,
+        id: TransferId,
+        attempt: u64,
+    ) -> Result<(), StoreError> {
         let mut shard = self.shard(card);
         let Some(card_state) = shard.get_mut(&card) else {
             return Ok(());
         };
+        if card_state.attempts.get(&id) != Some(&attempt) {
+            return Ok(());
+        }
+        card_state.attempts.remove(&id);
         let Some(SnapshotTransfer::Debit(stored)) = card_state.transfers.remove(&id) else {
             return Ok(());
         };
@@ -208,6 +223,7 @@ impl BalanceStore for MemoryBalances {
                 day: snapshot.day,
                 purchases_today: snapshot.purchases_today,
                 transfers: snapshot.transfers.iter().cloned().collect(),
+                attempts: HashMap::new(),
             };
             self.shard(snapshot.card).insert(snapshot.card, card);
         }

@@ -43,6 +43,9 @@ pub struct DebitRequest<'a> {
     pub rrn: &'a Rrn,
     /// DE38 to store with an approval.
     pub authorization_id: &'a AuthorizationId,
+    /// This attempt's own tag, never 0 and never reused (the ledger numbers its attempts from
+    /// a random start): stored with the decision it makes, and what a void names.
+    pub attempt: u64,
 }
 
 /// What the store decided for a debit, and kept under the debit's id.
@@ -151,9 +154,19 @@ pub trait BalanceStore: Send + Sync + fmt::Debug {
     /// store the decision under the id. Safe to retry.
     async fn debit(&self, request: &DebitRequest<'_>) -> Result<DebitOutcome, StoreError>;
 
-    /// Undoes the debit stored under `id` (pockets, daily count and the stored decision),
-    /// when its journal write was refused. Does nothing when there is none.
-    async fn undo_debit(&self, card: CardId, id: TransferId) -> Result<(), StoreError>;
+    /// Voids debit attempt `attempt` ([`DebitRequest::attempt`]) of transfer `id`: when the
+    /// decision stored under `id` is that attempt's, it is undone (pockets, daily count and
+    /// the decision itself); and the attempt is marked so that its request, if it is still on
+    /// its way to the store (a debit answered `91` while the store was reachable but silent),
+    /// does nothing when it arrives. A decision another attempt made is left alone. Called
+    /// when a debit's journal write was refused, and for every debit whose outcome the ledger
+    /// could not learn (the ledger's `doubt` module). Safe to retry.
+    async fn void_debit(
+        &self,
+        card: CardId,
+        id: TransferId,
+        attempt: u64,
+    ) -> Result<(), StoreError>;
 
     /// Credits pockets, idempotent per (card, id). Returns the cards it did not credit because
     /// this generation of the cache does not hold them (never cached, or cached by an older

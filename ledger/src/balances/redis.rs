@@ -84,13 +84,16 @@ impl RedisConfig {
     }
 }
 
-/// Checks the generation, returns a stored decision, or decides and debits.
+/// Checks the generation, refuses an attempt that was voided (`v:ID:ATTEMPT` in the
+/// transfers hash), returns a stored decision, or decides and debits, storing the decision
+/// with the attempt that made it (its last field).
 /// KEYS: card hash, transfers hash.
 /// ARGV: generation, transfer id, amount, today, daily max, rrn, authorization id,
-/// allowed programs as `,A,B,`.
+/// allowed programs as `,A,B,`, attempt.
 const DEBIT_SCRIPT: &str = r#"
 local e = redis.call('HGET', KEYS[1], 'e')
 if e ~= ARGV[1] then return {'F', e or ''} end
+if redis.call('HEXISTS', KEYS[2], 'v:' .. ARGV[2] .. ':' .. ARGV[9]) == 1 then return {'V', ''} end
 local prev = redis.call('HGET', KEYS[2], ARGV[2])
 if prev then return {'P', prev} end
 local today = tonumber(ARGV[4])
@@ -110,9 +113,9 @@ for prog, exp in string.gmatch(redis.call('HGET', KEYS[1], 'o'), '([^:;]+):(%-?%
 end
 local rec
 if count >= tonumber(ARGV[5]) then
-  rec = 'D|65|' .. ARGV[6] .. '|||' .. '|' .. ARGV[4]
+  rec = 'D|65|' .. ARGV[6] .. '|||' .. '|' .. ARGV[4] .. '|' .. ARGV[9]
 elseif available < amount then
-  rec = 'D|51|' .. ARGV[6] .. '|||' .. '|' .. ARGV[4]
+  rec = 'D|51|' .. ARGV[6] .. '|||' .. '|' .. ARGV[4] .. '|' .. ARGV[9]
 else
   local left, legs = amount, {}
   for _, p in ipairs(usable) do
@@ -125,22 +128,27 @@ else
     end
   end
   redis.call('HSET', KEYS[1], 'd', ARGV[4], 'n', count + 1)
-  rec = 'D|00|' .. ARGV[6] .. '|' .. ARGV[7] .. '|' .. (spendable - amount) .. '|' .. table.concat(legs, ';') .. '|' .. ARGV[4]
+  rec = 'D|00|' .. ARGV[6] .. '|' .. ARGV[7] .. '|' .. (spendable - amount) .. '|' .. table.concat(legs, ';') .. '|' .. ARGV[4] .. '|' .. ARGV[9]
 end
 redis.call('HSET', KEYS[2], ARGV[2], rec)
 return {'N', rec}
 "#;
 
-/// Undoes a stored approval: pockets back, count down, decision removed.
-/// KEYS: card hash, transfers hash. ARGV: generation, transfer id.
-const UNDO_SCRIPT: &str = r#"
+/// Voids one debit attempt: marks it (`v:ID:ATTEMPT`) so that its script, arriving later,
+/// does nothing; and when the decision stored under the id is that attempt's (its last
+/// field), undoes it (pockets back, count down, decision removed). A decision another attempt
+/// made, or one rebuilt from the journal (no attempt field), stays.
+/// KEYS: card hash, transfers hash. ARGV: generation, transfer id, attempt.
+const VOID_SCRIPT: &str = r#"
 local e = redis.call('HGET', KEYS[1], 'e')
 if e ~= ARGV[1] then return {'F', e or ''} end
+redis.call('HSET', KEYS[2], 'v:' .. ARGV[2] .. ':' .. ARGV[3], '1')
 local rec = redis.call('HGET', KEYS[2], ARGV[2])
 if not rec then return {'OK'} end
+local kind, code, rrn, auth, bal, legs, day, attempt = string.match(rec, '^(%a)|(%w*)|(%w*)|(%w*)|(%-?%d*)|([^|]*)|(%-?%d*)|(%w+)$')
+if kind ~= 'D' or attempt ~= ARGV[3] then return {'OK'} end
 redis.call('HDEL', KEYS[2], ARGV[2])
-local kind, code, rrn, auth, bal, legs, day = string.match(rec, '^(%a)|(%w*)|(%w*)|(%w*)|(%-?%d*)|([^|]*)|(%-?%d*)$')
-if kind ~= 'D' or code ~= '00' then return {'OK'} end
+if code ~= '00' then return {'OK'} end
 for prog, amt in string.gmatch(legs, '([^:;]+):(%d+)') do
   redis.call('HINCRBY', KEYS[1], 'b:' .. prog, amt)
 end
@@ -338,7 +346,7 @@ async fn send_pipeline(
 
 struct Scripts {
     debit: Script,
-    undo: Script,
+    void: Script,
     credit: Script,
     drain: Script,
     rebuild: Script,
@@ -377,7 +385,7 @@ impl RedisBalances {
             .map_err(unavailable)?;
         let scripts = Scripts {
             debit: Script::new(DEBIT_SCRIPT),
-            undo: Script::new(UNDO_SCRIPT),
+            void: Script::new(VOID_SCRIPT),
             credit: Script::new(CREDIT_SCRIPT),
             drain: Script::new(DRAIN_SCRIPT),
             rebuild: Script::new(REBUILD_SCRIPT),
@@ -555,7 +563,11 @@ fn decode_legs(text: &str) -> Option<Vec<PocketAmount>> {
 
 fn decode_debit(text: &str) -> Option<StoredDebit> {
     let fields: Vec<&str> = text.split('|').collect();
-    let [kind, code, rrn, authorization_id, balance, legs, day] = fields.as_slice() else {
+    // A decision the debit script made ends with the attempt that made it; one rebuilt from
+    // the journal does not.
+    let ([kind, code, rrn, authorization_id, balance, legs, day]
+    | [kind, code, rrn, authorization_id, balance, legs, day, _]) = fields.as_slice()
+    else {
         return None;
     };
     if *kind != "D" {
@@ -598,10 +610,14 @@ impl BalanceStore for RedisBalances {
             request.rrn.to_string(),
             request.authorization_id.to_string(),
             allowed,
+            request.attempt.to_string(),
         ];
         let reply = self.pipelined_debit(request.card, &args).await?;
         match reply.as_slice() {
             [tag, found] if tag == "F" => Err(self.fenced(request.card, found)),
+            [tag, _] if tag == "V" => Err(StoreError::Unavailable(
+                "this debit attempt was voided before it reached the store".into(),
+            )),
             [tag, record] if tag == "P" || tag == "N" => {
                 let debit = decode_debit(record).ok_or(StoreError::Malformed(request.card))?;
                 Ok(DebitOutcome {
@@ -613,12 +629,21 @@ impl BalanceStore for RedisBalances {
         }
     }
 
-    async fn undo_debit(&self, card: CardId, id: TransferId) -> Result<(), StoreError> {
+    async fn void_debit(
+        &self,
+        card: CardId,
+        id: TransferId,
+        attempt: u64,
+    ) -> Result<(), StoreError> {
         let reply = self
             .run(
-                &self.scripts.undo,
+                &self.scripts.void,
                 card,
-                &[self.generation().to_string(), id.to_hex()],
+                &[
+                    self.generation().to_string(),
+                    id.to_hex(),
+                    attempt.to_string(),
+                ],
             )
             .await?;
         match reply.as_slice() {
@@ -781,10 +806,13 @@ mod tests {
             day: Day(20_000),
         };
         let text = encode_transfer(&SnapshotTransfer::Debit(debit.clone()));
-        assert_eq!(decode_debit(&text), Some(debit));
+        assert_eq!(decode_debit(&text), Some(debit.clone()));
         assert_eq!(
             decode_debit("D|51|000000000001||||20000").map(|d| d.legs.len()),
             Some(0)
         );
+        // As the debit script stores it: with the attempt that decided it.
+        assert_eq!(decode_debit(&format!("{text}|1234")), Some(debit));
+        assert_eq!(decode_debit(&format!("{text}|1234|5")), None);
     }
 }

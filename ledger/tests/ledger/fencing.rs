@@ -61,6 +61,7 @@ async fn a_stale_generation_cannot_debit_or_overwrite() {
         daily_max: 10,
         rrn: &rrn,
         authorization_id: &authorization_id,
+        attempt: 1,
     };
     let stale = old.debit(&request).await;
     assert!(

@@ -13,5 +13,6 @@ mod group_commit;
 mod registry;
 mod scylla;
 mod settlement;
+mod silent_redis;
 mod support;
 mod verify;

@@ -409,6 +409,12 @@ pub async fn funded_ledger_on(
         balances: balances.clone(),
     };
     let ledger = Ledger::open_with(stores).await.unwrap();
+    let card = fund_one_card(&ledger).await;
+    (ledger, balances, card)
+}
+
+/// Defines program `SSN2025`, enrols one card in it and gives it Rp 300,000: card 1.
+pub async fn fund_one_card(ledger: &Ledger) -> CardId {
     let program = ProgramCode::new("SSN2025").unwrap();
     ledger
         .define_program(Program {
@@ -434,5 +440,5 @@ pub async fn funded_ledger_on(
         .await
         .unwrap();
     ledger.disburse(&program, "2025-10", t0()).await.unwrap();
-    (ledger, balances, CardId(1))
+    CardId(1)
 }
