@@ -33,6 +33,7 @@ mod openapi;
 mod report;
 mod report_html;
 mod routes;
+pub use routes::reports::{PUBLIC_SUMMARY_MAX_AGE_SECONDS, PublicSummaryCache};
 mod support;
 
 use std::sync::Arc;
@@ -105,6 +106,8 @@ pub struct AdminState {
     pub clock: Clock,
     /// Locks that serialize what a compare-and-set alone cannot (one live card per person).
     pub locks: Arc<Locks>,
+    /// The public summary as last made, served again for a few seconds.
+    pub public_summary: Arc<routes::reports::PublicSummaryCache>,
 }
 
 /// Process-wide locks of the API. With several switch nodes (ScyllaDB) they are per node:
@@ -139,6 +142,7 @@ impl AdminState {
             metrics: None,
             clock: system_clock(),
             locks: Arc::default(),
+            public_summary: Arc::default(),
         }
     }
 

@@ -1,11 +1,13 @@
 //! The semester report to the Mayor (Pasal 13(3)) and the public summary, computed from the
 //! journal's projection and the registry.
 //!
-//! Money comes from the journal only, walked once in journal order ([`State::log`]): flows
-//! (funded, disbursed, spent, reversed, returned by a year-end close, settled, paid out) are
-//! those accepted within the semester; balances (unspent pockets, giro accounts) are as at the
-//! semester's last second. People, cards and E-Warong come from the registry as it is when the
-//! report is made (the registry keeps no history; the audit log has the dated changes).
+//! Money comes from the journal only, through the running totals the projection keeps by WITA
+//! half-year ([`ssn_ledger::totals`]): flows (funded, disbursed, spent, reversed, returned by a
+//! year-end close, settled) are those accepted within the semester; balances (unspent pockets,
+//! giro accounts) are the sums of every half-year's flows up to the semester's end. So a report
+//! costs O(programs + categories + cards × half-years), never O(purchases). People, cards and
+//! E-Warong come from the registry as it is when the report is made (the registry keeps no
+//! history; the audit log has the dated changes).
 //!
 //! Every figure is an integer sum, so per-program rows add up to the totals exactly and the
 //! journal can be re-walked to check them (`tests/e2e/report.rs` does).
@@ -13,10 +15,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
+use ssn_ledger::totals::{Period, card_window};
 use ssn_ledger::{
     AuditEntry, Beneficiary, BeneficiaryStatus, Card, CardId, CardStatus, Day, Merchant,
-    MerchantId, Money, Program, Record, ResponseCode, ReversalEffect, SETTLEMENT_BATCH_NUMBER,
-    State, Terminal, TerminalId,
+    MerchantId, Money, Program, SETTLEMENT_BATCH_NUMBER, State, Terminal, TerminalId,
 };
 use utoipa::ToSchema;
 
@@ -30,7 +32,7 @@ pub const PUBLIC_CELL_MIN: u64 = 5;
 pub const AUDIT_PAGE: usize = 1_000;
 
 /// The category of purchases made without a DE48 basket.
-pub const NO_BASKET: &str = "--";
+pub use ssn_ledger::totals::NO_BASKET;
 
 /// A category's name from the host interface's catalogue (§4).
 pub fn category_name(code: &str) -> &'static str {
@@ -192,10 +194,6 @@ fn add(total: &mut Money, amount: Money) {
     *total = total.checked_add(amount).unwrap_or(*total);
 }
 
-fn sub(total: &mut Money, amount: Money) {
-    *total = total.checked_sub(amount).unwrap_or(*total);
-}
-
 /// Computes the report's figures for `window` (first and last UTC second). Balances are at
 /// the window's end; flows are within it.
 pub fn compute(state: &State, registry: &RegistryView<'_>, window: (i64, i64)) -> Figures {
@@ -223,152 +221,60 @@ pub fn compute(state: &State, registry: &RegistryView<'_>, window: (i64, i64)) -
             .to_string()
     };
     let mut figures = Figures::default();
+    // Money from the journal's running totals by half-year: flows within the window, balances
+    // at its end, whatever the number of purchases ever made.
+    let first = if start == i64::MIN {
+        Period::FIRST
+    } else {
+        Period::of_unix_seconds(start)
+    };
+    let last = Period::of_unix_seconds(end);
+    let totals = state.totals.window(first, last);
     let mut programs: BTreeMap<String, Flows> = BTreeMap::new();
+    for (code, flows) in &totals.programs {
+        programs.insert(
+            code.as_str().into(),
+            Flows {
+                funded: flows.funded,
+                disbursed: flows.disbursed,
+                spent: flows.spent,
+                reversed: flows.reversed,
+                returned: flows.returned,
+                settled: flows.settled,
+                unspent: totals.pockets.get(code).copied().unwrap_or_default(),
+                giro_balance: totals.giro.get(code).copied().unwrap_or_default(),
+            },
+        );
+    }
     let mut kecamatan: BTreeMap<String, Flows> = BTreeMap::new();
     let mut pockets: HashMap<CardId, Money> = HashMap::new();
     let mut credited: HashSet<CardId> = HashSet::new();
     let mut used: HashSet<CardId> = HashSet::new();
-    let mut transacting: HashSet<MerchantId> = HashSet::new();
-
-    for (at, id) in &state.log {
-        if *at > end {
-            break;
-        }
-        let within = *at >= start;
-        if let Some(purchase) = state.purchases.get(id) {
-            let record = &purchase.record;
-            let Some(card) = record.card else { continue };
-            if record.response.code != ResponseCode::APPROVED || record.legs.is_empty() {
-                continue;
-            }
-            used.insert(card);
-            let area = kecamatan_of(&card);
-            for leg in &record.legs {
-                sub(pockets.entry(card).or_default(), leg.amount);
-                let program = programs.entry(leg.program.as_str().into()).or_default();
-                add(&mut program.giro_balance, leg.amount);
-                sub(&mut program.unspent, leg.amount);
-                let area_flows = kecamatan.entry(area.clone()).or_default();
-                sub(&mut area_flows.unspent, leg.amount);
-                if within {
-                    add(&mut program.spent, leg.amount);
-                    add(&mut area_flows.spent, leg.amount);
-                }
-            }
-            if within {
-                transacting.insert(record.merchant.clone());
-                let reversed = purchase.reversed;
-                let mut count_category = |category: &str, amount: Money, first: bool| {
-                    let row = figures.categories.entry(category.to_string()).or_default();
-                    row.0 += 1;
-                    if first {
-                        row.1 += 1;
-                    }
-                    add(&mut row.2, amount);
-                    if reversed {
-                        add(&mut row.3, amount);
-                    }
-                };
-                if record.basket.is_empty() {
-                    count_category(NO_BASKET, record.amount, true);
-                } else {
-                    let mut seen = BTreeSet::new();
-                    for item in &record.basket {
-                        let first = seen.insert(item.category.as_str());
-                        count_category(&item.category, item.amount, first);
-                    }
-                }
-            }
-            continue;
-        }
-        let Some(record) = state.transfers.get(id) else {
+    for (card, card_state) in &state.cards {
+        let Some(flows) = card_window(&card_state.flows, first, last) else {
             continue;
         };
-        match record {
-            Record::Funding {
-                program, amount, ..
-            } => {
-                let row = programs.entry(program.as_str().into()).or_default();
-                add(&mut row.giro_balance, *amount);
-                if within {
-                    add(&mut row.funded, *amount);
-                }
-            }
-            Record::Disbursement {
-                program, credits, ..
-            } => {
-                let row = programs.entry(program.as_str().into()).or_default();
-                for (card, amount) in credits {
-                    credited.insert(*card);
-                    add(pockets.entry(*card).or_default(), *amount);
-                    sub(&mut row.giro_balance, *amount);
-                    add(&mut row.unspent, *amount);
-                    let area = kecamatan.entry(kecamatan_of(card)).or_default();
-                    add(&mut area.unspent, *amount);
-                    if within {
-                        add(&mut row.disbursed, *amount);
-                        add(&mut area.disbursed, *amount);
-                    }
-                }
-            }
-            Record::Reversal(reversal) => {
-                if let ReversalEffect::Reversed { card, legs } = &reversal.effect {
-                    for leg in legs {
-                        add(pockets.entry(*card).or_default(), leg.amount);
-                        let row = programs.entry(leg.program.as_str().into()).or_default();
-                        sub(&mut row.giro_balance, leg.amount);
-                        add(&mut row.unspent, leg.amount);
-                        let area = kecamatan.entry(kecamatan_of(card)).or_default();
-                        add(&mut area.unspent, leg.amount);
-                        if within {
-                            add(&mut row.reversed, leg.amount);
-                            add(&mut area.reversed, leg.amount);
-                        }
-                    }
-                }
-            }
-            Record::Replacement {
-                old_card,
-                new_card,
-                moves,
-            } => {
-                credited.insert(*new_card);
-                for leg in moves {
-                    sub(pockets.entry(*old_card).or_default(), leg.amount);
-                    add(pockets.entry(*new_card).or_default(), leg.amount);
-                    // Both cards are one person's: the kecamatan's balance does not change.
-                }
-            }
-            Record::ProgramClose {
-                program, returns, ..
-            } => {
-                let row = programs.entry(program.as_str().into()).or_default();
-                for (card, amount) in returns {
-                    sub(pockets.entry(*card).or_default(), *amount);
-                    add(&mut row.giro_balance, *amount);
-                    sub(&mut row.unspent, *amount);
-                    let area = kecamatan.entry(kecamatan_of(card)).or_default();
-                    sub(&mut area.unspent, *amount);
-                    if within {
-                        add(&mut row.returned, *amount);
-                        add(&mut area.returned, *amount);
-                    }
-                }
-            }
-            Record::Settlement { lines, .. } => {
-                for line in lines {
-                    for net in &line.net {
-                        let row = programs.entry(net.program.as_str().into()).or_default();
-                        sub(&mut row.giro_balance, net.amount);
-                        if within {
-                            add(&mut row.settled, net.amount);
-                        }
-                    }
-                }
-            }
-            Record::Purchase(_) | Record::Payout { .. } | Record::BatchClose { .. } => {}
+        let area = kecamatan.entry(kecamatan_of(card)).or_default();
+        add(&mut area.disbursed, flows.disbursed);
+        add(&mut area.spent, flows.spent);
+        add(&mut area.reversed, flows.reversed);
+        add(&mut area.returned, flows.returned);
+        add(&mut area.unspent, flows.change);
+        pockets.insert(*card, flows.change);
+        if flows.credited {
+            credited.insert(*card);
+        }
+        if flows.used {
+            used.insert(*card);
         }
     }
+    for (category, row) in totals.categories {
+        figures.categories.insert(
+            category,
+            (row.items, row.purchases, row.amount, row.reversed),
+        );
+    }
+    let transacting = totals.selling;
 
     // People and cards from the registry.
     let mut program_people: BTreeMap<String, People> = BTreeMap::new();

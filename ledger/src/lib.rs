@@ -117,6 +117,8 @@
 //! - `record`: what the journal holds ([`Record`], [`Entry`]) and the legs each record implies.
 //! - `state`: the journal's projection ([`State`]); [`State::apply`] is the one place balances
 //!   change and invariants are checked.
+//! - `totals`: running totals per WITA half-year (per program, category, E-Warong and card),
+//!   kept by [`State::apply`]: what reports read instead of walking all of history.
 //! - `journal`: the file format, the hash chain, replay, torn-tail handling, and the sequencer
 //!   and sync threads (group commit).
 //! - `doubt`: debit attempts whose outcome the store did not tell, held until voided.
@@ -265,6 +267,7 @@ mod record;
 mod registry;
 mod scylla;
 mod state;
+pub mod totals;
 mod verify;
 
 pub use balances::{

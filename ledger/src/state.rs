@@ -12,6 +12,7 @@ use crate::record::{
     Account, BatchTotals, Entry, Leg, PocketAmount, PurchaseRecord, Record, ResponseCode,
     ReversalEffect, SettlementLine,
 };
+use crate::totals::{CardFlows, Period, Totals, add_to, card_flows, sub_from};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Why a record cannot be applied.
@@ -64,6 +65,9 @@ pub struct CardState {
     /// Every transfer that touched the card, oldest first, so a balance store can be rebuilt
     /// with the idempotency records its scripts check.
     pub history: Vec<(TransferId, CardTransfer)>,
+    /// What moved through the card's pockets per half-year, oldest first (the report's read
+    /// model: [`crate::totals`]).
+    pub flows: Vec<(Period, CardFlows)>,
 }
 
 /// How a transfer touched a card.
@@ -223,6 +227,9 @@ pub struct State {
     /// How far each other node's chain is applied (a Scylla keyspace shared by several
     /// nodes), so following them goes on from there.
     pub followed: HashMap<String, crate::journal::FollowedChain>,
+    /// Flows per half-year, per program and category, kept as records are applied: what the
+    /// reports read instead of walking `log` ([`crate::totals`]).
+    pub totals: Totals,
 }
 
 impl State {
@@ -681,9 +688,20 @@ impl State {
                         self.tombstones
                             .insert(TransferId::purchase(&reversal.original));
                     }
-                    ReversalEffect::Reversed { card, .. } => {
+                    ReversalEffect::Reversed { card, legs } => {
                         self.touch(*card, id, CardTransfer::Credit);
                         self.record_reversal(&reversal.original);
+                        let at = entry.at_unix_seconds;
+                        for leg in legs {
+                            add_to(
+                                &mut self.totals.program(at, &leg.program).reversed,
+                                leg.amount,
+                            );
+                            self.card_flows(*card, at, |flows| {
+                                add_to(&mut flows.reversed, leg.amount);
+                                add_to(&mut flows.change, leg.amount);
+                            });
+                        }
                     }
                 }
                 self.transfers.insert(id, entry.record.clone());
@@ -710,29 +728,62 @@ impl State {
                 batches.closed.push(closed.clone());
                 Applied::BatchClosed(closed)
             }
-            Record::Disbursement { credits, .. } => {
-                for (card, _) in credits {
+            Record::Disbursement {
+                program, credits, ..
+            } => {
+                let at = entry.at_unix_seconds;
+                for (card, amount) in credits {
                     self.touch(*card, id, CardTransfer::Credit);
+                    add_to(&mut self.totals.program(at, program).disbursed, *amount);
+                    self.card_flows(*card, at, |flows| {
+                        add_to(&mut flows.disbursed, *amount);
+                        add_to(&mut flows.change, *amount);
+                        flows.credited = true;
+                    });
                 }
                 self.transfers.insert(id, entry.record.clone());
                 Applied::Done
             }
             Record::Replacement {
-                old_card, new_card, ..
+                old_card,
+                new_card,
+                moves,
             } => {
                 self.touch(*old_card, id, CardTransfer::Drain);
                 self.touch(*new_card, id, CardTransfer::Credit);
+                let moved =
+                    Money::checked_sum(moves.iter().map(|leg| leg.amount)).unwrap_or_default();
+                let at = entry.at_unix_seconds;
+                self.card_flows(*old_card, at, |flows| sub_from(&mut flows.change, moved));
+                self.card_flows(*new_card, at, |flows| {
+                    add_to(&mut flows.change, moved);
+                    flows.credited = true;
+                });
                 self.transfers.insert(id, entry.record.clone());
                 Applied::Done
             }
-            Record::ProgramClose { returns, .. } => {
-                for (card, _) in returns {
+            Record::ProgramClose {
+                program, returns, ..
+            } => {
+                let at = entry.at_unix_seconds;
+                for (card, amount) in returns {
                     self.touch(*card, id, CardTransfer::Drain);
+                    add_to(&mut self.totals.program(at, program).returned, *amount);
+                    self.card_flows(*card, at, |flows| {
+                        add_to(&mut flows.returned, *amount);
+                        sub_from(&mut flows.change, *amount);
+                    });
                 }
                 self.transfers.insert(id, entry.record.clone());
                 Applied::Done
             }
-            Record::Funding { .. } => {
+            Record::Funding {
+                program, amount, ..
+            } => {
+                add_to(
+                    &mut self.totals.program(entry.at_unix_seconds, program).funded,
+                    *amount,
+                );
                 self.transfers.insert(id, entry.record.clone());
                 Applied::Done
             }
@@ -741,6 +792,15 @@ impl State {
                 for line in lines {
                     if line.carried.is_positive() {
                         self.carried.remove(&line.merchant);
+                    }
+                    for net in &line.net {
+                        add_to(
+                            &mut self
+                                .totals
+                                .program(entry.at_unix_seconds, &net.program)
+                                .settled,
+                            net.amount,
+                        );
                     }
                 }
                 self.transfers.insert(id, entry.record.clone());
@@ -762,6 +822,17 @@ impl State {
         }
     }
 
+    /// Changes a card's flows in the period of `at_unix_seconds`.
+    fn card_flows(
+        &mut self,
+        card: CardId,
+        at_unix_seconds: i64,
+        change: impl FnOnce(&mut CardFlows),
+    ) {
+        let card = self.cards.entry(card).or_default();
+        change(card_flows(&mut card.flows, at_unix_seconds));
+    }
+
     fn touch(&mut self, card: CardId, id: TransferId, how: CardTransfer) {
         self.cards.entry(card).or_default().history.push((id, how));
     }
@@ -779,6 +850,26 @@ impl State {
                     card.purchases_today = 0;
                 }
                 card.purchases_today += 1;
+                if !purchase.legs.is_empty() {
+                    let flows = card_flows(&mut card.flows, at_unix_seconds);
+                    add_to(&mut flows.spent, purchase.amount);
+                    sub_from(&mut flows.change, purchase.amount);
+                    flows.used = true;
+                }
+            }
+            for leg in &purchase.legs {
+                add_to(
+                    &mut self.totals.program(at_unix_seconds, &leg.program).spent,
+                    leg.amount,
+                );
+            }
+            if !purchase.legs.is_empty() {
+                self.totals.sold(
+                    at_unix_seconds,
+                    &purchase.merchant,
+                    &purchase.basket,
+                    purchase.amount,
+                );
             }
             if !self.terminals.contains_key(&purchase.key.terminal) {
                 self.terminals
@@ -823,6 +914,8 @@ impl State {
         };
         purchase.reversed = true;
         let amount = purchase.record.amount;
+        self.totals
+            .unsold(purchase.at_unix_seconds, &purchase.record.basket, amount);
         if let Some((_, totals)) = self
             .terminals
             .get_mut(&original.terminal)

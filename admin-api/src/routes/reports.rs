@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use ssn_ledger::{Account, CardStatus, Day, Money, Record, ResponseCode, Role};
+use ssn_ledger::{Account, AuditEntry, CardStatus, Day, Money, Role};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -337,28 +337,20 @@ fn report_view(figures: &Figures, semester: Semester, generated_at: i64) -> Seme
     }
 }
 
-/// Reads the registry and computes the figures for a window.
-async fn figures(state: &AdminState, window: (i64, i64)) -> ApiResult<Figures> {
+/// Reads the registry and computes the figures for a window; with `imports`, the audit log's
+/// import lines too (the semester report counts refused rows; the public summary does not).
+async fn figures(state: &AdminState, window: (i64, i64), imports: bool) -> ApiResult<Figures> {
     let registry = state.ledger.registry();
     let programs = registry.programs().await?;
     let beneficiaries = registry.beneficiaries().await?;
     let cards = registry.cards().await?;
     let merchants = registry.merchants().await?;
     let terminals = registry.terminals().await?;
-    let mut imports = Vec::new();
-    let mut from = 0;
-    loop {
-        let page = registry.audit(from, crate::report::AUDIT_PAGE).await?;
-        let Some((last, _)) = page.last() else {
-            break;
-        };
-        from = last + 1;
-        imports.extend(
-            page.into_iter()
-                .map(|(_, line)| line)
-                .filter(|line| line.action == "beneficiaries.import"),
-        );
-    }
+    let import_lines = if imports {
+        import_lines(registry).await?
+    } else {
+        Vec::new()
+    };
     let journal = state.ledger.state();
     Ok(compute(
         &journal,
@@ -368,10 +360,28 @@ async fn figures(state: &AdminState, window: (i64, i64)) -> ApiResult<Figures> {
             cards: &cards,
             merchants: &merchants,
             terminals: &terminals,
-            imports: &imports,
+            imports: &import_lines,
         },
         window,
     ))
+}
+
+/// The import lines of the audit log, read a page at a time.
+async fn import_lines(registry: &dyn ssn_ledger::Registry) -> ApiResult<Vec<AuditEntry>> {
+    let mut lines = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = registry.audit(from, crate::report::AUDIT_PAGE).await?;
+        let Some((last, _)) = page.last() else {
+            return Ok(lines);
+        };
+        from = last + 1;
+        lines.extend(
+            page.into_iter()
+                .map(|(_, line)| line)
+                .filter(|line| line.action == "beneficiaries.import"),
+        );
+    }
 }
 
 /// The semester report to the Mayor (Pasal 13(3)) as JSON, CSV (`section,key,field,value`) or
@@ -401,7 +411,7 @@ pub(crate) async fn semester_report(
         year: i32::from(query.year),
         half: query.half,
     };
-    let figures = figures(&state, semester.window()).await?;
+    let figures = figures(&state, semester.window(), true).await?;
     let report = report_view(&figures, semester, state.now());
     Ok(match format {
         "csv" => (
@@ -507,30 +517,10 @@ pub(crate) async fn close_program(
     }
     let (giro, owed) = {
         let journal = state.ledger.state();
-        let giro = journal.balance(&Account::Giro(program.code.clone()));
-        let mut owed = Money::ZERO;
-        for purchase in journal.purchases.values() {
-            if purchase.record.response.code == ResponseCode::APPROVED && !purchase.reversed {
-                for leg in purchase
-                    .record
-                    .legs
-                    .iter()
-                    .filter(|l| l.program == program.code)
-                {
-                    owed = owed.checked_add(leg.amount).unwrap_or(owed);
-                }
-            }
-        }
-        for record in journal.transfers.values() {
-            if let Record::Settlement { lines, .. } = record {
-                for net in lines.iter().flat_map(|l| &l.net) {
-                    if net.program == program.code {
-                        owed = owed.checked_sub(net.amount).unwrap_or(owed);
-                    }
-                }
-            }
-        }
-        (giro, owed)
+        (
+            journal.balance(&Account::Giro(program.code.clone())),
+            journal.totals.owed(&program.code),
+        )
     };
     let status = if outcome.created {
         StatusCode::CREATED
@@ -635,16 +625,43 @@ fn suppress(rows: &mut [PublicRow]) {
     }
 }
 
+/// The public summary as last made: the WITA second it was made and its JSON. Held while a
+/// new one is made, so callers at the same moment share one computation.
+#[derive(Debug, Default)]
+pub struct PublicSummaryCache(tokio::sync::Mutex<Option<(i64, axum::body::Bytes)>>);
+
+/// Seconds the public summary is served as made before it is made again: calling it in a loop
+/// costs one computation per this many seconds, whoever calls.
+pub const PUBLIC_SUMMARY_MAX_AGE_SECONDS: i64 = 5;
+
 /// Aggregates for the public (no token): per kecamatan and per program, counts and amounts
 /// since the program began, never a name, NIK, KK or card number; figures about fewer than
-/// five people are withheld.
+/// five people are withheld. Made at most once every [`PUBLIC_SUMMARY_MAX_AGE_SECONDS`]
+/// (`generated_at` says when).
 #[utoipa::path(get, path = "/public/summary", tag = "reports",
     responses((status = 200, description = "The public summary", body = PublicSummary)))]
-pub(crate) async fn public_summary(
-    State(state): State<AdminState>,
-) -> ApiResult<Json<PublicSummary>> {
+pub(crate) async fn public_summary(State(state): State<AdminState>) -> ApiResult<Response> {
+    let mut cached = state.public_summary.0.lock().await;
     let now = state.now();
-    let figures = figures(&state, (i64::MIN, now)).await?;
+    let body = match cached.as_ref() {
+        Some((made, body)) if (0..PUBLIC_SUMMARY_MAX_AGE_SECONDS).contains(&(now - made)) => {
+            body.clone()
+        }
+        _ => {
+            let summary = make_public_summary(&state, now).await?;
+            let body = axum::body::Bytes::from(
+                serde_json::to_vec(&summary)
+                    .map_err(|e| ApiError::internal(format!("public summary: {e}")))?,
+            );
+            *cached = Some((now, body.clone()));
+            body
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+async fn make_public_summary(state: &AdminState, now: i64) -> ApiResult<PublicSummary> {
+    let figures = figures(state, (i64::MIN, now), false).await?;
     let (people, flows, active, _) = figures.totals;
     let mut total = public_row("all", &people, &flows, Some(active));
     if (1..PUBLIC_CELL_MIN).contains(&people.people_determined) {
@@ -665,13 +682,13 @@ pub(crate) async fn public_summary(
         .map(|(area, (people, flows, active, _))| public_row(area, people, flows, Some(*active)))
         .collect();
     suppress(&mut kecamatan);
-    Ok(Json(PublicSummary {
+    Ok(PublicSummary {
         generated_at: wita_time(now),
         suppression_threshold: PUBLIC_CELL_MIN,
         total,
         programs,
         kecamatan,
-    }))
+    })
 }
 
 #[cfg(test)]

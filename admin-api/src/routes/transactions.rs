@@ -127,13 +127,7 @@ fn entry(journal: &Journal, at: i64, id: &TransferId, filter: &Filter) -> Option
     }
     if let Some(p) = journal.purchases.get(id) {
         let r = &p.record;
-        if filter.card.is_some_and(|c| r.card != Some(c))
-            || filter.merchant.as_ref().is_some_and(|m| *m != r.merchant)
-            || filter
-                .terminal
-                .as_ref()
-                .is_some_and(|t| *t != r.key.terminal)
-        {
+        if !purchase_selected(p, at, filter) {
             return None;
         }
         let mut view = blank(id, at, "purchase", r.amount);
@@ -299,6 +293,67 @@ fn card_share(per_card: &[(CardId, Money)], card: Option<CardId>) -> Option<(Mon
     }
 }
 
+/// Log entries read per hold of the projection's read lock while listing transactions: the
+/// journal's sequencer, which every purchase waits for, gets the lock between two chunks.
+pub const LOG_SCAN_CHUNK: usize = 16_384;
+
+/// The page of entries that `filter` selects, and how many it selects in all. The log is read
+/// in chunks of [`LOG_SCAN_CHUNK`], never under one long hold of the lock, and only the page's
+/// entries are turned into views (a purchase outside the page is only counted).
+async fn scan(
+    state: &AdminState,
+    filter: &Filter,
+    paging: Paging,
+) -> ApiResult<Page<TransactionView>> {
+    let (page, size) = paging.resolve()?;
+    let first = (u64::from(page) - 1).saturating_mul(u64::from(size));
+    let wanted = first..first.saturating_add(u64::from(size));
+    let mut items = Vec::new();
+    let mut selected = 0u64;
+    let end = state.ledger.state().log.len();
+    let mut from = 0;
+    while from < end {
+        let to = (from + LOG_SCAN_CHUNK).min(end);
+        {
+            let journal = state.ledger.state();
+            for (at, id) in &journal.log[from..to] {
+                if let Some(purchase) = journal.purchases.get(id)
+                    && !wanted.contains(&selected)
+                {
+                    selected += u64::from(purchase_selected(purchase, *at, filter));
+                    continue;
+                }
+                if let Some(view) = entry(&journal, *at, id, filter) {
+                    if wanted.contains(&selected) {
+                        items.push(view);
+                    }
+                    selected += 1;
+                }
+            }
+        }
+        from = to;
+        tokio::task::yield_now().await;
+    }
+    Ok(Page {
+        items,
+        page,
+        page_size: size,
+        total: selected,
+    })
+}
+
+/// Whether `filter` selects a purchase: what [`entry`] decides for one, without the view.
+fn purchase_selected(purchase: &ssn_ledger::PurchaseState, at: i64, filter: &Filter) -> bool {
+    let r = &purchase.record;
+    (filter.start..=filter.end).contains(&at)
+        && filter.card.is_none_or(|c| r.card == Some(c))
+        && filter.merchant.as_ref().is_none_or(|m| *m == r.merchant)
+        && filter
+            .terminal
+            .as_ref()
+            .is_none_or(|t| *t == r.key.terminal)
+}
+
 /// Journal entries, oldest first.
 #[utoipa::path(get, path = "/transactions", tag = "transactions", params(TransactionQuery),
     responses((status = 200, description = "A page of journal entries", body = Page<TransactionView>)))]
@@ -328,15 +383,7 @@ pub(crate) async fn list_transactions(
         start,
         end,
     };
-    let mut page = {
-        let journal = state.ledger.state();
-        let items: Vec<TransactionView> = journal
-            .log
-            .iter()
-            .filter_map(|(at, id)| entry(&journal, *at, id, &filter))
-            .collect();
-        paging.page(items)?
-    };
+    let mut page = scan(&state, &filter, paging).await?;
     // Masked PANs for the page's cards.
     let mut pans: HashMap<u64, String> = HashMap::new();
     for item in &page.items {

@@ -122,6 +122,8 @@ pub struct Api {
     pub ledger: Arc<Ledger>,
     /// Secrets of one token per role, by role name (`admin` is the bootstrap token).
     pub tokens: std::collections::HashMap<&'static str, String>,
+    /// The API's clock (UTC seconds): [`NOW_UNIX_SECONDS`] until a test moves it.
+    pub clock: Arc<std::sync::atomic::AtomicI64>,
     _dir: TempDir,
 }
 
@@ -137,8 +139,12 @@ impl Api {
         );
         let hsm = Arc::new(SoftHsm::new(MasterKey::generate().expect("a master key")));
         let pvk = hsm.generate_key(KeyUsage::Pvk).expect("a PVK");
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(NOW_UNIX_SECONDS));
         let state = AdminState {
-            clock: Arc::new(|| NOW_UNIX_SECONDS),
+            clock: {
+                let clock = Arc::clone(&clock);
+                Arc::new(move || clock.load(std::sync::atomic::Ordering::SeqCst))
+            },
             ..AdminState::new(ledger.clone(), hsm, pvk, AdminConfig::default())
         };
         assert_eq!(
@@ -151,6 +157,7 @@ impl Api {
             router: ssn_admin_api::router(state),
             ledger,
             tokens: Default::default(),
+            clock,
             _dir: dir,
         };
         api.tokens.insert("admin", ADMIN_SECRET.to_string());

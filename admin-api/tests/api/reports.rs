@@ -128,3 +128,156 @@ async fn reports_and_closes_refuse_what_they_must_and_repeat_what_they_did() {
     assert_eq!(public["total"]["people_determined"], 0);
     assert_eq!(public["total"]["suppressed"], false);
 }
+
+/// The public summary needs no token, so anyone may call it in a loop: it is made at most once
+/// every `PUBLIC_SUMMARY_MAX_AGE_SECONDS` and served as made in between.
+#[tokio::test]
+async fn the_public_summary_is_made_again_only_after_its_max_age() {
+    let api = Api::start("public-summary").await;
+    api.post(
+        "dinsos",
+        "/api/v1/programs",
+        json!({"code": "SUM2026", "name": "Summary", "budget_year": 2026,
+               "benefit_amount": "100000.00", "allowed_categories": ["01"],
+               "basket_required": false, "purchase_amount_max": "100000.00",
+               "purchases_per_day_max": 3, "pocket_expires_at": "2026-12-31"}),
+    )
+    .await
+    .expect(201);
+    let summary = || async { api.send("GET", "/api/v1/public/summary", None, None).await };
+    let first = summary().await;
+    let first = first.expect(200).clone();
+    // No beneficiary yet: the program's row says so.
+    assert_eq!(first["programs"][0]["name"], "SUM2026", "{first}");
+    assert_eq!(first["programs"][0]["people_determined"], 0, "{first}");
+
+    // Something changes; within the max age the summary is the one already made.
+    api.post(
+        "dinsos",
+        "/api/v1/programs",
+        json!({"code": "SUM2027", "name": "Later", "budget_year": 2027,
+               "benefit_amount": "100000.00", "allowed_categories": ["01"],
+               "basket_required": false, "purchase_amount_max": "100000.00",
+               "purchases_per_day_max": 3, "pocket_expires_at": "2027-12-31"}),
+    )
+    .await
+    .expect(201);
+    let step = |seconds: i64| {
+        api.clock
+            .fetch_add(seconds, std::sync::atomic::Ordering::SeqCst)
+    };
+    step(ssn_admin_api::PUBLIC_SUMMARY_MAX_AGE_SECONDS - 1);
+    let cached = summary().await;
+    assert_eq!(cached.expect(200), &first);
+
+    // Past it, a new one, with the change and its own time.
+    step(1);
+    let fresh = summary().await;
+    let fresh = fresh.expect(200);
+    assert_eq!(
+        fresh["programs"].as_array().map(Vec::len),
+        Some(2),
+        "{fresh}"
+    );
+    assert_ne!(fresh["generated_at"], first["generated_at"]);
+}
+
+/// The transaction listing reads the log a chunk at a time and builds views only for the page
+/// asked: pages still cut the same list, in journal order, with the same total, and filters
+/// still hold on the pages they do not build.
+#[tokio::test]
+async fn transaction_pages_cut_the_log_in_order_with_their_total() {
+    use ssn_ledger::{
+        DeclineRequest, Fingerprint, MerchantId, Money, PurchaseKey, ResponseCode, Rrn, Stan,
+        TerminalId, TransmissionTime,
+    };
+    let api = Api::start("transaction-pages").await;
+    // Seven declined purchases on two terminals (journaled like any authorization), with a
+    // funding in the middle: eight entries in all.
+    let decline = |n: u32| DeclineRequest {
+        key: PurchaseKey {
+            terminal: TerminalId::new(format!("T000000{}", n % 2)).unwrap(),
+            stan: Stan::new(format!("{n:06}")).unwrap(),
+            transmitted: TransmissionTime::new("1129100000").unwrap(),
+        },
+        fingerprint: Fingerprint::of(&n),
+        card: None,
+        merchant: MerchantId::new("EWARONG00000001").unwrap(),
+        amount: Money::from_minor(1_000_000),
+        code: ResponseCode::new("14").unwrap(),
+        rrn: Rrn::new(format!("{n:012}")).unwrap(),
+        at_unix_seconds: crate::NOW_UNIX_SECONDS,
+    };
+    for n in 1..=4 {
+        api.ledger.record_decline(decline(n)).await.unwrap();
+    }
+    api.post(
+        "dinsos",
+        "/api/v1/programs",
+        json!({"code": "PAGE2026", "name": "Pages", "budget_year": 2026,
+               "benefit_amount": "100000.00", "allowed_categories": ["01"],
+               "basket_required": false, "purchase_amount_max": "100000.00",
+               "purchases_per_day_max": 3, "pocket_expires_at": "2026-12-31"}),
+    )
+    .await
+    .expect(201);
+    api.post(
+        "dinsos",
+        "/api/v1/programs/PAGE2026/funding",
+        json!({"amount": "250000.00", "reference": "APBD-PAGE"}),
+    )
+    .await
+    .expect(201);
+    for n in 5..=7 {
+        api.ledger.record_decline(decline(n)).await.unwrap();
+    }
+
+    let stans = |items: &serde_json::Value| -> Vec<String> {
+        items["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| {
+                item["stan"]
+                    .as_str()
+                    .unwrap_or(item["kind"].as_str().unwrap())
+                    .to_string()
+            })
+            .collect()
+    };
+    let mut seen = Vec::new();
+    for page in 1..=3 {
+        let answer = api
+            .get(
+                "auditor",
+                &format!("/api/v1/transactions?page={page}&page_size=3"),
+            )
+            .await;
+        let body = answer.expect(200);
+        assert_eq!(body["total"], 8, "{body}");
+        seen.extend(stans(body));
+    }
+    assert_eq!(
+        seen,
+        [
+            "000001", "000002", "000003", "000004", "funding", "000005", "000006", "000007"
+        ]
+    );
+    // One terminal's purchases, second page of two: the filter counts what it skips.
+    let answer = api
+        .get(
+            "auditor",
+            "/api/v1/transactions?terminal_id=T0000001&page=2&page_size=2",
+        )
+        .await;
+    let body = answer.expect(200);
+    assert_eq!(body["total"], 4, "{body}");
+    assert_eq!(stans(body), ["000005", "000007"]);
+    // Past the last page: empty, with the total.
+    let answer = api
+        .get("auditor", "/api/v1/transactions?page=9&page_size=3")
+        .await;
+    let body = answer.expect(200);
+    assert_eq!(body["total"], 8);
+    assert!(body["items"].as_array().unwrap().is_empty());
+}
