@@ -33,7 +33,7 @@ use crate::state::{Applied, InvariantError, State};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -109,6 +109,11 @@ impl EncodedEntry {
     /// True when the stored hash matches the content.
     pub fn hash_is_intact(&self) -> bool {
         Self::compute_hash(self.sequence, &self.previous_hash, &self.body) == self.hash
+    }
+
+    /// Bytes of this entry's frame in a journal file.
+    pub fn frame_len(&self) -> u64 {
+        (4 + PAYLOAD_HEADER_BYTES + self.body.len() + HASH_BYTES) as u64
     }
 
     /// Decodes the body.
@@ -225,6 +230,28 @@ pub trait JournalStore: Send + fmt::Debug + 'static {
         visit: &mut dyn FnMut(EncodedEntry, u64) -> Result<(), Break>,
     ) -> io::Result<Option<Break>>;
 
+    /// Like [`JournalStore::replay`], from the entry `sequence` whose frame starts at byte
+    /// `offset` (a snapshot's position); a store without offsets answers `Unsupported`, and
+    /// the journal is then replayed whole.
+    fn replay_from(
+        &mut self,
+        offset: u64,
+        sequence: u64,
+        visit: &mut dyn FnMut(EncodedEntry, u64) -> Result<(), Break>,
+    ) -> io::Result<Option<Break>> {
+        let _ = (offset, sequence, visit);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this journal store has no offsets",
+        ))
+    }
+
+    /// The file a snapshot of this store's chain is checked against ([`crate::snapshot`]);
+    /// `None` for a store that is not one file.
+    fn snapshot_file(&self) -> Option<&Path> {
+        None
+    }
+
     /// Other writers' chains in the same store (several switch nodes on one Scylla keyspace),
     /// each by name with its entries up to its first break (a chain still being written, or
     /// torn, is read as far as it is whole). Empty for a store with one writer.
@@ -267,7 +294,7 @@ pub trait ChainFollower: Send + fmt::Debug + 'static {
 }
 
 /// How far the projection has applied another node's chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FollowedChain {
     /// The next entry to apply.
     pub next_sequence: u64,
@@ -353,6 +380,19 @@ impl JournalStore for FileJournal {
         read_frames(&self.path, visit)
     }
 
+    fn replay_from(
+        &mut self,
+        offset: u64,
+        sequence: u64,
+        visit: &mut dyn FnMut(EncodedEntry, u64) -> Result<(), Break>,
+    ) -> io::Result<Option<Break>> {
+        read_frames_from(&self.path, offset, sequence, visit)
+    }
+
+    fn snapshot_file(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
     /// A crash (even a power loss) can only tear the last write, so a break is a torn write
     /// only when nothing intact can follow it: the file ends inside the frame; or the frame is
     /// the file's last and its hash does not match; or its length is garbage and every byte
@@ -396,19 +436,42 @@ pub(crate) fn read_frames(
     path: &Path,
     visit: &mut dyn FnMut(EncodedEntry, u64) -> Result<(), Break>,
 ) -> io::Result<Option<Break>> {
-    let file = File::open(path)?;
+    read_frames_from(path, 0, 1, visit)
+}
+
+/// [`read_frames`] from the frame of entry `sequence` at byte `offset` (0: the file's start,
+/// magic included).
+pub(crate) fn read_frames_from(
+    path: &Path,
+    offset: u64,
+    sequence: u64,
+    visit: &mut dyn FnMut(EncodedEntry, u64) -> Result<(), Break>,
+) -> io::Result<Option<Break>> {
+    let mut file = File::open(path)?;
     let file_len = file.metadata()?.len();
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut magic = [0u8; 8];
-    if reader.read_exact(&mut magic).is_err() || magic != JOURNAL_MAGIC {
-        return Ok(Some(Break {
-            sequence: 1,
-            offset: 0,
-            kind: BreakKind::BadMagic,
-        }));
+    let (mut offset, mut expected_sequence) = (offset, sequence);
+    if offset > 0 {
+        if offset > file_len {
+            return Ok(Some(Break {
+                sequence,
+                offset,
+                kind: BreakKind::Truncated,
+            }));
+        }
+        file.seek(io::SeekFrom::Start(offset))?;
     }
-    let mut offset = JOURNAL_MAGIC.len() as u64;
-    let mut expected_sequence = 1u64;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    if offset == 0 {
+        let mut magic = [0u8; 8];
+        if reader.read_exact(&mut magic).is_err() || magic != JOURNAL_MAGIC {
+            return Ok(Some(Break {
+                sequence: 1,
+                offset: 0,
+                kind: BreakKind::BadMagic,
+            }));
+        }
+        offset = JOURNAL_MAGIC.len() as u64;
+    }
     loop {
         if offset == file_len {
             return Ok(None);
@@ -474,16 +537,6 @@ impl Default for ChainHead {
     }
 }
 
-/// Replays entries into `state`, checking the chain, each hash and every invariant.
-pub(crate) fn replay_into(
-    store: &mut dyn JournalStore,
-    state: &mut State,
-) -> io::Result<(ChainHead, Option<Break>)> {
-    replay_until(store, None, &mut |entry| {
-        state.apply_owned(entry).map(|_| ())
-    })
-}
-
 /// Reads a chain's entries, checking the chain and each hash, and hands each decoded entry
 /// to `apply`, whose refusal is a [`BreakKind::Invariant`] break. An entry at sequence
 /// `stop_at` or later ends the replay as if the store ended inside it
@@ -494,8 +547,18 @@ pub(crate) fn replay_until(
     stop_at: Option<u64>,
     apply: &mut dyn FnMut(Entry) -> Result<(), InvariantError>,
 ) -> io::Result<(ChainHead, Option<Break>)> {
-    let mut head = ChainHead::default();
-    let end = store.replay(&mut |entry, offset| {
+    replay_after(store, None, stop_at, apply)
+}
+
+/// [`replay_until`] after a snapshot's position (`None`: from the chain's start).
+fn replay_after(
+    store: &mut dyn JournalStore,
+    start: Option<&crate::snapshot::Position>,
+    stop_at: Option<u64>,
+    apply: &mut dyn FnMut(Entry) -> Result<(), InvariantError>,
+) -> io::Result<(ChainHead, Option<Break>)> {
+    let mut head = start.map_or_else(ChainHead::default, |p| p.head());
+    let mut visit = |entry: EncodedEntry, offset| {
         let broken = |kind| Break {
             sequence: head.next_sequence,
             offset,
@@ -522,8 +585,23 @@ pub(crate) fn replay_until(
             last_hash: entry.hash,
         };
         Ok(())
-    })?;
+    };
+    let end = match start {
+        Some(position) => {
+            store.replay_from(position.next_offset, position.next_sequence, &mut visit)?
+        }
+        None => store.replay(&mut visit)?,
+    };
     Ok((head, end))
+}
+
+/// The newest snapshot beside the journal file `file` that the file still continues
+/// ([`crate::snapshot::continues`]); `None` when there is none, or none can be read.
+fn usable_snapshot(file: &Path) -> Option<crate::snapshot::Snapshot> {
+    let dir = file.parent()?.join(crate::snapshot::SNAPSHOT_DIR);
+    crate::snapshot::newest_first(&dir)
+        .ok()?
+        .find(|snapshot| crate::snapshot::continues(file, &snapshot.position).unwrap_or(false))
 }
 
 /// A store read back: the projection, the chain's end and the torn write set aside, if any.
@@ -539,11 +617,23 @@ struct Loaded {
 /// Replays `store` into a fresh projection (entries from `stop_at` on count as torn) and
 /// sets aside a torn tail; anything else broken is [`JournalError::Corrupt`].
 fn load(store: &mut dyn JournalStore, stop_at: Option<u64>) -> Result<Loaded, JournalError> {
+    load_after(store, None, stop_at)
+}
+
+/// [`load`] from a snapshot the caller checked continues in `store` (one chain only).
+fn load_after(
+    store: &mut dyn JournalStore,
+    snapshot: Option<crate::snapshot::Snapshot>,
+    stop_at: Option<u64>,
+) -> Result<Loaded, JournalError> {
     let others = store.other_chains()?;
-    let mut state = State::default();
+    let (mut state, start) = match snapshot {
+        Some(snapshot) if others.is_empty() => (snapshot.state, Some(snapshot.position)),
+        _ => (State::default(), None),
+    };
     let mut own = Vec::new();
     let (head, end) = if others.is_empty() {
-        replay_until(store, stop_at, &mut |entry| {
+        replay_after(store, start.as_ref(), stop_at, &mut |entry| {
             state.apply_owned(entry).map(|_| ())
         })?
     } else {
@@ -650,8 +740,10 @@ pub(crate) fn apply_merged(
 /// What opening found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenReport {
-    /// Entries replayed.
+    /// Entries in the projection (from the snapshot and replayed).
     pub entries: u64,
+    /// Entries the snapshot it started from covered (`None`: the whole journal was replayed).
+    pub from_snapshot: Option<u64>,
     /// A torn last write that was set aside, and where its bytes were kept.
     pub torn_tail: Option<(Break, PathBuf)>,
 }
@@ -707,13 +799,19 @@ impl Journal {
     /// Replays `store` into a fresh projection, sets aside a torn tail, and starts the writer.
     pub fn open(mut store: Box<dyn JournalStore>) -> Result<(Journal, OpenReport), JournalError> {
         let follower = store.follower();
+        let snapshot = match store.snapshot_file() {
+            Some(file) => usable_snapshot(file),
+            None => None,
+        };
+        let from_snapshot = snapshot.as_ref().map(|s| s.position.next_sequence - 1);
         let Loaded {
             state,
             head,
             torn_tail,
-        } = load(store.as_mut(), None)?;
+        } = load_after(store.as_mut(), snapshot, None)?;
         let report = OpenReport {
             entries: state.entries,
+            from_snapshot,
             torn_tail,
         };
         let state = Arc::new(RwLock::new(state));

@@ -367,6 +367,8 @@ pub struct Ledger {
     doubts: Doubts,
     /// Numbers each debit attempt.
     attempts: Attempts,
+    /// Takes snapshots of the projection beside it (file journals only).
+    snapshotter: Option<crate::snapshot::Snapshotter>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -404,12 +406,15 @@ impl Ledger {
                 Arc::new(RedisBalances::connect(&redis).await?)
             }
         };
-        Ledger::open_with(LedgerStores {
+        let mut ledger = Ledger::open_with(LedgerStores {
             journal: Box::new(journal),
             registry,
             balances,
         })
-        .await
+        .await?;
+        ledger.snapshotter =
+            Some(crate::snapshot::Snapshotter::start(config.data_dir.clone()).map_err(io)?);
+        Ok(ledger)
     }
 
     /// Opens the ledger on stores the caller built: another journal store (Scylla), or test
@@ -439,6 +444,7 @@ impl Ledger {
             open_report,
             doubts: Doubts::default(),
             attempts: Attempts::default(),
+            snapshotter: None,
         };
         if ledger.balances.join_generation().await? {
             ledger.rebuild_cards().await?;

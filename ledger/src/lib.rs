@@ -98,6 +98,13 @@
 //!   chain and every balance and reports the first break. Opening sets aside a torn last write
 //!   (kept beside the journal as `journal.torn-OFFSET` for auditors) and refuses anything else
 //!   that is broken.
+//! - **Snapshots** ([`snapshot`]): the projection in a canonical encoding with the chain
+//!   position it covers, in `DATA_DIR/snapshots/`. Opening loads the newest one the journal
+//!   still continues (its last entry at its offset with its hash) and replays only what
+//!   follows; a damaged, unfinished or stale one is skipped. The ledger takes the next one on
+//!   its own thread from the previous one and the journal file, never under the projection's
+//!   lock, once the journal has grown by [`snapshot::SNAPSHOT_EVERY_BYTES`]; `verify` checks
+//!   every snapshot in force against its full replay.
 //! - [`BalanceStore`]: [`MemoryBalances`] (default) or [`RedisBalances`]. Both are caches of the
 //!   journal, rebuilt from it at open (on Scylla only by the node that finds no generation:
 //!   [`RedisConfig::shared_generation`]), and fenced by a generation number in Redis so a
@@ -122,6 +129,8 @@
 //! - `journal`: the file format, the hash chain, replay, torn-tail handling, and the sequencer
 //!   and sync threads (group commit).
 //! - `doubt`: debit attempts whose outcome the store did not tell, held until voided.
+//! - `snapshot`: snapshots of the projection beside the journal file, taken on the ledger's
+//!   own thread and loaded at open when the journal still continues them.
 //! - `verify`: the auditor's check, the library half of `ssn-ledger verify`.
 //! - `balances`: the [`BalanceStore`] trait, the shared debit rule ([`decide_debit`]), the
 //!   memory store and the Redis store with its Lua scripts and debit pipeline.
@@ -209,6 +218,9 @@
 //! | [`DEBITS_IN_DOUBT_MAX`] | 65,536 | debit attempts in doubt; past it no debit is sent (`91`) |
 //! | [`DOUBT_RESOLVE_INTERVAL`] | 250 ms | between the switch's rounds of voiding them |
 //! | [`DOUBT_RESOLVE_BATCH_MAX`] | 4,096 | purchases whose attempts one round voids |
+//! | [`snapshot::SNAPSHOT_EVERY_BYTES`] | 64 MiB | journal growth that makes the ledger take a snapshot |
+//! | [`snapshot::SNAPSHOT_CHECK_INTERVAL`] | 10 s | between looks at the journal's size |
+//! | [`snapshot::SNAPSHOTS_KEPT`] | 2 | snapshot files kept |
 //! | [`PURCHASE_LOCK_STRIPES`] | 65,536 | per-purchase lock stripes |
 //! | [`TERMINAL_LOCK_STRIPES`] | 1,024 | per-terminal lock stripes (reversal, batch close) |
 //! | [`PIN_UPDATE_ATTEMPTS_MAX`] | 8 | compare-and-set retries of a wrong-PIN count |
@@ -249,8 +261,10 @@
 //!
 //! - Per-card statements and transaction listings beyond what [`State`] holds in memory (the
 //!   admin API reads [`State::log`], [`State::transfer_times`] and each card's history).
-//! - Journal segments and snapshots: the whole journal is replayed at every open, and the
-//!   projection and the balance stores keep every authorization forever (no pruning).
+//! - A bounded projection: it and the balance stores keep every authorization forever (no
+//!   history on disk yet), so a snapshot is as large as all of history and memory still grows
+//!   with it; snapshots only shorten the replay. On ScyllaDB there are no snapshots yet, and
+//!   a recovery after a failed write replays the whole journal.
 //! - On Scylla, a node killed between a Redis debit and its journal write leaves that card's
 //!   cache below the journal until the terminal retries or an operator rebuilds the cache: with
 //!   one shared generation a restart no longer rebuilds the cards. A follower reads every
@@ -266,6 +280,7 @@ mod money;
 mod record;
 mod registry;
 mod scylla;
+pub mod snapshot;
 mod state;
 pub mod totals;
 mod verify;

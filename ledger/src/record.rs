@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// An account in the double-entry books.
-#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 pub enum Account {
     /// The Bank Penyalur's funding source: where city budget money enters. Its balance is minus
     /// everything funded, which is what keeps the sum of all balances at zero.

@@ -54,7 +54,7 @@ pub enum InvariantError {
 }
 
 /// A card as the journal knows it: its pockets and today's approved purchase count.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CardState {
     /// Pocket balances by program. A pocket exists once it has been credited, even at zero.
     pub pockets: BTreeMap<ProgramCode, Money>,
@@ -71,7 +71,7 @@ pub struct CardState {
 }
 
 /// How a transfer touched a card.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CardTransfer {
     /// A purchase authorization (look it up in `State::purchases`).
     Purchase,
@@ -82,7 +82,7 @@ pub enum CardTransfer {
 }
 
 /// A purchase as the journal knows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PurchaseState {
     /// The record as journaled.
     pub record: PurchaseRecord,
@@ -95,7 +95,7 @@ pub struct PurchaseState {
 }
 
 /// A terminal batch the switch closed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClosedBatch {
     /// Switch-side batch sequence number (1, 2, ... per terminal).
     pub sequence: u64,
@@ -110,7 +110,7 @@ pub struct ClosedBatch {
 }
 
 /// A terminal's batches.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TerminalBatches {
     /// The open batch, if an approved purchase opened one since the last close.
     pub open: Option<(u64, BatchTotals)>,
@@ -185,6 +185,13 @@ impl Purchases {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.shards.iter().all(HashMap::is_empty)
+    }
+
+    /// Every purchase with its id, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&TransferId, &PurchaseState)> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.iter().map(|(id, p)| (id, &**p)))
     }
 
     /// Every purchase, in no particular order.

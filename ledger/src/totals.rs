@@ -16,10 +16,22 @@
 use crate::day::Day;
 use crate::ids::{MerchantId, ProgramCode};
 use crate::money::Money;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A calendar half-year of WITA days: `2 × year` for January-June, one more for July-December.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Period(pub i32);
 
 impl Period {
@@ -44,7 +56,7 @@ impl Period {
 }
 
 /// What moved through one program's accounts in a period.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProgramFlows {
     /// Funding → giro.
     pub funded: Money,
@@ -102,7 +114,7 @@ impl ProgramFlows {
 
 /// One commodity category's purchases in a period (§4's DE48 categories; `--` for purchases
 /// without a basket).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CategoryTotals {
     /// Basket items.
     pub items: u64,
@@ -115,7 +127,7 @@ pub struct CategoryTotals {
 }
 
 /// What moved through one card's pockets in a period.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CardFlows {
     /// Credited by disbursements.
     pub disbursed: Money,
@@ -150,18 +162,19 @@ impl CardFlows {
 }
 
 /// The totals of one period.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct PeriodTotals {
     /// Per program.
     pub programs: BTreeMap<ProgramCode, ProgramFlows>,
     /// Per category code.
     pub categories: BTreeMap<String, CategoryTotals>,
-    /// E-Warong with an approved purchase.
-    pub selling: HashSet<MerchantId>,
+    /// E-Warong with an approved purchase (ordered, so a snapshot is the same bytes for the
+    /// same totals).
+    pub selling: BTreeSet<MerchantId>,
 }
 
 /// The running totals of every period with a flow.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     /// By period.
     pub periods: BTreeMap<Period, PeriodTotals>,
@@ -179,7 +192,7 @@ pub struct WindowTotals {
     /// Per category, within the window.
     pub categories: BTreeMap<String, CategoryTotals>,
     /// E-Warong that sold within the window.
-    pub selling: HashSet<MerchantId>,
+    pub selling: BTreeSet<MerchantId>,
 }
 
 fn add(total: &mut Money, amount: Money) {

@@ -2,7 +2,7 @@
 //! reports the first break. It never changes the file (opening the ledger is what sets aside a
 //! torn tail), so an auditor can run it on a copy.
 
-use crate::journal::{Break, ChainHead, JournalStore, journal_path, replay_into};
+use crate::journal::{Break, ChainHead, JournalStore, journal_path, replay_until};
 use crate::money::Money;
 use crate::record::Account;
 use crate::state::State;
@@ -20,6 +20,9 @@ pub struct VerifyReport {
     pub accounts: usize,
     /// Money funded into programs so far (minus the funding source's balance).
     pub funded: Money,
+    /// Snapshots in force (the journal continues them) found equal to the replay at their
+    /// position ([`crate::snapshot`]).
+    pub snapshots: usize,
 }
 
 /// Why verification failed.
@@ -34,6 +37,9 @@ pub enum VerifyError {
     /// Replayed whole, but the balances do not sum to zero or an account is negative.
     #[error("balances are inconsistent: {0}")]
     Balances(String),
+    /// A snapshot the journal continues holds another state than the replay at its position.
+    #[error("snapshot {0} differs from the journal's replay at its position")]
+    Snapshot(std::path::PathBuf),
 }
 
 /// Verifies the journal in `data_dir`.
@@ -45,11 +51,40 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
             "no journal.log in the data directory",
         )));
     }
+    // Snapshots in force, by the entry count they cover: each is compared with the replay
+    // when it gets there.
+    let mut snapshots: Vec<crate::snapshot::Snapshot> =
+        crate::snapshot::newest_first(&data_dir.join(crate::snapshot::SNAPSHOT_DIR))?
+            .filter(|s| crate::snapshot::continues(&path, &s.position).unwrap_or(false))
+            .collect();
+    snapshots.sort_by_key(|s| std::cmp::Reverse(s.position.next_sequence));
+    let mut checked = 0;
+    let mut differing = None;
     let mut store = ReadOnly(path);
     let mut state = State::default();
-    let (head, end): (ChainHead, Option<Break>) = replay_into(&mut store, &mut state)?;
+    let (head, end): (ChainHead, Option<Break>) = replay_until(&mut store, None, &mut |entry| {
+        state.apply_owned(entry)?;
+        while let Some(next) = snapshots.last()
+            && next.position.next_sequence - 1 <= state.entries
+        {
+            let snapshot = snapshots.pop().expect("just seen");
+            if snapshot.position.next_sequence - 1 == state.entries {
+                if crate::snapshot::encode_state(&snapshot.state)
+                    == crate::snapshot::encode_state(&state)
+                {
+                    checked += 1;
+                } else if differing.is_none() {
+                    differing = Some(snapshot.path);
+                }
+            }
+        }
+        Ok(())
+    })?;
     if let Some(found) = end {
         return Err(VerifyError::Broken(found));
+    }
+    if let Some(path) = differing {
+        return Err(VerifyError::Snapshot(path));
     }
     check_balances(&state)?;
     let funded = state
@@ -62,6 +97,7 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
         last_hash: head.last_hash,
         accounts: state.accounts.len() + pockets,
         funded,
+        snapshots: checked,
     })
 }
 

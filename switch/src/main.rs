@@ -343,7 +343,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let hsm = Arc::new(SoftHsm::new(master_key(&args)?));
     let pvk = pvk(&hsm, &args.data_dir)?;
 
+    let opening = std::time::Instant::now();
     let ledger = Arc::new(open_ledger(&args).await.context("opening the ledger")?);
+    let opened = ledger.open_report();
+    tracing::info!(
+        entries = opened.entries,
+        from_snapshot = opened.from_snapshot,
+        millis = u64::try_from(opening.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "ledger opened"
+    );
     let warming = std::time::Instant::now();
     let warmed = ledger
         .warm_registry_cache()

@@ -542,5 +542,6 @@ pub fn verify_scylla(journal: &mut ScyllaJournal) -> Result<VerifyReport, Verify
         last_hash: head.last_hash,
         accounts: state.accounts.len() + pockets,
         funded,
+        snapshots: 0,
     })
 }

@@ -14,5 +14,6 @@ mod registry;
 mod scylla;
 mod settlement;
 mod silent_redis;
+mod snapshots;
 mod support;
 mod verify;

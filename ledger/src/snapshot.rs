@@ -1,0 +1,465 @@
+//! Snapshots of the projection: start-up loads the newest one and replays only the journal
+//! after it.
+//!
+//! A snapshot is the whole [`State`] after entry `next_sequence - 1`, in a canonical encoding
+//! (every map as a list sorted by key, so the same state is always the same bytes), with
+//! where it stands in the chain: the hash of the last entry it covers, the byte offset of that
+//! entry's frame in the journal file and of the next frame. Opening uses it only when the
+//! journal still holds that very entry at that offset with that hash; otherwise (the journal
+//! was cut back after a failed write, or belongs to another ledger) it tries the previous
+//! snapshot, and at last replays the whole journal. A snapshot never replaces the journal: it
+//! is derived, and `verify` checks each one against a full replay.
+//!
+//! Files are `DATA_DIR/snapshots/snapshot-SEQUENCE.snap`: written to a `.partial` file,
+//! synced, renamed and the directory synced, so a crash while one is written leaves the
+//! previous ones in force; the newest [`SNAPSHOTS_KEPT`] are kept. Each ends with the SHA-256
+//! of everything before it, so a damaged file is never loaded.
+//!
+//! Snapshots are taken beside the running ledger, never under the projection's lock:
+//! [`take`] reads the newest snapshot and the journal file after it into a private state,
+//! and writes the next one. The ledger runs it on its own thread ([`Snapshotter`]) once the
+//! journal has grown by [`SNAPSHOT_EVERY_BYTES`] since the newest snapshot; operators may run
+//! it with `ssn-ledger snapshot`. Snapshots are for the embedded file journal; on ScyllaDB every node
+//! still replays the chains.
+
+use crate::ids::{CardId, MerchantId, TerminalId, TransferId};
+use crate::journal::{BreakKind, ChainHead, EncodedEntry, Hash, read_frames_from};
+use crate::money::Money;
+use crate::record::{Account, Record};
+use crate::state::{CardState, PurchaseState, State, TerminalBatches};
+use crate::totals::Totals;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The first bytes of a snapshot file.
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"SSNSNAP1";
+/// Snapshots kept; older ones are removed after a new one is in place.
+pub const SNAPSHOTS_KEPT: usize = 2;
+/// Journal bytes after the newest snapshot that make the ledger take the next one (about
+/// 250,000 purchases).
+pub const SNAPSHOT_EVERY_BYTES: u64 = 64 << 20;
+/// How often the ledger's snapshot thread looks at the journal's size.
+pub const SNAPSHOT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// The snapshot directory inside a data directory.
+pub const SNAPSHOT_DIR: &str = "snapshots";
+
+/// Where a snapshot stands in the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// The chain after the snapshot: the next entry's sequence and the last entry's hash.
+    pub next_sequence: u64,
+    /// The last entry's hash (zeros when the snapshot covers no entry).
+    pub last_hash: Hash,
+    /// Byte offset of the last entry's frame in the journal file (0 when none).
+    pub last_offset: u64,
+    /// Byte offset of the next entry's frame.
+    pub next_offset: u64,
+}
+
+impl Position {
+    /// The chain head this position continues.
+    pub fn head(&self) -> ChainHead {
+        ChainHead {
+            next_sequence: self.next_sequence,
+            last_hash: self.last_hash,
+        }
+    }
+}
+
+/// A snapshot as loaded.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Where it stands.
+    pub position: Position,
+    /// The projection after `position.next_sequence - 1` entries.
+    pub state: State,
+    /// The file it came from.
+    pub path: PathBuf,
+}
+
+/// The projection as a snapshot holds it: every map as a list sorted by key.
+#[derive(Serialize, Deserialize)]
+struct Image {
+    accounts: Vec<(Account, Money)>,
+    cards: Vec<(CardId, CardState)>,
+    purchases: Vec<(TransferId, PurchaseState)>,
+    tombstones: Vec<TransferId>,
+    transfers: Vec<(TransferId, Record)>,
+    terminals: Vec<(TerminalId, TerminalBatches)>,
+    transfer_times: Vec<(TransferId, i64)>,
+    batch_purchases: Vec<((TerminalId, u64), Vec<TransferId>)>,
+    settled_batches: Vec<(TerminalId, u64)>,
+    carried: Vec<(MerchantId, Money)>,
+    log: Vec<(i64, TransferId)>,
+    entries: u64,
+    followed: Vec<(String, crate::journal::FollowedChain)>,
+    totals: Totals,
+}
+
+fn sorted<K: Ord + Clone, V: Clone>(map: impl IntoIterator<Item = (K, V)>) -> Vec<(K, V)> {
+    let mut items: Vec<(K, V)> = map.into_iter().collect();
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    items
+}
+
+/// The canonical bytes of a projection: equal states, equal bytes.
+pub fn encode_state(state: &State) -> Vec<u8> {
+    let mut tombstones: Vec<TransferId> = state.tombstones.iter().copied().collect();
+    tombstones.sort();
+    let mut settled_batches: Vec<(TerminalId, u64)> =
+        state.settled_batches.iter().cloned().collect();
+    settled_batches.sort();
+    let image = Image {
+        accounts: sorted(state.accounts.iter().map(|(k, v)| (k.clone(), *v))),
+        cards: sorted(state.cards.iter().map(|(k, v)| (*k, v.clone()))),
+        purchases: sorted(state.purchases.iter().map(|(k, v)| (*k, v.clone()))),
+        tombstones,
+        transfers: sorted(state.transfers.iter().map(|(k, v)| (*k, v.clone()))),
+        terminals: sorted(state.terminals.iter().map(|(k, v)| (k.clone(), v.clone()))),
+        transfer_times: sorted(state.transfer_times.iter().map(|(k, v)| (*k, *v))),
+        batch_purchases: sorted(
+            state
+                .batch_purchases
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        ),
+        settled_batches,
+        carried: sorted(state.carried.iter().map(|(k, v)| (k.clone(), *v))),
+        log: state.log.clone(),
+        entries: state.entries,
+        followed: sorted(state.followed.iter().map(|(k, v)| (k.clone(), *v))),
+        totals: state.totals.clone(),
+    };
+    // Plain data: postcard cannot fail on it.
+    postcard::to_stdvec(&image).expect("a projection encodes")
+}
+
+/// The projection from its canonical bytes.
+pub fn decode_state(bytes: &[u8]) -> Result<State, postcard::Error> {
+    let image: Image = postcard::from_bytes(bytes)?;
+    let mut state = State {
+        accounts: image.accounts.into_iter().collect(),
+        cards: image.cards.into_iter().collect(),
+        tombstones: image.tombstones.into_iter().collect(),
+        transfers: image.transfers.into_iter().collect(),
+        terminals: image.terminals.into_iter().collect(),
+        transfer_times: image.transfer_times.into_iter().collect(),
+        batch_purchases: image.batch_purchases.into_iter().collect(),
+        settled_batches: image.settled_batches.into_iter().collect(),
+        carried: image.carried.into_iter().collect(),
+        log: image.log,
+        entries: image.entries,
+        followed: image.followed.into_iter().collect(),
+        totals: image.totals,
+        ..State::default()
+    };
+    for (id, purchase) in image.purchases {
+        state.purchases.insert(id, purchase);
+    }
+    Ok(state)
+}
+
+fn file_name(next_sequence: u64) -> String {
+    format!("snapshot-{next_sequence:020}.snap")
+}
+
+/// Writes a snapshot into `dir` (created if missing) so that a crash at any point leaves the
+/// snapshots already there in force; then removes all but the newest [`SNAPSHOTS_KEPT`].
+pub fn write(dir: &Path, position: &Position, state: &State) -> io::Result<PathBuf> {
+    fs::create_dir_all(dir)?;
+    let header = postcard::to_stdvec(position).expect("a position encodes");
+    let body = encode_state(state);
+    let mut bytes = Vec::with_capacity(SNAPSHOT_MAGIC.len() + 8 + header.len() + body.len() + 32);
+    bytes.extend_from_slice(&SNAPSHOT_MAGIC);
+    bytes.extend_from_slice(&u32::try_from(header.len()).expect("small").to_le_bytes());
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&body);
+    let digest = Sha256::digest(&bytes);
+    bytes.extend_from_slice(&digest);
+    let name = file_name(position.next_sequence);
+    // Its own name per writer: the ledger's thread and an operator's command may overlap.
+    let partial = dir.join(format!(
+        "{name}.{}-{:?}.partial",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let path = dir.join(&name);
+    {
+        let mut file = File::create(&partial)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&partial, &path)?;
+    File::open(dir)?.sync_all()?;
+    let mut all = listed(dir)?;
+    all.reverse();
+    for old in all.iter().skip(SNAPSHOTS_KEPT) {
+        let _ = fs::remove_file(old);
+    }
+    Ok(path)
+}
+
+/// The snapshot files of `dir`, oldest first (none when it does not exist).
+fn listed(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("snapshot-") && n.ends_with(".snap"))
+        })
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// Reads one snapshot file whole, checking its magic and checksum.
+pub fn read(path: &Path) -> io::Result<Snapshot> {
+    let bytes = fs::read(path)?;
+    let invalid = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {what}", path.display()),
+        )
+    };
+    if bytes.len() < SNAPSHOT_MAGIC.len() + 4 + 8 + 32 || bytes[..8] != SNAPSHOT_MAGIC {
+        return Err(invalid("not a snapshot"));
+    }
+    let (content, digest) = bytes.split_at(bytes.len() - 32);
+    if Sha256::digest(content).as_slice() != digest {
+        return Err(invalid("checksum mismatch"));
+    }
+    let header_len = u32::from_le_bytes(content[8..12].try_into().expect("4 bytes")) as usize;
+    let header = content
+        .get(12..12 + header_len)
+        .ok_or_else(|| invalid("header"))?;
+    let position: Position = postcard::from_bytes(header).map_err(|_| invalid("header"))?;
+    let body_start = 12 + header_len + 8;
+    let body_len = content
+        .get(12 + header_len..body_start)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .ok_or_else(|| invalid("length"))?;
+    let body = content
+        .get(body_start..)
+        .filter(|b| b.len() as u64 == body_len)
+        .ok_or_else(|| invalid("length"))?;
+    let state = decode_state(body).map_err(|e| invalid(&format!("state: {e}")))?;
+    Ok(Snapshot {
+        position,
+        state,
+        path: path.to_path_buf(),
+    })
+}
+
+/// The snapshots of `dir` that can be read, newest first, lazily: a damaged one is skipped.
+pub fn newest_first(dir: &Path) -> io::Result<impl Iterator<Item = Snapshot>> {
+    let mut paths = listed(dir)?;
+    paths.reverse();
+    Ok(paths.into_iter().filter_map(|path| read(&path).ok()))
+}
+
+/// The position of the newest snapshot in `dir`, from its header alone (not checked: for
+/// deciding when to take the next one, never for loading).
+fn newest_position(dir: &Path) -> Option<Position> {
+    use std::io::Read;
+    let path = listed(dir).ok()?.pop()?;
+    let mut head = [0u8; 12 + 128];
+    let mut file = File::open(path).ok()?;
+    let read = file.read(&mut head).ok()?;
+    let header_len = u32::from_le_bytes(head.get(8..12)?.try_into().ok()?) as usize;
+    postcard::from_bytes(head.get(12..(12 + header_len).min(read))?).ok()
+}
+
+/// Whether the journal file at `journal` still holds the snapshot's last entry, whole, at its
+/// offset and with its hash: only then does the rest of the journal continue the snapshot.
+pub fn continues(journal: &Path, position: &Position) -> io::Result<bool> {
+    if position.next_sequence == 1 {
+        return Ok(true);
+    }
+    let mut found = None;
+    let mut offsets = None;
+    read_frames_from(
+        journal,
+        position.last_offset,
+        position.next_sequence - 1,
+        &mut |entry: EncodedEntry, offset| {
+            found = Some(entry);
+            offsets = Some(offset);
+            Err(crate::journal::Break {
+                sequence: 0,
+                offset,
+                kind: BreakKind::Truncated,
+            })
+        },
+    )?;
+    Ok(found.is_some_and(|entry| {
+        entry.sequence == position.next_sequence - 1
+            && entry.hash == position.last_hash
+            && entry.hash_is_intact()
+            && offsets == Some(position.last_offset)
+            && position.last_offset + entry.frame_len() == position.next_offset
+    }))
+}
+
+/// What [`take`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    /// The new snapshot's file, `None` when the journal had nothing new.
+    pub path: Option<PathBuf>,
+    /// Entries it covers.
+    pub entries: u64,
+    /// Entries replayed from the journal to make it.
+    pub replayed: u64,
+}
+
+/// Makes the next snapshot of the ledger in `data_dir` from its newest usable snapshot and the
+/// journal file after it, without touching the running ledger: whole entries only, up to
+/// the first that is not (yet) whole. Stops early, writing nothing, once `stop` says so.
+pub fn take(data_dir: &Path, stop: &dyn Fn() -> bool) -> io::Result<Taken> {
+    let journal = crate::journal::journal_path(data_dir);
+    let dir = data_dir.join(SNAPSHOT_DIR);
+    let mut start = None;
+    for snapshot in newest_first(&dir)? {
+        if continues(&journal, &snapshot.position)? {
+            start = Some(snapshot);
+            break;
+        }
+    }
+    let (mut state, mut position) = match start {
+        Some(snapshot) => (snapshot.state, snapshot.position),
+        None => (
+            State::default(),
+            Position {
+                next_sequence: 1,
+                last_hash: [0; 32],
+                last_offset: 0,
+                next_offset: 0,
+            },
+        ),
+    };
+    let mut replayed = 0u64;
+    let mut stopped = false;
+    read_frames_from(
+        &journal,
+        position.next_offset,
+        position.next_sequence,
+        &mut |entry: EncodedEntry, offset| {
+            let broken = |kind| crate::journal::Break {
+                sequence: entry.sequence,
+                offset,
+                kind,
+            };
+            if replayed.is_multiple_of(4_096) && stop() {
+                stopped = true;
+                return Err(broken(BreakKind::Truncated));
+            }
+            if !entry.hash_is_intact()
+                || entry.sequence != position.next_sequence
+                || entry.previous_hash != position.last_hash
+            {
+                return Err(broken(BreakKind::ChainMismatch));
+            }
+            let decoded = entry
+                .decode()
+                .map_err(|e| broken(BreakKind::Undecodable(e.to_string())))?;
+            state
+                .apply_owned(decoded)
+                .map_err(|e| broken(BreakKind::Invariant(e)))?;
+            position = Position {
+                next_sequence: entry.sequence + 1,
+                last_hash: entry.hash,
+                last_offset: offset,
+                next_offset: offset + entry.frame_len(),
+            };
+            replayed += 1;
+            Ok(())
+        },
+    )?;
+    if stopped || replayed == 0 {
+        return Ok(Taken {
+            path: None,
+            entries: position.next_sequence - 1,
+            replayed,
+        });
+    }
+    let path = write(&dir, &position, &state)?;
+    Ok(Taken {
+        path: Some(path),
+        entries: position.next_sequence - 1,
+        replayed,
+    })
+}
+
+/// The ledger's snapshot thread: every [`SNAPSHOT_CHECK_INTERVAL`] it looks at the journal
+/// file's size and, once it has grown by [`SNAPSHOT_EVERY_BYTES`] since the newest snapshot,
+/// runs [`take`]. Dropping it stops the thread (an unfinished snapshot is abandoned, never
+/// half-written).
+#[derive(Debug)]
+pub struct Snapshotter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    wake: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Snapshotter {
+    /// Starts the thread for the ledger in `data_dir`.
+    pub fn start(data_dir: PathBuf) -> io::Result<Snapshotter> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (wake, woken) = std::sync::mpsc::channel::<()>();
+        let stopping = std::sync::Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("ssn-snapshot".into())
+            .spawn(move || {
+                let journal = crate::journal::journal_path(&data_dir);
+                let dir = data_dir.join(SNAPSHOT_DIR);
+                let mut covered = newest_position(&dir).map_or(0, |p| p.next_offset);
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    woken.recv_timeout(SNAPSHOT_CHECK_INTERVAL)
+                {
+                    let size = fs::metadata(&journal).map_or(0, |m| m.len());
+                    if size < covered.saturating_add(SNAPSHOT_EVERY_BYTES) {
+                        continue;
+                    }
+                    let started = std::time::Instant::now();
+                    match take(&data_dir, &|| stopping.load(Ordering::Relaxed)) {
+                        Ok(taken) => {
+                            covered = size;
+                            metrics::counter!("ssn_snapshots_taken_total").increment(1);
+                            metrics::gauge!("ssn_snapshot_entries").set(taken.entries as f64);
+                            metrics::gauge!("ssn_snapshot_seconds")
+                                .set(started.elapsed().as_secs_f64());
+                        }
+                        Err(_) => {
+                            metrics::counter!("ssn_snapshot_failures_total").increment(1);
+                        }
+                    }
+                }
+            })?;
+        Ok(Snapshotter {
+            stop,
+            wake: Some(wake),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Snapshotter {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(self.wake.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
