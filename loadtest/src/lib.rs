@@ -50,6 +50,7 @@ pub mod baseline;
 pub mod books;
 pub mod city;
 pub mod clock;
+pub mod history;
 pub mod load;
 pub mod mix;
 pub mod report;

@@ -71,6 +71,9 @@ enum Command_ {
     Seed(SeedArgs),
     /// Drive the city's terminals against the switch (and/or the baseline) and report.
     Run(Box<RunArgs>),
+    /// Write history fast into a seeded city: approved purchases through the ledger's own
+    /// calls, in-process (no switch may be running on it), spread over the days before now.
+    History(HistoryArgs),
     /// Serve the baseline: frame and echo every message, no business logic.
     Baseline {
         /// `bcd` listener.
@@ -80,6 +83,19 @@ enum Command_ {
         #[arg(long, default_value = "127.0.0.1:0")]
         ascii_listen: SocketAddr,
     },
+}
+
+#[derive(Args)]
+struct HistoryArgs {
+    /// The seeded data directory (stopped).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Purchases to write.
+    #[arg(long)]
+    purchases: u64,
+    /// Days before now they are spread over.
+    #[arg(long, default_value_t = 100)]
+    days: u64,
 }
 
 #[derive(Args)]
@@ -213,6 +229,7 @@ fn main() -> anyhow::Result<ExitCode> {
         .build()?;
     match cli.command {
         Command_::Seed(args) => runtime.block_on(seed(args)),
+        Command_::History(args) => runtime.block_on(history(args)),
         Command_::Run(args) => runtime.block_on(run(*args)),
         Command_::Baseline {
             bcd_listen,
@@ -427,6 +444,45 @@ async fn baseline(bcd: SocketAddr, ascii: SocketAddr) -> anyhow::Result<ExitCode
     shutdown.cancel();
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+// ------------------------------------------------------------------------------- history
+
+async fn history(args: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let city_path = args.data_dir.join(CITY_FILE);
+    let city: City = serde_json::from_slice(
+        &std::fs::read(&city_path).with_context(|| format!("reading {}", city_path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", city_path.display()))?;
+    city.validate()?;
+    let ledger = Arc::new(
+        Ledger::open(LedgerConfig::embedded(args.data_dir.clone()))
+            .await
+            .context("opening the city's ledger (is a switch running on it?)")?,
+    );
+    let started = std::time::Instant::now();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let written = ssn_loadtest::history::write(
+        ledger.clone(),
+        Arc::new(city),
+        args.purchases,
+        args.days,
+        now,
+        move |done| eprintln!("{done} purchases written"),
+    )
+    .await
+    .context("writing history")?;
+    drop(ledger);
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{} approved, {} declined in {seconds:.1} s ({:.0}/s)",
+        written.approved,
+        written.declined,
+        (written.approved + written.declined) as f64 / seconds
+    );
     Ok(ExitCode::SUCCESS)
 }
 

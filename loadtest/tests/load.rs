@@ -528,3 +528,47 @@ fn fresh_from_starts_every_step_on_a_copy_of_the_city_and_leaves_the_city_alone(
     assert!(elsewhere.0.join("precious").exists());
     assert_eq!(journal(&city.0), seeded);
 }
+
+/// `history` writes purchases through the ledger's own calls: every one is in the journal,
+/// approved, spread over the days asked, and the journal verifies.
+#[test]
+fn history_writes_approved_purchases_the_journal_holds() {
+    const PURCHASES: u64 = 3_000;
+    let city = TempDir::new("history");
+    seed(&city.0);
+    let out = run(&[
+        "history",
+        "--data-dir",
+        city.0.to_str().unwrap(),
+        "--purchases",
+        &PURCHASES.to_string(),
+        "--days",
+        "30",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with(&format!("{PURCHASES} approved, 0 declined")),
+        "{stdout}"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ledger = runtime
+        .block_on(Ledger::open(LedgerConfig::embedded(city.0.clone())))
+        .unwrap();
+    let state = ledger.state();
+    let purchases: Vec<_> = state
+        .purchases
+        .values()
+        .filter(|p| p.record.response.rrn.as_str().starts_with('H'))
+        .collect();
+    assert_eq!(purchases.len() as u64, PURCHASES);
+    let days: std::collections::BTreeSet<_> = purchases.iter().map(|p| p.record.day).collect();
+    assert!(days.len() >= 29, "{} days", days.len());
+    drop(state);
+    drop(ledger);
+    ssn_ledger::verify(&city.0).unwrap();
+}
