@@ -136,7 +136,12 @@
 //!   memory store and the Redis store with its Lua scripts and debit pipeline.
 //! - `registry`: records of people, cards, merchants, terminals, tokens and audit; the
 //!   [`Registry`] trait and the redb store.
-//! - `ledger`: [`Ledger`], the two front doors' one object, and the ordering rules below.
+//! - `ledger`: [`Ledger`], the two front doors' one object, and the ordering rules below:
+//!   `mod.rs` holds opening, the requests and answers and what every operation shares (locks,
+//!   following, rebuilding a card); one module per operation: `purchase` (with declines,
+//!   balance inquiries and debits in doubt), `reversal`, `batches` (batch close, settlement,
+//!   payouts), `programs` (definition, funding, disbursement, year-end close) and `cards`
+//!   (replacement, wrong-PIN counts).
 //! - `scylla`: the Scylla journal store and registry, the schema and its migrations, the
 //!   driver's own runtime, and [`verify`] following a data directory's pointer to Scylla.
 //!
