@@ -225,6 +225,7 @@
 //! | [`DOUBT_RESOLVE_BATCH_MAX`] | 4,096 | purchases whose attempts one round voids |
 //! | [`snapshot::SNAPSHOT_EVERY_BYTES`] | 64 MiB | journal growth that makes the ledger take a snapshot |
 //! | [`snapshot::SNAPSHOT_CHECK_INTERVAL`] | 10 s | between looks at the journal's size |
+//! | [`snapshot::SNAPSHOT_SPACING`] | 5 min | least time between two snapshots the ledger takes |
 //! | [`snapshot::SNAPSHOTS_KEPT`] | 2 | snapshot files kept |
 //! | [`PURCHASE_LOCK_STRIPES`] | 65,536 | per-purchase lock stripes |
 //! | [`TERMINAL_LOCK_STRIPES`] | 1,024 | per-terminal lock stripes (reversal, batch close) |

@@ -43,6 +43,9 @@ pub const SNAPSHOTS_KEPT: usize = 2;
 pub const SNAPSHOT_EVERY_BYTES: u64 = 64 << 20;
 /// How often the ledger's snapshot thread looks at the journal's size.
 pub const SNAPSHOT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Least time between two snapshots the thread takes: at high rates a snapshot's replay
+/// and write (CPU and a second copy of the projection while it lasts) stay occasional.
+pub const SNAPSHOT_SPACING: std::time::Duration = std::time::Duration::from_secs(300);
 /// The snapshot directory inside a data directory.
 pub const SNAPSHOT_DIR: &str = "snapshots";
 
@@ -401,8 +404,8 @@ pub fn take(data_dir: &Path, stop: &dyn Fn() -> bool) -> io::Result<Taken> {
 }
 
 /// The ledger's snapshot thread: every [`SNAPSHOT_CHECK_INTERVAL`] it looks at the journal
-/// file's size and, once it has grown by [`SNAPSHOT_EVERY_BYTES`] since the newest snapshot,
-/// runs [`take`]. Dropping it stops the thread (an unfinished snapshot is abandoned, never
+/// file's size and, once it has grown by [`SNAPSHOT_EVERY_BYTES`] since the newest snapshot
+/// and [`SNAPSHOT_SPACING`] has passed since the last it took, runs [`take`]. Dropping it stops the thread (an unfinished snapshot is abandoned, never
 /// half-written).
 #[derive(Debug)]
 pub struct Snapshotter {
@@ -424,14 +427,18 @@ impl Snapshotter {
                 let journal = crate::journal::journal_path(&data_dir);
                 let dir = data_dir.join(SNAPSHOT_DIR);
                 let mut covered = newest_position(&dir).map_or(0, |p| p.next_offset);
+                let mut last_taken: Option<std::time::Instant> = None;
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     woken.recv_timeout(SNAPSHOT_CHECK_INTERVAL)
                 {
                     let size = fs::metadata(&journal).map_or(0, |m| m.len());
-                    if size < covered.saturating_add(SNAPSHOT_EVERY_BYTES) {
+                    if size < covered.saturating_add(SNAPSHOT_EVERY_BYTES)
+                        || last_taken.is_some_and(|at| at.elapsed() < SNAPSHOT_SPACING)
+                    {
                         continue;
                     }
                     let started = std::time::Instant::now();
+                    last_taken = Some(started);
                     match take(&data_dir, &|| stopping.load(Ordering::Relaxed)) {
                         Ok(taken) => {
                             covered = size;
