@@ -15,10 +15,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
-use ssn_ledger::totals::{Period, card_window};
+use ssn_ledger::totals::{CardFlows, Period, WindowTotals, card_window};
 use ssn_ledger::{
-    AuditEntry, Beneficiary, BeneficiaryStatus, Card, CardId, CardStatus, Day, Merchant,
-    MerchantId, Money, Program, SETTLEMENT_BATCH_NUMBER, State, Terminal, TerminalId,
+    AuditEntry, Beneficiary, BeneficiaryStatus, Card, CardId, CardStatus, ClosedBatch, Day,
+    Merchant, MerchantId, Money, Program, SETTLEMENT_BATCH_NUMBER, State, Terminal, TerminalId,
 };
 use utoipa::ToSchema;
 
@@ -194,9 +194,63 @@ fn add(total: &mut Money, amount: Money) {
     *total = total.checked_add(amount).unwrap_or(*total);
 }
 
+/// What a report reads from the journal's projection for a window: copied out under the
+/// projection's read lock (which the journal's sequencer, and so every purchase, waits for),
+/// so that everything else a report does happens without it. It costs O(programs +
+/// categories + cards × half-years + batches closed in the window).
+#[derive(Debug, Default)]
+pub struct JournalView {
+    /// Flows within the window and balances at its end.
+    totals: WindowTotals,
+    /// Each card's flows within the window (`change`, `credited`, `used` up to its end).
+    cards: Vec<(CardId, CardFlows)>,
+    /// Batches closed within the window out of balance or by a settlement.
+    batches: Vec<(TerminalId, ClosedBatch)>,
+}
+
+impl JournalView {
+    /// Reads the window `(first, last UTC second)` out of `state`.
+    pub fn read(state: &State, window: (i64, i64)) -> JournalView {
+        let (start, end) = window;
+        let (first, last) = periods(window);
+        let cards = state
+            .cards
+            .iter()
+            .filter_map(|(card, c)| Some((*card, card_window(&c.flows, first, last)?)))
+            .collect();
+        let mut batches = Vec::new();
+        for (terminal, history) in &state.terminals {
+            for closed in &history.closed {
+                let forced = closed.batch_number == SETTLEMENT_BATCH_NUMBER;
+                if (start..=end).contains(&closed.closed_at_unix_seconds)
+                    && ((forced && closed.switch_totals.sales_count > 0)
+                        || (!forced && closed.terminal_totals != closed.switch_totals))
+                {
+                    batches.push((terminal.clone(), closed.clone()));
+                }
+            }
+        }
+        JournalView {
+            totals: state.totals.window(first, last),
+            cards,
+            batches,
+        }
+    }
+}
+
+/// The half-years a window covers.
+fn periods((start, end): (i64, i64)) -> (Period, Period) {
+    let first = if start == i64::MIN {
+        Period::FIRST
+    } else {
+        Period::of_unix_seconds(start)
+    };
+    (first, Period::of_unix_seconds(end))
+}
+
 /// Computes the report's figures for `window` (first and last UTC second). Balances are at
 /// the window's end; flows are within it.
-pub fn compute(state: &State, registry: &RegistryView<'_>, window: (i64, i64)) -> Figures {
+pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64, i64)) -> Figures {
     let (start, end) = window;
     let holder: HashMap<&str, &Beneficiary> = registry
         .beneficiaries
@@ -223,13 +277,7 @@ pub fn compute(state: &State, registry: &RegistryView<'_>, window: (i64, i64)) -
     let mut figures = Figures::default();
     // Money from the journal's running totals by half-year: flows within the window, balances
     // at its end, whatever the number of purchases ever made.
-    let first = if start == i64::MIN {
-        Period::FIRST
-    } else {
-        Period::of_unix_seconds(start)
-    };
-    let last = Period::of_unix_seconds(end);
-    let totals = state.totals.window(first, last);
+    let totals = &journal.totals;
     let mut programs: BTreeMap<String, Flows> = BTreeMap::new();
     for (code, flows) in &totals.programs {
         programs.insert(
@@ -250,10 +298,7 @@ pub fn compute(state: &State, registry: &RegistryView<'_>, window: (i64, i64)) -
     let mut pockets: HashMap<CardId, Money> = HashMap::new();
     let mut credited: HashSet<CardId> = HashSet::new();
     let mut used: HashSet<CardId> = HashSet::new();
-    for (card, card_state) in &state.cards {
-        let Some(flows) = card_window(&card_state.flows, first, last) else {
-            continue;
-        };
+    for (card, flows) in &journal.cards {
         let area = kecamatan.entry(kecamatan_of(card)).or_default();
         add(&mut area.disbursed, flows.disbursed);
         add(&mut area.spent, flows.spent);
@@ -268,13 +313,13 @@ pub fn compute(state: &State, registry: &RegistryView<'_>, window: (i64, i64)) -
             used.insert(*card);
         }
     }
-    for (category, row) in totals.categories {
+    for (category, row) in &totals.categories {
         figures.categories.insert(
-            category,
+            category.clone(),
             (row.items, row.purchases, row.amount, row.reversed),
         );
     }
-    let transacting = totals.selling;
+    let transacting = &totals.selling;
 
     // People and cards from the registry.
     let mut program_people: BTreeMap<String, People> = BTreeMap::new();
@@ -370,18 +415,12 @@ pub fn compute(state: &State, registry: &RegistryView<'_>, window: (i64, i64)) -
         .map(|t| (&t.terminal_id, &t.merchant_id))
         .collect();
     let mut batches: Vec<(i64, BatchException)> = Vec::new();
-    for (terminal, history) in &state.terminals {
-        for closed in &history.closed {
-            if !(start..=end).contains(&closed.closed_at_unix_seconds) {
-                continue;
-            }
-            let forced = closed.batch_number == SETTLEMENT_BATCH_NUMBER;
-            let kind = if forced && closed.switch_totals.sales_count > 0 {
+    for (terminal, closed) in &journal.batches {
+        {
+            let kind = if closed.batch_number == SETTLEMENT_BATCH_NUMBER {
                 "closed_by_settlement"
-            } else if !forced && closed.terminal_totals != closed.switch_totals {
-                "out_of_balance"
             } else {
-                continue;
+                "out_of_balance"
             };
             batches.push((
                 closed.closed_at_unix_seconds,

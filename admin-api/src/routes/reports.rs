@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use crate::AdminState;
 use crate::error::{ApiError, ApiResult};
 use crate::report::{
-    BatchException, Figures, Flows, PUBLIC_CELL_MIN, People, RegistryView, Semester, category_name,
-    compute,
+    BatchException, Figures, Flows, JournalView, PUBLIC_CELL_MIN, People, RegistryView, Semester,
+    category_name, compute,
 };
 use crate::routes::programs::find_program;
 use crate::support::{Caller, JsonBody, QueryParams, parse_day, wita_time};
@@ -351,19 +351,25 @@ async fn figures(state: &AdminState, window: (i64, i64), imports: bool) -> ApiRe
     } else {
         Vec::new()
     };
-    let journal = state.ledger.state();
-    Ok(compute(
-        &journal,
-        &RegistryView {
-            programs: &programs,
-            beneficiaries: &beneficiaries,
-            cards: &cards,
-            merchants: &merchants,
-            terminals: &terminals,
-            imports: &import_lines,
-        },
-        window,
-    ))
+    // Only this copy holds the projection's lock; the rest runs on a blocking thread, so a
+    // report keeps neither the journal's sequencer nor an async worker from purchases.
+    let journal = JournalView::read(&state.ledger.state(), window);
+    tokio::task::spawn_blocking(move || {
+        compute(
+            &journal,
+            &RegistryView {
+                programs: &programs,
+                beneficiaries: &beneficiaries,
+                cards: &cards,
+                merchants: &merchants,
+                terminals: &terminals,
+                imports: &import_lines,
+            },
+            window,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("report: {e}")))
 }
 
 /// The import lines of the audit log, read a page at a time.

@@ -301,19 +301,26 @@ impl RedbRegistry {
         }
     }
 
-    fn all<T: DeserializeOwned>(
+    /// Every record of a table, read on the blocking pool: a whole table (100,000 people) takes
+    /// long enough to hold up the purchases queued on an async worker.
+    async fn all<T: DeserializeOwned + Send + 'static>(
         &self,
         table: Bytes,
         what: &'static str,
     ) -> Result<Vec<T>, RegistryError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(table).map_err(storage)?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(storage)? {
-            let (_, value) = row.map_err(storage)?;
-            out.push(decode(value.value(), what)?);
-        }
-        Ok(out)
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(storage)?;
+            let table = txn.open_table(table).map_err(storage)?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(storage)? {
+                let (_, value) = row.map_err(storage)?;
+                out.push(decode(value.value(), what)?);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| RegistryError::Storage(format!("reading {what}s: {e}")))?
     }
 }
 
@@ -390,7 +397,7 @@ impl Registry for RedbRegistry {
     }
 
     async fn programs(&self) -> Result<Vec<Program>, RegistryError> {
-        self.all(PROGRAMS, "program")
+        self.all(PROGRAMS, "program").await
     }
 
     async fn beneficiary(&self, ssn: &str) -> Result<Option<Beneficiary>, RegistryError> {
@@ -402,7 +409,7 @@ impl Registry for RedbRegistry {
     }
 
     async fn beneficiaries(&self) -> Result<Vec<Beneficiary>, RegistryError> {
-        self.all(BENEFICIARIES, "beneficiary")
+        self.all(BENEFICIARIES, "beneficiary").await
     }
 
     async fn determination(&self, id: u64) -> Result<Option<Determination>, RegistryError> {
@@ -418,7 +425,7 @@ impl Registry for RedbRegistry {
     }
 
     async fn cards(&self) -> Result<Vec<Card>, RegistryError> {
-        self.all(CARDS, "card")
+        self.all(CARDS, "card").await
     }
 
     async fn merchant(&self, id: &MerchantId) -> Result<Option<Merchant>, RegistryError> {
@@ -426,7 +433,7 @@ impl Registry for RedbRegistry {
     }
 
     async fn merchants(&self) -> Result<Vec<Merchant>, RegistryError> {
-        self.all(MERCHANTS, "merchant")
+        self.all(MERCHANTS, "merchant").await
     }
 
     async fn terminal(&self, id: &TerminalId) -> Result<Option<Terminal>, RegistryError> {
@@ -434,7 +441,7 @@ impl Registry for RedbRegistry {
     }
 
     async fn terminals(&self) -> Result<Vec<Terminal>, RegistryError> {
-        self.all(TERMINALS, "terminal")
+        self.all(TERMINALS, "terminal").await
     }
 
     async fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiToken>, RegistryError> {
@@ -442,7 +449,7 @@ impl Registry for RedbRegistry {
     }
 
     async fn tokens(&self) -> Result<Vec<ApiToken>, RegistryError> {
-        self.all(TOKENS, "token")
+        self.all(TOKENS, "token").await
     }
 
     async fn audit(
