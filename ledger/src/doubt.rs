@@ -80,23 +80,27 @@ impl Doubts {
         }
     }
 
-    /// Takes the attempts of one transfer to resolve them (empty when there are none).
+    /// Takes the attempts of one transfer to resolve them (empty when there are none). They
+    /// still count as in doubt until [`Doubts::settled`] or [`Doubts::put_back`].
     pub fn take(&self, id: &TransferId) -> Vec<Attempt> {
         if self.len() == 0 {
             return Vec::new();
         }
-        let taken = self.lock().remove(id).unwrap_or_default();
-        if !taken.is_empty() {
-            let count = self.count.fetch_sub(taken.len(), Ordering::AcqRel) - taken.len();
-            metrics::gauge!("ssn_debits_in_doubt").set(count as f64);
-        }
-        taken
+        self.lock().remove(id).unwrap_or_default()
     }
 
-    /// Puts back attempts that could not be resolved yet.
+    /// Puts back taken attempts that could not be resolved yet.
     pub fn put_back(&self, id: TransferId, attempts: Vec<Attempt>) {
-        for attempt in attempts {
-            self.add(id, attempt);
+        if !attempts.is_empty() {
+            self.lock().entry(id).or_default().extend(attempts);
+        }
+    }
+
+    /// `resolved` taken attempts are resolved: no longer in doubt.
+    pub fn settled(&self, resolved: usize) {
+        if resolved > 0 {
+            let count = self.count.fetch_sub(resolved, Ordering::AcqRel) - resolved;
+            metrics::gauge!("ssn_debits_in_doubt").set(count as f64);
         }
     }
 

@@ -288,6 +288,7 @@ mod registry;
 mod scylla;
 pub mod snapshot;
 mod state;
+pub mod testing;
 pub mod totals;
 mod verify;
 

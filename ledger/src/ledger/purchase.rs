@@ -196,16 +196,19 @@ impl Ledger {
             .purchases
             .get(id)
             .map(|p| p.record.response.rrn.clone());
+        let mut resolved = 0;
         while let Some(attempt) = attempts.pop() {
-            if journaled.as_ref() == Some(&attempt.rrn) {
-                continue;
-            }
-            if let Err(error) = self.void_attempt(*id, &attempt).await {
+            if journaled.as_ref() != Some(&attempt.rrn)
+                && let Err(error) = self.void_attempt(*id, &attempt).await
+            {
                 attempts.push(attempt);
                 self.doubts.put_back(*id, attempts);
+                self.doubts.settled(resolved);
                 return Err(error);
             }
+            resolved += 1;
         }
+        self.doubts.settled(resolved);
         Ok(())
     }
 

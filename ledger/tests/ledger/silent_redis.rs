@@ -5,12 +5,10 @@
 //! ghost debit of issue 21), so every card's pockets equal its journal to the rupiah.
 
 use crate::support::*;
+use ssn_ledger::testing::SilentProxy;
 use ssn_ledger::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
 /// Each Redis command's response timeout in these tests: short, so the test is quick.
 const RESPONSE_TIMEOUT_MS: u64 = 300;
@@ -21,93 +19,6 @@ const ANSWER_DEADLINE: Duration = Duration::from_secs(10);
 const RESOLVE_DEADLINE: Duration = Duration::from_secs(30);
 /// Purchases sent while the proxy is silent.
 const SILENT_PURCHASES: u32 = 4;
-
-/// A TCP proxy that can stop forwarding in both directions without closing anything.
-struct SilentProxy {
-    address: std::net::SocketAddr,
-    forwarding: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SilentProxy {
-    async fn start(target: std::net::SocketAddr) -> SilentProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (forwarding, watcher) = watch::channel(true);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    return;
-                };
-                let Ok(server) = TcpStream::connect(target).await else {
-                    continue;
-                };
-                let (client_read, client_write) = client.into_split();
-                let (server_read, server_write) = server.into_split();
-                tokio::spawn(pump(client_read, server_write, watcher.clone()));
-                tokio::spawn(pump(server_read, client_write, watcher.clone()));
-            }
-        });
-        SilentProxy {
-            address,
-            forwarding,
-            task,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://{}/", self.address)
-    }
-
-    /// Stops forwarding: bytes read are held, nothing is closed.
-    fn silence(&self) {
-        self.forwarding.send_replace(false);
-    }
-
-    /// Forwards again, held bytes first.
-    fn resume(&self) {
-        self.forwarding.send_replace(true);
-    }
-}
-
-impl Drop for SilentProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Copies one direction, holding each chunk while forwarding is off.
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut forwarding: watch::Receiver<bool>,
-) {
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        let read = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(read) => read,
-        };
-        if forwarding.wait_for(|on| *on).await.is_err() {
-            return;
-        }
-        if to.write_all(&buffer[..read]).await.is_err() {
-            return;
-        }
-    }
-}
-
-fn redis_address() -> std::net::SocketAddr {
-    let url = redis_url();
-    let host_port = url
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .to_string();
-    std::net::ToSocketAddrs::to_socket_addrs(&host_port)
-        .unwrap()
-        .next()
-        .unwrap()
-}
 
 /// A ledger in `dir` whose Redis is reached through `proxy`.
 async fn open_behind(proxy: &SilentProxy, dir: &TempDir) -> Ledger {
@@ -168,7 +79,7 @@ fn purchase(stan: u32, card: CardId, attempt: u32) -> PurchaseRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debits_answered_91_while_redis_was_silent_never_land_unrecorded() {
     let dir = TempDir::new("silent-redis");
-    let proxy = SilentProxy::start(redis_address()).await;
+    let proxy = SilentProxy::start(SilentProxy::address_of(&redis_url())).await;
     let (ledger, card) = ledger_behind(&proxy, &dir).await;
     assert_eq!(balance_in_redis(&dir, card).await, rp(300_000).minor());
 
@@ -224,7 +135,7 @@ async fn debits_answered_91_while_redis_was_silent_never_land_unrecorded() {
     // Across a restart the books are the same.
     drop(ledger);
     drop(proxy);
-    let proxy = SilentProxy::start(redis_address()).await;
+    let proxy = SilentProxy::start(SilentProxy::address_of(&redis_url())).await;
     let ledger = open_behind(&proxy, &dir).await;
     assert_eq!(ledger.balance(card, t0()).await.unwrap(), rp(299_000));
     verify(&dir.0).unwrap();
@@ -233,7 +144,7 @@ async fn debits_answered_91_while_redis_was_silent_never_land_unrecorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_voids_the_attempt_in_doubt_before_it_debits() {
     let dir = TempDir::new("silent-redis-retry");
-    let proxy = SilentProxy::start(redis_address()).await;
+    let proxy = SilentProxy::start(SilentProxy::address_of(&redis_url())).await;
     let (ledger, card) = ledger_behind(&proxy, &dir).await;
 
     proxy.silence();

@@ -191,6 +191,11 @@ impl Switch {
         Switch::start_in(data_dir, backend, 0)
     }
 
+    /// The admin listener's address.
+    pub(super) fn admin(&self) -> &str {
+        &self.admin
+    }
+
     /// A PIN this switch refuses for `card`, from its own keys ([`SoftHsm::refused_pin`]): a
     /// fixed "wrong" PIN shares the right one's PVV on about one start in 10,000.
     fn wrong_pin(&self, card: &Card) -> String {
@@ -869,7 +874,7 @@ on_both_backends!(
 
 /// The value of the sample of `/metrics` named `name` whose labels include every one of
 /// `labels` (`key="value"`), or 0 when there is none.
-fn sample(metrics: &str, name: &str, labels: &[&str]) -> f64 {
+pub(super) fn sample(metrics: &str, name: &str, labels: &[&str]) -> f64 {
     metrics
         .lines()
         .filter(|line| {

@@ -9,3 +9,4 @@ mod multinode;
 mod net;
 mod outage;
 mod settle;
+mod silent_redis;
