@@ -180,7 +180,11 @@ impl Ledger {
 
     /// Voids the attempts of one purchase whose outcome is unknown, under the purchase's
     /// lock and with the books settled. An attempt whose own decision is journaled (another
-    /// node answered a retry with it) belongs to the books and is left alone.
+    /// node answered a retry with it) belongs to the books and is left alone. On several
+    /// nodes one race remains: another node replays this attempt's decision for a retry and
+    /// this void runs between its Redis reply and its journal write (milliseconds); the
+    /// other node's approval then stands in the journal with the card's cache higher than
+    /// it by that amount until the next rebuild (`Ledger::cache_differences` lists it).
     pub(super) async fn resolve_doubt(&self, id: &TransferId) -> Result<(), LedgerError> {
         let mut attempts = self.doubts.take(id);
         if attempts.is_empty() {
