@@ -274,13 +274,26 @@ pub fn newest_first(dir: &Path) -> io::Result<impl Iterator<Item = Snapshot>> {
 /// The position of the newest snapshot in `dir`, from its header alone (not checked: for
 /// deciding when to take the next one, never for loading).
 fn newest_position(dir: &Path) -> Option<Position> {
+    positions(dir).ok()?.pop().map(|(_, position)| position)
+}
+
+/// Every snapshot file of `dir` with the position its header names, oldest first; files whose
+/// header cannot be read are left out. Headers only: a file is checked whole when it is read.
+pub fn positions(dir: &Path) -> io::Result<Vec<(PathBuf, Position)>> {
     use std::io::Read;
-    let path = listed(dir).ok()?.pop()?;
-    let mut head = [0u8; 12 + 128];
-    let mut file = File::open(path).ok()?;
-    let read = file.read(&mut head).ok()?;
-    let header_len = u32::from_le_bytes(head.get(8..12)?.try_into().ok()?) as usize;
-    postcard::from_bytes(head.get(12..(12 + header_len).min(read))?).ok()
+    let header = |path: &Path| -> Option<Position> {
+        let mut head = [0u8; 12 + 128];
+        let read = File::open(path).ok()?.read(&mut head).ok()?;
+        if head[..8] != SNAPSHOT_MAGIC {
+            return None;
+        }
+        let header_len = u32::from_le_bytes(head.get(8..12)?.try_into().ok()?) as usize;
+        postcard::from_bytes(head.get(12..(12 + header_len).min(read))?).ok()
+    };
+    Ok(listed(dir)?
+        .into_iter()
+        .filter_map(|path| header(&path).map(|position| (path, position)))
+        .collect())
 }
 
 /// Whether the journal file at `journal` still holds the snapshot's last entry, whole, at its
