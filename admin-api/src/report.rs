@@ -416,29 +416,27 @@ pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64,
         .collect();
     let mut batches: Vec<(i64, BatchException)> = Vec::new();
     for (terminal, closed) in &journal.batches {
-        {
-            let kind = if closed.batch_number == SETTLEMENT_BATCH_NUMBER {
-                "closed_by_settlement"
-            } else {
-                "out_of_balance"
-            };
-            batches.push((
-                closed.closed_at_unix_seconds,
-                BatchException {
-                    kind: kind.into(),
-                    terminal_id: terminal.as_str().into(),
-                    merchant_id: terminal_merchant
-                        .get(terminal)
-                        .map_or_else(String::new, |m| m.as_str().into()),
-                    batch_number: closed.batch_number.clone(),
-                    closed_at: wita_time(closed.closed_at_unix_seconds),
-                    terminal_sales_count: closed.terminal_totals.sales_count,
-                    terminal_sales_amount: closed.terminal_totals.sales_amount.to_string(),
-                    journal_sales_count: closed.switch_totals.sales_count,
-                    journal_sales_amount: closed.switch_totals.sales_amount.to_string(),
-                },
-            ));
-        }
+        let kind = if closed.batch_number == SETTLEMENT_BATCH_NUMBER {
+            "closed_by_settlement"
+        } else {
+            "out_of_balance"
+        };
+        batches.push((
+            closed.closed_at_unix_seconds,
+            BatchException {
+                kind: kind.into(),
+                terminal_id: terminal.as_str().into(),
+                merchant_id: terminal_merchant
+                    .get(terminal)
+                    .map_or_else(String::new, |m| m.as_str().into()),
+                batch_number: closed.batch_number.clone(),
+                closed_at: wita_time(closed.closed_at_unix_seconds),
+                terminal_sales_count: closed.terminal_totals.sales_count,
+                terminal_sales_amount: closed.terminal_totals.sales_amount.to_string(),
+                journal_sales_count: closed.switch_totals.sales_count,
+                journal_sales_amount: closed.switch_totals.sales_amount.to_string(),
+            },
+        ));
     }
     batches.sort_by(|a, b| (a.0, &a.1.terminal_id).cmp(&(b.0, &b.1.terminal_id)));
     figures.batch_exceptions = batches.into_iter().map(|(_, b)| b).collect();

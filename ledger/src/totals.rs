@@ -107,7 +107,7 @@ impl ProgramFlows {
             (&mut self.returned, other.returned),
             (&mut self.settled, other.settled),
         ] {
-            add(total, part);
+            add_to(total, part);
         }
     }
 }
@@ -154,7 +154,7 @@ impl CardFlows {
             (&mut self.returned, other.returned),
             (&mut self.change, other.change),
         ] {
-            add(total, part);
+            add_to(total, part);
         }
         self.credited |= other.credited;
         self.used |= other.used;
@@ -195,8 +195,9 @@ pub struct WindowTotals {
     pub selling: BTreeSet<MerchantId>,
 }
 
-fn add(total: &mut Money, amount: Money) {
-    // Sums of amounts the journal accepted: each fits, and so does every sum of them.
+/// Adds `amount` (possibly negative) to `total`: sums of amounts the journal accepted, so each
+/// fits, and so does every sum of them.
+pub(crate) fn add_to(total: &mut Money, amount: Money) {
     *total = total.checked_add(amount).unwrap_or(*total);
 }
 
@@ -241,7 +242,7 @@ impl Totals {
             let row = category_row(period, category);
             row.items += 1;
             row.purchases += u64::from(first);
-            add(&mut row.amount, amount);
+            add_to(&mut row.amount, amount);
         });
     }
 
@@ -254,7 +255,7 @@ impl Totals {
     ) {
         let period = self.period(at_unix_seconds);
         for_categories(basket, amount, |category, amount, _| {
-            add(&mut category_row(period, category).reversed, amount);
+            add_to(&mut category_row(period, category).reversed, amount);
         });
     }
 
@@ -264,11 +265,11 @@ impl Totals {
         for (period, totals) in self.periods.range(..=last) {
             let within = *period >= first;
             for (program, flows) in &totals.programs {
-                add(
+                add_to(
                     window.giro.entry(program.clone()).or_default(),
                     flows.giro_change().unwrap_or_default(),
                 );
-                add(
+                add_to(
                     window.pockets.entry(program.clone()).or_default(),
                     flows.pockets_change().unwrap_or_default(),
                 );
@@ -282,8 +283,8 @@ impl Totals {
                     let total = window.categories.entry(category.clone()).or_default();
                     total.items += row.items;
                     total.purchases += row.purchases;
-                    add(&mut total.amount, row.amount);
-                    add(&mut total.reversed, row.reversed);
+                    add_to(&mut total.amount, row.amount);
+                    add_to(&mut total.reversed, row.reversed);
                 }
                 window.selling.extend(totals.selling.iter().cloned());
             }
@@ -300,7 +301,7 @@ impl Totals {
                 .get(program)
                 .and_then(ProgramFlows::owed_change)
             {
-                add(&mut owed, change);
+                add_to(&mut owed, change);
             }
         }
         owed
@@ -352,7 +353,7 @@ pub fn card_window(
         if *period >= first {
             total.add(part);
         } else {
-            add(&mut total.change, part.change);
+            add_to(&mut total.change, part.change);
             total.credited |= part.credited;
             total.used |= part.used;
         }
@@ -379,11 +380,6 @@ pub(crate) fn card_flows(
         }
     };
     &mut flows[position].1
-}
-
-/// Adds `amount` (possibly negative) to `total`.
-pub(crate) fn add_to(total: &mut Money, amount: Money) {
-    add(total, amount);
 }
 
 /// Subtracts `amount` from `total`.
