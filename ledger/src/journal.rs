@@ -596,12 +596,15 @@ fn replay_after(
 }
 
 /// The newest snapshot beside the journal file `file` that the file still continues
-/// ([`crate::snapshot::continues`]); `None` when there is none, or none can be read.
-fn usable_snapshot(file: &Path) -> Option<crate::snapshot::Snapshot> {
+/// ([`crate::snapshot::continues`]) and whose log history holds (`history_log_len` entries:
+/// a snapshot that moved more of its log to history than history has cannot be used);
+/// `None` when there is none, or none can be read.
+fn usable_snapshot(file: &Path, history_log_len: u64) -> Option<crate::snapshot::Snapshot> {
     let dir = file.parent()?.join(crate::snapshot::SNAPSHOT_DIR);
-    crate::snapshot::newest_first(&dir)
-        .ok()?
-        .find(|snapshot| crate::snapshot::continues(file, &snapshot.position).unwrap_or(false))
+    crate::snapshot::newest_first(&dir).ok()?.find(|snapshot| {
+        snapshot.state.log_base <= history_log_len
+            && crate::snapshot::continues(file, &snapshot.position).unwrap_or(false)
+    })
 }
 
 /// A store read back: the projection, the chain's end and the torn write set aside, if any.
@@ -796,11 +799,16 @@ impl fmt::Debug for Submission {
 }
 
 impl Journal {
-    /// Replays `store` into a fresh projection, sets aside a torn tail, and starts the writer.
-    pub fn open(mut store: Box<dyn JournalStore>) -> Result<(Journal, OpenReport), JournalError> {
+    /// Replays `store` into a fresh projection (from the newest usable snapshot, given that
+    /// history holds `history_log_len` log entries), sets aside a torn tail, and starts the
+    /// writer.
+    pub fn open(
+        mut store: Box<dyn JournalStore>,
+        history_log_len: u64,
+    ) -> Result<(Journal, OpenReport), JournalError> {
         let follower = store.follower();
         let snapshot = match store.snapshot_file() {
-            Some(file) => usable_snapshot(file),
+            Some(file) => usable_snapshot(file, history_log_len),
             None => None,
         };
         let from_snapshot = snapshot.as_ref().map(|s| s.position.next_sequence - 1);
@@ -935,6 +943,12 @@ impl Journal {
     /// hold records that were never written, so nothing should be answered from it.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// The projection itself, for the one change made outside the writer: dropping what has
+    /// moved to history ([`State::forget`]), which changes no balance, batch or answer.
+    pub(crate) fn shared_state(&self) -> Arc<RwLock<State>> {
+        Arc::clone(&self.state)
     }
 
     /// Reads the projection. Hold the guard briefly: the writer waits for it.

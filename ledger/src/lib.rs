@@ -279,6 +279,7 @@
 mod balances;
 mod day;
 mod doubt;
+pub mod history;
 mod ids;
 mod journal;
 mod ledger;
@@ -291,6 +292,7 @@ mod state;
 pub mod testing;
 pub mod totals;
 mod verify;
+pub mod window;
 
 pub use balances::{
     BalanceStore, CardSnapshot, DebitOutcome, DebitRequest, MEMORY_SHARDS, MemoryBalances,
@@ -336,7 +338,7 @@ pub use scylla::{
     scylla_stores, verify, verify_scylla,
 };
 pub use state::{
-    Applied, CardState, CardTransfer, ClosedBatch, InvariantError, PURCHASE_SHARDS, PurchaseState,
-    Purchases, State, TerminalBatches,
+    Applied, CardRow, CardState, CardTransfer, ClosedBatch, InvariantError, PURCHASE_SHARDS,
+    PurchaseState, Purchases, State, TerminalBatches,
 };
 pub use verify::{VerifyError, VerifyReport, check_balances};

@@ -35,7 +35,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// The first bytes of a snapshot file.
-pub const SNAPSHOT_MAGIC: [u8; 8] = *b"SSNSNAP1";
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"SSNSNAP2";
 /// Snapshots kept; older ones are removed after a new one is in place.
 pub const SNAPSHOTS_KEPT: usize = 2;
 /// Journal bytes after the newest snapshot that make the ledger take the next one (about
@@ -97,7 +97,10 @@ struct Image {
     settled_batches: Vec<(TerminalId, u64)>,
     carried: Vec<(MerchantId, Money)>,
     log: Vec<(i64, TransferId)>,
+    log_base: u64,
+    pinned: Vec<TransferId>,
     entries: u64,
+    newest_at: i64,
     followed: Vec<(String, crate::journal::FollowedChain)>,
     totals: Totals,
 }
@@ -108,21 +111,102 @@ fn sorted<K: Ord + Clone, V: Clone>(map: impl IntoIterator<Item = (K, V)>) -> Ve
     items
 }
 
+/// The canonical bytes of what a projection holds beyond history ([`crate::window`]): no
+/// purchases, reversals, tombstones, log or card transfers. Equal for a projection and any
+/// working set of it.
+pub fn encode_core(state: &State) -> Vec<u8> {
+    postcard::to_stdvec(&image(state, true)).expect("a projection encodes")
+}
+
+/// Whether `working` is `full` with part of its history moved out ([`crate::window`]): equal
+/// beyond history ([`encode_core`]), and every purchase, reversal and tombstone it holds is
+/// `full`'s, its log is `full`'s from its `log_base` on, and so is each card's transfers.
+/// (Whether what is missing is in the history file is not checked here.)
+pub fn is_working_set_of(working: &State, full: &State) -> bool {
+    let log_agrees = working.log_base >= full.log_base
+        && usize::try_from(working.log_base - full.log_base)
+            .ok()
+            .and_then(|skip| full.log.get(skip..))
+            .is_some_and(|tail| tail == working.log.as_slice());
+    let cards_agree = full.cards.iter().all(|(card, state)| {
+        let from = state
+            .history
+            .partition_point(|row| row.index < working.log_base);
+        working
+            .cards
+            .get(card)
+            .is_some_and(|w| w.history == state.history[from..])
+    });
+    log_agrees
+        && cards_agree
+        && working
+            .purchases
+            .iter()
+            .all(|(id, p)| full.purchases.get(id) == Some(p))
+        && working
+            .tombstones
+            .iter()
+            .all(|id| full.tombstones.contains(id))
+        && working
+            .transfers
+            .iter()
+            .all(|(id, r)| full.transfers.get(id) == Some(r))
+        && working
+            .transfer_times
+            .iter()
+            .all(|(id, at)| full.transfer_times.get(id) == Some(at))
+        && encode_core(working) == encode_core(full)
+}
+
 /// The canonical bytes of a projection: equal states, equal bytes.
 pub fn encode_state(state: &State) -> Vec<u8> {
-    let mut tombstones: Vec<TransferId> = state.tombstones.iter().copied().collect();
+    // Plain data: postcard cannot fail on it.
+    postcard::to_stdvec(&image(state, false)).expect("a projection encodes")
+}
+
+/// The projection as a snapshot holds it; with `core_only`, without what moves to history.
+fn image(state: &State, core_only: bool) -> Image {
+    let moves =
+        |id: &TransferId| core_only && matches!(state.transfers.get(id), Some(Record::Reversal(_)));
+    let mut tombstones: Vec<TransferId> = if core_only {
+        Vec::new()
+    } else {
+        state.tombstones.iter().copied().collect()
+    };
     tombstones.sort();
     let mut settled_batches: Vec<(TerminalId, u64)> =
         state.settled_batches.iter().cloned().collect();
     settled_batches.sort();
-    let image = Image {
+    Image {
         accounts: sorted(state.accounts.iter().map(|(k, v)| (k.clone(), *v))),
-        cards: sorted(state.cards.iter().map(|(k, v)| (*k, v.clone()))),
-        purchases: sorted(state.purchases.iter().map(|(k, v)| (*k, v.clone()))),
+        cards: sorted(state.cards.iter().map(|(k, v)| {
+            let mut card = v.clone();
+            if core_only {
+                card.history.clear();
+            }
+            (*k, card)
+        })),
+        purchases: if core_only {
+            Vec::new()
+        } else {
+            sorted(state.purchases.iter().map(|(k, v)| (*k, v.clone())))
+        },
         tombstones,
-        transfers: sorted(state.transfers.iter().map(|(k, v)| (*k, v.clone()))),
+        transfers: sorted(
+            state
+                .transfers
+                .iter()
+                .filter(|(k, _)| !moves(k))
+                .map(|(k, v)| (*k, v.clone())),
+        ),
         terminals: sorted(state.terminals.iter().map(|(k, v)| (k.clone(), v.clone()))),
-        transfer_times: sorted(state.transfer_times.iter().map(|(k, v)| (*k, *v))),
+        transfer_times: sorted(
+            state
+                .transfer_times
+                .iter()
+                .filter(|(k, _)| !moves(k))
+                .map(|(k, v)| (*k, *v)),
+        ),
         batch_purchases: sorted(
             state
                 .batch_purchases
@@ -131,13 +215,22 @@ pub fn encode_state(state: &State) -> Vec<u8> {
         ),
         settled_batches,
         carried: sorted(state.carried.iter().map(|(k, v)| (k.clone(), *v))),
-        log: state.log.clone(),
+        log: if core_only {
+            Vec::new()
+        } else {
+            state.log.clone()
+        },
+        log_base: if core_only { 0 } else { state.log_base },
+        pinned: if core_only {
+            Vec::new()
+        } else {
+            state.pinned.clone()
+        },
         entries: state.entries,
+        newest_at: state.newest_at,
         followed: sorted(state.followed.iter().map(|(k, v)| (k.clone(), *v))),
         totals: state.totals.clone(),
-    };
-    // Plain data: postcard cannot fail on it.
-    postcard::to_stdvec(&image).expect("a projection encodes")
+    }
 }
 
 /// The projection from its canonical bytes.
@@ -154,7 +247,10 @@ pub fn decode_state(bytes: &[u8]) -> Result<State, postcard::Error> {
         settled_batches: image.settled_batches.into_iter().collect(),
         carried: image.carried.into_iter().collect(),
         log: image.log,
+        log_base: image.log_base,
+        pinned: image.pinned,
         entries: image.entries,
+        newest_at: image.newest_at,
         followed: image.followed.into_iter().collect(),
         totals: image.totals,
         ..State::default()
@@ -340,13 +436,23 @@ pub struct Taken {
 
 /// Makes the next snapshot of the ledger in `data_dir` from its newest usable snapshot and the
 /// journal file after it, without touching the running ledger: whole entries only, up to
-/// the first that is not (yet) whole. Stops early, writing nothing, once `stop` says so.
-pub fn take(data_dir: &Path, stop: &dyn Fn() -> bool) -> io::Result<Taken> {
+/// the first that is not (yet) whole. With `history`, what has left the working set at `now`
+/// moves there first (durably), so the snapshot holds the working set only. Stops early,
+/// writing nothing, once `stop` says so.
+pub fn take(
+    data_dir: &Path,
+    history: Option<(&crate::history::History, i64)>,
+    stop: &dyn Fn() -> bool,
+) -> io::Result<Taken> {
     let journal = crate::journal::journal_path(data_dir);
     let dir = data_dir.join(SNAPSHOT_DIR);
+    let held = match history {
+        Some((history, _)) => history.log_len().map_err(io::Error::other)?,
+        None => 0,
+    };
     let mut start = None;
     for snapshot in newest_first(&dir)? {
-        if continues(&journal, &snapshot.position)? {
+        if snapshot.state.log_base <= held && continues(&journal, &snapshot.position)? {
             start = Some(snapshot);
             break;
         }
@@ -408,6 +514,9 @@ pub fn take(data_dir: &Path, stop: &dyn Fn() -> bool) -> io::Result<Taken> {
             replayed,
         });
     }
+    if let Some((history, now)) = history {
+        state.move_all(history, now).map_err(io::Error::other)?;
+    }
     let path = write(&dir, &position, &state)?;
     Ok(Taken {
         path: Some(path),
@@ -428,8 +537,13 @@ pub struct Snapshotter {
 }
 
 impl Snapshotter {
-    /// Starts the thread for the ledger in `data_dir`.
-    pub fn start(data_dir: PathBuf) -> io::Result<Snapshotter> {
+    /// Starts the thread for the ledger in `data_dir`, moving what has left the working set
+    /// to `history` before each snapshot.
+    pub fn start(
+        data_dir: PathBuf,
+        history: std::sync::Arc<crate::history::History>,
+        live: std::sync::Arc<std::sync::RwLock<State>>,
+    ) -> io::Result<Snapshotter> {
         use std::sync::atomic::{AtomicBool, Ordering};
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let (wake, woken) = std::sync::mpsc::channel::<()>();
@@ -452,7 +566,10 @@ impl Snapshotter {
                     }
                     let started = std::time::Instant::now();
                     last_taken = Some(started);
-                    match take(&data_dir, &|| stopping.load(Ordering::Relaxed)) {
+                    let now = crate::window::move_time(&live);
+                    match take(&data_dir, Some((&history, now)), &|| {
+                        stopping.load(Ordering::Relaxed)
+                    }) {
                         Ok(taken) => {
                             covered = size;
                             metrics::counter!("ssn_snapshots_taken_total").increment(1);

@@ -62,9 +62,10 @@ pub struct CardState {
     pub day: Day,
     /// Approved purchases on `day`, reversed ones included (§5 of the host interface).
     pub purchases_today: u32,
-    /// Every transfer that touched the card, oldest first, so a balance store can be rebuilt
-    /// with the idempotency records its scripts check.
-    pub history: Vec<(TransferId, CardTransfer)>,
+    /// The transfers that touched the card and are still in memory's log, oldest first (the
+    /// older ones are in [`crate::history`]), so a balance store can be rebuilt with the
+    /// idempotency records its scripts check.
+    pub history: Vec<CardRow>,
     /// What moved through the card's pockets per half-year, oldest first (the report's read
     /// model: [`crate::totals`]).
     pub flows: Vec<(Period, CardFlows)>,
@@ -79,6 +80,17 @@ pub enum CardTransfer {
     Credit,
     /// Every pocket left (replacement's old card).
     Drain,
+}
+
+/// A transfer that touched a card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CardRow {
+    /// Its number in the log ([`State::log_base`] + position).
+    pub index: u64,
+    /// The transfer.
+    pub id: TransferId,
+    /// How it touched the card.
+    pub how: CardTransfer,
 }
 
 /// A purchase as the journal knows it.
@@ -187,6 +199,11 @@ impl Purchases {
         self.shards.iter().all(HashMap::is_empty)
     }
 
+    /// Removes a purchase (it has moved to history).
+    pub fn remove(&mut self, id: &TransferId) -> Option<PurchaseState> {
+        self.shards[Self::shard(id)].remove(id).map(|p| *p)
+    }
+
     /// Every purchase with its id, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&TransferId, &PurchaseState)> {
         self.shards
@@ -226,11 +243,20 @@ pub struct State {
     /// Per E-Warong, settlement amounts the bank rejected that the next settlement must carry.
     pub carried: HashMap<MerchantId, Money>,
     /// Every purchase, reversal, funding, disbursement and replacement in journal order, with
-    /// when it was accepted: the admin API's transaction listing walks this (16 + 8 bytes an
-    /// entry).
+    /// when it was accepted, from entry [`State::log_base`] on (the earlier ones are in
+    /// [`crate::history`]).
     pub log: Vec<(i64, TransferId)>,
+    /// Log entries moved to history ([`crate::window`]): the number of `log[0]`.
+    pub log_base: u64,
+    /// Purchases and reversals whose log entry has moved to history but which stay in
+    /// memory for now (a batch not settled yet), looked at again each time the log moves.
+    pub pinned: Vec<TransferId>,
     /// Entries applied.
     pub entries: u64,
+    /// When the newest entry applied was accepted (UTC seconds): the time the ledger moves
+    /// what has left the working set as of ([`crate::window`]), so records made with a
+    /// clock of their own (a test's, a history writer's) never leave ahead of their time.
+    pub newest_at: i64,
     /// How far each other node's chain is applied (a Scylla keyspace shared by several
     /// nodes), so following them goes on from there.
     pub followed: HashMap<String, crate::journal::FollowedChain>,
@@ -379,6 +405,7 @@ impl State {
                 self.apply_purchase(id, purchase, entry.at_unix_seconds)?;
                 self.log.push((entry.at_unix_seconds, id));
                 self.entries += 1;
+                self.newest_at = self.newest_at.max(entry.at_unix_seconds);
                 Ok(Applied::Done)
             }
             record => self.apply(&Entry {
@@ -511,6 +538,7 @@ impl State {
             self.set_balance(account, balance);
         }
         self.entries += 1;
+        self.newest_at = self.newest_at.max(entry.at_unix_seconds);
         let applied = self.record_effects(id, entry);
         if !matches!(entry.record, Record::BatchClose { .. }) {
             self.log.push((entry.at_unix_seconds, id));
@@ -795,6 +823,10 @@ impl State {
                 Applied::Done
             }
             Record::Settlement { batches, lines, .. } => {
+                // A settled batch's purchases are never summed again.
+                for batch in batches {
+                    self.batch_purchases.remove(batch);
+                }
                 self.settled_batches.extend(batches.iter().cloned());
                 for line in lines {
                     if line.carried.is_positive() {
@@ -840,8 +872,14 @@ impl State {
         change(card_flows(&mut card.flows, at_unix_seconds));
     }
 
+    /// Records that the entry about to join the log touched `card`.
     fn touch(&mut self, card: CardId, id: TransferId, how: CardTransfer) {
-        self.cards.entry(card).or_default().history.push((id, how));
+        let index = self.log_base + self.log.len() as u64;
+        self.cards
+            .entry(card)
+            .or_default()
+            .history
+            .push(CardRow { index, id, how });
     }
 
     fn record_purchase(&mut self, id: TransferId, purchase: PurchaseRecord, at_unix_seconds: i64) {

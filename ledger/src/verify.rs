@@ -78,8 +78,7 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
                 continue;
             };
             if snapshot.position == position
-                && crate::snapshot::encode_state(&snapshot.state)
-                    == crate::snapshot::encode_state(&state)
+                && crate::snapshot::is_working_set_of(&snapshot.state, &state)
             {
                 checked += 1;
             } else if differing.is_none() {

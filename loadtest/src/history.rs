@@ -27,6 +27,14 @@ pub struct Written {
     pub declined: u64,
 }
 
+/// When purchase `i` of `total` is made, over `days` days ending at `now`: never decreasing
+/// with `i`.
+fn accepted_at(i: u64, total: u64, days: u64, now: i64) -> i64 {
+    let span = i128::from(days) * 86_400;
+    let offset = i128::from(i) * span / i128::from(total.max(1));
+    now - i64::try_from(span - offset).unwrap_or(i64::MAX)
+}
+
 /// One purchase of the history: number `i` of `total`, over `days` days ending at `now`.
 fn purchase(
     city: &City,
@@ -39,11 +47,11 @@ fn purchase(
     let terminals = city.terminals.len() as u64;
     let terminal = &city.terminals[(i % terminals) as usize];
     let card = &city.cards[((i / terminals) * 7_919 + i % terminals) as usize % city.cards.len()];
-    let span = i64::try_from(days * 86_400).unwrap_or(i64::MAX);
-    let at = now - span + i64::try_from(i).unwrap_or(0) * span / i64::try_from(total).unwrap_or(1);
-    let day = ssn_ledger::Day::wita_of_unix_seconds(at);
-    let (_, month, dom) = day.ymd();
-    let second = (at + ssn_ledger::WITA_OFFSET_SECONDS).rem_euclid(86_400);
+    let at = accepted_at(i, total, days, now);
+    // DE7 is UTC.
+    let utc_day = ssn_ledger::Day(i32::try_from(at.div_euclid(86_400)).unwrap_or_default());
+    let (_, month, dom) = utc_day.ymd();
+    let second = at.rem_euclid(86_400);
     let transmitted = format!(
         "{month:02}{dom:02}{:02}{:02}{:02}",
         second / 3600,
@@ -67,8 +75,9 @@ fn purchase(
     })
 }
 
-/// Writes `total` purchases of `city` into `ledger`, `progress` called with the count done
-/// every 100,000.
+/// Writes `total` purchases of `city` into `ledger`, a WITA business day at a time, each
+/// day settled after its purchases (as the bank's daily run does), so that what is older than
+/// the working set can leave memory; `progress` is called with the count done every 100,000.
 pub async fn write(
     ledger: Arc<Ledger>,
     city: Arc<City>,
@@ -77,18 +86,58 @@ pub async fn write(
     now: i64,
     progress: impl Fn(u64) + Send + Sync + 'static,
 ) -> Result<Written, LedgerError> {
-    let next = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new(progress);
+    let mut written = Written::default();
+    let mut from = 0u64;
+    while from < total {
+        let day = ssn_ledger::Day::wita_of_unix_seconds(accepted_at(from, total, days, now));
+        // The first purchase of a later day (`accepted_at` never decreases).
+        let (mut low, mut high) = (from, total);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if ssn_ledger::Day::wita_of_unix_seconds(accepted_at(middle, total, days, now)) > day {
+                high = middle;
+            } else {
+                low = middle + 1;
+            }
+        }
+        let day_written = write_range(
+            ledger.clone(),
+            city.clone(),
+            from..low,
+            (total, days, now),
+            progress.clone(),
+        )
+        .await?;
+        written.approved += day_written.approved;
+        written.declined += day_written.declined;
+        let last = accepted_at(low - 1, total, days, now);
+        ledger.settle(day, last + 1).await?;
+        from = low;
+    }
+    Ok(written)
+}
+
+/// Writes purchases `range` of the history.
+async fn write_range(
+    ledger: Arc<Ledger>,
+    city: Arc<City>,
+    range: std::ops::Range<u64>,
+    (total, days, now): (u64, u64, i64),
+    progress: Arc<impl Fn(u64) + Send + Sync + 'static>,
+) -> Result<Written, LedgerError> {
+    let next = Arc::new(AtomicU64::new(range.start));
     let approved = Arc::new(AtomicU64::new(0));
     let declined = Arc::new(AtomicU64::new(0));
-    let progress = Arc::new(progress);
     let mut tasks = Vec::with_capacity(HISTORY_IN_FLIGHT);
     for _ in 0..HISTORY_IN_FLIGHT {
         let (ledger, city, next) = (ledger.clone(), city.clone(), next.clone());
         let (approved, declined, progress) = (approved.clone(), declined.clone(), progress.clone());
+        let end = range.end;
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
+                if i >= end {
                     return Ok::<(), LedgerError>(());
                 }
                 let request = purchase(&city, i, total, days, now)?;

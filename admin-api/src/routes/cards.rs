@@ -9,10 +9,11 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use ssn_hsm::{Pin, Pvki};
 use ssn_ledger::{
-    Beneficiary, BeneficiaryStatus, Card, CardId, CardStatus, CardTransfer, Day, Money, Pan,
-    ProgramCode, Pvv, Record, RegistryOp, RegistryRecord, ReversalEffect, ReversalRecord, Role,
-    State as Journal,
+    Beneficiary, BeneficiaryStatus, Card, CardId, CardRow, CardStatus, CardTransfer, Day, Ledger,
+    LedgerError, Money, Pan, ProgramCode, Pvv, Record, RegistryOp, RegistryRecord, ReversalEffect,
+    ReversalRecord, Role,
 };
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -503,14 +504,13 @@ fn signed(amounts: &[(ProgramCode, Money)], negative: bool) -> (Money, Vec<Moved
     (total, pockets)
 }
 
-/// The statement of a card from the journal's projection, oldest first.
-pub(crate) fn statement(journal: &Journal, card: CardId) -> Vec<StatementEntry> {
-    let Some(history) = journal.cards.get(&card).map(|c| &c.history) else {
-        return Vec::new();
-    };
+/// The statement of a card, oldest first: its transfers from history and the working set
+/// (reads the disk; run it off the async workers).
+pub(crate) fn statement(ledger: &Ledger, card: CardId) -> Result<Vec<StatementEntry>, LedgerError> {
+    let rows = ledger.card_transfers(card)?;
     let mut balance = Money::ZERO;
-    let mut lines = Vec::with_capacity(history.len());
-    for (id, how) in history {
+    let mut lines = Vec::with_capacity(rows.len());
+    for CardRow { id, how, .. } in &rows {
         let mut line = StatementEntry {
             at: String::new(),
             kind: String::new(),
@@ -527,7 +527,7 @@ pub(crate) fn statement(journal: &Journal, card: CardId) -> Vec<StatementEntry> 
         };
         let change = match how {
             CardTransfer::Purchase => {
-                let Some(p) = journal.purchases.get(id) else {
+                let Some(p) = ledger.purchase_by_id(id)? else {
                     continue;
                 };
                 let legs: Vec<(ProgramCode, Money)> = p
@@ -549,10 +549,10 @@ pub(crate) fn statement(journal: &Journal, card: CardId) -> Vec<StatementEntry> 
                 total
             }
             CardTransfer::Credit | CardTransfer::Drain => {
-                let Some(record) = journal.transfers.get(id) else {
+                let Some((at, record)) = ledger.transfer_by_id(id)? else {
                     continue;
                 };
-                line.at = wita_time(journal.transfer_times.get(id).copied().unwrap_or(0));
+                line.at = wita_time(at);
                 let (kind, amounts, negative): (&str, Vec<(ProgramCode, Money)>, bool) =
                     match record {
                         Record::Disbursement {
@@ -607,7 +607,7 @@ pub(crate) fn statement(journal: &Journal, card: CardId) -> Vec<StatementEntry> 
         line.balance_after = balance.to_string();
         lines.push(line);
     }
-    lines
+    Ok(lines)
 }
 
 /// The card's journal entries, oldest first.
@@ -622,7 +622,10 @@ pub(crate) async fn card_statement(
 ) -> ApiResult<Json<Page<StatementEntry>>> {
     paging.resolve()?;
     let card = find_card(&state, &card_id).await?;
-    let lines = statement(&state.ledger.state(), card.card_id);
+    let ledger = Arc::clone(&state.ledger);
+    let lines = tokio::task::spawn_blocking(move || statement(&ledger, card.card_id))
+        .await
+        .map_err(|e| ApiError::internal(format!("statement: {e}")))??;
     Ok(Json(paging.page(lines)?))
 }
 

@@ -494,6 +494,20 @@ pub(crate) async fn reconciliation(
     let settlement = view(&state, &outcome).await?;
     let mut differences = Vec::new();
     let mut batches = Vec::new();
+    // The E-Warong of each batch: its terminal's.
+    let mut merchants = HashMap::new();
+    for (terminal, _) in &outcome.batches {
+        if !merchants.contains_key(terminal) {
+            let merchant = state
+                .ledger
+                .registry()
+                .terminal(terminal)
+                .await?
+                .map(|t| t.merchant_id.as_str().to_string())
+                .unwrap_or_default();
+            merchants.insert(terminal.clone(), merchant);
+        }
+    }
     {
         let journal = state.ledger.state();
         for (terminal, sequence) in &outcome.batches {
@@ -504,14 +518,7 @@ pub(crate) async fn reconciliation(
             else {
                 continue;
             };
-            // The E-Warong of the batch: that of any of its purchases.
-            let merchant = journal
-                .batch_purchases
-                .get(&(terminal.clone(), *sequence))
-                .and_then(|ids| ids.first())
-                .and_then(|id| journal.purchases.get(id))
-                .map(|p| p.record.merchant.as_str().to_string())
-                .unwrap_or_default();
+            let merchant = merchants.get(terminal).cloned().unwrap_or_default();
             let forced = closed.batch_number == ssn_ledger::SETTLEMENT_BATCH_NUMBER;
             let matched = !forced && closed.terminal_totals == closed.switch_totals;
             let journal_totals = totals(&closed.switch_totals);

@@ -7,8 +7,10 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use ssn_ledger::{
-    CardId, MerchantId, Money, Record, ReversalEffect, State as Journal, TerminalId, TransferId,
+    CardId, Ledger, LedgerError, MerchantId, Money, PurchaseState, Record, ReversalEffect,
+    TerminalId, TransferId,
 };
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -121,14 +123,21 @@ fn blank(id: &TransferId, at: i64, kind: &str, amount: Money) -> TransactionView
     }
 }
 
-fn entry(journal: &Journal, at: i64, id: &TransferId, filter: &Filter) -> Option<TransactionView> {
+/// The view of log entry `id` if `filter` selects it, reading the record from the working set
+/// or history.
+fn entry(
+    ledger: &Ledger,
+    at: i64,
+    id: &TransferId,
+    filter: &Filter,
+) -> Result<Option<TransactionView>, LedgerError> {
     if at < filter.start || at > filter.end {
-        return None;
+        return Ok(None);
     }
-    if let Some(p) = journal.purchases.get(id) {
+    if let Some(p) = ledger.purchase_by_id(id)? {
         let r = &p.record;
-        if !purchase_selected(p, at, filter) {
-            return None;
+        if !purchase_selected(p.record.card, &r.merchant, &r.key.terminal, at, filter) {
+            return Ok(None);
         }
         let mut view = blank(id, at, "purchase", r.amount);
         view.card_id = r.card.map(|c| c.0);
@@ -143,12 +152,29 @@ fn entry(journal: &Journal, at: i64, id: &TransferId, filter: &Filter) -> Option
             .map(|a| a.as_str().into());
         view.response_code = Some(r.response.code.as_str().into());
         view.reversed = Some(p.reversed);
-        return Some(view);
+        return Ok(Some(view));
     }
-    let record = journal.transfers.get(id)?;
+    let Some((_, record)) = ledger.transfer_by_id(id)? else {
+        return Ok(None);
+    };
+    let original = match &record {
+        Record::Reversal(reversal) => {
+            ledger.purchase_by_id(&TransferId::purchase(&reversal.original))?
+        }
+        _ => None,
+    };
+    Ok(view_of(&record, original.as_ref(), at, id, filter))
+}
+
+fn view_of(
+    record: &Record,
+    original: Option<&PurchaseState>,
+    at: i64,
+    id: &TransferId,
+    filter: &Filter,
+) -> Option<TransactionView> {
     match record {
         Record::Reversal(reversal) => {
-            let original = journal.purchase(&reversal.original);
             let merchant = original.map(|p| p.record.merchant.clone());
             let (card, amount) = match &reversal.effect {
                 ReversalEffect::Reversed { card, legs } => (
@@ -293,65 +319,63 @@ fn card_share(per_card: &[(CardId, Money)], card: Option<CardId>) -> Option<(Mon
     }
 }
 
-/// Log entries read per hold of the projection's read lock while listing transactions: the
-/// journal's sequencer, which every purchase waits for, gets the lock between two chunks.
+/// Log rows read per step while listing transactions: each step holds the projection's read
+/// lock (which the journal's sequencer, and so every purchase, waits for) or reads history,
+/// never both, and the task yields between steps.
 pub const LOG_SCAN_CHUNK: usize = 16_384;
 
 /// The page of entries that `filter` selects, and how many it selects in all. The log is read
-/// in chunks of [`LOG_SCAN_CHUNK`], never under one long hold of the lock, and only the page's
-/// entries are turned into views (a purchase outside the page is only counted).
-async fn scan(
-    state: &AdminState,
+/// in steps of [`LOG_SCAN_CHUNK`] rows, from history and then the working set, off the async
+/// workers; a purchase outside the page is only counted, from its log row.
+fn scan(
+    ledger: &Ledger,
     filter: &Filter,
-    paging: Paging,
-) -> ApiResult<Page<TransactionView>> {
-    let (page, size) = paging.resolve()?;
-    let first = (u64::from(page) - 1).saturating_mul(u64::from(size));
-    let wanted = first..first.saturating_add(u64::from(size));
+    wanted: std::ops::Range<u64>,
+) -> Result<(Vec<TransactionView>, u64), LedgerError> {
     let mut items = Vec::new();
     let mut selected = 0u64;
-    let end = state.ledger.state().log.len();
-    let mut from = 0;
-    while from < end {
-        let to = (from + LOG_SCAN_CHUNK).min(end);
-        {
-            let journal = state.ledger.state();
-            for (at, id) in &journal.log[from..to] {
-                if let Some(purchase) = journal.purchases.get(id)
-                    && !wanted.contains(&selected)
-                {
-                    selected += u64::from(purchase_selected(purchase, *at, filter));
-                    continue;
+    let mut from = 0u64;
+    loop {
+        let rows = ledger.log_rows(from, LOG_SCAN_CHUNK)?;
+        if rows.is_empty() {
+            return Ok((items, selected));
+        }
+        from += rows.len() as u64;
+        for row in rows {
+            if let (Some(merchant), Some(terminal)) = (&row.merchant, &row.terminal)
+                && !wanted.contains(&selected)
+            {
+                selected += u64::from(purchase_selected(
+                    row.card,
+                    merchant,
+                    terminal,
+                    row.at_unix_seconds,
+                    filter,
+                ));
+                continue;
+            }
+            if let Some(view) = entry(ledger, row.at_unix_seconds, &row.id, filter)? {
+                if wanted.contains(&selected) {
+                    items.push(view);
                 }
-                if let Some(view) = entry(&journal, *at, id, filter) {
-                    if wanted.contains(&selected) {
-                        items.push(view);
-                    }
-                    selected += 1;
-                }
+                selected += 1;
             }
         }
-        from = to;
-        tokio::task::yield_now().await;
     }
-    Ok(Page {
-        items,
-        page,
-        page_size: size,
-        total: selected,
-    })
 }
 
 /// Whether `filter` selects a purchase: what [`entry`] decides for one, without the view.
-fn purchase_selected(purchase: &ssn_ledger::PurchaseState, at: i64, filter: &Filter) -> bool {
-    let r = &purchase.record;
+fn purchase_selected(
+    card: Option<CardId>,
+    merchant: &MerchantId,
+    terminal: &TerminalId,
+    at: i64,
+    filter: &Filter,
+) -> bool {
     (filter.start..=filter.end).contains(&at)
-        && filter.card.is_none_or(|c| r.card == Some(c))
-        && filter.merchant.as_ref().is_none_or(|m| *m == r.merchant)
-        && filter
-            .terminal
-            .as_ref()
-            .is_none_or(|t| *t == r.key.terminal)
+        && filter.card.is_none_or(|c| card == Some(c))
+        && filter.merchant.as_ref().is_none_or(|m| m == merchant)
+        && filter.terminal.as_ref().is_none_or(|t| t == terminal)
 }
 
 /// Journal entries, oldest first.
@@ -366,7 +390,7 @@ pub(crate) async fn list_transactions(
         page: query.page,
         page_size: query.page_size,
     };
-    paging.resolve()?;
+    let (page, size) = paging.resolve()?;
     let (start, end) = window(query.from.as_deref(), query.to.as_deref())?;
     let filter = Filter {
         card: query.card_id.map(CardId),
@@ -383,7 +407,18 @@ pub(crate) async fn list_transactions(
         start,
         end,
     };
-    let mut page = scan(&state, &filter, paging).await?;
+    let first = (u64::from(page) - 1).saturating_mul(u64::from(size));
+    let wanted = first..first.saturating_add(u64::from(size));
+    let ledger = Arc::clone(&state.ledger);
+    let (items, total) = tokio::task::spawn_blocking(move || scan(&ledger, &filter, wanted))
+        .await
+        .map_err(|e| ApiError::internal(format!("transactions: {e}")))??;
+    let mut page = Page {
+        items,
+        page,
+        page_size: size,
+        total,
+    };
     // Masked PANs for the page's cards.
     let mut pans: HashMap<u64, String> = HashMap::new();
     for item in &page.items {

@@ -214,6 +214,15 @@ impl BalanceStore for MemoryBalances {
             .unwrap_or_default())
     }
 
+    fn forget(&self, transfers: &[(CardId, TransferId)]) {
+        for (card, id) in transfers {
+            if let Some(card) = self.shard(*card).get_mut(card) {
+                card.transfers.remove(id);
+                card.attempts.remove(id);
+            }
+        }
+    }
+
     async fn rebuild(&self, cards: &[CardSnapshot]) -> Result<(), StoreError> {
         for snapshot in cards {
             let mut pockets = snapshot.pockets.clone();

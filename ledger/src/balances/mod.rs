@@ -191,6 +191,12 @@ pub trait BalanceStore: Send + Sync + fmt::Debug {
     /// The card's pockets, earliest expiry first.
     async fn pockets(&self, card: CardId) -> Result<Vec<PocketBalance>, StoreError>;
 
+    /// Drops the idempotency records of transfers that have left the ledger's working set
+    /// ([`crate::window`]): the ledger answers for them from history now, so no debit or
+    /// credit with their ids reaches the store again. Best effort; a store that keeps them
+    /// (Redis, in its own memory) loses nothing by it.
+    fn forget(&self, _transfers: &[(CardId, TransferId)]) {}
+
     /// Replaces what the store holds for these cards with the snapshots, unless a newer
     /// generation of the cache already holds them (the fence).
     async fn rebuild(&self, cards: &[CardSnapshot]) -> Result<(), StoreError>;

@@ -27,8 +27,18 @@ fn main() -> anyhow::Result<ExitCode> {
         bail!("{} is not a directory", data_dir.display());
     }
     if command == "snapshot" {
-        let taken =
-            ssn_ledger::snapshot::take(&data_dir, &|| false).context("taking a snapshot")?;
+        // The running ledger holds the history file (and takes snapshots itself).
+        let history = ssn_ledger::history::History::open(&data_dir)
+            .context("opening history (is the switch running? it takes snapshots itself)")?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let taken = ssn_ledger::snapshot::take(
+            &data_dir,
+            Some((&history, i64::try_from(now).unwrap_or(i64::MAX))),
+            &|| false,
+        )
+        .context("taking a snapshot")?;
         match taken.path {
             Some(path) => println!(
                 "snapshot of {} entries ({} replayed): {}",

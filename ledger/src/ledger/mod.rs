@@ -22,7 +22,7 @@ use crate::registry::{
     CachedRegistry, Card, CardStatus, Program, RedbRegistry, Registry, RegistryError, RegistryOp,
     RegistryRecord,
 };
-use crate::state::{Applied, CardTransfer, ClosedBatch, State};
+use crate::state::{Applied, CardRow, CardTransfer, ClosedBatch, PurchaseState, State};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -35,6 +35,7 @@ mod cards;
 mod programs;
 mod purchase;
 mod reversal;
+mod working_set;
 
 /// Stripes of the per-purchase lock. Two concurrent requests for the same purchase id (a
 /// duplicate, or a reversal racing its original) serialize on one stripe; unrelated purchases
@@ -85,6 +86,9 @@ pub struct LedgerStores {
     pub registry: Arc<dyn Registry>,
     /// The hot path's balances.
     pub balances: Arc<dyn BalanceStore>,
+    /// Where what leaves the working set goes ([`crate::window`]); `None` keeps all of it in
+    /// memory.
+    pub history: Option<Arc<crate::history::History>>,
 }
 
 /// What a PIN check did to a card's wrong-PIN count.
@@ -375,6 +379,10 @@ pub struct Ledger {
     attempts: Attempts,
     /// Takes snapshots of the projection beside it (file journals only).
     snapshotter: Option<crate::snapshot::Snapshotter>,
+    /// What has left the working set.
+    history: Option<Arc<crate::history::History>>,
+    /// Moves what leaves the working set to `history` (held for its thread, stopped on drop).
+    _mover: Option<working_set::Mover>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -404,6 +412,7 @@ impl Ledger {
         let ledger_id = ledger_id(&config.data_dir).map_err(io)?;
         let journal = FileJournal::open(&journal_path(&config.data_dir)).map_err(io)?;
         let registry = Arc::new(RedbRegistry::open(&config.data_dir.join("registry.redb"))?);
+        let history = Arc::new(crate::history::History::open(&config.data_dir)?);
         let balances: Arc<dyn BalanceStore> = match &config.balances {
             BalanceBackend::Embedded => Arc::new(MemoryBalances::new()),
             BalanceBackend::Redis(redis) => {
@@ -416,10 +425,17 @@ impl Ledger {
             journal: Box::new(journal),
             registry,
             balances,
+            history: Some(Arc::clone(&history)),
         })
         .await?;
-        ledger.snapshotter =
-            Some(crate::snapshot::Snapshotter::start(config.data_dir.clone()).map_err(io)?);
+        ledger.snapshotter = Some(
+            crate::snapshot::Snapshotter::start(
+                config.data_dir.clone(),
+                history,
+                ledger.journal.shared_state(),
+            )
+            .map_err(io)?,
+        );
         Ok(ledger)
     }
 
@@ -430,8 +446,24 @@ impl Ledger {
             journal,
             registry,
             balances,
+            history,
         } = stores;
-        let (journal, open_report) = Journal::open(journal)?;
+        let history_log_len = match &history {
+            Some(history) => history.log_len()?,
+            None => 0,
+        };
+        let (journal, open_report) = Journal::open(journal, history_log_len)?;
+        let mover = match &history {
+            Some(history) => Some(
+                working_set::Mover::start(
+                    journal.shared_state(),
+                    Arc::clone(history),
+                    Arc::clone(&balances),
+                )
+                .map_err(|e| LedgerError::Internal(format!("starting the history thread: {e}")))?,
+            ),
+            None => None,
+        };
         let registry = Arc::new(CachedRegistry::new(registry));
         let programs = registry
             .programs()
@@ -451,6 +483,8 @@ impl Ledger {
             doubts: Doubts::default(),
             attempts: Attempts::default(),
             snapshotter: None,
+            history,
+            _mover: mover,
         };
         if ledger.balances.join_generation().await? {
             ledger.rebuild_cards().await?;
@@ -573,7 +607,7 @@ impl Ledger {
         let transfers = card_state
             .history
             .iter()
-            .filter_map(|(id, how)| {
+            .filter_map(|CardRow { id, how, .. }| {
                 let transfer = match how {
                     CardTransfer::Credit => SnapshotTransfer::Credit,
                     CardTransfer::Drain => match state.transfers.get(id) {

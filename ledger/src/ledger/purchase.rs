@@ -18,23 +18,43 @@ impl Ledger {
             // Nothing to answer from; the authorization that follows answers `91`.
             return PurchaseLookup::New;
         }
-        let state = self.journal.state();
-        match state.purchases.get(&id) {
+        let now = unix_now();
+        let found = match self.purchase_state(key, now) {
+            Ok(found) => found,
+            // History unreadable: the authorization that follows answers `91`.
+            Err(_) => return PurchaseLookup::New,
+        };
+        match found {
             Some(found) if found.record.fingerprint == *fingerprint => {
-                PurchaseLookup::Duplicate(found.record.response.clone())
+                PurchaseLookup::Duplicate(found.record.response)
             }
             Some(_) => PurchaseLookup::Conflict,
-            None if state.tombstones.contains(&id) => PurchaseLookup::Tombstoned,
+            None if self.tombstoned(key, now).unwrap_or(false) => PurchaseLookup::Tombstoned,
             None => PurchaseLookup::New,
         }
     }
 
-    /// The stored answer to a purchase key, whatever its content (for operators and reports).
-    pub fn find_authorization(&self, key: &PurchaseKey) -> Option<AuthResponse> {
-        self.journal
-            .state()
-            .purchase(key)
-            .map(|p| p.record.response.clone())
+    /// The stored answer to a purchase key, whatever its content or age (for operators and
+    /// reports).
+    pub fn find_authorization(
+        &self,
+        key: &PurchaseKey,
+    ) -> Result<Option<AuthResponse>, LedgerError> {
+        Ok(self
+            .purchase_state(key, unix_now())?
+            .map(|p| p.record.response))
+    }
+
+    /// A purchase by key: the working set, or history for a key not recent at `now`.
+    pub(super) fn purchase_state(
+        &self,
+        key: &PurchaseKey,
+        now: i64,
+    ) -> Result<Option<PurchaseState>, LedgerError> {
+        if let Some(found) = self.journal.state().purchase(key) {
+            return Ok(Some(found.clone()));
+        }
+        self.purchase_in_history(key, now)
     }
 
     /// The stored answer for a duplicate, `Err(Conflict)` for other content, `None` for new.
@@ -42,26 +62,12 @@ impl Ledger {
         &self,
         key: &PurchaseKey,
         fingerprint: &Fingerprint,
+        now: i64,
     ) -> Result<Option<Authorization>, LedgerError> {
-        let state = self.journal.state();
-        match state.purchase(key) {
-            Some(found) if found.record.fingerprint == *fingerprint => Ok(Some(Authorization {
-                response: found.record.response.clone(),
-                legs: found.record.legs.clone(),
-                duplicate: true,
-            })),
-            Some(_) => Err(LedgerError::Conflict(
-                "same terminal, STAN and DE7 with other content".into(),
-            )),
+        match self.purchase_state(key, now)? {
+            Some(found) => duplicate_answer(found, fingerprint).map(Some),
             None => Ok(None),
         }
-    }
-
-    pub(super) fn tombstoned(&self, key: &PurchaseKey) -> bool {
-        self.journal
-            .state()
-            .tombstones
-            .contains(&TransferId::purchase(key))
     }
 
     /// Authorizes a purchase: the switch's one call on the hot path. Handles duplicates (same
@@ -353,27 +359,28 @@ impl Ledger {
         id: &TransferId,
         request: &PurchaseRequest,
     ) -> Result<Precheck, LedgerError> {
-        let state = self.journal.state();
-        if let Some(found) = state.purchases.get(id) {
-            if found.record.fingerprint != request.fingerprint {
-                return Err(LedgerError::Conflict(
-                    "same terminal, STAN and DE7 with other content".into(),
-                ));
+        let card_programs = {
+            let state = self.journal.state();
+            if let Some(found) = state.purchases.get(id) {
+                return duplicate_answer(found.clone(), &request.fingerprint)
+                    .map(Precheck::Duplicate);
             }
-            return Ok(Precheck::Duplicate(Authorization {
-                response: found.record.response.clone(),
-                legs: found.record.legs.clone(),
-                duplicate: true,
-            }));
+            if state.tombstones.contains(id) {
+                return Ok(Precheck::Tombstoned);
+            }
+            state
+                .cards
+                .get(&request.card)
+                .map(|c| c.pockets.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        // An old key (never a new purchase's): history may hold its answer or tombstone.
+        if let Some(found) = self.purchase_in_history(&request.key, request.at_unix_seconds)? {
+            return duplicate_answer(found, &request.fingerprint).map(Precheck::Duplicate);
         }
-        if state.tombstones.contains(id) {
+        if self.tombstoned(&request.key, request.at_unix_seconds)? {
             return Ok(Precheck::Tombstoned);
         }
-        let card_programs = state
-            .cards
-            .get(&request.card)
-            .map(|c| c.pockets.keys().cloned().collect())
-            .unwrap_or_default();
         Ok(Precheck::New { card_programs })
     }
 
@@ -387,10 +394,11 @@ impl Ledger {
         let id = TransferId::purchase(&request.key);
         let _guard = self.purchase_lock(&id).await;
         self.settled_books().await?;
-        if let Some(duplicate) = self.duplicate_of(&request.key, &request.fingerprint)? {
+        let now = request.at_unix_seconds;
+        if let Some(duplicate) = self.duplicate_of(&request.key, &request.fingerprint, now)? {
             return Ok(duplicate);
         }
-        let code = if self.tombstoned(&request.key) {
+        let code = if self.tombstoned(&request.key, now)? {
             ResponseCode::DO_NOT_HONOUR
         } else {
             request.code
@@ -439,4 +447,28 @@ impl Ledger {
     pub async fn pockets(&self, card: CardId) -> Result<Vec<PocketBalance>, LedgerError> {
         Ok(self.balances.pockets(card).await?)
     }
+}
+
+/// The stored answer to a purchase for a request with this fingerprint: the same answer
+/// again, or `Err(Conflict)` (`94`) for other content under the same key.
+fn duplicate_answer(
+    found: PurchaseState,
+    fingerprint: &Fingerprint,
+) -> Result<Authorization, LedgerError> {
+    if found.record.fingerprint != *fingerprint {
+        return Err(LedgerError::Conflict(
+            "same terminal, STAN and DE7 with other content".into(),
+        ));
+    }
+    Ok(Authorization {
+        response: found.record.response,
+        legs: found.record.legs,
+        duplicate: true,
+    })
+}
+
+pub(super) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -22,7 +22,7 @@ impl Ledger {
         let (card, legs) = match decision {
             Ok(reversible) => reversible,
             Err(ReversalOutcome::Tombstoned) => {
-                if self.tombstoned(&request.original) {
+                if self.tombstoned(&request.original, request.at_unix_seconds)? {
                     return Ok(ReversalOutcome::Tombstoned);
                 }
                 let record = Record::Reversal(ReversalRecord {
@@ -66,8 +66,9 @@ impl Ledger {
         &self,
         request: &ReversalRequest,
     ) -> Result<Result<(CardId, Vec<PocketAmount>), ReversalOutcome>, LedgerError> {
-        let state = self.journal.state();
-        let Some(original) = state.purchase(&request.original) else {
+        // An old original (in a settled batch) may be in history.
+        let Some(original) = self.purchase_state(&request.original, request.at_unix_seconds)?
+        else {
             return Ok(Err(ReversalOutcome::Tombstoned));
         };
         let record = &original.record;
@@ -80,7 +81,9 @@ impl Ledger {
         if original.reversed {
             return Ok(Err(ReversalOutcome::AlreadyReversed));
         }
-        let open = state
+        let open = self
+            .journal
+            .state()
             .terminals
             .get(&request.original.terminal)
             .and_then(|t| t.open)

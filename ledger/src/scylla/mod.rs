@@ -528,5 +528,6 @@ pub async fn scylla_stores(
         journal: Box::new(journal),
         registry: Arc::new(registry),
         balances,
+        history: None,
     })
 }

@@ -17,3 +17,4 @@ mod silent_redis;
 mod snapshots;
 mod support;
 mod verify;
+mod working_set;

@@ -174,7 +174,7 @@ async fn a_node_opening_replays_every_chain_of_the_keyspace() {
         after_first.checked_sub(rp(5_000)).unwrap()
     );
     assert_eq!(
-        first.find_authorization(&on_second.key),
+        first.find_authorization(&on_second.key).unwrap(),
         Some(approved.response)
     );
     let entries = first.state().entries;

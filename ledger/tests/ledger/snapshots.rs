@@ -111,7 +111,7 @@ async fn a_snapshot_and_the_journal_after_it_give_what_a_full_replay_gives() {
         let mut taken = None;
         for step in 0..OPERATIONS {
             if step == snapshot_at {
-                taken = Some(snapshot::take(&world.dir.0, &|| false).unwrap());
+                taken = Some(snapshot::take(&world.dir.0, None, &|| false).unwrap());
             }
             operate(&world.ledger, &mut random, &mut sent, step).await;
         }
@@ -168,11 +168,11 @@ async fn a_damaged_or_unfinished_snapshot_is_never_loaded() {
     for step in 0..20 {
         operate(&world.ledger, &mut random, &mut sent, step).await;
     }
-    let first = snapshot::take(&world.dir.0, &|| false).unwrap();
+    let first = snapshot::take(&world.dir.0, None, &|| false).unwrap();
     for step in 20..40 {
         operate(&world.ledger, &mut random, &mut sent, step).await;
     }
-    let second = snapshot::take(&world.dir.0, &|| false).unwrap();
+    let second = snapshot::take(&world.dir.0, None, &|| false).unwrap();
     assert!(second.entries > first.entries);
     let newest = second.path.clone().unwrap();
     let live = encode_state(&world.ledger.state());
@@ -230,7 +230,7 @@ async fn verify_finds_a_snapshot_that_differs_from_the_journal() {
     for step in 0..10 {
         operate(&world.ledger, &mut random, &mut sent, step).await;
     }
-    let taken = snapshot::take(&world.dir.0, &|| false).unwrap();
+    let taken = snapshot::take(&world.dir.0, None, &|| false).unwrap();
     let path = taken.path.unwrap();
     let mut read = snapshot::read(&path).unwrap();
     read.state.carried.insert(merchant(), rp(1));

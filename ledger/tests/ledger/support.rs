@@ -407,6 +407,7 @@ pub async fn funded_ledger_on(
         journal,
         registry: Arc::new(RedbRegistry::open(&dir.0.join("registry.redb")).unwrap()),
         balances: balances.clone(),
+        history: None,
     };
     let ledger = Ledger::open_with(stores).await.unwrap();
     let card = fund_one_card(&ledger).await;

@@ -1,0 +1,303 @@
+//! History on disk: what has left the working set ([`crate::window`]) — purchases, reversals,
+//! tombstones, the transaction log and each card's transfers — in indexed tables of one redb
+//! file beside the journal (`history.redb`).
+//!
+//! History is derived from the journal, which stays the system of record: every row here was
+//! first applied to the projection from a journal entry, and is written (durably) before it is
+//! dropped from memory. Rows are immutable once written (a purchase leaves memory only once
+//! its batch is settled; nothing changes it after that), so writing one twice writes the same
+//! bytes, and the ledger and the snapshot thread may both move the same rows.
+//!
+//! The log is numbered: entry `i` of the projection's log ([`State::log_base`] + position)
+//! is row `i` here, and `log_len` says how many rows are contiguous from 0. A snapshot that
+//! has moved more of its log than this file holds cannot be used (the file was lost or is
+//! older): the ledger then replays the journal from its start.
+//!
+//! [`State::log_base`]: crate::state::State::log_base
+
+use crate::ids::{CardId, MerchantId, TerminalId, TransferId};
+use crate::record::Record;
+use crate::state::{CardRow, CardTransfer, PurchaseState};
+use ::redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::path::{Path, PathBuf};
+
+/// The file, in the data directory.
+pub const HISTORY_FILE: &str = "history.redb";
+/// redb's page cache for the history file: lookups of old keys are rare, and the operating
+/// system's page cache holds the file's hot pages outside the process.
+pub const HISTORY_CACHE_BYTES: usize = 32 << 20;
+
+type Id = [u8; 16];
+const PURCHASES: TableDefinition<'static, Id, &'static [u8]> = TableDefinition::new("purchases");
+const REVERSALS: TableDefinition<'static, Id, &'static [u8]> = TableDefinition::new("reversals");
+const TOMBSTONES: TableDefinition<'static, Id, ()> = TableDefinition::new("tombstones");
+const LOG: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("log");
+const CARD_LOG: TableDefinition<'static, (u64, u64), (u8, Id)> = TableDefinition::new("card_log");
+const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
+const LOG_LEN: &str = "log_len";
+
+/// One row of the transaction log on disk: what the admin API's listing filters on, so a
+/// page is found without reading each record.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogRow {
+    /// When the journal accepted it (UTC seconds).
+    pub at_unix_seconds: i64,
+    /// The transfer.
+    pub id: TransferId,
+    /// The card of a purchase or reversal, if any.
+    pub card: Option<CardId>,
+    /// The E-Warong of a purchase (`None` for anything else: a row with one is a purchase).
+    pub merchant: Option<MerchantId>,
+    /// The terminal of a purchase or reversal.
+    pub terminal: Option<TerminalId>,
+}
+
+/// What leaves memory in one move, written in one transaction.
+#[derive(Clone, Debug, Default)]
+pub struct Moved {
+    /// Purchases whose batch is settled (or declines), old enough.
+    pub purchases: Vec<(TransferId, PurchaseState)>,
+    /// Reversal records (with when they were accepted), by the reversal's transfer id.
+    pub reversals: Vec<(TransferId, i64, Record)>,
+    /// Tombstones, by the purchase id they stand for.
+    pub tombstones: Vec<TransferId>,
+    /// The log number of `log[0]`.
+    pub log_from: u64,
+    /// A prefix of the projection's log.
+    pub log: Vec<LogRow>,
+    /// Every card transfer of those log entries.
+    pub card_log: Vec<(CardId, CardRow)>,
+    /// How many of [`State::pinned`]'s first ids were looked at.
+    ///
+    /// [`State::pinned`]: crate::state::State::pinned
+    pub pinned_checked: usize,
+    /// The ids looked at that stay in memory although their log entry has left (the new end
+    /// of `State::pinned`).
+    pub pinned: Vec<TransferId>,
+}
+
+impl Moved {
+    /// Whether there is nothing to move.
+    pub fn is_empty(&self) -> bool {
+        self.purchases.is_empty()
+            && self.reversals.is_empty()
+            && self.tombstones.is_empty()
+            && self.log.is_empty()
+    }
+
+    /// Rows in it.
+    pub fn len(&self) -> usize {
+        self.purchases.len()
+            + self.reversals.len()
+            + self.tombstones.len()
+            + self.log.len()
+            + self.card_log.len()
+    }
+}
+
+/// Why history cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The file cannot be opened, read or written.
+    #[error("history: {0}")]
+    Storage(String),
+    /// A row cannot be decoded.
+    #[error("history holds an undecodable {0}")]
+    Corrupt(&'static str),
+    /// A move would leave a gap in the log.
+    #[error("history's log holds {held} entries; a move from entry {from} would leave a gap")]
+    Gap {
+        /// Rows held.
+        held: u64,
+        /// Where the move starts.
+        from: u64,
+    },
+}
+
+fn storage(error: impl Into<::redb::Error>) -> HistoryError {
+    HistoryError::Storage(error.into().to_string())
+}
+
+fn how_byte(how: CardTransfer) -> u8 {
+    match how {
+        CardTransfer::Purchase => 0,
+        CardTransfer::Credit => 1,
+        CardTransfer::Drain => 2,
+    }
+}
+
+fn how_of(byte: u8) -> Result<CardTransfer, HistoryError> {
+    match byte {
+        0 => Ok(CardTransfer::Purchase),
+        1 => Ok(CardTransfer::Credit),
+        2 => Ok(CardTransfer::Drain),
+        _ => Err(HistoryError::Corrupt("card transfer")),
+    }
+}
+
+/// The history file.
+pub struct History {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History").field("path", &self.path).finish()
+    }
+}
+
+impl History {
+    /// Opens (or creates) the history of the ledger in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<History, HistoryError> {
+        let path = data_dir.join(HISTORY_FILE);
+        let db = Database::builder()
+            .set_cache_size(HISTORY_CACHE_BYTES)
+            .create(&path)
+            .map_err(storage)?;
+        let txn = db.begin_write().map_err(storage)?;
+        {
+            txn.open_table(PURCHASES).map_err(storage)?;
+            txn.open_table(REVERSALS).map_err(storage)?;
+            txn.open_table(TOMBSTONES).map_err(storage)?;
+            txn.open_table(LOG).map_err(storage)?;
+            txn.open_table(CARD_LOG).map_err(storage)?;
+            txn.open_table(META).map_err(storage)?;
+        }
+        txn.commit().map_err(storage)?;
+        Ok(History { db, path })
+    }
+
+    /// Writes `moved` in one durable transaction: once this returns, the rows may leave memory.
+    pub fn store(&self, moved: &Moved) -> Result<(), HistoryError> {
+        if moved.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut meta = txn.open_table(META).map_err(storage)?;
+            let held = meta.get(LOG_LEN).map_err(storage)?.map_or(0, |v| v.value());
+            if !moved.log.is_empty() {
+                if moved.log_from > held {
+                    return Err(HistoryError::Gap {
+                        held,
+                        from: moved.log_from,
+                    });
+                }
+                let end = moved.log_from + moved.log.len() as u64;
+                if end > held {
+                    meta.insert(LOG_LEN, end).map_err(storage)?;
+                }
+            }
+            let mut purchases = txn.open_table(PURCHASES).map_err(storage)?;
+            for (id, purchase) in &moved.purchases {
+                let bytes = postcard::to_stdvec(purchase).expect("a purchase encodes");
+                purchases.insert(id.0, bytes.as_slice()).map_err(storage)?;
+            }
+            let mut reversals = txn.open_table(REVERSALS).map_err(storage)?;
+            for (id, at, record) in &moved.reversals {
+                let bytes = postcard::to_stdvec(&(at, record)).expect("a reversal encodes");
+                reversals.insert(id.0, bytes.as_slice()).map_err(storage)?;
+            }
+            let mut tombstones = txn.open_table(TOMBSTONES).map_err(storage)?;
+            for id in &moved.tombstones {
+                tombstones.insert(id.0, ()).map_err(storage)?;
+            }
+            let mut log = txn.open_table(LOG).map_err(storage)?;
+            for (i, row) in moved.log.iter().enumerate() {
+                let bytes = postcard::to_stdvec(row).expect("a log row encodes");
+                log.insert(moved.log_from + i as u64, bytes.as_slice())
+                    .map_err(storage)?;
+            }
+            let mut card_log = txn.open_table(CARD_LOG).map_err(storage)?;
+            for (card, row) in &moved.card_log {
+                card_log
+                    .insert((card.0, row.index), (how_byte(row.how), row.id.0))
+                    .map_err(storage)?;
+            }
+        }
+        txn.commit().map_err(storage)?;
+        Ok(())
+    }
+
+    /// Log entries held, contiguous from 0.
+    pub fn log_len(&self) -> Result<u64, HistoryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let meta = txn.open_table(META).map_err(storage)?;
+        Ok(meta.get(LOG_LEN).map_err(storage)?.map_or(0, |v| v.value()))
+    }
+
+    /// A purchase that left memory.
+    pub fn purchase(&self, id: &TransferId) -> Result<Option<PurchaseState>, HistoryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(PURCHASES).map_err(storage)?;
+        match table.get(id.0).map_err(storage)? {
+            Some(bytes) => postcard::from_bytes(bytes.value())
+                .map(Some)
+                .map_err(|_| HistoryError::Corrupt("purchase")),
+            None => Ok(None),
+        }
+    }
+
+    /// A reversal record that left memory, with when it was accepted.
+    pub fn reversal(&self, id: &TransferId) -> Result<Option<(i64, Record)>, HistoryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(REVERSALS).map_err(storage)?;
+        match table.get(id.0).map_err(storage)? {
+            Some(bytes) => postcard::from_bytes(bytes.value())
+                .map(Some)
+                .map_err(|_| HistoryError::Corrupt("reversal")),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a tombstone for this purchase id left memory.
+    pub fn tombstoned(&self, id: &TransferId) -> Result<bool, HistoryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(TOMBSTONES).map_err(storage)?;
+        Ok(table.get(id.0).map_err(storage)?.is_some())
+    }
+
+    /// Log rows `from..to` (as many as are held), in order.
+    pub fn log(&self, from: u64, to: u64) -> Result<Vec<LogRow>, HistoryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(LOG).map_err(storage)?;
+        let mut rows = Vec::new();
+        for item in table.range(from..to).map_err(storage)? {
+            let (_, bytes) = item.map_err(storage)?;
+            rows.push(
+                postcard::from_bytes(bytes.value())
+                    .map_err(|_| HistoryError::Corrupt("log row"))?,
+            );
+        }
+        Ok(rows)
+    }
+
+    /// A card's transfers with log numbers below `before`, oldest first.
+    pub fn card_log(&self, card: CardId, before: u64) -> Result<Vec<CardRow>, HistoryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(CARD_LOG).map_err(storage)?;
+        let mut rows = Vec::new();
+        for item in table
+            .range((card.0, 0)..(card.0, before))
+            .map_err(storage)?
+        {
+            let (key, value) = item.map_err(storage)?;
+            let (_, index) = key.value();
+            let (how, id) = value.value();
+            rows.push(CardRow {
+                index,
+                id: TransferId(id),
+                how: how_of(how)?,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Purchases held (for operators and tests).
+    pub fn purchases_held(&self) -> Result<u64, HistoryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(PURCHASES).map_err(storage)?;
+        table.len().map_err(storage)
+    }
+}

@@ -1,0 +1,240 @@
+//! The working set and history ([`crate::window`], [`crate::history`]): the thread that moves
+//! what has left the working set to disk, and the lookups that reach history for old keys.
+
+use super::purchase::unix_now;
+use super::*;
+use crate::history::{History, HistoryError, LogRow, Moved};
+use crate::window::{MOVE_INTERVAL, MOVE_ROWS_MAX, is_recent, move_rounds};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+impl From<HistoryError> for LedgerError {
+    fn from(error: HistoryError) -> LedgerError {
+        match error {
+            HistoryError::Storage(m) => LedgerError::Unavailable(m),
+            other => LedgerError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The transfers whose idempotency records the balance store may drop once `moved` is gone.
+fn forgotten(moved: &Moved) -> Vec<(CardId, TransferId)> {
+    let purchases = moved
+        .purchases
+        .iter()
+        .filter_map(|(id, p)| p.record.card.map(|card| (card, *id)));
+    let reversals = moved
+        .reversals
+        .iter()
+        .filter_map(|(id, _, record)| match record {
+            Record::Reversal(ReversalRecord {
+                effect: ReversalEffect::Reversed { card, .. },
+                ..
+            }) => Some((*card, *id)),
+            _ => None,
+        });
+    purchases.chain(reversals).collect()
+}
+
+/// One move at `now`: rounds of [`MOVE_ROWS_MAX`] rows, each looked at under the projection's
+/// read lock, made durable in history with no lock held, then dropped under the write lock.
+fn move_now(
+    state: &RwLock<State>,
+    history: &History,
+    balances: &dyn BalanceStore,
+    now: i64,
+) -> Result<u64, HistoryError> {
+    let rows = move_rounds(
+        history,
+        || {
+            state
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .movable(now, MOVE_ROWS_MAX)
+        },
+        |moved| {
+            state
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .forget(moved);
+            balances.forget(&forgotten(moved));
+        },
+    )?;
+    let held = state
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .purchases
+        .len();
+    metrics::gauge!("ssn_working_set_purchases").set(held as f64);
+    metrics::counter!("ssn_history_rows_moved_total").increment(rows);
+    Ok(rows)
+}
+
+/// The ledger's mover thread: every [`MOVE_INTERVAL`] it moves what has left the working set.
+/// Dropping it stops the thread (a move in progress finishes its round first).
+#[derive(Debug)]
+pub(super) struct Mover {
+    stop: Arc<AtomicBool>,
+    wake: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Mover {
+    pub(super) fn start(
+        state: Arc<RwLock<State>>,
+        history: Arc<History>,
+        balances: Arc<dyn BalanceStore>,
+    ) -> std::io::Result<Mover> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let (wake, woken) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("ssn-history".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    woken.recv_timeout(MOVE_INTERVAL)
+                {
+                    if stopping.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if let Err(error) = move_now(&state, &history, balances.as_ref(), unix_now()) {
+                        metrics::counter!("ssn_history_failures_total").increment(1);
+                        tracing::warn!(%error, "moving the working set to history");
+                    }
+                }
+            })?;
+        Ok(Mover {
+            stop,
+            wake: Some(wake),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Mover {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.wake.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Ledger {
+    /// Moves what has left the working set at `now` (UTC seconds) to history, as the mover
+    /// thread does every [`MOVE_INTERVAL`]; returns the rows moved. Without history (a ledger
+    /// opened on stores the caller built) nothing moves.
+    pub fn move_to_history(&self, now: i64) -> Result<u64, LedgerError> {
+        let Some(history) = &self.history else {
+            return Ok(0);
+        };
+        Ok(move_now(
+            &self.journal.shared_state(),
+            history,
+            self.balances.as_ref(),
+            now,
+        )?)
+    }
+
+    /// History on disk, when the ledger has one.
+    pub fn history(&self) -> Option<&History> {
+        self.history.as_deref()
+    }
+
+    /// A purchase the working set does not hold, from history, when its key is not recent at
+    /// `now` (a recent key is never in history: [`crate::window`]).
+    pub(super) fn purchase_in_history(
+        &self,
+        key: &PurchaseKey,
+        now: i64,
+    ) -> Result<Option<PurchaseState>, LedgerError> {
+        match &self.history {
+            Some(history) if !is_recent(key, now) => {
+                Ok(history.purchase(&TransferId::purchase(key))?)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether a tombstone stands for this key, in memory or (for a key not recent at `now`)
+    /// in history.
+    pub(super) fn tombstoned(&self, key: &PurchaseKey, now: i64) -> Result<bool, LedgerError> {
+        let id = TransferId::purchase(key);
+        if self.journal.state().tombstones.contains(&id) {
+            return Ok(true);
+        }
+        match &self.history {
+            Some(history) if !is_recent(key, now) => Ok(history.tombstoned(&id)?),
+            _ => Ok(false),
+        }
+    }
+
+    /// A purchase by id, from memory or history, whatever its age (for operators and the
+    /// admin API's reads).
+    pub fn purchase_by_id(&self, id: &TransferId) -> Result<Option<PurchaseState>, LedgerError> {
+        if let Some(found) = self.journal.state().purchases.get(id) {
+            return Ok(Some(found.clone()));
+        }
+        match &self.history {
+            Some(history) => Ok(history.purchase(id)?),
+            None => Ok(None),
+        }
+    }
+
+    /// A transfer other than a purchase by id, with when it was accepted, from memory or
+    /// history.
+    pub fn transfer_by_id(&self, id: &TransferId) -> Result<Option<(i64, Record)>, LedgerError> {
+        {
+            let state = self.journal.state();
+            if let Some(record) = state.transfers.get(id) {
+                let at = state.transfer_times.get(id).copied().unwrap_or_default();
+                return Ok(Some((at, record.clone())));
+            }
+        }
+        match &self.history {
+            Some(history) => Ok(history.reversal(id)?),
+            None => Ok(None),
+        }
+    }
+
+    /// Every transfer that touched a card, oldest first: history's, then memory's.
+    pub fn card_transfers(&self, card: CardId) -> Result<Vec<CardRow>, LedgerError> {
+        let (base, recent) = {
+            let state = self.journal.state();
+            let recent = state
+                .cards
+                .get(&card)
+                .map(|c| c.history.clone())
+                .unwrap_or_default();
+            (state.log_base, recent)
+        };
+        let mut rows = match &self.history {
+            Some(history) => history.card_log(card, base)?,
+            None => Vec::new(),
+        };
+        rows.extend(recent);
+        Ok(rows)
+    }
+
+    /// Up to `max` rows of the transaction log from number `from` on, oldest first, from
+    /// history or the working set; empty past the end.
+    pub fn log_rows(&self, from: u64, max: usize) -> Result<Vec<LogRow>, LedgerError> {
+        {
+            let state = self.journal.state();
+            if from >= state.log_base {
+                let start = usize::try_from(from - state.log_base).unwrap_or(usize::MAX);
+                return Ok(state
+                    .log
+                    .iter()
+                    .skip(start)
+                    .take(max)
+                    .map(|(at, id)| state.log_row(*at, id))
+                    .collect());
+            }
+        }
+        match &self.history {
+            Some(history) => Ok(history.log(from, from.saturating_add(max as u64))?),
+            None => Ok(Vec::new()),
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! The working set: what the projection keeps in memory, and how the rest moves to history on
+//! disk ([`crate::history`]).
+//!
+//! Memory keeps pockets and balances, per-card counters, terminal batches, and the purchases,
+//! reversals and tombstones of the last [`WORKING_SET_SECONDS`]. A purchase leaves memory
+//! once it was accepted more than that long ago, its DE7 is that old too, and its batch is
+//! settled (a decline has no batch); a reversal or tombstone once its original's DE7 is that
+//! old. The log and each card's transfers leave in order, by acceptance time.
+//!
+//! Lookups rely on one rule: a purchase key whose DE7 lies within [`RECENT_SECONDS`] before
+//! now and [`FUTURE_SECONDS`] after is *recent*, and memory alone answers for it: nothing
+//! recent ever leaves, because a purchase leaves only when its DE7 is older than
+//! [`WORKING_SET_SECONDS`] (longer than `RECENT_SECONDS`). Any other key is also looked up in
+//! history. New purchases carry recent keys, so the hot path never reads the disk; a
+//! duplicate or reversal of an old purchase costs one indexed read. DE7 has no year: a key
+//! is read as the instant nearest now, so the same terminal, STAN and DE7 a year later is a
+//! new purchase (the STAN has wrapped long before).
+
+use crate::history::{LogRow, Moved};
+use crate::ids::{CardId, PurchaseKey, TransferId, TransmissionTime};
+use crate::record::{Record, ResponseCode, ReversalEffect};
+use crate::state::{PurchaseState, State};
+use std::collections::HashSet;
+
+/// How long purchases, reversals and tombstones stay in memory at least (acceptance time and
+/// DE7 both): three days, so the current and previous business day are always there.
+pub const WORKING_SET_SECONDS: i64 = 3 * 86_400;
+/// Keys whose DE7 is at most this old are answered from memory alone.
+pub const RECENT_SECONDS: i64 = 2 * 86_400;
+// What leaves memory is never recent later: its DE7 is older than the working set.
+const _: () = assert!(WORKING_SET_SECONDS > RECENT_SECONDS);
+/// Keys whose DE7 is at most this far ahead of now (a terminal's clock running fast) are
+/// answered from memory alone.
+pub const FUTURE_SECONDS: i64 = 86_400;
+/// Rows examined per look at the projection while moving: bounds how long the mover holds
+/// the projection's lock, which the journal's sequencer (every purchase) waits for.
+pub const MOVE_ROWS_MAX: usize = 8_192;
+/// How often the ledger moves what has left the working set.
+pub const MOVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The UTC instant nearest `now` whose month, day and time are DE7's (`MMDDhhmmss`, UTC);
+/// `None` when DE7 is no date in the years around now.
+pub fn transmitted_at(transmitted: &TransmissionTime, now: i64) -> Option<i64> {
+    let text = transmitted.as_str();
+    let field = |range: std::ops::Range<usize>| text.get(range)?.parse::<u32>().ok();
+    let (month, day) = (field(0..2)?, field(2..4)?);
+    let (hour, minute, second) = (field(4..6)?, field(6..8)?, field(8..10)?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let (year, _, _) = crate::day::Day(i32::try_from(now.div_euclid(86_400)).ok()?).ymd();
+    let time = i64::from(hour * 3600 + minute * 60 + second);
+    [year - 1, year, year + 1]
+        .into_iter()
+        .filter_map(|y| crate::day::Day::from_ymd(y, month, day))
+        .map(|d| i64::from(d.0) * 86_400 + time)
+        .min_by_key(|at| (at - now).abs())
+}
+
+/// The time to move what has left the working set as of: the newest journal entry's
+/// acceptance time, never ahead of this machine's clock. Lookups ask as of a request's time,
+/// which is the clock's; records made with a clock of their own (a test's, a history
+/// writer's) never leave memory ahead of their time.
+pub fn move_time(live: &std::sync::RwLock<State>) -> i64 {
+    let newest = live.read().unwrap_or_else(|p| p.into_inner()).newest_at;
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    newest.min(clock)
+}
+
+/// Whether memory alone answers for this key at `now` (see the module docs).
+pub fn is_recent(key: &PurchaseKey, now: i64) -> bool {
+    transmitted_at(&key.transmitted, now)
+        .is_some_and(|at| now - RECENT_SECONDS <= at && at <= now + FUTURE_SECONDS)
+}
+
+/// Whether a key's DE7 is old enough for its records to leave memory at `now`.
+fn key_is_old(key: &PurchaseKey, now: i64) -> bool {
+    transmitted_at(&key.transmitted, now).is_none_or(|at| at < now - WORKING_SET_SECONDS)
+}
+
+/// What may happen to a record of the log that has left memory's log.
+enum Fate {
+    /// It moves to history now.
+    Moves,
+    /// It stays in memory for now (batch not settled, or its DE7 is recent).
+    Stays,
+    /// Nothing else of it is in memory (not a purchase or reversal, or gone already).
+    Nothing,
+}
+
+impl State {
+    fn purchase_may_leave(&self, purchase: &PurchaseState, now: i64) -> bool {
+        let settled = match purchase.batch_sequence {
+            Some(sequence) => self
+                .settled_batches
+                .contains(&(purchase.record.key.terminal.clone(), sequence)),
+            None => purchase.record.response.code != ResponseCode::APPROVED,
+        };
+        settled
+            && purchase.at_unix_seconds < now - WORKING_SET_SECONDS
+            && key_is_old(&purchase.record.key, now)
+    }
+
+    /// Decides one record named by the log, adding it to `moved` when it leaves.
+    fn decide(&self, id: &TransferId, now: i64, moved: &mut Moved) -> Fate {
+        if let Some(purchase) = self.purchases.get(id) {
+            if !self.purchase_may_leave(purchase, now) {
+                return Fate::Stays;
+            }
+            moved.purchases.push((*id, purchase.clone()));
+            return Fate::Moves;
+        }
+        let Some(record @ Record::Reversal(reversal)) = self.transfers.get(id) else {
+            return Fate::Nothing;
+        };
+        let at = self.transfer_times.get(id).copied().unwrap_or_default();
+        if at >= now - WORKING_SET_SECONDS || !key_is_old(&reversal.original, now) {
+            return Fate::Stays;
+        }
+        if reversal.effect == ReversalEffect::Tombstone {
+            moved
+                .tombstones
+                .push(TransferId::purchase(&reversal.original));
+        }
+        moved.reversals.push((*id, at, record.clone()));
+        Fate::Moves
+    }
+
+    /// The log row of entry `id`, with what the transaction listing filters on.
+    pub fn log_row(&self, at_unix_seconds: i64, id: &TransferId) -> LogRow {
+        let mut row = LogRow {
+            at_unix_seconds,
+            id: *id,
+            card: None,
+            merchant: None,
+            terminal: None,
+        };
+        if let Some(purchase) = self.purchases.get(id) {
+            row.card = purchase.record.card;
+            row.merchant = Some(purchase.record.merchant.clone());
+            row.terminal = Some(purchase.record.key.terminal.clone());
+        } else if let Some(Record::Reversal(reversal)) = self.transfers.get(id) {
+            row.terminal = Some(reversal.original.terminal.clone());
+            if let ReversalEffect::Reversed { card, .. } = &reversal.effect {
+                row.card = Some(*card);
+            }
+        }
+        row
+    }
+
+    /// The cards a log entry touched (a superset is fine: only their rows at `index` count).
+    fn cards_of(&self, id: &TransferId) -> Vec<CardId> {
+        if let Some(purchase) = self.purchases.get(id) {
+            return purchase.record.card.into_iter().collect();
+        }
+        match self.transfers.get(id) {
+            Some(Record::Reversal(reversal)) => match &reversal.effect {
+                ReversalEffect::Reversed { card, .. } => vec![*card],
+                ReversalEffect::Tombstone => Vec::new(),
+            },
+            Some(Record::Disbursement { credits, .. }) => credits.iter().map(|(c, _)| *c).collect(),
+            Some(Record::Replacement {
+                old_card, new_card, ..
+            }) => vec![*old_card, *new_card],
+            Some(Record::ProgramClose { returns, .. }) => returns.iter().map(|(c, _)| *c).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// What may move to history at `now`: first up to `max` of the records that stayed behind
+    /// earlier ([`State::pinned`]), then up to `max` entries of the log older than the working
+    /// set, with every record of theirs that may leave. Reads only; [`State::forget`] drops
+    /// what [`crate::history::History::store`] has made durable.
+    pub fn movable(&self, now: i64, max: usize) -> Moved {
+        let mut moved = Moved {
+            log_from: self.log_base,
+            ..Moved::default()
+        };
+        moved.pinned_checked = self.pinned.len().min(max);
+        for id in &self.pinned[..moved.pinned_checked] {
+            if let Fate::Stays = self.decide(id, now, &mut moved) {
+                moved.pinned.push(*id);
+            }
+        }
+        for (i, (at, id)) in self.log.iter().enumerate().take(max) {
+            // The log moves in order up to its first purchase or reversal inside the working
+            // set; other entries (funding, disbursements: their records stay in memory) never
+            // hold it back.
+            let held = self.purchases.contains_key(id)
+                || matches!(self.transfers.get(id), Some(Record::Reversal(_)));
+            if *at >= now - WORKING_SET_SECONDS && held {
+                break;
+            }
+            let index = self.log_base + i as u64;
+            moved.log.push(self.log_row(*at, id));
+            for card in self.cards_of(id) {
+                let Some(state) = self.cards.get(&card) else {
+                    continue;
+                };
+                let from = state.history.partition_point(|row| row.index < index);
+                for row in state.history[from..]
+                    .iter()
+                    .take_while(|r| r.index == index)
+                {
+                    moved.card_log.push((card, *row));
+                }
+            }
+            if let Fate::Stays = self.decide(id, now, &mut moved) {
+                moved.pinned.push(*id);
+            }
+        }
+        moved
+    }
+
+    /// Drops from memory what `moved` took to history (after it is durable there).
+    pub fn forget(&mut self, moved: &Moved) {
+        for (id, _) in &moved.purchases {
+            self.purchases.remove(id);
+        }
+        for (id, _, _) in &moved.reversals {
+            self.transfers.remove(id);
+            self.transfer_times.remove(id);
+        }
+        for id in &moved.tombstones {
+            self.tombstones.remove(id);
+        }
+        let checked = moved.pinned_checked.min(self.pinned.len());
+        self.pinned.drain(..checked);
+        self.pinned.extend(moved.pinned.iter().copied());
+        if moved.log.is_empty() || moved.log_from != self.log_base {
+            return;
+        }
+        let count = moved.log.len().min(self.log.len());
+        self.log.drain(..count);
+        self.log_base += count as u64;
+        let cards: HashSet<CardId> = moved.card_log.iter().map(|(card, _)| *card).collect();
+        for card in cards {
+            if let Some(state) = self.cards.get_mut(&card) {
+                let keep = state
+                    .history
+                    .partition_point(|row| row.index < self.log_base);
+                state.history.drain(..keep);
+            }
+        }
+    }
+
+    /// Moves everything that may leave at `now` to `history`: the snapshot thread, on a
+    /// projection of its own.
+    pub fn move_all(
+        &mut self,
+        history: &crate::history::History,
+        now: i64,
+    ) -> Result<u64, crate::history::HistoryError> {
+        let state = std::cell::RefCell::new(self);
+        move_rounds(
+            history,
+            || state.borrow().movable(now, MOVE_ROWS_MAX),
+            |moved| state.borrow_mut().forget(moved),
+        )
+    }
+}
+
+/// Moves what may leave memory in rounds until a round finds nothing more: each round looks
+/// (`movable`), makes it durable in `history`, then drops it (`forget`). Returns the rows
+/// moved. The ledger runs this with each step under its own hold of the projection's lock.
+pub fn move_rounds(
+    history: &crate::history::History,
+    mut movable: impl FnMut() -> Moved,
+    mut forget: impl FnMut(&Moved),
+) -> Result<u64, crate::history::HistoryError> {
+    let mut rows = 0u64;
+    loop {
+        let moved = movable();
+        history.store(&moved)?;
+        forget(&moved);
+        rows += moved.len() as u64;
+        // A round with no log entries in which every record looked at stayed is the last:
+        // the log is inside the working set and what is pinned must wait.
+        if moved.log.is_empty() && moved.pinned.len() == moved.pinned_checked {
+            return Ok(rows);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::day::Day;
+
+    fn utc(iso: &str, hour: i64) -> i64 {
+        i64::from(Day::parse_iso(iso).unwrap().0) * 86_400 + hour * 3600
+    }
+
+    fn de7(text: &str) -> TransmissionTime {
+        TransmissionTime::new(text).unwrap()
+    }
+
+    #[test]
+    fn de7_is_read_as_the_instant_nearest_now() {
+        let now = utc("2025-10-15", 2);
+        assert_eq!(transmitted_at(&de7("1015020000"), now), Some(now));
+        // Across new year, both ways.
+        let new_year = utc("2026-01-01", 0) + 10;
+        assert_eq!(
+            transmitted_at(&de7("1231235959"), new_year),
+            Some(new_year - 11)
+        );
+        assert_eq!(
+            transmitted_at(&de7("0101000010"), utc("2025-12-31", 23)),
+            Some(new_year)
+        );
+        // 29 February exists only in leap years.
+        assert_eq!(
+            transmitted_at(&de7("0229000000"), utc("2025-03-01", 0)),
+            Some(utc("2024-02-29", 0))
+        );
+        for impossible in [
+            "1315020000",
+            "0015020000",
+            "1032020000",
+            "1015240000",
+            "1015026000",
+        ] {
+            assert_eq!(transmitted_at(&de7(impossible), now), None, "{impossible}");
+        }
+    }
+
+    #[test]
+    fn recent_keys_are_those_memory_alone_answers_for() {
+        let now = utc("2025-10-15", 2);
+        let key = |text: &str| PurchaseKey {
+            terminal: crate::ids::TerminalId::new("T0000001").unwrap(),
+            stan: crate::ids::Stan::new("000001").unwrap(),
+            transmitted: de7(text),
+        };
+        assert!(is_recent(&key("1015020000"), now));
+        assert!(is_recent(&key("1013030000"), now));
+        assert!(!is_recent(&key("1013010000"), now));
+        assert!(is_recent(&key("1016010000"), now));
+        assert!(!is_recent(&key("1016030000"), now));
+        assert!(!is_recent(&key("1399999999"), now));
+    }
+}
