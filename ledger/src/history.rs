@@ -4,9 +4,9 @@
 //!
 //! History is derived from the journal, which stays the system of record: every row here was
 //! first applied to the projection from a journal entry, and is written (durably) before it is
-//! dropped from memory. Rows are immutable once written (a purchase leaves memory only once
-//! its batch is settled; nothing changes it after that), so writing one twice writes the same
-//! bytes, and the ledger and the snapshot thread may both move the same rows.
+//! dropped from memory. Rows are never changed once written: a purchase is kept as it first
+//! left memory (a later reversal is a row of its own), so the ledger's mover and the snapshot
+//! thread, whose projection lags, may both move the same records.
 //!
 //! The log is numbered: entry `i` of the projection's log ([`State::log_base`] + position)
 //! is row `i` here, and `log_len` says how many rows are contiguous from 0. A snapshot that
@@ -61,6 +61,9 @@ pub struct Moved {
     pub reversals: Vec<(TransferId, i64, Record)>,
     /// Tombstones, by the purchase id they stand for.
     pub tombstones: Vec<TransferId>,
+    /// Records accepted before this time (and whose key's DE7 is before it) leave; it
+    /// becomes the working set's horizon ([`crate::window`]).
+    pub cutoff: i64,
     /// The log number of `log[0]`.
     pub log_from: u64,
     /// A prefix of the projection's log.
@@ -191,6 +194,12 @@ impl History {
             }
             let mut purchases = txn.open_table(PURCHASES).map_err(storage)?;
             for (id, purchase) in &moved.purchases {
+                // A purchase is kept as it first left memory, whatever later moves say: a
+                // replay that brings it back (`State::restore`) must find it as it was then.
+                // A reversal after that is its own row, which lookups consult.
+                if purchases.get(id.0).map_err(storage)?.is_some() {
+                    continue;
+                }
                 let bytes = postcard::to_stdvec(purchase).expect("a purchase encodes");
                 purchases.insert(id.0, bytes.as_slice()).map_err(storage)?;
             }

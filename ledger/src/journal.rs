@@ -620,13 +620,14 @@ struct Loaded {
 /// Replays `store` into a fresh projection (entries from `stop_at` on count as torn) and
 /// sets aside a torn tail; anything else broken is [`JournalError::Corrupt`].
 fn load(store: &mut dyn JournalStore, stop_at: Option<u64>) -> Result<Loaded, JournalError> {
-    load_after(store, None, stop_at)
+    load_after(store, None, None, stop_at)
 }
 
 /// [`load`] from a snapshot the caller checked continues in `store` (one chain only).
 fn load_after(
     store: &mut dyn JournalStore,
     snapshot: Option<crate::snapshot::Snapshot>,
+    history: Option<Arc<crate::history::History>>,
     stop_at: Option<u64>,
 ) -> Result<Loaded, JournalError> {
     let others = store.other_chains()?;
@@ -634,6 +635,8 @@ fn load_after(
         Some(snapshot) if others.is_empty() => (snapshot.state, Some(snapshot.position)),
         _ => (State::default(), None),
     };
+    // A reversal after the snapshot may need a purchase the snapshot left in history.
+    state.history = history;
     let mut own = Vec::new();
     let (head, end) = if others.is_empty() {
         replay_after(store, start.as_ref(), stop_at, &mut |entry| {
@@ -804,9 +807,15 @@ impl Journal {
     /// writer.
     pub fn open(
         mut store: Box<dyn JournalStore>,
-        history_log_len: u64,
+        history: Option<Arc<crate::history::History>>,
     ) -> Result<(Journal, OpenReport), JournalError> {
         let follower = store.follower();
+        let history_log_len = match &history {
+            Some(history) => history
+                .log_len()
+                .map_err(|e| JournalError::Io(io::Error::other(e)))?,
+            None => 0,
+        };
         let snapshot = match store.snapshot_file() {
             Some(file) => usable_snapshot(file, history_log_len),
             None => None,
@@ -816,7 +825,7 @@ impl Journal {
             state,
             head,
             torn_tail,
-        } = load_after(store.as_mut(), snapshot, None)?;
+        } = load_after(store.as_mut(), snapshot, history, None)?;
         let report = OpenReport {
             entries: state.entries,
             from_snapshot,
@@ -1293,7 +1302,10 @@ impl Sequencer {
             .state
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // The full replay holds everything again; history stays where it is.
+        let history = state.history.take();
         *state = loaded.state;
+        state.history = history;
         self.head = loaded.head;
         // Cleared under the projection's lock: a reader that sees the flag clear sees the
         // rebuilt projection.

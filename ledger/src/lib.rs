@@ -251,6 +251,11 @@
 //! | [`SCYLLA_REGISTRY_LEASE_TTL_SECONDS`] | 30 | a dead writer's lease expires |
 //! | [`SCYLLA_REGISTRY_LEASE_WAIT_MAX`] | 5 s | waiting for the registry's lease; then unavailable |
 //! | [`SCYLLA_DRIVER_THREADS`] | 2 | threads of the driver's own runtime |
+//! | [`window::WORKING_SET_SECONDS`] | 3 days | purchases, reversals, tombstones stay in memory at most this long |
+//! | [`window::WORKING_SET_PURCHASES_MAX`] | 131,072 | purchases in memory before the cutoff moves closer |
+//! | [`window::RECENT_SECONDS`], [`window::FUTURE_SECONDS`] | 2 days, 1 day | DE7 window answered from memory alone |
+//! | [`window::MOVE_INTERVAL`], [`window::MOVE_ROWS_MAX`] | 10 s, 8,192 | the mover's period and rows per lock hold |
+//! | [`history::HISTORY_CACHE_BYTES`] | 32 MiB | redb's page cache for `history.redb` |
 //!
 //! ## Back of the envelope
 //!
@@ -258,19 +263,24 @@
 //!   under 1 MB of journal a day, so replaying a whole year at open takes seconds.
 //! - `fdatasync` on the project machine takes 1-4 ms whatever the size; at 100,000 purchases a
 //!   second that is a few hundred records per fsync, well within [`JOURNAL_BATCH_RECORDS_MAX`].
-//! - The projection keeps every authorization (about 1 KB each with indexes): ten million
-//!   purchases fit in ~10 GB; the program's real volume is thousands a day.
+//! - The projection keeps at most three days and ~131,000 authorizations (about 1 KB each
+//!   with indexes, [`window`]); older ones are on disk in [`history`] (~300 bytes each with
+//!   their log and card rows). The program's real volume is thousands a day.
 //! - Binaries should use a thread-caching allocator (the benchmark uses mimalloc): callers
 //!   allocate records and the journal threads free them, which glibc's malloc serializes.
 //!
 //! ## Not yet
 //!
-//! - Per-card statements and transaction listings beyond what [`State`] holds in memory (the
-//!   admin API reads [`State::log`], [`State::transfer_times`] and each card's history).
-//! - A bounded projection: it and the balance stores keep every authorization forever (no
-//!   history on disk yet), so a snapshot is as large as all of history and memory still grows
-//!   with it; snapshots only shorten the replay. On ScyllaDB there are no snapshots yet, and
-//!   a recovery after a failed write replays the whole journal.
+//! - A transaction listing's total counts every log row (history on disk, off the lock):
+//!   O(history) per request until per-day counts exist. Terminals whose clock is behind the
+//!   working set's horizon (seconds at benchmark rates) cost a history read per purchase.
+//!   An identical purchase record journaled by two nodes is recognised only while the first
+//!   is in memory (nothing moves on Scylla yet).
+//! - On ScyllaDB nothing moves to history and there are no snapshots yet (every node replays
+//!   every chain), and on every backend a recovery after a failed write replays the whole
+//!   journal. Redis keeps each transfer's decision in the card's hash forever (its memory,
+//!   not the switch's). `verify` replays into one full projection (memory grows with history)
+//!   and checks a snapshot's records against it, not that what it moved is in history.
 //! - On Scylla, a node killed between a Redis debit and its journal write leaves that card's
 //!   cache below the journal until the terminal retries or an operator rebuilds the cache: with
 //!   one shared generation a restart no longer rebuilds the cards. A follower reads every

@@ -26,10 +26,11 @@ use crate::ids::{CardId, MerchantId, TerminalId, TransferId};
 use crate::journal::{BreakKind, ChainHead, EncodedEntry, Hash, read_frames_from};
 use crate::money::Money;
 use crate::record::{Account, Record};
-use crate::state::{CardState, PurchaseState, State, TerminalBatches};
+use crate::state::{BatchSums, CardState, PurchaseState, State, TerminalBatches};
 use crate::totals::Totals;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -93,12 +94,13 @@ struct Image {
     transfers: Vec<(TransferId, Record)>,
     terminals: Vec<(TerminalId, TerminalBatches)>,
     transfer_times: Vec<(TransferId, i64)>,
-    batch_purchases: Vec<((TerminalId, u64), Vec<TransferId>)>,
+    batch_sums: Vec<((TerminalId, u64), BTreeMap<MerchantId, BatchSums>)>,
     settled_batches: Vec<(TerminalId, u64)>,
     carried: Vec<(MerchantId, Money)>,
     log: Vec<(i64, TransferId)>,
     log_base: u64,
     pinned: Vec<TransferId>,
+    horizon: i64,
     entries: u64,
     newest_at: i64,
     followed: Vec<(String, crate::journal::FollowedChain)>,
@@ -207,12 +209,7 @@ fn image(state: &State, core_only: bool) -> Image {
                 .filter(|(k, _)| !moves(k))
                 .map(|(k, v)| (*k, *v)),
         ),
-        batch_purchases: sorted(
-            state
-                .batch_purchases
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone())),
-        ),
+        batch_sums: sorted(state.batch_sums.iter().map(|(k, v)| (k.clone(), v.clone()))),
         settled_batches,
         carried: sorted(state.carried.iter().map(|(k, v)| (k.clone(), *v))),
         log: if core_only {
@@ -226,6 +223,7 @@ fn image(state: &State, core_only: bool) -> Image {
         } else {
             state.pinned.clone()
         },
+        horizon: if core_only { 0 } else { state.horizon },
         entries: state.entries,
         newest_at: state.newest_at,
         followed: sorted(state.followed.iter().map(|(k, v)| (k.clone(), *v))),
@@ -243,12 +241,13 @@ pub fn decode_state(bytes: &[u8]) -> Result<State, postcard::Error> {
         transfers: image.transfers.into_iter().collect(),
         terminals: image.terminals.into_iter().collect(),
         transfer_times: image.transfer_times.into_iter().collect(),
-        batch_purchases: image.batch_purchases.into_iter().collect(),
+        batch_sums: image.batch_sums.into_iter().collect(),
         settled_batches: image.settled_batches.into_iter().collect(),
         carried: image.carried.into_iter().collect(),
         log: image.log,
         log_base: image.log_base,
         pinned: image.pinned,
+        horizon: image.horizon,
         entries: image.entries,
         newest_at: image.newest_at,
         followed: image.followed.into_iter().collect(),
@@ -441,7 +440,7 @@ pub struct Taken {
 /// writing nothing, once `stop` says so.
 pub fn take(
     data_dir: &Path,
-    history: Option<(&crate::history::History, i64)>,
+    history: Option<(&std::sync::Arc<crate::history::History>, i64)>,
     stop: &dyn Fn() -> bool,
 ) -> io::Result<Taken> {
     let journal = crate::journal::journal_path(data_dir);
@@ -469,6 +468,8 @@ pub fn take(
             },
         ),
     };
+    // A reversal after the snapshot may need a purchase the snapshot left in history.
+    state.history = history.map(|(history, _)| std::sync::Arc::clone(history));
     let mut replayed = 0u64;
     let mut stopped = false;
     read_frames_from(

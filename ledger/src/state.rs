@@ -10,7 +10,7 @@ use crate::ids::{CardId, MerchantId, ProgramCode, PurchaseKey, TerminalId, Trans
 use crate::money::Money;
 use crate::record::{
     Account, BatchTotals, Entry, Leg, PocketAmount, PurchaseRecord, Record, ResponseCode,
-    ReversalEffect, SettlementLine,
+    ReversalEffect, ReversalRecord, SettlementLine,
 };
 use crate::totals::{CardFlows, Period, Totals, add_to, card_flows, sub_from};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -51,6 +51,9 @@ pub enum InvariantError {
     /// A payout (bank confirmation) for a line that no settlement has, or with another amount.
     #[error("payout {0} does not match a settlement line")]
     PayoutWithoutLine(TransferId),
+    /// The record needs a purchase that has left memory, and history cannot be read.
+    #[error("transfer {0} needs a purchase from history, which cannot be read: {1}")]
+    HistoryUnreadable(TransferId, String),
 }
 
 /// A card as the journal knows it: its pockets and today's approved purchase count.
@@ -130,6 +133,21 @@ pub struct TerminalBatches {
     pub next_sequence: u64,
     /// Every batch closed so far, oldest first.
     pub closed: Vec<ClosedBatch>,
+}
+
+/// One E-Warong's part of a terminal batch: its settlement line before carry-over.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BatchSums {
+    /// Approved purchases, reversed ones included.
+    pub purchase_count: u32,
+    /// Their amounts.
+    pub purchase_amount: Money,
+    /// Reversed purchases among them.
+    pub reversal_count: u32,
+    /// Their amounts.
+    pub reversal_amount: Money,
+    /// Unreversed legs per program (may hold zeros).
+    pub net: BTreeMap<ProgramCode, Money>,
 }
 
 /// What applying a record produced, for the caller waiting on it.
@@ -234,10 +252,11 @@ pub struct State {
     pub terminals: HashMap<TerminalId, TerminalBatches>,
     /// When each entry in `transfers` was accepted (UTC seconds); purchases carry theirs.
     pub transfer_times: HashMap<TransferId, i64>,
-    /// Approved purchases per terminal batch (DE41, switch-side sequence), so a settlement
-    /// (applied under the projection's lock, and again by every replay and `verify`) reads
-    /// only its own batches' purchases, never the whole map.
-    pub batch_purchases: HashMap<(TerminalId, u64), Vec<TransferId>>,
+    /// What each unsettled terminal batch (DE41, switch-side sequence) holds per E-Warong,
+    /// kept as purchases and reversals are applied: a settlement (applied under the
+    /// projection's lock, and again by every replay and `verify`) sums its batches' lines
+    /// without reading a purchase, so purchases may leave memory before they are settled.
+    pub batch_sums: HashMap<(TerminalId, u64), BTreeMap<MerchantId, BatchSums>>,
     /// Closed batches already in a settlement: (DE41, switch-side sequence).
     pub settled_batches: HashSet<(TerminalId, u64)>,
     /// Per E-Warong, settlement amounts the bank rejected that the next settlement must carry.
@@ -249,8 +268,15 @@ pub struct State {
     /// Log entries moved to history ([`crate::window`]): the number of `log[0]`.
     pub log_base: u64,
     /// Purchases and reversals whose log entry has moved to history but which stay in
-    /// memory for now (a batch not settled yet), looked at again each time the log moves.
+    /// memory for now (not before the cutoff yet, or brought back by [`State::restore`]),
+    /// looked at again each time the log moves.
     pub pinned: Vec<TransferId>,
+    /// The latest cutoff anything left memory at ([`crate::window`]): keys whose DE7 is after
+    /// it are answered from memory alone.
+    pub horizon: i64,
+    /// Where what left memory is, so a reversal of a purchase that left can bring it back;
+    /// `None` when nothing leaves.
+    pub history: Option<std::sync::Arc<crate::history::History>>,
     /// Entries applied.
     pub entries: u64,
     /// When the newest entry applied was accepted (UTC seconds): the time the ledger moves
@@ -325,32 +351,27 @@ impl State {
                 BTreeMap::new(),
             )
         };
-        let purchases = batches
+        let sums = batches
             .iter()
-            .filter_map(|batch| self.batch_purchases.get(batch))
-            .flatten()
-            .filter_map(|id| self.purchases.get(id));
-        for purchase in purchases {
-            let record = &purchase.record;
+            .filter_map(|batch| self.batch_sums.get(batch))
+            .flatten();
+        for (merchant, sums) in sums {
             let (line, net) = lines
-                .entry(record.merchant.clone())
-                .or_insert_with(|| blank(&record.merchant));
-            line.purchase_count += 1;
+                .entry(merchant.clone())
+                .or_insert_with(|| blank(merchant));
+            line.purchase_count += sums.purchase_count;
             line.purchase_amount = line
                 .purchase_amount
-                .checked_add(record.amount)
+                .checked_add(sums.purchase_amount)
                 .unwrap_or(line.purchase_amount);
-            if purchase.reversed {
-                line.reversal_count += 1;
-                line.reversal_amount = line
-                    .reversal_amount
-                    .checked_add(record.amount)
-                    .unwrap_or(line.reversal_amount);
-            } else {
-                for leg in &record.legs {
-                    let total = net.entry(leg.program.clone()).or_insert(Money::ZERO);
-                    *total = total.checked_add(leg.amount).unwrap_or(*total);
-                }
+            line.reversal_count += sums.reversal_count;
+            line.reversal_amount = line
+                .reversal_amount
+                .checked_add(sums.reversal_amount)
+                .unwrap_or(line.reversal_amount);
+            for (program, amount) in &sums.net {
+                let total = net.entry(program.clone()).or_insert(Money::ZERO);
+                *total = total.checked_add(*amount).unwrap_or(*total);
             }
         }
         for (merchant, carried) in &self.carried {
@@ -490,6 +511,16 @@ impl State {
             return self.apply_owned(entry.clone());
         }
         let record = &entry.record;
+        if let Record::Reversal(ReversalRecord {
+            original,
+            effect: ReversalEffect::Reversed { .. },
+        }) = record
+        {
+            self.restore(
+                &TransferId::purchase(original),
+                TransferId::reversal(original),
+            )?;
+        }
         let id = match self.check_new(record) {
             Err(InvariantError::DuplicateTransfer(id))
                 if self.transfers.get(&id) == Some(record) =>
@@ -825,7 +856,7 @@ impl State {
             Record::Settlement { batches, lines, .. } => {
                 // A settled batch's purchases are never summed again.
                 for batch in batches {
-                    self.batch_purchases.remove(batch);
+                    self.batch_sums.remove(batch);
                 }
                 self.settled_batches.extend(batches.iter().cloned());
                 for line in lines {
@@ -859,6 +890,25 @@ impl State {
                 Applied::Done
             }
         }
+    }
+
+    /// Brings purchase `id` back from history into memory when it has left (a late reversal
+    /// of it, `by`, is being applied): what memory and history hold together is unchanged.
+    fn restore(&mut self, id: &TransferId, by: TransferId) -> Result<(), InvariantError> {
+        if self.purchases.contains_key(id) {
+            return Ok(());
+        }
+        let Some(history) = &self.history else {
+            return Ok(());
+        };
+        let found = history
+            .purchase(id)
+            .map_err(|e| InvariantError::HistoryUnreadable(by, e.to_string()))?;
+        if let Some(purchase) = found {
+            self.purchases.insert(*id, purchase);
+            self.pinned.push(*id);
+        }
+        Ok(())
     }
 
     /// Changes a card's flows in the period of `at_unix_seconds`.
@@ -937,10 +987,17 @@ impl State {
                 .checked_add(purchase.amount)
                 .unwrap_or(Money::from_minor(i64::MAX));
             batch_sequence = Some(*sequence);
-            self.batch_purchases
+            let sums = self
+                .batch_sums
                 .entry((purchase.key.terminal.clone(), *sequence))
                 .or_default()
-                .push(id);
+                .entry(purchase.merchant.clone())
+                .or_default();
+            sums.purchase_count += 1;
+            add_to(&mut sums.purchase_amount, purchase.amount);
+            for leg in &purchase.legs {
+                add_to(sums.net.entry(leg.program.clone()).or_default(), leg.amount);
+            }
         }
         self.purchases.insert(
             id,
@@ -961,6 +1018,20 @@ impl State {
         let amount = purchase.record.amount;
         self.totals
             .unsold(purchase.at_unix_seconds, &purchase.record.basket, amount);
+        if let Some(sums) = purchase
+            .batch_sequence
+            .and_then(|sequence| {
+                self.batch_sums
+                    .get_mut(&(original.terminal.clone(), sequence))
+            })
+            .and_then(|merchants| merchants.get_mut(&purchase.record.merchant))
+        {
+            sums.reversal_count += 1;
+            add_to(&mut sums.reversal_amount, amount);
+            for leg in &purchase.record.legs {
+                sub_from(sums.net.entry(leg.program.clone()).or_default(), leg.amount);
+            }
+        }
         if let Some((_, totals)) = self
             .terminals
             .get_mut(&original.terminal)

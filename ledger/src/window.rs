@@ -1,30 +1,37 @@
 //! The working set: what the projection keeps in memory, and how the rest moves to history on
 //! disk ([`crate::history`]).
 //!
-//! Memory keeps pockets and balances, per-card counters, terminal batches, and the purchases,
-//! reversals and tombstones of the last [`WORKING_SET_SECONDS`]. A purchase leaves memory
-//! once it was accepted more than that long ago, its DE7 is that old too, and its batch is
-//! settled (a decline has no batch); a reversal or tombstone once its original's DE7 is that
-//! old. The log and each card's transfers leave in order, by acceptance time.
+//! Memory keeps pockets and balances, per-card counters, terminal batches with their
+//! settlement sums, and the purchases, reversals and tombstones accepted after a *cutoff*: at
+//! most [`WORKING_SET_SECONDS`] ago, and later when more than a cap of purchases
+//! ([`WORKING_SET_PURCHASES_MAX`]) would otherwise stay, so memory is bounded by time at the
+//! program's volume and by count at benchmark rates. A record leaves once both its acceptance
+//! time and its key's DE7 are before the cutoff; the log and each card's transfers leave in
+//! order. A purchase still in an open batch may leave too: settlement reads the batch's sums,
+//! and a late reversal of it brings it back from history (`State::restore`).
 //!
-//! Lookups rely on one rule: a purchase key whose DE7 lies within [`RECENT_SECONDS`] before
-//! now and [`FUTURE_SECONDS`] after is *recent*, and memory alone answers for it: nothing
-//! recent ever leaves, because a purchase leaves only when its DE7 is older than
-//! [`WORKING_SET_SECONDS`] (longer than `RECENT_SECONDS`). Any other key is also looked up in
-//! history. New purchases carry recent keys, so the hot path never reads the disk; a
-//! duplicate or reversal of an old purchase costs one indexed read. DE7 has no year: a key
-//! is read as the instant nearest now, so the same terminal, STAN and DE7 a year later is a
-//! new purchase (the STAN has wrapped long before).
+//! Lookups rely on one rule: a purchase key whose DE7 lies after the *horizon* (the latest
+//! cutoff ever used), at most [`RECENT_SECONDS`] before now and [`FUTURE_SECONDS`] after, is
+//! *recent*, and memory alone answers for it: nothing recent ever left. Any other key is also
+//! looked up in history. New purchases carry recent keys (unless a terminal's clock is behind
+//! the horizon), so the hot path does not read the disk; a duplicate or reversal of an old
+//! purchase costs one indexed read. DE7 has no year: a key is read as the instant nearest
+//! now, so the same terminal, STAN and DE7 a year later is a new purchase (the STAN has
+//! wrapped long before).
 
 use crate::history::{LogRow, Moved};
 use crate::ids::{CardId, PurchaseKey, TransferId, TransmissionTime};
-use crate::record::{Record, ResponseCode, ReversalEffect};
-use crate::state::{PurchaseState, State};
+use crate::record::{Record, ReversalEffect};
+use crate::state::State;
 use std::collections::HashSet;
 
-/// How long purchases, reversals and tombstones stay in memory at least (acceptance time and
-/// DE7 both): three days, so the current and previous business day are always there.
+/// How long purchases, reversals and tombstones stay in memory at most (acceptance time and
+/// DE7 both) while there are fewer than [`WORKING_SET_PURCHASES_MAX`]: three days, so at the
+/// program's volume the current and previous business day are always there.
 pub const WORKING_SET_SECONDS: i64 = 3 * 86_400;
+/// Purchases the working set keeps at most (about 1 KB each) before its cutoff moves closer to
+/// now: past it the mover takes the oldest until an eighth of the cap is free.
+pub const WORKING_SET_PURCHASES_MAX: usize = 131_072;
 /// Keys whose DE7 is at most this old are answered from memory alone.
 pub const RECENT_SECONDS: i64 = 2 * 86_400;
 // What leaves memory is never recent later: its DE7 is older than the working set.
@@ -69,15 +76,16 @@ pub fn move_time(live: &std::sync::RwLock<State>) -> i64 {
     newest.min(clock)
 }
 
-/// Whether memory alone answers for this key at `now` (see the module docs).
-pub fn is_recent(key: &PurchaseKey, now: i64) -> bool {
+/// Whether memory alone answers for this key at `now`, given the working set's `horizon`
+/// ([`State::horizon`]; see the module docs).
+pub fn is_recent(key: &PurchaseKey, now: i64, horizon: i64) -> bool {
     transmitted_at(&key.transmitted, now)
-        .is_some_and(|at| now - RECENT_SECONDS <= at && at <= now + FUTURE_SECONDS)
+        .is_some_and(|at| (now - RECENT_SECONDS).max(horizon) <= at && at <= now + FUTURE_SECONDS)
 }
 
-/// Whether a key's DE7 is old enough for its records to leave memory at `now`.
-fn key_is_old(key: &PurchaseKey, now: i64) -> bool {
-    transmitted_at(&key.transmitted, now).is_none_or(|at| at < now - WORKING_SET_SECONDS)
+/// Whether a key's DE7 (read at `now`) is before `cutoff`, so its records may leave memory.
+fn key_is_before(key: &PurchaseKey, now: i64, cutoff: i64) -> bool {
+    transmitted_at(&key.transmitted, now).is_none_or(|at| at < cutoff)
 }
 
 /// What may happen to a record of the log that has left memory's log.
@@ -91,22 +99,14 @@ enum Fate {
 }
 
 impl State {
-    fn purchase_may_leave(&self, purchase: &PurchaseState, now: i64) -> bool {
-        let settled = match purchase.batch_sequence {
-            Some(sequence) => self
-                .settled_batches
-                .contains(&(purchase.record.key.terminal.clone(), sequence)),
-            None => purchase.record.response.code != ResponseCode::APPROVED,
-        };
-        settled
-            && purchase.at_unix_seconds < now - WORKING_SET_SECONDS
-            && key_is_old(&purchase.record.key, now)
-    }
-
-    /// Decides one record named by the log, adding it to `moved` when it leaves.
+    /// Decides one record named by the log, adding it to `moved` when it leaves (accepted
+    /// before `moved.cutoff`, its key's DE7 too).
     fn decide(&self, id: &TransferId, now: i64, moved: &mut Moved) -> Fate {
+        let cutoff = moved.cutoff;
         if let Some(purchase) = self.purchases.get(id) {
-            if !self.purchase_may_leave(purchase, now) {
+            if purchase.at_unix_seconds >= cutoff
+                || !key_is_before(&purchase.record.key, now, cutoff)
+            {
                 return Fate::Stays;
             }
             moved.purchases.push((*id, purchase.clone()));
@@ -116,7 +116,7 @@ impl State {
             return Fate::Nothing;
         };
         let at = self.transfer_times.get(id).copied().unwrap_or_default();
-        if at >= now - WORKING_SET_SECONDS || !key_is_old(&reversal.original, now) {
+        if at >= cutoff || !key_is_before(&reversal.original, now, cutoff) {
             return Fate::Stays;
         }
         if reversal.effect == ReversalEffect::Tombstone {
@@ -126,6 +126,23 @@ impl State {
         }
         moved.reversals.push((*id, at, record.clone()));
         Fate::Moves
+    }
+
+    /// The cutoff at `now`: [`WORKING_SET_SECONDS`] ago, or later when more than
+    /// `purchases_max` purchases are in memory (then the acceptance time of the log entry
+    /// past the oldest excess, so about an eighth of the cap is freed), never after now.
+    fn cutoff(&self, now: i64, purchases_max: usize) -> i64 {
+        let by_time = now - WORKING_SET_SECONDS;
+        let held = self.purchases.len();
+        if held <= purchases_max {
+            return by_time;
+        }
+        let excess = held - purchases_max + purchases_max / 8;
+        let by_count = self
+            .log
+            .get(excess.min(self.log.len().saturating_sub(1)))
+            .map_or(by_time, |(at, _)| *at);
+        by_time.max(by_count).min(now)
     }
 
     /// The log row of entry `id`, with what the transaction listing filters on.
@@ -169,13 +186,15 @@ impl State {
         }
     }
 
-    /// What may move to history at `now`: first up to `max` of the records that stayed behind
-    /// earlier ([`State::pinned`]), then up to `max` entries of the log older than the working
-    /// set, with every record of theirs that may leave. Reads only; [`State::forget`] drops
+    /// What may move to history at `now` (keeping at most about `purchases_max` purchases):
+    /// first up to `max` of the records that stayed behind earlier ([`State::pinned`]), then
+    /// up to `max` entries of the log before the cutoff, with every record of theirs that may
+    /// leave. Reads only; [`State::forget`] drops
     /// what [`crate::history::History::store`] has made durable.
-    pub fn movable(&self, now: i64, max: usize) -> Moved {
+    pub fn movable(&self, now: i64, purchases_max: usize, max: usize) -> Moved {
         let mut moved = Moved {
             log_from: self.log_base,
+            cutoff: self.cutoff(now, purchases_max),
             ..Moved::default()
         };
         moved.pinned_checked = self.pinned.len().min(max);
@@ -190,7 +209,7 @@ impl State {
             // hold it back.
             let held = self.purchases.contains_key(id)
                 || matches!(self.transfers.get(id), Some(Record::Reversal(_)));
-            if *at >= now - WORKING_SET_SECONDS && held {
+            if *at >= moved.cutoff && held {
                 break;
             }
             let index = self.log_base + i as u64;
@@ -216,9 +235,14 @@ impl State {
 
     /// Drops from memory what `moved` took to history (after it is durable there).
     pub fn forget(&mut self, moved: &Moved) {
-        for (id, _) in &moved.purchases {
-            self.purchases.remove(id);
+        for (id, purchase) in &moved.purchases {
+            // Unless it changed since it was copied (a late reversal brought it back from
+            // history and reversed it): then it stays, and moves again later.
+            if self.purchases.get(id) == Some(purchase) {
+                self.purchases.remove(id);
+            }
         }
+        self.horizon = self.horizon.max(moved.cutoff);
         for (id, _, _) in &moved.reversals {
             self.transfers.remove(id);
             self.transfer_times.remove(id);
@@ -256,7 +280,11 @@ impl State {
         let state = std::cell::RefCell::new(self);
         move_rounds(
             history,
-            || state.borrow().movable(now, MOVE_ROWS_MAX),
+            || {
+                state
+                    .borrow()
+                    .movable(now, WORKING_SET_PURCHASES_MAX, MOVE_ROWS_MAX)
+            },
             |moved| state.borrow_mut().forget(moved),
         )
     }
@@ -335,11 +363,16 @@ mod tests {
             stan: crate::ids::Stan::new("000001").unwrap(),
             transmitted: de7(text),
         };
-        assert!(is_recent(&key("1015020000"), now));
-        assert!(is_recent(&key("1013030000"), now));
-        assert!(!is_recent(&key("1013010000"), now));
-        assert!(is_recent(&key("1016010000"), now));
-        assert!(!is_recent(&key("1016030000"), now));
-        assert!(!is_recent(&key("1399999999"), now));
+        let none = 0;
+        assert!(is_recent(&key("1015020000"), now, none));
+        assert!(is_recent(&key("1013030000"), now, none));
+        assert!(!is_recent(&key("1013010000"), now, none));
+        assert!(is_recent(&key("1016010000"), now, none));
+        assert!(!is_recent(&key("1016030000"), now, none));
+        assert!(!is_recent(&key("1399999999"), now, none));
+        // After a cutoff an hour ago, keys before it may be in history.
+        let horizon = now - 3_600;
+        assert!(is_recent(&key("1015013000"), now, horizon));
+        assert!(!is_recent(&key("1015005959"), now, horizon));
     }
 }

@@ -478,10 +478,11 @@ async fn history(args: HistoryArgs) -> anyhow::Result<ExitCode> {
     // What has left the working set goes to history, and a snapshot of the rest is taken,
     // as a running switch would have done by now: the switch starts from it.
     ledger
-        .move_to_history(now)
+        .move_to_history(now, ssn_ledger::window::WORKING_SET_PURCHASES_MAX)
         .context("moving old purchases to history")?;
     drop(ledger);
-    let history = ssn_ledger::history::History::open(&args.data_dir).context("opening history")?;
+    let history =
+        Arc::new(ssn_ledger::history::History::open(&args.data_dir).context("opening history")?);
     ssn_ledger::snapshot::take(&args.data_dir, Some((&history, now)), &|| false)
         .context("taking a snapshot")?;
     let seconds = started.elapsed().as_secs_f64();

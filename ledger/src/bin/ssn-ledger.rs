@@ -28,8 +28,10 @@ fn main() -> anyhow::Result<ExitCode> {
     }
     if command == "snapshot" {
         // The running ledger holds the history file (and takes snapshots itself).
-        let history = ssn_ledger::history::History::open(&data_dir)
-            .context("opening history (is the switch running? it takes snapshots itself)")?;
+        let history = std::sync::Arc::new(
+            ssn_ledger::history::History::open(&data_dir)
+                .context("opening history (is the switch running? it takes snapshots itself)")?,
+        );
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs();

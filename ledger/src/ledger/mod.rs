@@ -448,11 +448,7 @@ impl Ledger {
             balances,
             history,
         } = stores;
-        let history_log_len = match &history {
-            Some(history) => history.log_len()?,
-            None => 0,
-        };
-        let (journal, open_report) = Journal::open(journal, history_log_len)?;
+        let (journal, open_report) = Journal::open(journal, history.clone())?;
         let mover = match &history {
             Some(history) => Some(
                 working_set::Mover::start(

@@ -200,12 +200,14 @@ impl Ledger {
             self.doubts.put_back(*id, attempts);
             return Err(error);
         }
-        let journaled = self
-            .journal
-            .state()
-            .purchases
-            .get(id)
-            .map(|p| p.record.response.rrn.clone());
+        // From history too: a doubt can outlast the purchase's time in memory.
+        let journaled = match self.purchase_by_id(id) {
+            Ok(found) => found.map(|p| p.record.response.rrn),
+            Err(error) => {
+                self.doubts.put_back(*id, attempts);
+                return Err(error);
+            }
+        };
         let mut resolved = 0;
         while let Some(attempt) = attempts.pop() {
             if journaled.as_ref() != Some(&attempt.rrn)

@@ -1,10 +1,11 @@
 //! The working set and history ([`crate::window`], [`crate::history`]): the thread that moves
 //! what has left the working set to disk, and the lookups that reach history for old keys.
 
-use super::purchase::unix_now;
 use super::*;
 use crate::history::{History, HistoryError, LogRow, Moved};
-use crate::window::{MOVE_INTERVAL, MOVE_ROWS_MAX, is_recent, move_rounds};
+use crate::window::{
+    MOVE_INTERVAL, MOVE_ROWS_MAX, WORKING_SET_PURCHASES_MAX, is_recent, move_rounds, move_time,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 impl From<HistoryError> for LedgerError {
@@ -42,14 +43,16 @@ fn move_now(
     history: &History,
     balances: &dyn BalanceStore,
     now: i64,
+    purchases_max: usize,
 ) -> Result<u64, HistoryError> {
     let rows = move_rounds(
         history,
         || {
-            state
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .movable(now, MOVE_ROWS_MAX)
+            state.read().unwrap_or_else(|p| p.into_inner()).movable(
+                now,
+                purchases_max,
+                MOVE_ROWS_MAX,
+            )
         },
         |moved| {
             state
@@ -96,7 +99,14 @@ impl Mover {
                     if stopping.load(Ordering::Relaxed) {
                         return;
                     }
-                    if let Err(error) = move_now(&state, &history, balances.as_ref(), unix_now()) {
+                    let moved = move_now(
+                        &state,
+                        &history,
+                        balances.as_ref(),
+                        move_time(&state),
+                        WORKING_SET_PURCHASES_MAX,
+                    );
+                    if let Err(error) = moved {
                         metrics::counter!("ssn_history_failures_total").increment(1);
                         tracing::warn!(%error, "moving the working set to history");
                     }
@@ -121,10 +131,11 @@ impl Drop for Mover {
 }
 
 impl Ledger {
-    /// Moves what has left the working set at `now` (UTC seconds) to history, as the mover
-    /// thread does every [`MOVE_INTERVAL`]; returns the rows moved. Without history (a ledger
-    /// opened on stores the caller built) nothing moves.
-    pub fn move_to_history(&self, now: i64) -> Result<u64, LedgerError> {
+    /// Moves what has left the working set at `now` (UTC seconds) to history, keeping at most
+    /// about `purchases_max` purchases in memory, as the mover thread does every
+    /// [`MOVE_INTERVAL`] (with [`WORKING_SET_PURCHASES_MAX`]); returns the rows moved. Without
+    /// history (a ledger opened on stores the caller built) nothing moves.
+    pub fn move_to_history(&self, now: i64, purchases_max: usize) -> Result<u64, LedgerError> {
         let Some(history) = &self.history else {
             return Ok(0);
         };
@@ -133,6 +144,7 @@ impl Ledger {
             history,
             self.balances.as_ref(),
             now,
+            purchases_max,
         )?)
     }
 
@@ -148,12 +160,45 @@ impl Ledger {
         key: &PurchaseKey,
         now: i64,
     ) -> Result<Option<PurchaseState>, LedgerError> {
-        match &self.history {
-            Some(history) if !is_recent(key, now) => {
-                Ok(history.purchase(&TransferId::purchase(key))?)
-            }
-            _ => Ok(None),
+        let Some(history) = &self.history else {
+            return Ok(None);
+        };
+        if is_recent(key, now, self.journal.state().horizon) {
+            return Ok(None);
         }
+        self.purchase_from_history(history, &TransferId::purchase(key))
+    }
+
+    /// A purchase from history, reversed if a reversal of it is known: history keeps a
+    /// purchase as it first left memory, and a reversal since is its own record.
+    fn purchase_from_history(
+        &self,
+        history: &History,
+        id: &TransferId,
+    ) -> Result<Option<PurchaseState>, LedgerError> {
+        let Some(mut found) = history.purchase(id)? else {
+            return Ok(None);
+        };
+        if !found.reversed {
+            let reversal = TransferId::reversal(&found.record.key);
+            let reversed = |record: &Record| {
+                matches!(
+                    record,
+                    Record::Reversal(ReversalRecord {
+                        effect: ReversalEffect::Reversed { .. },
+                        ..
+                    })
+                )
+            };
+            let in_memory = self.journal.state().transfers.get(&reversal).map(reversed);
+            found.reversed = match in_memory {
+                Some(reversed) => reversed,
+                None => history
+                    .reversal(&reversal)?
+                    .is_some_and(|(_, record)| reversed(&record)),
+            };
+        }
+        Ok(Some(found))
     }
 
     /// Whether a tombstone stands for this key, in memory or (for a key not recent at `now`)
@@ -164,7 +209,9 @@ impl Ledger {
             return Ok(true);
         }
         match &self.history {
-            Some(history) if !is_recent(key, now) => Ok(history.tombstoned(&id)?),
+            Some(history) if !is_recent(key, now, self.journal.state().horizon) => {
+                Ok(history.tombstoned(&id)?)
+            }
             _ => Ok(false),
         }
     }
@@ -176,7 +223,7 @@ impl Ledger {
             return Ok(Some(found.clone()));
         }
         match &self.history {
-            Some(history) => Ok(history.purchase(id)?),
+            Some(history) => self.purchase_from_history(history, id),
             None => Ok(None),
         }
     }

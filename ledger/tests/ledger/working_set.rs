@@ -5,8 +5,9 @@
 
 use crate::support::*;
 use ssn_ledger::history::History;
-use ssn_ledger::window::WORKING_SET_SECONDS;
+use ssn_ledger::window::{WORKING_SET_PURCHASES_MAX, WORKING_SET_SECONDS};
 use ssn_ledger::*;
+use std::sync::Arc;
 
 /// Four days after `t0`: everything of `t0`'s business day may leave memory.
 fn later() -> i64 {
@@ -127,7 +128,10 @@ fn assert_left_memory(ledger: &Ledger, old: &Old) {
 
 async fn old_purchases_are_answered_from_history(backend: Backend) {
     let (world, old) = old_day(backend).await;
-    let moved = world.ledger.move_to_history(later()).unwrap();
+    let moved = world
+        .ledger
+        .move_to_history(later(), WORKING_SET_PURCHASES_MAX)
+        .unwrap();
     assert!(moved > 0);
     assert_left_memory(&world.ledger, &old);
     assert_answers_as_before(&world.ledger, &old).await;
@@ -169,7 +173,7 @@ async fn old_purchases_are_answered_after_a_restart(backend: Backend) {
     let World { dir, ledger, .. } = world;
     drop(ledger);
     {
-        let history = History::open(&dir.0).unwrap();
+        let history = Arc::new(History::open(&dir.0).unwrap());
         let taken = snapshot::take(&dir.0, Some((&history, later())), &|| false).unwrap();
         assert!(taken.path.is_some());
     }
@@ -195,11 +199,12 @@ async fn old_purchases_are_answered_after_a_restart_redis() {
     old_purchases_are_answered_after_a_restart(Backend::Redis).await;
 }
 
-/// A purchase whose batch is not settled stays in memory however old (a settlement sums it),
-/// while its log entry moves; once settled, it leaves.
+/// A purchase still in an open batch may leave memory (the batch's settlement sums stay);
+/// its late reversal brings it back from history, in the running ledger and again when a
+/// restart replays that reversal after a snapshot that did not hold the purchase.
 #[tokio::test]
-async fn a_purchase_stays_until_its_batch_is_settled() {
-    let (world, _, card) = World::with_card(Backend::Embedded, Rules::default()).await;
+async fn a_late_reversal_brings_a_purchase_back_from_history() {
+    let (world, program, card) = World::with_card(Backend::Embedded, Rules::default()).await;
     let request = world.purchase(card, rp(25_000), None);
     world
         .ledger
@@ -208,31 +213,118 @@ async fn a_purchase_stays_until_its_batch_is_settled() {
         .unwrap();
     world
         .ledger
-        .close_batch(BatchCloseRequest {
-            terminal: request.key.terminal.clone(),
-            batch_number: "000001".into(),
-            terminal_totals: world.ledger.open_batch_totals(&request.key.terminal),
-            at_unix_seconds: t0() + 60,
-        })
-        .await
+        .move_to_history(later(), WORKING_SET_PURCHASES_MAX)
         .unwrap();
-    world.ledger.move_to_history(later()).unwrap();
+    assert!(world.ledger.state().purchase(&request.key).is_none());
+    // Stopped, a snapshot without the purchase, started again.
+    let World { dir, ledger, .. } = world;
+    drop(ledger);
+    {
+        let history = Arc::new(History::open(&dir.0).unwrap());
+        snapshot::take(&dir.0, Some((&history, later())), &|| false).unwrap();
+    }
+    let ledger = Backend::Embedded.open(&dir.0).await;
+    assert!(ledger.open_report().from_snapshot.is_some());
+    assert!(ledger.state().purchase(&request.key).is_none());
+    let reversal = ReversalRequest {
+        original: request.key.clone(),
+        card: Some(card),
+        amount: request.amount,
+        at_unix_seconds: later(),
+    };
+    let outcome = ledger.reverse_purchase(reversal.clone()).await.unwrap();
+    assert_eq!(
+        outcome,
+        ReversalOutcome::Reversed(vec![PocketAmount {
+            program: program.clone(),
+            amount: rp(25_000),
+        }])
+    );
+    assert_eq!(
+        ledger.reverse_purchase(reversal.clone()).await.unwrap(),
+        ReversalOutcome::AlreadyReversed
+    );
+    assert_eq!(ledger.balance(card, later()).await.unwrap(), rp(300_000));
+    // Once it left again, history still knows it is reversed.
+    ledger
+        .move_to_history(
+            later() + WORKING_SET_SECONDS + 86_400,
+            WORKING_SET_PURCHASES_MAX,
+        )
+        .unwrap();
+    assert!(ledger.state().purchase(&request.key).is_none());
+    assert_eq!(
+        ledger.reverse_purchase(reversal.clone()).await.unwrap(),
+        ReversalOutcome::AlreadyReversed
+    );
+    // The restart replays the reversal after the snapshot: it finds its purchase in history.
+    drop(ledger);
+    let ledger = Backend::Embedded.open(&dir.0).await;
+    assert!(ledger.open_report().from_snapshot.is_some());
+    assert_eq!(ledger.balance(card, later()).await.unwrap(), rp(300_000));
+    assert_eq!(
+        ledger.reverse_purchase(reversal).await.unwrap(),
+        ReversalOutcome::AlreadyReversed
+    );
+    // The batch settles on its sums: one purchase, reversed, nothing to pay.
+    let settled = ledger.settle(day("2025-10-15"), later()).await.unwrap();
+    assert_eq!(settled.lines.len(), 1);
+    assert_eq!(
+        (
+            settled.lines[0].purchase_count,
+            settled.lines[0].reversal_count
+        ),
+        (1, 1)
+    );
+    assert_eq!(settled.lines[0].amount, Money::ZERO);
+    assert_eq!(
+        ledger.cache_differences().await.unwrap(),
+        Vec::<CardId>::new()
+    );
+    drop(ledger);
+    assert_eq!(ssn_ledger::verify(&dir.0).unwrap().snapshots, 1);
+}
+
+/// Past its cap of purchases the working set's cutoff moves closer to now: the oldest leave
+/// (even of today), and a duplicate of one of them is answered from history.
+#[tokio::test]
+async fn the_working_set_keeps_to_its_cap() {
+    const PURCHASES: u32 = 40;
+    const CAP: usize = 8;
+    let (world, _, card) = World::with_card(Backend::Embedded, Rules::default()).await;
+    let mut sent = Vec::new();
+    for i in 0..PURCHASES {
+        let request = purchase_at(key(2, i + 1), card, rp(1_000), None, t0() + i64::from(i));
+        let answer = world
+            .ledger
+            .authorize_purchase(request.clone())
+            .await
+            .unwrap();
+        assert_eq!(answer.response.code, APPROVED);
+        sent.push((request, answer));
+    }
+    let now = t0() + i64::from(PURCHASES);
+    world.ledger.move_to_history(now, CAP).unwrap();
     {
         let state = world.ledger.state();
-        assert!(state.purchase(&request.key).is_some());
-        assert!(state.log.is_empty(), "the log moves whatever its records");
-        assert_eq!(state.pinned, vec![TransferId::purchase(&request.key)]);
+        assert!(state.purchases.len() <= CAP, "{}", state.purchases.len());
+        assert!(state.horizon > t0());
     }
-    let settled = world
-        .ledger
-        .settle(day("2025-10-15"), later())
-        .await
-        .unwrap();
-    assert_eq!(settled.lines[0].purchase_count, 1);
-    world.ledger.move_to_history(later()).unwrap();
-    let state = world.ledger.state();
-    assert!(state.purchase(&request.key).is_none());
-    assert!(state.pinned.is_empty());
+    for (request, answer) in [&sent[0], &sent[PURCHASES as usize - 1]] {
+        let again = PurchaseRequest {
+            at_unix_seconds: now,
+            ..request.clone()
+        };
+        let duplicate = world.ledger.authorize_purchase(again).await.unwrap();
+        assert!(duplicate.duplicate);
+        assert_eq!(duplicate.response, answer.response);
+    }
+    let spent = rp(1_000 * i64::from(PURCHASES));
+    assert_eq!(
+        world.ledger.balance(card, now).await.unwrap(),
+        rp(300_000).checked_sub(spent).unwrap()
+    );
+    world.assert_consistent().await;
 }
 
 /// A snapshot whose moved log history does not hold (the history file lost) is not used: the
@@ -243,7 +335,7 @@ async fn a_snapshot_without_its_history_is_not_used() {
     let World { dir, ledger, .. } = world;
     drop(ledger);
     {
-        let history = History::open(&dir.0).unwrap();
+        let history = Arc::new(History::open(&dir.0).unwrap());
         snapshot::take(&dir.0, Some((&history, later())), &|| false).unwrap();
     }
     std::fs::remove_file(dir.0.join(ssn_ledger::history::HISTORY_FILE)).unwrap();
@@ -251,4 +343,200 @@ async fn a_snapshot_without_its_history_is_not_used() {
     assert_eq!(ledger.open_report().from_snapshot, None);
     assert!(ledger.state().purchase(&old.approved.key).is_some());
     assert_answers_as_before(&ledger, &old).await;
+}
+
+/// Seeds of the differential test: each is one random sequence of operations.
+const SEEDS: u64 = 8;
+/// Operations per seed.
+const OPERATIONS: u32 = 120;
+/// Cards in each world.
+const CARDS: u64 = 4;
+
+/// xorshift64*: a deterministic stream of numbers per seed.
+struct Random(u64);
+
+impl Random {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+/// A ledger in `dir` that keeps everything in memory (no history): the reference.
+async fn reference(dir: &TempDir) -> Ledger {
+    let journal = FileJournal::open(&dir.0.join("journal.log")).unwrap();
+    Ledger::open_with(LedgerStores {
+        journal: Box::new(journal),
+        registry: Arc::new(RedbRegistry::open(&dir.0.join("registry.redb")).unwrap()),
+        balances: Arc::new(MemoryBalances::new()),
+        history: None,
+    })
+    .await
+    .unwrap()
+}
+
+/// `CARDS` cards with Rp 300,000 each from program `SSN2025`.
+async fn fund(ledger: &Ledger) {
+    fund_one_card(ledger).await;
+    let program = ProgramCode::new("SSN2025").unwrap();
+    for n in 2..=CARDS {
+        ledger
+            .registry()
+            .apply(enrolment(n, std::slice::from_ref(&program)))
+            .await
+            .unwrap();
+    }
+    let amount = rp(300_000 * CARDS as i64);
+    ledger
+        .fund_program(&program, amount, "APBD-more", t0())
+        .await
+        .unwrap();
+    ledger.disburse(&program, "2025-11", t0()).await.unwrap();
+}
+
+/// One random operation on `ledger`, as of `at`, and what it answered.
+async fn operate(
+    ledger: &Ledger,
+    random: &mut Random,
+    sent: &mut Vec<PurchaseRequest>,
+    step: u32,
+    at: i64,
+) -> String {
+    let terminal_number = 1 + random.below(3) as u32;
+    match random.below(13) {
+        0..=4 => {
+            let card = CardId(1 + random.below(CARDS));
+            let amount = rp(1_000 * (1 + random.below(60) as i64));
+            // DE7 is the time of the purchase, or (a terminal's clock) hours off it.
+            let skew = [0, 0, 0, -7_200, 5_400][random.below(5) as usize];
+            let de7 = window_de7(at + skew);
+            let mut key = key(terminal_number, step + 1);
+            key.transmitted = de7;
+            let request = purchase_at(key, card, amount, None, at);
+            let answer = ledger.authorize_purchase(request.clone()).await;
+            sent.push(request);
+            format!("{answer:?}")
+        }
+        5 | 6 if !sent.is_empty() => {
+            let again = PurchaseRequest {
+                at_unix_seconds: at,
+                ..sent[random.below(sent.len() as u64) as usize].clone()
+            };
+            format!("{:?}", ledger.authorize_purchase(again).await)
+        }
+        7 | 8 if !sent.is_empty() => {
+            let original = &sent[random.below(sent.len() as u64) as usize];
+            let outcome = ledger
+                .reverse_purchase(ReversalRequest {
+                    original: original.key.clone(),
+                    card: Some(original.card),
+                    amount: original.amount,
+                    at_unix_seconds: at,
+                })
+                .await;
+            format!("{outcome:?}")
+        }
+        9 => {
+            // A reversal before its original (which a later step may send): a tombstone.
+            let mut original = key(terminal_number, step + 2);
+            original.transmitted = window_de7(at);
+            let outcome = ledger
+                .reverse_purchase(ReversalRequest {
+                    original,
+                    card: None,
+                    amount: rp(1_000),
+                    at_unix_seconds: at,
+                })
+                .await;
+            format!("{outcome:?}")
+        }
+        10 => {
+            let closed = ledger
+                .close_batch(BatchCloseRequest {
+                    terminal: terminal(terminal_number),
+                    batch_number: format!("{step:06}"),
+                    terminal_totals: BatchTotals::default(),
+                    at_unix_seconds: at,
+                })
+                .await;
+            format!("{closed:?}")
+        }
+        11 => {
+            let date = Day::wita_of_unix_seconds(at - 86_400);
+            let settled = ledger.settle(date, at).await.map(|s| s.lines);
+            format!("{settled:?}")
+        }
+        _ => {
+            let card = CardId(1 + random.below(CARDS));
+            format!("{:?}", ledger.balance(card, at).await)
+        }
+    }
+}
+
+/// DE7 (`MMDDhhmmss`, UTC) of an instant.
+fn window_de7(at: i64) -> TransmissionTime {
+    let day = Day(i32::try_from(at.div_euclid(86_400)).unwrap());
+    let (_, month, dom) = day.ymd();
+    let second = at.rem_euclid(86_400);
+    TransmissionTime::new(format!(
+        "{month:02}{dom:02}{:02}{:02}{:02}",
+        second / 3600,
+        second / 60 % 60,
+        second % 60
+    ))
+    .unwrap()
+}
+
+/// The same random operations on a ledger that moves its working set to history (at random
+/// times, with random caps, restarting from snapshots taken with history) and on one that
+/// keeps everything in memory give the same answer, every one: moving changes nothing a
+/// terminal or the bank can see. Time advances by hours, so keys age out of the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_to_history_changes_no_answer() {
+    let mut moved_and_restarted = (0u64, 0u32);
+    for seed in 1..=SEEDS {
+        let mut random = Random(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let (moving_dir, reference_dir) = (TempDir::new("moving"), TempDir::new("reference"));
+        let mut moving = Backend::Embedded.open(&moving_dir.0).await;
+        let kept = reference(&reference_dir).await;
+        fund(&moving).await;
+        fund(&kept).await;
+        let (mut sent_moving, mut sent_kept) = (Vec::new(), Vec::new());
+        for step in 0..OPERATIONS {
+            let at = t0() + i64::from(step) * 5 * 3_600;
+            let state = random.0;
+            let answer = operate(&moving, &mut random, &mut sent_moving, step, at).await;
+            random.0 = state;
+            let expected = operate(&kept, &mut random, &mut sent_kept, step, at).await;
+            assert_eq!(answer, expected, "seed {seed}, step {step}");
+            match random.below(10) {
+                0..=2 => {
+                    let cap = [2, 16, WORKING_SET_PURCHASES_MAX][random.below(3) as usize];
+                    moved_and_restarted.0 += moving.move_to_history(at, cap).unwrap();
+                }
+                3 => {
+                    drop(moving);
+                    let history = Arc::new(History::open(&moving_dir.0).unwrap());
+                    snapshot::take(&moving_dir.0, Some((&history, at)), &|| false).unwrap();
+                    drop(history);
+                    moving = Backend::Embedded.open(&moving_dir.0).await;
+                    moved_and_restarted.1 += 1;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            moving.cache_differences().await.unwrap(),
+            Vec::<CardId>::new(),
+            "seed {seed}"
+        );
+        drop(moving);
+        ssn_ledger::verify(&moving_dir.0).unwrap();
+    }
+    assert!(
+        moved_and_restarted.0 > 0 && moved_and_restarted.1 > 0,
+        "{moved_and_restarted:?}"
+    );
 }
