@@ -268,7 +268,7 @@ pub struct State {
     /// Log entries moved to history ([`crate::window`]): the number of `log[0]`.
     pub log_base: u64,
     /// Purchases and reversals whose log entry has moved to history but which stay in
-    /// memory for now (not before the cutoff yet, or brought back by [`State::restore`]),
+    /// memory for now (not before the cutoff yet, or brought back by `State::restore`),
     /// looked at again each time the log moves.
     pub pinned: Vec<TransferId>,
     /// The latest cutoff anything left memory at ([`crate::window`]): keys whose DE7 is after
