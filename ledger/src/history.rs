@@ -171,6 +171,18 @@ impl History {
         Ok(History { db, path })
     }
 
+    /// A new, empty history of the ledger in `data_dir`, replacing any there: for a ledger
+    /// that replays its whole journal at every start (on ScyllaDB), whose history is only
+    /// what moves after that start.
+    pub fn open_fresh(data_dir: &Path) -> Result<History, HistoryError> {
+        match std::fs::remove_file(data_dir.join(HISTORY_FILE)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(HistoryError::Storage(e.to_string())),
+        }
+        History::open(data_dir)
+    }
+
     /// Writes `moved` in one durable transaction: once this returns, the rows may leave memory.
     pub fn store(&self, moved: &Moved) -> Result<(), HistoryError> {
         if moved.is_empty() {

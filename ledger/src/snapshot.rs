@@ -35,6 +35,9 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+/// While [`take`] replays, what has left the working set moves to history every this many
+/// entries.
+pub const TAKE_MOVE_EVERY_ENTRIES: u64 = 65_536;
 /// The first bytes of a snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"SSNSNAP2";
 /// Snapshots kept; older ones are removed after a new one is in place.
@@ -472,6 +475,7 @@ pub fn take(
     state.history = history.map(|(history, _)| std::sync::Arc::clone(history));
     let mut replayed = 0u64;
     let mut stopped = false;
+    let mut failed = None;
     read_frames_from(
         &journal,
         position.next_offset,
@@ -484,6 +488,16 @@ pub fn take(
             };
             if replayed.is_multiple_of(4_096) && stop() {
                 stopped = true;
+                return Err(broken(BreakKind::Truncated));
+            }
+            // Moving as the replay goes keeps this copy of the projection as small as the
+            // working set, however much journal there is to replay.
+            if replayed.is_multiple_of(TAKE_MOVE_EVERY_ENTRIES)
+                && replayed > 0
+                && let Some((history, now)) = history
+                && let Err(error) = state.move_all(history, now)
+            {
+                failed = Some(error);
                 return Err(broken(BreakKind::Truncated));
             }
             if !entry.hash_is_intact()
@@ -508,6 +522,9 @@ pub fn take(
             Ok(())
         },
     )?;
+    if let Some(error) = failed {
+        return Err(io::Error::other(error));
+    }
     if stopped || replayed == 0 {
         return Ok(Taken {
             path: None,

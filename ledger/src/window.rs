@@ -41,7 +41,7 @@ const _: () = assert!(WORKING_SET_SECONDS > RECENT_SECONDS);
 pub const FUTURE_SECONDS: i64 = 86_400;
 /// Rows examined per look at the projection while moving: bounds how long the mover holds
 /// the projection's lock, which the journal's sequencer (every purchase) waits for.
-pub const MOVE_ROWS_MAX: usize = 8_192;
+pub const MOVE_ROWS_MAX: usize = 2_048;
 /// How often the ledger moves what has left the working set.
 pub const MOVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 

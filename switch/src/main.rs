@@ -292,7 +292,11 @@ async fn open_ledger(args: &ServeArgs) -> anyhow::Result<Ledger> {
             "imported the embedded ledger"
         );
     }
-    let stores = scylla_stores(config, &redis).await?;
+    let mut stores = scylla_stores(config, &redis).await?;
+    // Every start replays the keyspace's chains: this node's history starts afresh with it.
+    stores.history = Some(std::sync::Arc::new(
+        ssn_ledger::history::History::open_fresh(&args.data_dir).context("history")?,
+    ));
     Ok(Ledger::open_with(stores).await?)
 }
 

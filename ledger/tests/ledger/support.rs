@@ -69,7 +69,11 @@ impl Backend {
                 // So that `verify(data_dir)` checks this world's chain.
                 config.save_pointer(data_dir).expect("pointer file");
                 let redis = RedisConfig::new(redis_url(), "ssn-test:");
-                let stores = scylla_stores(config, &redis).await.expect("Scylla stores");
+                let mut stores = scylla_stores(config, &redis).await.expect("Scylla stores");
+                // As the switch does: a history of the node's own, afresh at each start.
+                stores.history = Some(Arc::new(
+                    ssn_ledger::history::History::open_fresh(data_dir).expect("history"),
+                ));
                 Ledger::open_with(stores).await.expect("open ledger")
             }
         }
