@@ -332,6 +332,16 @@ fn scan(
     filter: &Filter,
     wanted: std::ops::Range<u64>,
 ) -> Result<(Vec<TransactionView>, u64), LedgerError> {
+    if let Some(card) = filter.card {
+        return scan_card(ledger, card, filter, wanted);
+    }
+    let everything = filter.merchant.is_none()
+        && filter.terminal.is_none()
+        && filter.start == i64::MIN
+        && filter.end == i64::MAX;
+    if everything {
+        return page_of_log(ledger, filter, wanted);
+    }
     let mut items = Vec::new();
     let mut selected = 0u64;
     let mut from = 0u64;
@@ -362,6 +372,58 @@ fn scan(
             }
         }
     }
+}
+
+/// Without filters every log row is selected: the page is read where it is, and the total is
+/// the log's length, whatever the size of history.
+fn page_of_log(
+    ledger: &Ledger,
+    filter: &Filter,
+    wanted: std::ops::Range<u64>,
+) -> Result<(Vec<TransactionView>, u64), LedgerError> {
+    let total = ledger.log_len();
+    let mut items = Vec::new();
+    let mut from = wanted.start;
+    while from < wanted.end.min(total) {
+        let size = usize::try_from(wanted.end.min(total) - from).unwrap_or(usize::MAX);
+        let rows = ledger.log_rows(from, size)?;
+        if rows.is_empty() {
+            break;
+        }
+        from += rows.len() as u64;
+        for row in rows {
+            items.extend(entry(ledger, row.at_unix_seconds, &row.id, filter)?);
+        }
+    }
+    Ok((items, total))
+}
+
+/// With a card, only the card's own transfers are read (its index in history and the
+/// working set): what [`entry`] selects for a card is exactly what touched it.
+fn scan_card(
+    ledger: &Ledger,
+    card: CardId,
+    filter: &Filter,
+    wanted: std::ops::Range<u64>,
+) -> Result<(Vec<TransactionView>, u64), LedgerError> {
+    let mut items = Vec::new();
+    let mut selected = 0u64;
+    for row in ledger.card_transfers(card)? {
+        let at = match ledger.purchase_by_id(&row.id)? {
+            Some(purchase) => purchase.at_unix_seconds,
+            None => match ledger.transfer_by_id(&row.id)? {
+                Some((at, _)) => at,
+                None => continue,
+            },
+        };
+        if let Some(view) = entry(ledger, at, &row.id, filter)? {
+            if wanted.contains(&selected) {
+                items.push(view);
+            }
+            selected += 1;
+        }
+    }
+    Ok((items, selected))
 }
 
 /// Whether `filter` selects a purchase: what [`entry`] decides for one, without the view.

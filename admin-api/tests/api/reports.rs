@@ -201,7 +201,7 @@ async fn transaction_pages_cut_the_log_in_order_with_their_total() {
             transmitted: TransmissionTime::new("1129100000").unwrap(),
         },
         fingerprint: Fingerprint::of(&n),
-        card: None,
+        card: n.is_multiple_of(3).then_some(ssn_ledger::CardId(42)),
         merchant: MerchantId::new("EWARONG00000001").unwrap(),
         amount: Money::from_minor(1_000_000),
         code: ResponseCode::new("14").unwrap(),
@@ -280,4 +280,31 @@ async fn transaction_pages_cut_the_log_in_order_with_their_total() {
     let body = answer.expect(200);
     assert_eq!(body["total"], 8);
     assert!(body["items"].as_array().unwrap().is_empty());
+    // Without filters a page is read where it is; with a window it is found by scanning the
+    // log; with a card, from the card's own transfers: the same entries every way.
+    let unfiltered = api.all("auditor", "/api/v1/transactions").await;
+    let scanned = api
+        .all(
+            "auditor",
+            "/api/v1/transactions?from=2000-01-01&to=2099-12-31",
+        )
+        .await;
+    assert_eq!(unfiltered, scanned);
+    assert_eq!(unfiltered.len(), 8);
+    let cards: std::collections::BTreeSet<u64> = unfiltered
+        .iter()
+        .filter_map(|item| item["card_id"].as_u64())
+        .collect();
+    assert!(!cards.is_empty());
+    for card in cards {
+        let by_card = api
+            .all("auditor", &format!("/api/v1/transactions?card_id={card}"))
+            .await;
+        let expected: Vec<_> = scanned
+            .iter()
+            .filter(|item| item["card_id"].as_u64() == Some(card))
+            .cloned()
+            .collect();
+        assert_eq!(by_card, expected, "card {card}");
+    }
 }

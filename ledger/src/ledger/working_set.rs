@@ -263,6 +263,12 @@ impl Ledger {
         Ok(rows)
     }
 
+    /// Rows in the transaction log, history's and the working set's.
+    pub fn log_len(&self) -> u64 {
+        let state = self.journal.state();
+        state.log_base + state.log.len() as u64
+    }
+
     /// Up to `max` rows of the transaction log from number `from` on, oldest first, from
     /// history or the working set; empty past the end.
     pub fn log_rows(&self, from: u64, max: usize) -> Result<Vec<LogRow>, LedgerError> {
