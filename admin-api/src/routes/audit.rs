@@ -62,22 +62,66 @@ pub(crate) async fn list_audit(
         page: query.page,
         page_size: query.page_size,
     };
-    paging.resolve()?;
+    let (page, size) = paging.resolve()?;
     let (start, end) = window(query.from.as_deref(), query.to.as_deref())?;
-    let lines = state.ledger.registry().audit(0, usize::MAX).await?;
-    let items: Vec<AuditView> = lines
-        .into_iter()
-        .filter(|(_, e)| e.at_unix_seconds >= start && e.at_unix_seconds <= end)
-        .filter(|(_, e)| query.actor.as_ref().is_none_or(|a| *a == e.token_name))
-        .map(|(seq, e)| AuditView {
-            seq,
-            at: wita_time(e.at_unix_seconds),
-            actor: e.token_name,
-            role: role_name(e.role).into(),
-            action: e.action,
-            target: e.target,
-            outcome: e.outcome,
-        })
-        .collect();
-    Ok(Json(paging.page(items)?))
+    let registry = state.ledger.registry();
+    let first = (u64::from(page) - 1).saturating_mul(u64::from(size));
+    if query.from.is_none() && query.to.is_none() && query.actor.is_none() {
+        // Every line is selected: the page is read where it is (lines are numbered from 1).
+        let total = registry.audit_last().await?;
+        let lines = registry
+            .audit(
+                first.saturating_add(1),
+                usize::try_from(size).unwrap_or(usize::MAX),
+            )
+            .await?;
+        return Ok(Json(Page {
+            items: lines.into_iter().map(view).collect(),
+            page,
+            page_size: size,
+            total,
+        }));
+    }
+    // Filtered: the log is read in chunks; only the page's lines are kept.
+    let wanted = first..first.saturating_add(u64::from(size));
+    let (mut items, mut selected, mut from) = (Vec::new(), 0u64, 1u64);
+    loop {
+        let lines = registry.audit(from, AUDIT_SCAN_CHUNK).await?;
+        let Some((last, _)) = lines.last() else {
+            break;
+        };
+        from = last + 1;
+        for (seq, entry) in lines {
+            let chosen = entry.at_unix_seconds >= start
+                && entry.at_unix_seconds <= end
+                && query.actor.as_ref().is_none_or(|a| *a == entry.token_name);
+            if chosen {
+                if wanted.contains(&selected) {
+                    items.push(view((seq, entry)));
+                }
+                selected += 1;
+            }
+        }
+    }
+    Ok(Json(Page {
+        items,
+        page,
+        page_size: size,
+        total: selected,
+    }))
+}
+
+/// Audit lines read per registry call while a filtered page is looked for.
+pub const AUDIT_SCAN_CHUNK: usize = 4_096;
+
+fn view((seq, e): (u64, ssn_ledger::AuditEntry)) -> AuditView {
+    AuditView {
+        seq,
+        at: wita_time(e.at_unix_seconds),
+        actor: e.token_name,
+        role: role_name(e.role).into(),
+        action: e.action,
+        target: e.target,
+        outcome: e.outcome,
+    }
 }

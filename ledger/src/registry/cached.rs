@@ -409,6 +409,10 @@ impl Registry for CachedRegistry {
     ) -> Result<Vec<(u64, AuditEntry)>, RegistryError> {
         self.inner.audit(from, limit).await
     }
+
+    async fn audit_last(&self) -> Result<u64, RegistryError> {
+        self.inner.audit_last().await
+    }
 }
 
 #[cfg(test)]

@@ -110,6 +110,8 @@ pub trait Registry: Send + Sync + fmt::Debug {
     /// Audit entries with sequence numbers in `from..`, at most `limit`.
     async fn audit(&self, from: u64, limit: usize)
     -> Result<Vec<(u64, AuditEntry)>, RegistryError>;
+    /// The last audit sequence number given (entries are numbered from 1; 0 when none).
+    async fn audit_last(&self) -> Result<u64, RegistryError>;
 
     /// Whether no other process can write this store while this handle is open (an embedded
     /// file locked by this process). A read cache in front of it may then keep what it read

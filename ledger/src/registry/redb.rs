@@ -466,4 +466,10 @@ impl Registry for RedbRegistry {
         }
         Ok(out)
     }
+
+    async fn audit_last(&self) -> Result<u64, RegistryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(AUDIT).map_err(storage)?;
+        Ok(table.last().map_err(storage)?.map_or(0, |(k, _)| k.value()))
+    }
 }

@@ -870,6 +870,11 @@ impl Registry for ScyllaRegistry {
         self.all("token").await
     }
 
+    async fn audit_last(&self) -> Result<u64, RegistryError> {
+        self.with(|session, s| async move { read_sequence(&session, &s, AUDIT_SEQUENCE).await })
+            .await
+    }
+
     async fn audit(
         &self,
         from: u64,
