@@ -25,16 +25,21 @@ use std::path::{Path, PathBuf};
 pub const HISTORY_FILE: &str = "history.redb";
 /// redb's page cache for the history file: lookups of old keys are rare, and the operating
 /// system's page cache holds the file's hot pages outside the process.
-pub const HISTORY_CACHE_BYTES: usize = 32 << 20;
+pub const HISTORY_CACHE_BYTES: usize = 64 << 20;
 
 type Id = [u8; 16];
-const PURCHASES: TableDefinition<'static, Id, &'static [u8]> = TableDefinition::new("purchases");
+/// Purchases by row number, in the order they left memory: inserts append.
+const PURCHASE_ROWS: TableDefinition<'static, u64, &'static [u8]> =
+    TableDefinition::new("purchase_rows");
+/// Each purchase's row number by its id: small entries, so random inserts touch few pages.
+const PURCHASES_BY_ID: TableDefinition<'static, Id, u64> = TableDefinition::new("purchases_by_id");
 const REVERSALS: TableDefinition<'static, Id, &'static [u8]> = TableDefinition::new("reversals");
 const TOMBSTONES: TableDefinition<'static, Id, ()> = TableDefinition::new("tombstones");
 const LOG: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("log");
 const CARD_LOG: TableDefinition<'static, (u64, u64), (u8, Id)> = TableDefinition::new("card_log");
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
 const LOG_LEN: &str = "log_len";
+const PURCHASE_ROWS_NEXT: &str = "purchase_rows_next";
 
 /// One row of the transaction log on disk: what the admin API's listing filters on, so a
 /// page is found without reading each record.
@@ -160,7 +165,8 @@ impl History {
             .map_err(storage)?;
         let txn = db.begin_write().map_err(storage)?;
         {
-            txn.open_table(PURCHASES).map_err(storage)?;
+            txn.open_table(PURCHASE_ROWS).map_err(storage)?;
+            txn.open_table(PURCHASES_BY_ID).map_err(storage)?;
             txn.open_table(REVERSALS).map_err(storage)?;
             txn.open_table(TOMBSTONES).map_err(storage)?;
             txn.open_table(LOG).map_err(storage)?;
@@ -204,17 +210,25 @@ impl History {
                     meta.insert(LOG_LEN, end).map_err(storage)?;
                 }
             }
-            let mut purchases = txn.open_table(PURCHASES).map_err(storage)?;
+            let mut rows = txn.open_table(PURCHASE_ROWS).map_err(storage)?;
+            let mut by_id = txn.open_table(PURCHASES_BY_ID).map_err(storage)?;
+            let mut next = meta
+                .get(PURCHASE_ROWS_NEXT)
+                .map_err(storage)?
+                .map_or(0, |v| v.value());
             for (id, purchase) in &moved.purchases {
                 // A purchase is kept as it first left memory, whatever later moves say: a
                 // replay that brings it back (`State::restore`) must find it as it was then.
                 // A reversal after that is its own row, which lookups consult.
-                if purchases.get(id.0).map_err(storage)?.is_some() {
+                if by_id.get(id.0).map_err(storage)?.is_some() {
                     continue;
                 }
                 let bytes = postcard::to_stdvec(purchase).expect("a purchase encodes");
-                purchases.insert(id.0, bytes.as_slice()).map_err(storage)?;
+                rows.insert(next, bytes.as_slice()).map_err(storage)?;
+                by_id.insert(id.0, next).map_err(storage)?;
+                next += 1;
             }
+            meta.insert(PURCHASE_ROWS_NEXT, next).map_err(storage)?;
             let mut reversals = txn.open_table(REVERSALS).map_err(storage)?;
             for (id, at, record) in &moved.reversals {
                 let bytes = postcard::to_stdvec(&(at, record)).expect("a reversal encodes");
@@ -251,13 +265,18 @@ impl History {
     /// A purchase that left memory.
     pub fn purchase(&self, id: &TransferId) -> Result<Option<PurchaseState>, HistoryError> {
         let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(PURCHASES).map_err(storage)?;
-        match table.get(id.0).map_err(storage)? {
-            Some(bytes) => postcard::from_bytes(bytes.value())
-                .map(Some)
-                .map_err(|_| HistoryError::Corrupt("purchase")),
-            None => Ok(None),
-        }
+        let by_id = txn.open_table(PURCHASES_BY_ID).map_err(storage)?;
+        let Some(row) = by_id.get(id.0).map_err(storage)? else {
+            return Ok(None);
+        };
+        let rows = txn.open_table(PURCHASE_ROWS).map_err(storage)?;
+        let bytes = rows
+            .get(row.value())
+            .map_err(storage)?
+            .ok_or(HistoryError::Corrupt("purchase row"))?;
+        postcard::from_bytes(bytes.value())
+            .map(Some)
+            .map_err(|_| HistoryError::Corrupt("purchase"))
     }
 
     /// A reversal record that left memory, with when it was accepted.
@@ -318,7 +337,7 @@ impl History {
     /// Purchases held (for operators and tests).
     pub fn purchases_held(&self) -> Result<u64, HistoryError> {
         let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(PURCHASES).map_err(storage)?;
+        let table = txn.open_table(PURCHASES_BY_ID).map_err(storage)?;
         table.len().map_err(storage)
     }
 }

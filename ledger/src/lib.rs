@@ -255,7 +255,7 @@
 //! | [`window::WORKING_SET_PURCHASES_MAX`] | 131,072 | purchases in memory before the cutoff moves closer |
 //! | [`window::RECENT_SECONDS`], [`window::FUTURE_SECONDS`] | 2 days, 1 day | DE7 window answered from memory alone |
 //! | [`window::MOVE_INTERVAL`], [`window::MOVE_ROWS_MAX`] | 10 s, 2,048 | the mover's period and rows per lock hold |
-//! | [`history::HISTORY_CACHE_BYTES`] | 32 MiB | redb's page cache for `history.redb` |
+//! | [`history::HISTORY_CACHE_BYTES`] | 64 MiB | redb's page cache for `history.redb` |
 //!
 //! ## Back of the envelope
 //!
