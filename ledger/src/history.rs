@@ -3,8 +3,9 @@
 //! file beside the journal (`history.redb`).
 //!
 //! History is derived from the journal, which stays the system of record: every row here was
-//! first applied to the projection from a journal entry, and is written (durably) before it is
-//! dropped from memory. Rows are never changed once written: a purchase is kept as it first
+//! first applied to the projection from a journal entry, and is written before it is dropped
+//! from memory (made durable by [`History::sync`] at the end of each move, always before a
+//! snapshot that relies on it is written). Rows are never changed once written: a purchase is kept as it first
 //! left memory (a later reversal is a row of its own), so the ledger's mover and the snapshot
 //! thread, whose projection lags, may both move the same records.
 //!
@@ -163,7 +164,8 @@ impl History {
             .set_cache_size(HISTORY_CACHE_BYTES)
             .create(&path)
             .map_err(storage)?;
-        let txn = db.begin_write().map_err(storage)?;
+        let mut txn = db.begin_write().map_err(storage)?;
+        txn.set_quick_repair(true);
         {
             txn.open_table(PURCHASE_ROWS).map_err(storage)?;
             txn.open_table(PURCHASES_BY_ID).map_err(storage)?;
@@ -189,12 +191,17 @@ impl History {
         History::open(data_dir)
     }
 
-    /// Writes `moved` in one durable transaction: once this returns, the rows may leave memory.
+    /// Writes `moved` in one transaction, visible to every read from now on; durable with the
+    /// next [`History::sync`]. The rows may leave the projection's memory once this returns:
+    /// until the sync a crash loses them here, but then the projection is rebuilt from a
+    /// snapshot made after its own sync and the journal after it, which hold them again.
     pub fn store(&self, moved: &Moved) -> Result<(), HistoryError> {
         if moved.is_empty() {
             return Ok(());
         }
-        let txn = self.db.begin_write().map_err(storage)?;
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_durability(::redb::Durability::None)
+            .map_err(|e| HistoryError::Storage(e.to_string()))?;
         {
             let mut meta = txn.open_table(META).map_err(storage)?;
             let held = meta.get(LOG_LEN).map_err(storage)?.map_or(0, |v| v.value());
@@ -253,6 +260,15 @@ impl History {
         }
         txn.commit().map_err(storage)?;
         Ok(())
+    }
+
+    /// Makes everything stored so far durable, with the allocator state saved beside it so
+    /// that opening the file after a crash takes no repair walk over it (redb's quick repair:
+    /// a history file grows to gigabytes).
+    pub fn sync(&self) -> Result<(), HistoryError> {
+        let mut txn = self.db.begin_write().map_err(storage)?;
+        txn.set_quick_repair(true);
+        txn.commit().map_err(storage)
     }
 
     /// Log entries held, contiguous from 0.

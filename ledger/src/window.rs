@@ -189,8 +189,8 @@ impl State {
     /// What may move to history at `now` (keeping at most about `purchases_max` purchases):
     /// first up to `max` of the records that stayed behind earlier ([`State::pinned`]), then
     /// up to `max` entries of the log before the cutoff, with every record of theirs that may
-    /// leave. Reads only; [`State::forget`] drops
-    /// what [`crate::history::History::store`] has made durable.
+    /// leave. Reads only; [`State::forget`] drops what
+    /// [`crate::history::History::store`] has stored.
     pub fn movable(&self, now: i64, purchases_max: usize, max: usize) -> Moved {
         let mut moved = Moved {
             log_from: self.log_base,
@@ -233,7 +233,7 @@ impl State {
         moved
     }
 
-    /// Drops from memory what `moved` took to history (after it is durable there).
+    /// Drops from memory what `moved` took to history (after it is stored there).
     pub fn forget(&mut self, moved: &Moved) {
         for (id, purchase) in &moved.purchases {
             // Unless it changed since it was copied (a late reversal brought it back from
@@ -291,8 +291,9 @@ impl State {
 }
 
 /// Moves what may leave memory in rounds until a round finds nothing more: each round looks
-/// (`movable`), makes it durable in `history`, then drops it (`forget`). Returns the rows
-/// moved. The ledger runs this with each step under its own hold of the projection's lock.
+/// (`movable`), stores it in `history`, then drops it (`forget`); the last makes history
+/// durable ([`crate::history::History::sync`]). Returns the rows moved. The ledger runs this
+/// with each step under its own hold of the projection's lock.
 pub fn move_rounds(
     history: &crate::history::History,
     mut movable: impl FnMut() -> Moved,
@@ -307,6 +308,7 @@ pub fn move_rounds(
         // A round with no log entries in which every record looked at stayed is the last:
         // the log is inside the working set and what is pinned must wait.
         if moved.log.is_empty() && moved.pinned.len() == moved.pinned_checked {
+            history.sync()?;
             return Ok(rows);
         }
     }

@@ -22,6 +22,8 @@ const CRASH_BACKEND_VAR: &str = "SSN_LEDGER_CRASH_BACKEND";
 const CARDS: u64 = 16;
 /// Concurrent debit loops in the child: enough to make the journal batch.
 const TASKS: u32 = 64;
+/// Purchases the workload's working set keeps (moving the rest to history as it goes).
+const WORKING_SET_CAP: usize = 64;
 /// How long the child may keep going if nobody kills it.
 const CHILD_RUN_MS_MAX: u64 = 30_000;
 /// How long the parent waits for the child's first acknowledgement.
@@ -81,6 +83,20 @@ async fn workload(
 ) {
     let ledger = Arc::new(Ledger::open(backend.config(dir)).await.unwrap());
     let deadline = tokio::time::Instant::now() + Duration::from_millis(CHILD_RUN_MS_MAX);
+    // Meanwhile the working set is kept to a few purchases, so the kill also lands while
+    // purchases move to history.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mover = {
+        let (ledger, done) = (Arc::clone(&ledger), Arc::clone(&done));
+        tokio::task::spawn_blocking(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                ledger
+                    .move_to_history(t0() + i64::from(u32::MAX), WORKING_SET_CAP)
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
     let tasks: Vec<_> = (0..TASKS)
         .map(|task| {
             let ledger = Arc::clone(&ledger);
@@ -91,7 +107,9 @@ async fn workload(
                         break;
                     }
                     let card = CardId(1 + u64::from(task) % CARDS);
-                    let request = purchase_at(key(task, stan), card, rp(1), None, t0());
+                    // Later and later, so the working set's cutoff moves past them.
+                    let at = t0() + i64::from(stan);
+                    let request = purchase_at(key(task, stan), card, rp(1), None, at);
                     let answer = ledger.authorize_purchase(request).await.unwrap();
                     assert_eq!(answer.response.code, ResponseCode::APPROVED);
                     acknowledged(task, stan);
@@ -102,26 +120,43 @@ async fn workload(
     for task in tasks {
         task.await.unwrap();
     }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    mover.await.unwrap();
 }
 
 /// Checks the reopened ledger against what was acknowledged.
 async fn check_after_reopen(dir: &Path, backend: Backend, acknowledged: &[(u32, u32)]) {
     let ledger = Ledger::open(backend.config(dir)).await.unwrap();
     {
-        let state = ledger.state();
         for (task, stan) in acknowledged {
-            let found = state.purchase(&key(*task, *stan));
+            let found = ledger.find_authorization(&key(*task, *stan)).unwrap();
             let found = found.unwrap_or_else(|| {
                 panic!("acknowledged debit T{task}/{stan} is missing after the crash")
             });
-            assert_eq!(found.record.response.code, ResponseCode::APPROVED);
+            assert_eq!(found.code, ResponseCode::APPROVED);
         }
-        let approved: Vec<_> = state
-            .purchases
-            .values()
-            .filter(|p| p.record.response.code == ResponseCode::APPROVED)
-            .collect();
-        assert!(approved.len() >= acknowledged.len());
+        // Every purchase in the log, from history or memory.
+        let mut approved = 0usize;
+        let mut from = 0;
+        loop {
+            let rows = ledger.log_rows(from, 4_096).unwrap();
+            if rows.is_empty() {
+                break;
+            }
+            from += rows.len() as u64;
+            for row in rows {
+                if let Some(p) = ledger.purchase_by_id(&row.id).unwrap() {
+                    approved += usize::from(p.record.response.code == ResponseCode::APPROVED);
+                }
+            }
+        }
+        assert!(approved >= acknowledged.len());
+        if acknowledged.len() > 4 * WORKING_SET_CAP {
+            // The history file, written while the kill landed, opens and holds purchases.
+            let held = ledger.history().unwrap().purchases_held().unwrap();
+            assert!(held > 0, "nothing moved to history");
+        }
+        let state = ledger.state();
         // Each approved debit took exactly Rp 1 once: the pockets hold the rest.
         let pockets = Money::checked_sum(
             state
@@ -130,7 +165,7 @@ async fn check_after_reopen(dir: &Path, backend: Backend, acknowledged: &[(u32, 
                 .flat_map(|c| c.pockets.values().copied()),
         )
         .unwrap();
-        let spent = Money::from_minor(100 * approved.len() as i64);
+        let spent = Money::from_minor(100 * approved as i64);
         assert_eq!(
             pockets.checked_add(spent).unwrap(),
             rp(1_000_000_000 * CARDS as i64)
