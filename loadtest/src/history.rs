@@ -76,8 +76,8 @@ fn purchase(
 }
 
 /// Writes `total` purchases of `city` into `ledger`, a WITA business day at a time, each
-/// day settled after its purchases (as the bank's daily run does), so that what is older than
-/// the working set can leave memory; `progress` is called with the count done every 100,000.
+/// day settled after its purchases (as the bank's daily run does) and what has left the
+/// working set then moved to history; `progress` is called with the count done every 100,000.
 pub async fn write(
     ledger: Arc<Ledger>,
     city: Arc<City>,
@@ -113,6 +113,9 @@ pub async fn write(
         written.declined += day_written.declined;
         let last = accepted_at(low - 1, total, days, now);
         ledger.settle(day, last + 1).await?;
+        // What has left the working set moves now, as a switch's mover does every few
+        // seconds: writing far faster than any switch would outrun it and fill memory.
+        ledger.move_to_history(last + 1, ssn_ledger::window::WORKING_SET_PURCHASES_MAX)?;
         from = low;
     }
     Ok(written)
