@@ -245,14 +245,19 @@ impl History {
             for id in &moved.tombstones {
                 tombstones.insert(id.0, ()).map_err(storage)?;
             }
+            // Log rows below `held` (and their card rows, stored with them) are here already,
+            // the same: the snapshot thread moves what the ledger's mover moved before it.
             let mut log = txn.open_table(LOG).map_err(storage)?;
             for (i, row) in moved.log.iter().enumerate() {
+                let number = moved.log_from + i as u64;
+                if number < held {
+                    continue;
+                }
                 let bytes = postcard::to_stdvec(row).expect("a log row encodes");
-                log.insert(moved.log_from + i as u64, bytes.as_slice())
-                    .map_err(storage)?;
+                log.insert(number, bytes.as_slice()).map_err(storage)?;
             }
             let mut card_log = txn.open_table(CARD_LOG).map_err(storage)?;
-            for (card, row) in &moved.card_log {
+            for (card, row) in moved.card_log.iter().filter(|(_, row)| row.index >= held) {
                 card_log
                     .insert((card.0, row.index), (how_byte(row.how), row.id.0))
                     .map_err(storage)?;
