@@ -33,7 +33,9 @@ mod openapi;
 mod report;
 mod report_html;
 mod routes;
-pub use routes::reports::{PUBLIC_SUMMARY_MAX_AGE_SECONDS, PublicSummaryCache};
+pub use routes::reports::{
+    PUBLIC_SUMMARY_MAX_AGE_SECONDS, PublicSummaryCache, SEMESTER_REPORT_MAX_AGE_SECONDS,
+};
 mod support;
 
 use std::sync::Arc;
@@ -108,6 +110,8 @@ pub struct AdminState {
     pub locks: Arc<Locks>,
     /// The public summary as last made, served again for a few seconds.
     pub public_summary: Arc<routes::reports::PublicSummaryCache>,
+    /// Semester reports as last made, served again for a few seconds.
+    pub semester_reports: Arc<routes::reports::SemesterReports>,
 }
 
 /// Process-wide locks of the API. With several switch nodes (ScyllaDB) they are per node:
@@ -143,6 +147,7 @@ impl AdminState {
             clock: system_clock(),
             locks: Arc::default(),
             public_summary: Arc::default(),
+            semester_reports: Arc::default(),
         }
     }
 

@@ -1,6 +1,8 @@
 //! Reports (`auditor`, `walikota`, `dinsos`): the semester report to the Mayor, the year-end
 //! close of a program (`dinsos`), and the public summary (no token).
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -417,19 +419,31 @@ pub(crate) async fn semester_report(
         year: i32::from(query.year),
         half: query.half,
     };
-    let figures = figures(&state, semester.window(), true).await?;
-    let report = report_view(&figures, semester, state.now());
+    let now = state.now();
+    let report = state
+        .semester_reports
+        .get_or_make(
+            (semester.year, semester.half),
+            now,
+            SEMESTER_REPORT_MAX_AGE_SECONDS,
+            || async {
+                let figures = figures(&state, semester.window(), true).await?;
+                Ok(Arc::new(report_view(&figures, semester, now)))
+            },
+        )
+        .await?;
+    let report = report.as_ref();
     Ok(match format {
         "csv" => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            crate::report_html::csv(&report),
+            crate::report_html::csv(report),
         )
             .into_response(),
         "html" => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            crate::report_html::html(&report),
+            crate::report_html::html(report),
         )
             .into_response(),
         _ => Json(report).into_response(),
@@ -631,14 +645,51 @@ fn suppress(rows: &mut [PublicRow]) {
     }
 }
 
-/// The public summary as last made: the WITA second it was made and its JSON. Held while a
-/// new one is made, so callers at the same moment share one computation.
-#[derive(Debug, Default)]
-pub struct PublicSummaryCache(tokio::sync::Mutex<Option<(i64, axum::body::Bytes)>>);
+/// Figures as last made, by key, each with the second it was made. The lock is held while one
+/// is made, so callers at the same moment share one computation, and a caller within the max
+/// age gets the one made: asking in a loop costs one computation per max age, whoever asks.
+#[derive(Debug)]
+pub struct Made<K, V>(tokio::sync::Mutex<std::collections::HashMap<K, (i64, V)>>);
 
-/// Seconds the public summary is served as made before it is made again: calling it in a loop
-/// costs one computation per this many seconds, whoever calls.
+impl<K, V> Default for Made<K, V> {
+    fn default() -> Made<K, V> {
+        Made(tokio::sync::Mutex::new(std::collections::HashMap::new()))
+    }
+}
+
+impl<K: Eq + std::hash::Hash, V: Clone> Made<K, V> {
+    /// The value made for `key` less than `max_age` seconds before `now`, or a new one.
+    pub async fn get_or_make<F: std::future::Future<Output = ApiResult<V>>>(
+        &self,
+        key: K,
+        now: i64,
+        max_age: i64,
+        make: impl FnOnce() -> F,
+    ) -> ApiResult<V> {
+        let mut made = self.0.lock().await;
+        if let Some((at, value)) = made.get(&key)
+            && (0..max_age).contains(&(now - at))
+        {
+            return Ok(value.clone());
+        }
+        let value = make().await?;
+        made.insert(key, (now, value.clone()));
+        Ok(value)
+    }
+}
+
+/// The public summary as last made (its JSON).
+pub type PublicSummaryCache = Made<(), axum::body::Bytes>;
+
+/// Semester reports as last made, by year and half.
+pub type SemesterReports = Made<(i32, u8), Arc<SemesterReport>>;
+
+/// Seconds the public summary is served as made before it is made again.
 pub const PUBLIC_SUMMARY_MAX_AGE_SECONDS: i64 = 5;
+
+/// Seconds a semester report is served as made (in any format) before it is made again: its
+/// `generated_at` says when. On two cores each one made costs the terminals a second of CPU.
+pub const SEMESTER_REPORT_MAX_AGE_SECONDS: i64 = 5;
 
 /// Aggregates for the public (no token): per kecamatan and per program, counts and amounts
 /// since the program began, never a name, NIK, KK or card number; figures about fewer than
@@ -647,22 +698,17 @@ pub const PUBLIC_SUMMARY_MAX_AGE_SECONDS: i64 = 5;
 #[utoipa::path(get, path = "/public/summary", tag = "reports",
     responses((status = 200, description = "The public summary", body = PublicSummary)))]
 pub(crate) async fn public_summary(State(state): State<AdminState>) -> ApiResult<Response> {
-    let mut cached = state.public_summary.0.lock().await;
     let now = state.now();
-    let body = match cached.as_ref() {
-        Some((made, body)) if (0..PUBLIC_SUMMARY_MAX_AGE_SECONDS).contains(&(now - made)) => {
-            body.clone()
-        }
-        _ => {
+    let body = state
+        .public_summary
+        .get_or_make((), now, PUBLIC_SUMMARY_MAX_AGE_SECONDS, || async {
             let summary = make_public_summary(&state, now).await?;
-            let body = axum::body::Bytes::from(
+            Ok(axum::body::Bytes::from(
                 serde_json::to_vec(&summary)
                     .map_err(|e| ApiError::internal(format!("public summary: {e}")))?,
-            );
-            *cached = Some((now, body.clone()));
-            body
-        }
-    };
+            ))
+        })
+        .await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

@@ -185,6 +185,55 @@ async fn the_public_summary_is_made_again_only_after_its_max_age() {
 /// The transaction listing reads the log a chunk at a time and builds views only for the page
 /// asked: pages still cut the same list, in journal order, with the same total, and filters
 /// still hold on the pages they do not build.
+/// A semester report asked in a loop is made once per max age, in whichever format: within
+/// it every caller gets the report already made (its `generated_at` says when), after it a
+/// new one with what changed.
+#[tokio::test]
+async fn a_semester_report_is_made_again_only_after_its_max_age() {
+    let api = Api::start("report-cache").await;
+    let program = |code: &str| {
+        json!({"code": code, "name": "Cached", "budget_year": 2026,
+               "benefit_amount": "100000.00", "allowed_categories": ["01"],
+               "basket_required": false, "purchase_amount_max": "100000.00",
+               "purchases_per_day_max": 3, "pocket_expires_at": "2026-12-31"})
+    };
+    api.post("dinsos", "/api/v1/programs", program("REP2026"))
+        .await
+        .expect(201);
+    let report = "/api/v1/reports/semester?year=2026&half=2";
+    let first = api.get("auditor", report).await.expect(200).clone();
+    let programs = |body: &serde_json::Value| body["programs"].as_array().map(Vec::len);
+    assert_eq!(programs(&first), Some(1), "{first}");
+    api.post("dinsos", "/api/v1/programs", program("REP2027"))
+        .await
+        .expect(201);
+    let step = |seconds: i64| {
+        api.clock
+            .fetch_add(seconds, std::sync::atomic::Ordering::SeqCst)
+    };
+    step(ssn_admin_api::SEMESTER_REPORT_MAX_AGE_SECONDS - 1);
+    let cached = api.get("walikota", report).await;
+    assert_eq!(cached.expect(200), &first);
+    let csv = api
+        .send(
+            "GET",
+            &format!("{report}&format=csv"),
+            Some("auditor"),
+            None,
+        )
+        .await;
+    assert!(
+        csv.text().contains("REP2026") && !csv.text().contains("REP2027"),
+        "{}",
+        csv.text()
+    );
+    step(1);
+    let fresh = api.get("auditor", report).await;
+    let fresh = fresh.expect(200);
+    assert_eq!(programs(fresh), Some(2), "{fresh}");
+    assert_ne!(fresh["generated_at"], first["generated_at"]);
+}
+
 #[tokio::test]
 async fn transaction_pages_cut_the_log_in_order_with_their_total() {
     use ssn_ledger::{
