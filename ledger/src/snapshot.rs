@@ -131,8 +131,10 @@ pub fn is_working_set_of(working: &State, full: &State) -> bool {
     let log_agrees = working.log_base >= full.log_base
         && usize::try_from(working.log_base - full.log_base)
             .ok()
-            .and_then(|skip| full.log.get(skip..))
-            .is_some_and(|tail| tail == working.log.as_slice());
+            .is_some_and(|skip| {
+                full.log.len() == skip + working.log.len()
+                    && full.log.range(skip..).eq(working.log.iter())
+            });
     let cards_agree = full.cards.iter().all(|(card, state)| {
         let from = state
             .history
@@ -218,7 +220,7 @@ fn image(state: &State, core_only: bool) -> Image {
         log: if core_only {
             Vec::new()
         } else {
-            state.log.clone()
+            state.log.iter().copied().collect()
         },
         log_base: if core_only { 0 } else { state.log_base },
         pinned: if core_only {
@@ -247,7 +249,7 @@ pub fn decode_state(bytes: &[u8]) -> Result<State, postcard::Error> {
         batch_sums: image.batch_sums.into_iter().collect(),
         settled_batches: image.settled_batches.into_iter().collect(),
         carried: image.carried.into_iter().collect(),
-        log: image.log,
+        log: image.log.into(),
         log_base: image.log_base,
         pinned: image.pinned,
         horizon: image.horizon,

@@ -13,7 +13,7 @@ use crate::record::{
     ReversalEffect, ReversalRecord, SettlementLine,
 };
 use crate::totals::{CardFlows, Period, Totals, add_to, card_flows, sub_from};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// Why a record cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -263,8 +263,9 @@ pub struct State {
     pub carried: HashMap<MerchantId, Money>,
     /// Every purchase, reversal, funding, disbursement and replacement in journal order, with
     /// when it was accepted, from entry [`State::log_base`] on (the earlier ones are in
-    /// [`crate::history`]).
-    pub log: Vec<(i64, TransferId)>,
+    /// [`crate::history`]). A ring: moving its front to history costs what moves, not what
+    /// stays (after a full replay it holds all of history until the mover has taken it).
+    pub log: VecDeque<(i64, TransferId)>,
     /// Log entries moved to history ([`crate::window`]): the number of `log[0]`.
     pub log_base: u64,
     /// Purchases and reversals whose log entry has moved to history but which stay in
@@ -424,7 +425,7 @@ impl State {
                     return Ok(Applied::Done);
                 }
                 self.apply_purchase(id, purchase, entry.at_unix_seconds)?;
-                self.log.push((entry.at_unix_seconds, id));
+                self.log.push_back((entry.at_unix_seconds, id));
                 self.entries += 1;
                 self.newest_at = self.newest_at.max(entry.at_unix_seconds);
                 Ok(Applied::Done)
@@ -572,7 +573,7 @@ impl State {
         self.newest_at = self.newest_at.max(entry.at_unix_seconds);
         let applied = self.record_effects(id, entry);
         if !matches!(entry.record, Record::BatchClose { .. }) {
-            self.log.push((entry.at_unix_seconds, id));
+            self.log.push_back((entry.at_unix_seconds, id));
             self.transfer_times.insert(id, entry.at_unix_seconds);
         }
         Ok(applied)

@@ -275,11 +275,12 @@ impl Ledger {
         {
             let state = self.journal.state();
             if from >= state.log_base {
-                let start = usize::try_from(from - state.log_base).unwrap_or(usize::MAX);
+                let start = usize::try_from(from - state.log_base)
+                    .unwrap_or(usize::MAX)
+                    .min(state.log.len());
                 return Ok(state
                     .log
-                    .iter()
-                    .skip(start)
+                    .range(start..)
                     .take(max)
                     .map(|(at, id)| state.log_row(*at, id))
                     .collect());

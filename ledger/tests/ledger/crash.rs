@@ -89,10 +89,15 @@ async fn workload(
     let mover = {
         let (ledger, done) = (Arc::clone(&ledger), Arc::clone(&done));
         tokio::task::spawn_blocking(move || {
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            // Once more after the purchases end, so a run that is not killed has moved.
+            loop {
+                let last = done.load(std::sync::atomic::Ordering::Relaxed);
                 ledger
                     .move_to_history(t0() + i64::from(u32::MAX), WORKING_SET_CAP)
                     .unwrap();
+                if last {
+                    return;
+                }
                 std::thread::sleep(Duration::from_millis(5));
             }
         })
@@ -125,7 +130,12 @@ async fn workload(
 }
 
 /// Checks the reopened ledger against what was acknowledged.
-async fn check_after_reopen(dir: &Path, backend: Backend, acknowledged: &[(u32, u32)]) {
+async fn check_after_reopen(
+    dir: &Path,
+    backend: Backend,
+    acknowledged: &[(u32, u32)],
+    moved_fully: bool,
+) {
     let ledger = Ledger::open(backend.config(dir)).await.unwrap();
     {
         for (task, stan) in acknowledged {
@@ -151,11 +161,10 @@ async fn check_after_reopen(dir: &Path, backend: Backend, acknowledged: &[(u32, 
             }
         }
         assert!(approved >= acknowledged.len());
-        if acknowledged.len() > 4 * WORKING_SET_CAP {
-            // The history file, written while the kill landed, opens and holds purchases.
-            let held = ledger.history().unwrap().purchases_held().unwrap();
-            assert!(held > 0, "nothing moved to history");
-        }
+        // The history file opens after the kill (how much it holds depends on when the kill
+        // landed: its last sync); a run that ended by itself has moved.
+        let held = ledger.history().unwrap().purchases_held().unwrap();
+        assert!(!moved_fully || held > 0, "nothing moved to history");
         let state = ledger.state();
         // Each approved debit took exactly Rp 1 once: the pockets hold the rest.
         let pockets = Money::checked_sum(
@@ -212,7 +221,7 @@ async fn crash_child() {
     .await;
     let acked = acked.lock().unwrap().clone();
     assert_eq!(acked.len(), TASKS as usize * 20);
-    check_after_reopen(&dir.0, Backend::Embedded, &acked).await;
+    check_after_reopen(&dir.0, Backend::Embedded, &acked, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,7 +277,7 @@ async fn acknowledged_debits_survive_sigkill() {
         child.wait().unwrap();
         let acked = reader.join().unwrap();
         assert!(!acked.is_empty());
-        check_after_reopen(&dir.0, backend, &acked).await;
+        check_after_reopen(&dir.0, backend, &acked, false).await;
         eprintln!(
             "seed {seed} ({backend:?}): killed after {kill_after} ms, {} acknowledged debits survived",
             acked.len()
