@@ -105,6 +105,11 @@
 //!   its own thread from the previous one and the journal file, never under the projection's
 //!   lock, once the journal has grown by [`snapshot::SNAPSHOT_EVERY_BYTES`]; `verify` checks
 //!   every snapshot in force against its full replay.
+//! - **A bounded working set** ([`window`], [`history`]): memory keeps balances, counters,
+//!   batches and the last purchases (at most three days, at most ~131,000); older purchases,
+//!   reversals, tombstones, the log and card transfers move to `DATA_DIR/history.redb`, where
+//!   duplicates and late reversals of old keys, statements and transaction pages find them.
+//!   A snapshot holds the working set only.
 //! - [`BalanceStore`]: [`MemoryBalances`] (default) or [`RedisBalances`]. Both are caches of the
 //!   journal, rebuilt from it at open (on Scylla only by the node that finds no generation:
 //!   [`RedisConfig::shared_generation`]), and fenced by a generation number in Redis so a
@@ -131,6 +136,10 @@
 //! - `doubt`: debit attempts whose outcome the store did not tell, held until voided.
 //! - `snapshot`: snapshots of the projection beside the journal file, taken on the ledger's
 //!   own thread and loaded at open when the journal still continues them.
+//! - `window`: what the working set keeps, the cutoff and horizon, which keys memory alone
+//!   answers for, and how records move out ([`State::movable`], [`State::forget`]).
+//! - `history`: the redb file of what left the working set, and its lookups.
+//! - `ledger/working_set.rs`: the mover thread and the ledger's lookups that reach history.
 //! - `verify`: the auditor's check, the library half of `ssn-ledger verify`.
 //! - `balances`: the [`BalanceStore`] trait, the shared debit rule ([`decide_debit`]), the
 //!   memory store and the Redis store with its Lua scripts and debit pipeline.
