@@ -14,22 +14,6 @@ const OPERATIONS: u32 = 80;
 /// Cards in the world.
 const CARDS: u64 = 4;
 
-/// xorshift64*: a deterministic stream of numbers per seed.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// A world with one program and `CARDS` funded cards.
 async fn world() -> (World, ProgramCode) {
     let mut world = World::new(Backend::Embedded).await;

@@ -447,3 +447,19 @@ pub async fn fund_one_card(ledger: &Ledger) -> CardId {
     ledger.disburse(&program, "2025-10", t0()).await.unwrap();
     CardId(1)
 }
+
+/// xorshift64*: a deterministic stream of numbers per seed, for the random-sequence tests.
+pub struct Random(pub u64);
+
+impl Random {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}

@@ -373,18 +373,6 @@ const OPERATIONS: u32 = 120;
 /// Cards in each world.
 const CARDS: u64 = 4;
 
-/// xorshift64*: a deterministic stream of numbers per seed.
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
-
 /// A ledger in `dir` that keeps everything in memory (no history): the reference.
 async fn reference(dir: &TempDir) -> Ledger {
     let journal = FileJournal::open(&dir.0.join("journal.log")).unwrap();
