@@ -5,9 +5,11 @@
 //! History is derived from the journal, which stays the system of record: every row here was
 //! first applied to the projection from a journal entry, and is written before it is dropped
 //! from memory (made durable by [`History::sync`] at the end of each move, always before a
-//! snapshot that relies on it is written). Rows are never changed once written: a purchase is kept as it first
-//! left memory (a later reversal is a row of its own), so the ledger's mover and the snapshot
-//! thread, whose projection lags, may both move the same records.
+//! snapshot that relies on it is written). Rows are never changed once written, and a purchase
+//! is kept as it was accepted, unreversed (its reversal is a row of its own): the ledger's
+//! mover and the snapshot thread, whose projection lags, may both move the same records, and a
+//! replay that brings a purchase back (`State::restore`) must not find a reversal from its
+//! future.
 //!
 //! The log is numbered: entry `i` of the projection's log ([`State::log_base`] + position)
 //! is row `i` here, and `log_len` says how many rows are contiguous from 0. A snapshot that
@@ -224,13 +226,17 @@ impl History {
                 .map_err(storage)?
                 .map_or(0, |v| v.value());
             for (id, purchase) in &moved.purchases {
-                // A purchase is kept as it first left memory, whatever later moves say: a
-                // replay that brings it back (`State::restore`) must find it as it was then.
-                // A reversal after that is its own row, which lookups consult.
+                // A purchase is kept as it was accepted, unreversed, and only once: whether it
+                // is reversed is its reversal's row, which lookups consult, so a replay that
+                // brings it back (`State::restore`) never finds a reversal from its future.
                 if by_id.get(id.0).map_err(storage)?.is_some() {
                     continue;
                 }
-                let bytes = postcard::to_stdvec(purchase).expect("a purchase encodes");
+                let accepted = PurchaseState {
+                    reversed: false,
+                    ..purchase.clone()
+                };
+                let bytes = postcard::to_stdvec(&accepted).expect("a purchase encodes");
                 rows.insert(next, bytes.as_slice()).map_err(storage)?;
                 by_id.insert(id.0, next).map_err(storage)?;
                 next += 1;

@@ -175,11 +175,18 @@ pub enum BreakKind {
 impl BreakKind {
     /// Breaks a crash can cause: the last write torn, short or half-persisted. A hash that
     /// matches but links wrongly, or an intact entry that breaks an invariant, is not one.
-    fn may_be_torn_write(&self) -> bool {
+    pub(crate) fn may_be_torn_write(&self) -> bool {
         matches!(
             self,
             BreakKind::Truncated | BreakKind::ImplausibleLength(_) | BreakKind::HashMismatch
         )
+    }
+
+    /// An intact entry that does not apply: after a snapshot, the snapshot may be what is
+    /// wrong (history that cannot be read is no sign of it).
+    pub(crate) fn is_snapshot_mismatch(&self) -> bool {
+        matches!(self, BreakKind::Invariant(error)
+            if !matches!(error, InvariantError::HistoryUnreadable(..)))
     }
 }
 
@@ -595,16 +602,22 @@ fn replay_after(
     Ok((head, end))
 }
 
-/// The newest snapshot beside the journal file `file` that the file still continues
+/// The snapshots beside the journal file `file`, newest first, that the file still continues
 /// ([`crate::snapshot::continues`]) and whose log history holds (`history_log_len` entries:
 /// a snapshot that moved more of its log to history than history has cannot be used);
-/// `None` when there is none, or none can be read.
-fn usable_snapshot(file: &Path, history_log_len: u64) -> Option<crate::snapshot::Snapshot> {
-    let dir = file.parent()?.join(crate::snapshot::SNAPSHOT_DIR);
-    crate::snapshot::newest_first(&dir).ok()?.find(|snapshot| {
-        snapshot.state.log_base <= history_log_len
-            && crate::snapshot::continues(file, &snapshot.position).unwrap_or(false)
-    })
+/// unreadable ones are passed over.
+fn usable_snapshots(
+    file: PathBuf,
+    history_log_len: u64,
+) -> impl Iterator<Item = crate::snapshot::Snapshot> {
+    let dir = file.parent().map(|d| d.join(crate::snapshot::SNAPSHOT_DIR));
+    dir.and_then(|dir| crate::snapshot::newest_first(&dir).ok())
+        .into_iter()
+        .flatten()
+        .filter(move |snapshot| {
+            snapshot.state.log_base <= history_log_len
+                && crate::snapshot::continues(&file, &snapshot.position).unwrap_or(false)
+        })
 }
 
 /// A store read back: the projection, the chain's end and the torn write set aside, if any.
@@ -816,16 +829,36 @@ impl Journal {
                 .map_err(|e| JournalError::Io(io::Error::other(e)))?,
             None => 0,
         };
-        let snapshot = match store.snapshot_file() {
-            Some(file) => usable_snapshot(file, history_log_len),
-            None => None,
+        let mut snapshots: Box<dyn Iterator<Item = crate::snapshot::Snapshot>> =
+            match store.snapshot_file().map(Path::to_path_buf) {
+                Some(file) => Box::new(usable_snapshots(file, history_log_len)),
+                None => Box::new(std::iter::empty()),
+            };
+        // A snapshot is a cache of the journal, never the record: when the journal after one
+        // does not apply to it, the next older one is tried, and at last the whole journal.
+        // Only a journal that breaks on its own is corrupt.
+        let (from_snapshot, loaded) = loop {
+            let snapshot = snapshots.next();
+            let from = snapshot.as_ref().map(|s| s.position.next_sequence - 1);
+            let path = snapshot.as_ref().map(|s| s.path.clone());
+            match load_after(store.as_mut(), snapshot, history.clone(), None) {
+                Err(JournalError::Corrupt(found)) if found.kind.is_snapshot_mismatch() => {
+                    let Some(path) = path else {
+                        return Err(JournalError::Corrupt(found));
+                    };
+                    let aside = crate::snapshot::set_aside(&path)?;
+                    tracing::warn!(snapshot = %aside.display(), %found,
+                        "the journal after this snapshot does not apply to it: set aside, starting from an older one");
+                    metrics::counter!("ssn_snapshots_passed_over_total").increment(1);
+                }
+                other => break (from, other?),
+            }
         };
-        let from_snapshot = snapshot.as_ref().map(|s| s.position.next_sequence - 1);
         let Loaded {
             state,
             head,
             torn_tail,
-        } = load_after(store.as_mut(), snapshot, history, None)?;
+        } = loaded;
         let report = OpenReport {
             entries: state.entries,
             from_snapshot,

@@ -326,6 +326,15 @@ fn listed(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
+/// Sets a snapshot the journal after it does not apply to aside, as `….snap.unusable` beside
+/// it: no start or snapshot uses it again, and an operator can look at it (`verify` says how
+/// it differs). Returns the new name.
+pub fn set_aside(path: &Path) -> io::Result<PathBuf> {
+    let aside = path.with_extension("snap.unusable");
+    fs::rename(path, &aside)?;
+    Ok(aside)
+}
+
 /// Reads one snapshot file whole, checking its magic and checksum.
 pub fn read(path: &Path) -> io::Result<Snapshot> {
     let bytes = fs::read(path)?;
@@ -365,7 +374,7 @@ pub fn read(path: &Path) -> io::Result<Snapshot> {
 }
 
 /// The snapshots of `dir` that can be read, newest first, lazily: a damaged one is skipped.
-pub fn newest_first(dir: &Path) -> io::Result<impl Iterator<Item = Snapshot>> {
+pub fn newest_first(dir: &Path) -> io::Result<impl Iterator<Item = Snapshot> + use<>> {
     let mut paths = listed(dir)?;
     paths.reverse();
     Ok(paths.into_iter().filter_map(|path| read(&path).ok()))
@@ -461,6 +470,7 @@ pub fn take(
             break;
         }
     }
+    let base = start.as_ref().map(|snapshot| snapshot.path.clone());
     let (mut state, mut position) = match start {
         Some(snapshot) => (snapshot.state, snapshot.position),
         None => (
@@ -478,7 +488,7 @@ pub fn take(
     let mut replayed = 0u64;
     let mut stopped = false;
     let mut failed = None;
-    read_frames_from(
+    let end = read_frames_from(
         &journal,
         position.next_offset,
         position.next_sequence,
@@ -526,6 +536,23 @@ pub fn take(
     )?;
     if let Some(error) = failed {
         return Err(io::Error::other(error));
+    }
+    // The writer may be inside the next frame (a torn end is where this snapshot stops); an
+    // entry that does not apply is no end: a snapshot past it, or up to it with what it
+    // half-applied, would be wrong, so none is written.
+    if let Some(found) = end
+        && !stopped
+        && !found.kind.may_be_torn_write()
+    {
+        // The snapshot it started from, not the journal, is what is wrong when the journal
+        // applies from its start (`verify` checks that): set aside, the next round starts
+        // from an older one.
+        if let Some(base) = &base
+            && found.kind.is_snapshot_mismatch()
+        {
+            set_aside(base)?;
+        }
+        return Err(io::Error::other(format!("the journal breaks at {found}")));
     }
     if stopped || replayed == 0 {
         return Ok(Taken {

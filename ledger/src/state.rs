@@ -905,7 +905,17 @@ impl State {
         let found = history
             .purchase(id)
             .map_err(|e| InvariantError::HistoryUnreadable(by, e.to_string()))?;
-        if let Some(purchase) = found {
+        if let Some(mut purchase) = found {
+            // History may hold it as it was after this very reversal (the live mover took it
+            // then, and a replay is behind the live projection): as of this point of the
+            // journal it is reversed only if a reversal of it applied here.
+            purchase.reversed = matches!(
+                self.transfers.get(&by),
+                Some(Record::Reversal(ReversalRecord {
+                    effect: ReversalEffect::Reversed { .. },
+                    ..
+                }))
+            );
             self.purchases.insert(*id, purchase);
             self.pinned.push(*id);
         }

@@ -361,7 +361,7 @@ impl Ledger {
         id: &TransferId,
         request: &PurchaseRequest,
     ) -> Result<Precheck, LedgerError> {
-        let card_programs = {
+        let (card_programs, horizon) = {
             let state = self.journal.state();
             if let Some(found) = state.purchases.get(id) {
                 return duplicate_answer(found.clone(), &request.fingerprint)
@@ -370,18 +370,22 @@ impl Ledger {
             if state.tombstones.contains(id) {
                 return Ok(Precheck::Tombstoned);
             }
-            state
+            let programs = state
                 .cards
                 .get(&request.card)
                 .map(|c| c.pockets.keys().cloned().collect())
-                .unwrap_or_default()
+                .unwrap_or_default();
+            (programs, state.horizon)
         };
-        // An old key (never a new purchase's): history may hold its answer or tombstone.
-        if let Some(found) = self.purchase_in_history(&request.key, request.at_unix_seconds)? {
-            return duplicate_answer(found, &request.fingerprint).map(Precheck::Duplicate);
-        }
-        if self.tombstoned(&request.key, request.at_unix_seconds)? {
-            return Ok(Precheck::Tombstoned);
+        // An old key (never a new purchase's): history may hold its answer or tombstone. A
+        // new purchase's key is recent, so its check takes no second read of the projection.
+        if let Some(history) = self.history_for(&request.key, request.at_unix_seconds, horizon) {
+            if let Some(found) = self.purchase_from_history(history, id)? {
+                return duplicate_answer(found, &request.fingerprint).map(Precheck::Duplicate);
+            }
+            if history.tombstoned(id)? {
+                return Ok(Precheck::Tombstoned);
+            }
         }
         Ok(Precheck::New { card_programs })
     }

@@ -153,25 +153,37 @@ impl Ledger {
         self.history.as_deref()
     }
 
+    /// History, when the ledger has one and `key` is not recent at `now` given the working
+    /// set's `horizon`: only then may history hold its purchase or tombstone
+    /// ([`crate::window`]); a recent key is answered from memory alone.
+    pub(super) fn history_for(
+        &self,
+        key: &PurchaseKey,
+        now: i64,
+        horizon: i64,
+    ) -> Option<&History> {
+        self.history
+            .as_deref()
+            .filter(|_| !is_recent(key, now, horizon))
+    }
+
     /// A purchase the working set does not hold, from history, when its key is not recent at
-    /// `now` (a recent key is never in history: [`crate::window`]).
+    /// `now`.
     pub(super) fn purchase_in_history(
         &self,
         key: &PurchaseKey,
         now: i64,
     ) -> Result<Option<PurchaseState>, LedgerError> {
-        let Some(history) = &self.history else {
-            return Ok(None);
-        };
-        if is_recent(key, now, self.journal.state().horizon) {
-            return Ok(None);
+        let horizon = self.journal.state().horizon;
+        match self.history_for(key, now, horizon) {
+            Some(history) => self.purchase_from_history(history, &TransferId::purchase(key)),
+            None => Ok(None),
         }
-        self.purchase_from_history(history, &TransferId::purchase(key))
     }
 
     /// A purchase from history, reversed if a reversal of it is known: history keeps a
-    /// purchase as it first left memory, and a reversal since is its own record.
-    fn purchase_from_history(
+    /// purchase as it was accepted, and its reversal is a record of its own.
+    pub(super) fn purchase_from_history(
         &self,
         history: &History,
         id: &TransferId,
@@ -205,14 +217,16 @@ impl Ledger {
     /// in history.
     pub(super) fn tombstoned(&self, key: &PurchaseKey, now: i64) -> Result<bool, LedgerError> {
         let id = TransferId::purchase(key);
-        if self.journal.state().tombstones.contains(&id) {
-            return Ok(true);
-        }
-        match &self.history {
-            Some(history) if !is_recent(key, now, self.journal.state().horizon) => {
-                Ok(history.tombstoned(&id)?)
+        let horizon = {
+            let state = self.journal.state();
+            if state.tombstones.contains(&id) {
+                return Ok(true);
             }
-            _ => Ok(false),
+            state.horizon
+        };
+        match self.history_for(key, now, horizon) {
+            Some(history) => Ok(history.tombstoned(&id)?),
+            None => Ok(false),
         }
     }
 

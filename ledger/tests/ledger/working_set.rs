@@ -223,8 +223,8 @@ async fn old_purchases_are_answered_after_a_restart_redis() {
 /// A purchase still in an open batch may leave memory (the batch's settlement sums stay);
 /// its late reversal brings it back from history, in the running ledger and again when a
 /// restart replays that reversal after a snapshot that did not hold the purchase.
-#[tokio::test]
-async fn a_late_reversal_brings_a_purchase_back_from_history() {
+/// A card with one approved purchase of Rp 25,000 on `t0`, its batch open.
+async fn one_purchase() -> (World, ProgramCode, CardId, PurchaseRequest) {
     let (world, program, card) = World::with_card(Backend::Embedded, Rules::default()).await;
     let request = world.purchase(card, rp(25_000), None);
     world
@@ -232,6 +232,12 @@ async fn a_late_reversal_brings_a_purchase_back_from_history() {
         .authorize_purchase(request.clone())
         .await
         .unwrap();
+    (world, program, card, request)
+}
+
+#[tokio::test]
+async fn a_late_reversal_brings_a_purchase_back_from_history() {
+    let (world, program, card, request) = one_purchase().await;
     world
         .ledger
         .move_to_history(later(), WORKING_SET_PURCHASES_MAX)
@@ -617,4 +623,101 @@ async fn history_keeps_rows_as_first_written_and_its_log_contiguous() {
     assert!(!history.tombstoned(&approved).unwrap());
     let (id, at, record) = &moved.reversals[0];
     assert_eq!(history.reversal(id).unwrap(), Some((*at, record.clone())));
+}
+
+/// A replay behind the live projection (the snapshot thread's, a start from an older
+/// snapshot) that moves a purchase to history before it reaches the purchase's reversal,
+/// after the live mover took the purchase there reversed (a reversal days later, the batch
+/// still open; the reversal itself, recent, stayed in memory): the purchase comes back as it
+/// was then, unreversed, and the reversal applies. History never hands a replay a reversal
+/// from its future.
+#[tokio::test]
+async fn a_replay_behind_the_live_mover_applies_the_reversal() {
+    let (world, program, card, request) = one_purchase().await;
+    let reversal = ReversalRequest {
+        original: request.key.clone(),
+        card: Some(card),
+        amount: request.amount,
+        at_unix_seconds: t0() + WORKING_SET_SECONDS + 3_600,
+    };
+    let outcome = world.ledger.reverse_purchase(reversal.clone()).await;
+    assert!(matches!(outcome, Ok(ReversalOutcome::Reversed(_))));
+    world
+        .ledger
+        .move_to_history(reversal.at_unix_seconds + 60, WORKING_SET_PURCHASES_MAX)
+        .unwrap();
+    assert!(world.ledger.state().purchase(&request.key).is_none());
+    let World { dir, ledger, .. } = world;
+    drop(ledger);
+    let history = Arc::new(History::open(&dir.0).unwrap());
+    let mut entries = Vec::new();
+    let end = FileJournal::open(&dir.0.join("journal.log"))
+        .unwrap()
+        .replay(&mut |entry, _| {
+            entries.push(entry.decode().unwrap());
+            Ok(())
+        })
+        .unwrap();
+    assert!(end.is_none());
+    let mut replay = State {
+        history: Some(Arc::clone(&history)),
+        ..State::default()
+    };
+    for entry in entries {
+        if matches!(entry.record, Record::Reversal(_)) {
+            replay.move_all(&history, entry.at_unix_seconds).unwrap();
+            assert!(replay.purchase(&request.key).is_none());
+        }
+        replay.apply_owned(entry).unwrap();
+    }
+    assert!(replay.purchase(&request.key).unwrap().reversed);
+    assert_eq!(replay.cards[&card].pockets[&program], rp(300_000));
+}
+
+/// A snapshot the journal after it does not apply to is a cache gone wrong, not a broken
+/// journal: the snapshot thread and the ledger's start set it aside (`….snap.unusable`), and
+/// the ledger starts from the journal.
+#[tokio::test]
+async fn a_snapshot_the_journal_does_not_continue_is_set_aside() {
+    let (world, _, card, request) = one_purchase().await;
+    let World { dir, ledger, .. } = world;
+    drop(ledger);
+    let taken = {
+        let history = Arc::new(History::open(&dir.0).unwrap());
+        snapshot::take(&dir.0, Some((&history, t0())), &|| false).unwrap()
+    };
+    let path = taken.path.unwrap();
+    let ledger = Backend::Embedded.open(&dir.0).await;
+    assert!(ledger.open_report().from_snapshot.is_some());
+    let reversal = ReversalRequest {
+        original: request.key.clone(),
+        card: Some(card),
+        amount: request.amount,
+        at_unix_seconds: t0() + 60,
+    };
+    let outcome = ledger.reverse_purchase(reversal).await;
+    assert!(matches!(outcome, Ok(ReversalOutcome::Reversed(_))));
+    drop(ledger);
+    // The snapshot now says the purchase is reversed; the journal after it reverses it.
+    let mut wrong = snapshot::read(&path).unwrap();
+    let id = TransferId::purchase(&request.key);
+    let mut purchase = wrong.state.purchases.get(&id).unwrap().clone();
+    purchase.reversed = true;
+    wrong.state.purchases.insert(id, purchase);
+    snapshot::write(path.parent().unwrap(), &wrong.position, &wrong.state).unwrap();
+    let aside = path.with_extension("snap.unusable");
+    // The snapshot thread writes no snapshot past it (nor up to the entry it half-applied).
+    {
+        let history = Arc::new(History::open(&dir.0).unwrap());
+        assert!(snapshot::take(&dir.0, Some((&history, t0())), &|| false).is_err());
+    }
+    assert!(!path.exists() && aside.exists());
+    assert_eq!(snapshot::positions(path.parent().unwrap()).unwrap(), vec![]);
+    std::fs::rename(&aside, &path).unwrap();
+    let ledger = Backend::Embedded.open(&dir.0).await;
+    assert_eq!(ledger.open_report().from_snapshot, None);
+    assert!(!path.exists() && aside.exists());
+    assert_eq!(ledger.balance(card, t0() + 60).await.unwrap(), rp(300_000));
+    drop(ledger);
+    assert!(ssn_ledger::verify(&dir.0).is_ok());
 }
