@@ -28,6 +28,11 @@ use crate::support::{wita_day_start, wita_time};
 /// control: a count or amount over fewer people could be traced to a household).
 pub const PUBLIC_CELL_MIN: u64 = 5;
 
+/// Exception batches a semester report lists at most (the latest; it counts them all): a city
+/// whose terminals never send their 0500 has one per terminal and day, and the reconciliation
+/// of each business date lists every one.
+pub const REPORT_BATCHES_LISTED_MAX: usize = 1_000;
+
 /// Audit lines read per registry call while the report looks for imports.
 pub const AUDIT_PAGE: usize = 1_000;
 
@@ -130,8 +135,11 @@ pub struct Figures {
     /// kecamatan, status, balance.
     pub never_used: Vec<(CardId, String, CardStatus, Money)>,
     /// Terminal batches closed in the semester whose totals differ from the journal's, or
-    /// closed by settlement because the terminal never sent its 0500.
+    /// closed by settlement because the terminal never sent its 0500: the latest
+    /// [`REPORT_BATCHES_LISTED_MAX`], oldest first.
     pub batch_exceptions: Vec<BatchException>,
+    /// How many such batches the semester had.
+    pub batch_exceptions_total: u64,
     /// Cards whose PIN is locked now.
     pub pin_locked: u64,
     /// Cards by status now: lost, stolen, damaged.
@@ -194,10 +202,14 @@ fn add(total: &mut Money, amount: Money) {
     *total = total.checked_add(amount).unwrap_or(*total);
 }
 
-/// What a report reads from the journal's projection for a window: copied out under the
-/// projection's read lock (which the journal's sequencer, and so every purchase, waits for),
-/// so that everything else a report does happens without it. It costs O(programs +
-/// categories + cards × half-years + batches closed in the window).
+/// What a report reads from the journal's projection for a window. The projection's lock,
+/// which the journal's sequencer (and so every purchase) waits for, is held for one read of
+/// the totals and then for chunks of [`REPORT_READ_CHUNK`] cards or terminals at a time, never
+/// for the whole walk: each card's figures are exact as of the moment its chunk was read, so
+/// while purchases go on the kecamatan rows (sums over cards) may differ from the program rows
+/// (one read) by what was accepted during the read, milliseconds; a past semester's figures
+/// no longer move and agree exactly. It costs O(programs + categories + cards × half-years +
+/// batches closed in the window).
 #[derive(Debug, Default)]
 pub struct JournalView {
     /// Flows within the window and balances at its end.
@@ -208,30 +220,59 @@ pub struct JournalView {
     batches: Vec<(TerminalId, ClosedBatch)>,
 }
 
+/// Cards a report reads per hold of the projection's lock.
+pub const REPORT_READ_CHUNK: usize = 4_096;
+
+/// Terminals a report reads per hold of the projection's lock (each with its closed batches).
+pub const REPORT_READ_TERMINALS: usize = 64;
+
 impl JournalView {
-    /// Reads the window `(first, last UTC second)` out of `state`.
-    pub fn read(state: &State, window: (i64, i64)) -> JournalView {
+    /// Reads the window `(first, last UTC second)` out of the projection, each `read()` one
+    /// short hold of its lock.
+    pub fn read<'a>(
+        read: &dyn Fn() -> std::sync::RwLockReadGuard<'a, State>,
+        window: (i64, i64),
+    ) -> JournalView {
         let (start, end) = window;
         let (first, last) = periods(window);
-        let cards = state
-            .cards
-            .iter()
-            .filter_map(|(card, c)| Some((*card, card_window(&c.flows, first, last)?)))
-            .collect();
+        let (totals, card_ids, terminal_ids) = {
+            let state = read();
+            (
+                state.totals.window(first, last),
+                state.cards.keys().copied().collect::<Vec<_>>(),
+                state.terminals.keys().cloned().collect::<Vec<_>>(),
+            )
+        };
+        let mut cards = Vec::with_capacity(card_ids.len());
+        for chunk in card_ids.chunks(REPORT_READ_CHUNK) {
+            let state = read();
+            cards.extend(chunk.iter().filter_map(|card| {
+                let flows = &state.cards.get(card)?.flows;
+                Some((*card, card_window(flows, first, last)?))
+            }));
+        }
         let mut batches = Vec::new();
-        for (terminal, history) in &state.terminals {
-            for closed in &history.closed {
-                let forced = closed.batch_number == SETTLEMENT_BATCH_NUMBER;
-                if (start..=end).contains(&closed.closed_at_unix_seconds)
-                    && ((forced && closed.switch_totals.sales_count > 0)
-                        || (!forced && closed.terminal_totals != closed.switch_totals))
-                {
-                    batches.push((terminal.clone(), closed.clone()));
+        for chunk in terminal_ids.chunks(REPORT_READ_TERMINALS) {
+            let state = read();
+            for terminal in chunk {
+                let Some(history) = state.terminals.get(terminal) else {
+                    continue;
+                };
+                for closed in &history.closed {
+                    if !(start..=end).contains(&closed.closed_at_unix_seconds) {
+                        continue;
+                    }
+                    let forced = closed.batch_number == SETTLEMENT_BATCH_NUMBER;
+                    if (forced && closed.switch_totals.sales_count > 0)
+                        || (!forced && closed.terminal_totals != closed.switch_totals)
+                    {
+                        batches.push((terminal.clone(), closed.clone()));
+                    }
                 }
             }
         }
         JournalView {
-            totals: state.totals.window(first, last),
+            totals,
             cards,
             batches,
         }
@@ -439,7 +480,9 @@ pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64,
         ));
     }
     batches.sort_by(|a, b| (a.0, &a.1.terminal_id).cmp(&(b.0, &b.1.terminal_id)));
-    figures.batch_exceptions = batches.into_iter().map(|(_, b)| b).collect();
+    figures.batch_exceptions_total = batches.len() as u64;
+    let listed_from = batches.len().saturating_sub(REPORT_BATCHES_LISTED_MAX);
+    figures.batch_exceptions = batches.drain(listed_from..).map(|(_, b)| b).collect();
 
     // Rows: every program of the registry (and any the journal names), every kecamatan with
     // people, money or E-Warong.
@@ -545,6 +588,58 @@ mod tests {
         assert_eq!(second.first_day().to_string(), "2026-07-01");
         assert_eq!(second.last_day().to_string(), "2026-12-31");
         assert_eq!(first.window().1 + 1, second.window().0);
+    }
+
+    /// A semester with more exception batches than a report lists: it counts them all and
+    /// lists the latest, oldest first.
+    #[test]
+    fn a_report_lists_the_latest_exception_batches_and_counts_all() {
+        use ssn_ledger::BatchTotals;
+        let extra = 7;
+        let batches = (0..REPORT_BATCHES_LISTED_MAX + extra)
+            .map(|i| {
+                let sold = BatchTotals {
+                    sales_count: 1,
+                    ..BatchTotals::default()
+                };
+                let closed = ClosedBatch {
+                    sequence: 1,
+                    batch_number: format!("{i:06}"),
+                    switch_totals: sold,
+                    terminal_totals: BatchTotals::default(),
+                    closed_at_unix_seconds: 1_000 + i as i64,
+                };
+                (TerminalId::new(format!("T{i:07}")).unwrap(), closed)
+            })
+            .collect();
+        let journal = JournalView {
+            batches,
+            ..JournalView::default()
+        };
+        let registry = RegistryView {
+            programs: &[],
+            beneficiaries: &[],
+            cards: &[],
+            merchants: &[],
+            terminals: &[],
+            imports: &[],
+        };
+        let figures = compute(&journal, &registry, (0, i64::MAX));
+        assert_eq!(
+            figures.batch_exceptions_total,
+            (REPORT_BATCHES_LISTED_MAX + extra) as u64
+        );
+        assert_eq!(figures.batch_exceptions.len(), REPORT_BATCHES_LISTED_MAX);
+        assert_eq!(
+            figures.batch_exceptions[0].batch_number,
+            format!("{extra:06}")
+        );
+        assert!(
+            figures
+                .batch_exceptions
+                .windows(2)
+                .all(|w| w[0].closed_at < w[1].closed_at)
+        );
     }
 
     #[test]

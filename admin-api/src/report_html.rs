@@ -93,7 +93,7 @@ pub fn csv(report: &SemesterReport) -> String {
     }
     let e = &report.exceptions;
     for (field, value) in [
-        ("batches", e.batches.len() as u64),
+        ("batches", e.batches_total),
         ("pin_locked_cards", e.pin_locked_cards),
         ("cards_lost", e.cards_lost),
         ("cards_stolen", e.cards_stolen),
@@ -509,7 +509,7 @@ pub fn html(report: &SemesterReport) -> String {
         &[
             vec![
                 "Terminal batches out of balance or never closed".into(),
-                e.batches.len().to_string(),
+                e.batches_total.to_string(),
             ],
             vec![
                 "Cards with a locked PIN".into(),
@@ -533,6 +533,14 @@ pub fn html(report: &SemesterReport) -> String {
             ],
         ],
     ));
+    if (e.batches.len() as u64) < e.batches_total {
+        html.push_str(&format!(
+            "<p>The latest {} of {} batches; the reconciliation of each business date lists \
+             every one.</p>",
+            e.batches.len(),
+            e.batches_total
+        ));
+    }
     html.push_str(&table(
         &[
             "Terminal", "E-Warong", "Batch", "Kind", "Closed", "Terminal", "Journal",

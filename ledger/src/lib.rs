@@ -140,6 +140,8 @@
 //!   answers for, and how records move out ([`State::movable`], [`State::forget`]).
 //! - `history`: the redb file of what left the working set, and its lookups.
 //! - `ledger/working_set.rs`: the mover thread and the ledger's lookups that reach history.
+//! - [`priority`]: the lower CPU priority (nice 10) of background threads: the mover, the
+//!   snapshot thread, and the switch's admin API runtime.
 //! - `verify`: the auditor's check, the library half of `ssn-ledger verify`.
 //! - `balances`: the [`BalanceStore`] trait, the shared debit rule ([`decide_debit`]), the
 //!   memory store and the Redis store with its Lua scripts and debit pipeline.
@@ -303,6 +305,7 @@ mod ids;
 mod journal;
 mod ledger;
 mod money;
+pub mod priority;
 mod record;
 mod registry;
 mod scylla;

@@ -598,6 +598,7 @@ impl Snapshotter {
         let thread = std::thread::Builder::new()
             .name("ssn-snapshot".into())
             .spawn(move || {
+                crate::priority::lower_this_thread(crate::priority::BACKGROUND_NICE);
                 let journal = crate::journal::journal_path(&data_dir);
                 let dir = data_dir.join(SNAPSHOT_DIR);
                 let mut covered = newest_position(&dir).map_or(0, |p| p.next_offset);

@@ -38,6 +38,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// `/metrics` is scraped, so a switch nobody scrapes grew by about 17 bytes a request
 /// (measured: BENCHMARKS.md).
 const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// Worker threads of the admin API's runtime (its blocking pool, for reports and history
+/// reads, comes beside them).
+const ADMIN_WORKER_THREADS: usize = 1;
+/// Threads of the admin API's blocking pool at most.
+const ADMIN_BLOCKING_THREADS_MAX: usize = 4;
 
 #[derive(Parser)]
 #[command(
@@ -174,10 +179,27 @@ fn main() -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(serve(args))?;
+            let admin = admin_runtime()?;
+            runtime.block_on(serve(args, admin.handle().clone()))?;
+            admin.shutdown_timeout(SHUTDOWN_GRACE);
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The admin API's own runtime: its tasks never occupy the workers that answer terminals,
+/// and its threads run at nice [`ssn_ledger::priority::BACKGROUND_NICE`], so what an admin
+/// request computes waits for what a purchase computes, never the other way round.
+fn admin_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(ADMIN_WORKER_THREADS)
+        .max_blocking_threads(ADMIN_BLOCKING_THREADS_MAX)
+        .thread_name("ssn-admin")
+        .on_thread_start(|| {
+            ssn_ledger::priority::lower_this_thread(ssn_ledger::priority::BACKGROUND_NICE);
+        })
+        .enable_all()
+        .build()
 }
 
 fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
@@ -300,7 +322,7 @@ async fn open_ledger(args: &ServeArgs) -> anyhow::Result<Ledger> {
     Ok(Ledger::open_with(stores).await?)
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .json()
         .with_writer(std::io::stderr)
@@ -422,9 +444,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let ascii = TcpListener::bind(args.ascii_listen)
         .await
         .with_context(|| format!("binding {}", args.ascii_listen))?;
-    let admin = TcpListener::bind(args.admin_listen)
-        .await
+    // Bound here, served on the admin runtime (whose reactor must own it).
+    let admin = std::net::TcpListener::bind(args.admin_listen)
         .with_context(|| format!("binding {}", args.admin_listen))?;
+    admin.set_nonblocking(true)?;
     // One machine-readable line on stdout, so scripts and tests learn the ports (`:0` picks).
     println!(
         "{}",
@@ -450,14 +473,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     {
         let shutdown = shutdown.clone();
         let app = ssn_admin_api::router(admin_state);
-        tracker.spawn(async move {
-            let served = axum::serve(admin, app)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the admin API listener failed");
-            }
-        });
+        tracker.spawn_on(
+            async move {
+                let served = match TcpListener::from_std(admin) {
+                    Ok(admin) => {
+                        axum::serve(admin, app)
+                            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the admin API listener failed");
+                }
+            },
+            &admin_runtime,
+        );
     }
     tracker.spawn(resolve_debits_in_doubt(ledger.clone(), shutdown.clone()));
     tracing::info!(bcd = %args.bcd_listen, ascii = %args.ascii_listen, admin = %args.admin_listen, "serving");

@@ -1,4 +1,4 @@
-//! Reports (`auditor`, `walikota`, `dinsos`): the semester report to the Mayor, the year-end
+//! Reports (`auditor`, `walikota`, `dinsos`, `diskominfo`): the semester report to the Mayor, the year-end
 //! close of a program (`dinsos`), and the public summary (no token).
 
 use std::sync::Arc;
@@ -180,7 +180,10 @@ pub struct NeverUsed {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Exceptions {
     /// Batches closed in the semester out of balance, or closed by settlement because the
-    /// terminal never sent its 0500.
+    /// terminal never sent its 0500: how many.
+    pub batches_total: u64,
+    /// The latest of them (at most 1,000, oldest first; the reconciliation of each business
+    /// date lists every one).
     pub batches: Vec<BatchException>,
     /// Cards whose PIN is locked after three wrong PINs (now).
     pub pin_locked_cards: u64,
@@ -326,6 +329,7 @@ fn report_view(figures: &Figures, semester: Semester, generated_at: i64) -> Seme
                 .collect(),
         },
         exceptions: Exceptions {
+            batches_total: figures.batch_exceptions_total,
             batches: figures.batch_exceptions.clone(),
             pin_locked_cards: figures.pin_locked,
             cards_lost: figures.lost,
@@ -353,10 +357,13 @@ async fn figures(state: &AdminState, window: (i64, i64), imports: bool) -> ApiRe
     } else {
         Vec::new()
     };
-    // Only this copy holds the projection's lock; the rest runs on a blocking thread, so a
-    // report keeps neither the journal's sequencer nor an async worker from purchases.
-    let journal = JournalView::read(&state.ledger.state(), window);
+    // On a blocking thread: the projection is read in short holds of its lock, so a report
+    // keeps neither the journal's sequencer nor an async worker from purchases.
+    let ledger = Arc::clone(&state.ledger);
     tokio::task::spawn_blocking(move || {
+        let reading = std::time::Instant::now();
+        let journal = JournalView::read(&|| ledger.state(), window);
+        metrics::histogram!("ssn_report_projection_read_seconds").record(reading.elapsed());
         compute(
             &journal,
             &RegistryView {
@@ -403,7 +410,12 @@ pub(crate) async fn semester_report(
     query: Result<QueryParams<SemesterQuery>, ApiError>,
 ) -> ApiResult<Response> {
     // The role first: a 403 never depends on the query.
-    caller.require(&[Role::Auditor, Role::Walikota, Role::Dinsos])?;
+    caller.require(&[
+        Role::Auditor,
+        Role::Walikota,
+        Role::Dinsos,
+        Role::Diskominfo,
+    ])?;
     let QueryParams(query) = query?;
     if !(2000..=2100).contains(&query.year) {
         return Err(ApiError::malformed("year is 2000 to 2100"));
@@ -411,8 +423,8 @@ pub(crate) async fn semester_report(
     if !matches!(query.half, 1 | 2) {
         return Err(ApiError::malformed("half is 1 or 2"));
     }
-    let format = query.format.as_deref().unwrap_or("json");
-    if !matches!(format, "json" | "csv" | "html") {
+    let format = query.format.unwrap_or_else(|| "json".into());
+    if !matches!(format.as_str(), "json" | "csv" | "html") {
         return Err(ApiError::malformed("format is json, csv or html"));
     }
     let semester = Semester {
@@ -428,26 +440,46 @@ pub(crate) async fn semester_report(
             SEMESTER_REPORT_MAX_AGE_SECONDS,
             || async {
                 let figures = figures(&state, semester.window(), true).await?;
-                Ok(Arc::new(report_view(&figures, semester, now)))
+                Ok(Arc::new(MadeReport {
+                    report: report_view(&figures, semester, now),
+                    json: std::sync::OnceLock::new(),
+                    csv: std::sync::OnceLock::new(),
+                    html: std::sync::OnceLock::new(),
+                }))
             },
         )
         .await?;
-    let report = report.as_ref();
-    Ok(match format {
-        "csv" => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-            crate::report_html::csv(report),
-        )
-            .into_response(),
-        "html" => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            crate::report_html::html(report),
-        )
-            .into_response(),
-        _ => Json(report).into_response(),
+    // Each format is written once per report made, off the terminals' threads.
+    let (content_type, body) = tokio::task::spawn_blocking(move || {
+        let made = report.as_ref();
+        match format.as_str() {
+            "csv" => (
+                "text/csv; charset=utf-8",
+                made.csv
+                    .get_or_init(|| crate::report_html::csv(&made.report).into())
+                    .clone(),
+            ),
+            "html" => (
+                "text/html; charset=utf-8",
+                made.html
+                    .get_or_init(|| crate::report_html::html(&made.report).into())
+                    .clone(),
+            ),
+            _ => (
+                "application/json",
+                made.json
+                    .get_or_init(|| {
+                        serde_json::to_vec(&made.report)
+                            .expect("a report encodes")
+                            .into()
+                    })
+                    .clone(),
+            ),
+        }
     })
+    .await
+    .map_err(|e| ApiError::internal(format!("report: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
 /// A year-end close.
@@ -645,20 +677,32 @@ fn suppress(rows: &mut [PublicRow]) {
     }
 }
 
-/// Figures as last made, by key, each with the second it was made. The lock is held while one
-/// is made, so callers at the same moment share one computation, and a caller within the max
-/// age gets the one made: asking in a loop costs one computation per max age, whoever asks.
+/// Figures as last made, by key, each with the second it was made. One caller at a time
+/// makes figures; a caller within the max age gets the ones made, and so does a caller who
+/// finds others making new ones while the last are less than [`MADE_SERVED_WHILE_MAKING_SECONDS`]
+/// old: asking in a loop costs one making per max age, whoever asks, and only the caller who
+/// makes waits for it.
 #[derive(Debug)]
-pub struct Made<K, V>(tokio::sync::Mutex<std::collections::HashMap<K, (i64, V)>>);
+pub struct Made<K, V> {
+    made: std::sync::Mutex<std::collections::HashMap<K, (i64, V)>>,
+    making: tokio::sync::Mutex<()>,
+}
 
 impl<K, V> Default for Made<K, V> {
     fn default() -> Made<K, V> {
-        Made(tokio::sync::Mutex::new(std::collections::HashMap::new()))
+        Made {
+            made: std::sync::Mutex::default(),
+            making: tokio::sync::Mutex::new(()),
+        }
     }
 }
 
-impl<K: Eq + std::hash::Hash, V: Clone> Made<K, V> {
-    /// The value made for `key` less than `max_age` seconds before `now`, or a new one.
+/// Seconds figures are still served while new ones are being made.
+pub const MADE_SERVED_WHILE_MAKING_SECONDS: i64 = 60;
+
+impl<K: Eq + std::hash::Hash + Clone, V: Clone> Made<K, V> {
+    /// The value made for `key` within `max_age` seconds before `now`; or, if another caller
+    /// is making one, the last made if recent enough; or a new one.
     pub async fn get_or_make<F: std::future::Future<Output = ApiResult<V>>>(
         &self,
         key: K,
@@ -666,14 +710,31 @@ impl<K: Eq + std::hash::Hash, V: Clone> Made<K, V> {
         max_age: i64,
         make: impl FnOnce() -> F,
     ) -> ApiResult<V> {
-        let mut made = self.0.lock().await;
-        if let Some((at, value)) = made.get(&key)
-            && (0..max_age).contains(&(now - at))
-        {
-            return Ok(value.clone());
+        let last = |within: i64| {
+            let made = self.made.lock().unwrap_or_else(|p| p.into_inner());
+            made.get(&key)
+                .filter(|(at, _)| (0..within).contains(&(now - at)))
+                .map(|(_, value)| value.clone())
+        };
+        if let Some(value) = last(max_age) {
+            return Ok(value);
+        }
+        let _making = match self.making.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => match last(MADE_SERVED_WHILE_MAKING_SECONDS) {
+                Some(value) => return Ok(value),
+                None => self.making.lock().await,
+            },
+        };
+        // Made while this caller waited?
+        if let Some(value) = last(max_age) {
+            return Ok(value);
         }
         let value = make().await?;
-        made.insert(key, (now, value.clone()));
+        self.made
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (now, value.clone()));
         Ok(value)
     }
 }
@@ -681,8 +742,17 @@ impl<K: Eq + std::hash::Hash, V: Clone> Made<K, V> {
 /// The public summary as last made (its JSON).
 pub type PublicSummaryCache = Made<(), axum::body::Bytes>;
 
+/// A semester report as made, and each format's body once one caller asked for it.
+#[derive(Debug)]
+pub struct MadeReport {
+    report: SemesterReport,
+    json: std::sync::OnceLock<axum::body::Bytes>,
+    csv: std::sync::OnceLock<axum::body::Bytes>,
+    html: std::sync::OnceLock<axum::body::Bytes>,
+}
+
 /// Semester reports as last made, by year and half.
-pub type SemesterReports = Made<(i32, u8), Arc<SemesterReport>>;
+pub type SemesterReports = Made<(i32, u8), Arc<MadeReport>>;
 
 /// Seconds the public summary is served as made before it is made again.
 pub const PUBLIC_SUMMARY_MAX_AGE_SECONDS: i64 = 5;
@@ -746,6 +816,69 @@ async fn make_public_summary(state: &AdminState, now: i64) -> ApiResult<PublicSu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A making that waits to be let finish: (the caller's task, started, finish).
+    fn slow_making(
+        made: &Arc<Made<(), u32>>,
+        now: i64,
+        value: u32,
+    ) -> (
+        tokio::task::JoinHandle<ApiResult<u32>>,
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+        let (started, making) = tokio::sync::oneshot::channel::<()>();
+        let made = Arc::clone(made);
+        let caller = tokio::spawn(async move {
+            made.get_or_make((), now, 5, || async move {
+                started.send(()).unwrap();
+                finished.await.unwrap();
+                Ok(value)
+            })
+            .await
+        });
+        (caller, making, finish)
+    }
+
+    /// Callers who find figures being made get the last ones (when recent enough) instead of
+    /// waiting: only the caller who makes waits for the making.
+    #[tokio::test]
+    async fn only_the_caller_who_makes_waits() {
+        let made: Arc<Made<(), u32>> = Arc::default();
+        let max_age = 5;
+        let never = || async { unreachable!("made by another caller") };
+        assert_eq!(
+            made.get_or_make((), 0, max_age, || async { Ok(1) })
+                .await
+                .unwrap(),
+            1
+        );
+        // Within the max age: as made, nothing made.
+        assert_eq!(made.get_or_make((), 4, max_age, never).await.unwrap(), 1);
+        // Past it, one caller makes, slowly; the others meanwhile get the last.
+        let (maker, making, finish) = slow_making(&made, 10, 2);
+        making.await.unwrap();
+        let meanwhile = made.get_or_make((), 10, max_age, never);
+        let meanwhile = tokio::time::timeout(std::time::Duration::from_secs(5), meanwhile);
+        assert_eq!(meanwhile.await.expect("not kept waiting").unwrap(), 1);
+        finish.send(()).unwrap();
+        assert_eq!(maker.await.unwrap().unwrap(), 2);
+        assert_eq!(made.get_or_make((), 11, max_age, never).await.unwrap(), 2);
+        // The last too old to stand in: a caller waits for the making, and gets what it made.
+        let late = 10 + MADE_SERVED_WHILE_MAKING_SECONDS;
+        let (maker, making, finish) = slow_making(&made, late, 3);
+        making.await.unwrap();
+        let waiting = {
+            let made = Arc::clone(&made);
+            tokio::spawn(async move { made.get_or_make((), late, max_age, never).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        finish.send(()).unwrap();
+        assert_eq!(maker.await.unwrap().unwrap(), 3);
+        assert_eq!(waiting.await.unwrap().unwrap(), 3);
+    }
 
     fn row(name: &str, people: u64) -> PublicRow {
         PublicRow {

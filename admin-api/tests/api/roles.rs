@@ -215,7 +215,7 @@ fn table(f: &Fixtures) -> Vec<Row> {
         row(
             "GET",
             "/reports/semester",
-            Roles(&["auditor", "walikota", "dinsos"]),
+            Roles(&["auditor", "walikota", "dinsos", "diskominfo"]),
             Send::Nothing,
         ),
         row(

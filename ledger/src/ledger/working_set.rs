@@ -48,17 +48,24 @@ fn move_now(
     let rows = move_rounds(
         history,
         || {
-            state.read().unwrap_or_else(|p| p.into_inner()).movable(
+            let held = std::time::Instant::now();
+            let moved = state.read().unwrap_or_else(|p| p.into_inner()).movable(
                 now,
                 purchases_max,
                 MOVE_ROWS_MAX,
-            )
+            );
+            metrics::histogram!("ssn_history_move_lock_seconds", "hold" => "read")
+                .record(held.elapsed());
+            moved
         },
         |moved| {
+            let held = std::time::Instant::now();
             state
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
                 .forget(moved);
+            metrics::histogram!("ssn_history_move_lock_seconds", "hold" => "write")
+                .record(held.elapsed());
             balances.forget(&forgotten(moved));
         },
     )?;
@@ -93,6 +100,7 @@ impl Mover {
         let thread = std::thread::Builder::new()
             .name("ssn-history".into())
             .spawn(move || {
+                crate::priority::lower_this_thread(crate::priority::BACKGROUND_NICE);
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     woken.recv_timeout(MOVE_INTERVAL)
                 {
