@@ -651,9 +651,22 @@ fn load_after(
     // A reversal after the snapshot may need a purchase the snapshot left in history.
     state.history = history;
     let mut own = Vec::new();
+    let mut replayed = 0u64;
     let (head, end) = if others.is_empty() {
         replay_after(store, start.as_ref(), stop_at, &mut |entry| {
-            state.apply_owned(entry).map(|_| ())
+            state.apply_owned(entry)?;
+            replayed += 1;
+            // However long the journal after the snapshot, the projection stays about the
+            // working set's size while it is replayed (as the snapshot thread's copy does).
+            if replayed.is_multiple_of(crate::snapshot::REPLAY_MOVE_EVERY_ENTRIES)
+                && let Some(history) = state.history.clone()
+            {
+                let now = state.newest_at.min(crate::window::clock_now());
+                if let Err(error) = state.move_all(&history, now) {
+                    tracing::warn!(%error, "moving to history while the journal is replayed");
+                }
+            }
+            Ok(())
         })?
     } else {
         // Entries of this chain may depend on other chains' (a purchase here spending a

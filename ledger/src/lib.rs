@@ -235,6 +235,7 @@
 //! | [`DOUBT_RESOLVE_INTERVAL`] | 250 ms | between the switch's rounds of voiding them |
 //! | [`DOUBT_RESOLVE_BATCH_MAX`] | 4,096 | purchases whose attempts one round voids |
 //! | [`snapshot::SNAPSHOT_EVERY_BYTES`] | 64 MiB | journal growth that makes the ledger take a snapshot |
+//! | [`snapshot::REPLAY_MOVE_EVERY_ENTRIES`] | 65,536 | a replay with history at hand (the snapshot thread's, opening's) moves what left the working set this often, so it holds about the working set |
 //! | [`snapshot::SNAPSHOT_CHECK_INTERVAL`] | 10 s | between looks at the journal's size |
 //! | [`snapshot::SNAPSHOT_SPACING`] | 5 min | least time between two snapshots the ledger takes |
 //! | [`snapshot::SNAPSHOTS_KEPT`] | 2 | snapshot files kept |
@@ -266,7 +267,7 @@
 //! | [`window::WORKING_SET_PURCHASES_MAX`] | 131,072 | purchases in memory before the cutoff moves closer |
 //! | [`window::RECENT_SECONDS`], [`window::FUTURE_SECONDS`] | 2 days, 1 day | DE7 window answered from memory alone |
 //! | [`window::MOVE_INTERVAL`], [`window::MOVE_ROWS_MAX`] | 10 s, 2,048 | the mover's period and rows per lock hold |
-//! | [`history::HISTORY_CACHE_BYTES`] | 64 MiB | redb's page cache for `history.redb` |
+//! | [`history::HISTORY_CACHE_BYTES`] | 16 MiB | redb's page cache for `history.redb` (part of resident memory once the mover has run) |
 //!
 //! ## Back of the envelope
 //!

@@ -35,9 +35,9 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// While [`take`] replays, what has left the working set moves to history every this many
-/// entries.
-pub const TAKE_MOVE_EVERY_ENTRIES: u64 = 65_536;
+/// While the journal is replayed with history at hand ([`take`], and opening after a
+/// snapshot), what has left the working set moves there every this many entries.
+pub const REPLAY_MOVE_EVERY_ENTRIES: u64 = 65_536;
 /// The first bytes of a snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"SSNSNAP2";
 /// Snapshots kept; older ones are removed after a new one is in place.
@@ -504,7 +504,7 @@ pub fn take(
             }
             // Moving as the replay goes keeps this copy of the projection as small as the
             // working set, however much journal there is to replay.
-            if replayed.is_multiple_of(TAKE_MOVE_EVERY_ENTRIES)
+            if replayed.is_multiple_of(REPLAY_MOVE_EVERY_ENTRIES)
                 && replayed > 0
                 && let Some((history, now)) = history
                 && let Err(error) = state.move_all(history, now)

@@ -70,10 +70,14 @@ pub fn transmitted_at(transmitted: &TransmissionTime, now: i64) -> Option<i64> {
 /// writer's) never leave memory ahead of their time.
 pub fn move_time(live: &std::sync::RwLock<State>) -> i64 {
     let newest = live.read().unwrap_or_else(|p| p.into_inner()).newest_at;
-    let clock = std::time::SystemTime::now()
+    newest.min(clock_now())
+}
+
+/// This machine's clock, in UTC seconds.
+pub fn clock_now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    newest.min(clock)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Whether memory alone answers for this key at `now`, given the working set's `horizon`

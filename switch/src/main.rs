@@ -172,6 +172,7 @@ impl Handler for Listener {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
+    ssn_ledger::priority::without_huge_pages();
     match Cli::parse().command {
         Command::Verify { data_dir } => verify(&data_dir),
         Command::Settle(args) => settle::settle(args),
