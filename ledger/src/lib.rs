@@ -131,8 +131,10 @@
 //!   change and invariants are checked.
 //! - `totals`: running totals per WITA half-year (per program, category, E-Warong and card),
 //!   kept by [`State::apply`]: what reports read instead of walking all of history.
-//! - `journal`: the file format, the hash chain, replay, torn-tail handling, and the sequencer
-//!   and sync threads (group commit).
+//! - `journal`: the [`Journal`] (`mod.rs`) over `format` (frames and the hash chain),
+//!   `store` (the [`JournalStore`] trait and the file store), `replay` (reading a store back,
+//!   torn tails, merging several chains), `writer` (the sequencer and sync threads: group
+//!   commit) and `follow` (other nodes' chains).
 //! - `doubt`: debit attempts whose outcome the store did not tell, held until voided.
 //! - `snapshot`: snapshots of the projection beside the journal file, taken on the ledger's
 //!   own thread and loaded at open when the journal still continues them.
