@@ -235,6 +235,12 @@ impl Api {
         }
     }
 
+    /// Moves the API's clock `seconds` on.
+    pub fn advance_clock(&self, seconds: i64) {
+        self.clock
+            .fetch_add(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub async fn get(&self, role: &str, uri: &str) -> Answer {
         self.send("GET", uri, Some(role), None).await
     }

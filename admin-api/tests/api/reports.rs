@@ -162,16 +162,12 @@ async fn the_public_summary_is_made_again_only_after_its_max_age() {
     )
     .await
     .expect(201);
-    let step = |seconds: i64| {
-        api.clock
-            .fetch_add(seconds, std::sync::atomic::Ordering::SeqCst)
-    };
-    step(ssn_admin_api::PUBLIC_SUMMARY_MAX_AGE_SECONDS - 1);
+    api.advance_clock(ssn_admin_api::PUBLIC_SUMMARY_MAX_AGE_SECONDS - 1);
     let cached = summary().await;
     assert_eq!(cached.expect(200), &first);
 
     // Past it, a new one, with the change and its own time.
-    step(1);
+    api.advance_clock(1);
     let fresh = summary().await;
     let fresh = fresh.expect(200);
     assert_eq!(
@@ -207,11 +203,7 @@ async fn a_semester_report_is_made_again_only_after_its_max_age() {
     api.post("dinsos", "/api/v1/programs", program("REP2027"))
         .await
         .expect(201);
-    let step = |seconds: i64| {
-        api.clock
-            .fetch_add(seconds, std::sync::atomic::Ordering::SeqCst)
-    };
-    step(ssn_admin_api::SEMESTER_REPORT_MAX_AGE_SECONDS - 1);
+    api.advance_clock(ssn_admin_api::SEMESTER_REPORT_MAX_AGE_SECONDS - 1);
     let cached = api.get("walikota", report).await;
     assert_eq!(cached.expect(200), &first);
     let csv = api
@@ -227,7 +219,7 @@ async fn a_semester_report_is_made_again_only_after_its_max_age() {
         "{}",
         csv.text()
     );
-    step(1);
+    api.advance_clock(1);
     let fresh = api.get("auditor", report).await;
     let fresh = fresh.expect(200);
     assert_eq!(programs(fresh), Some(2), "{fresh}");
