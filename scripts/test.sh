@@ -13,6 +13,9 @@ source "$root/scripts/lib.sh"
 
 trap stop_services EXIT
 
+# The suite builds each target once: incremental artifacts would only double target/ on disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 step "peers: pyiso8583 virtualenv and the jPOS program"
 setup_peers
 
