@@ -31,7 +31,7 @@ pub const PUBLIC_CELL_MIN: u64 = 5;
 /// Exception batches a semester report lists at most (the latest; it counts them all): a city
 /// whose terminals never send their 0500 has one per terminal and day, and the reconciliation
 /// of each business date lists every one.
-pub const REPORT_BATCHES_LISTED_MAX: usize = 1_000;
+pub const REPORT_BATCHES_LISTED_MAX: usize = ssn_ledger::totals::EXCEPTION_BATCHES_KEPT;
 
 /// Audit lines read per registry call while the report looks for imports.
 pub const AUDIT_PAGE: usize = 1_000;
@@ -204,27 +204,27 @@ fn add(total: &mut Money, amount: Money) {
 
 /// What a report reads from the journal's projection for a window. The projection's lock,
 /// which the journal's sequencer (and so every purchase) waits for, is held for one read of
-/// the totals and then for chunks of [`REPORT_READ_CHUNK`] cards or terminals at a time, never
+/// the totals and then for chunks of [`REPORT_READ_CHUNK`] cards at a time, never
 /// for the whole walk: each card's figures are exact as of the moment its chunk was read, so
 /// while purchases go on the kecamatan rows (sums over cards) may differ from the program rows
 /// (one read) by what was accepted during the read, milliseconds; a past semester's figures
-/// no longer move and agree exactly. It costs O(programs + categories + cards × half-years +
-/// batches closed in the window).
+/// no longer move and agree exactly. It costs O(programs + categories + cards × half-years);
+/// exception batches come with the totals, counted whole and the latest listed.
 #[derive(Debug, Default)]
 pub struct JournalView {
     /// Flows within the window and balances at its end.
     totals: WindowTotals,
     /// Each card's flows within the window (`change`, `credited`, `used` up to its end).
     cards: Vec<(CardId, CardFlows)>,
-    /// Batches closed within the window out of balance or by a settlement.
+    /// Batches closed within the window out of balance or by a settlement: the latest, by
+    /// close time.
     batches: Vec<(TerminalId, ClosedBatch)>,
+    /// How many such batches the window had.
+    batches_total: u64,
 }
 
 /// Cards a report reads per hold of the projection's lock.
 pub const REPORT_READ_CHUNK: usize = 4_096;
-
-/// Terminals a report reads per hold of the projection's lock (each with its closed batches).
-pub const REPORT_READ_TERMINALS: usize = 64;
 
 impl JournalView {
     /// Reads the window `(first, last UTC second)` out of the projection, each `read()` one
@@ -235,12 +235,11 @@ impl JournalView {
     ) -> JournalView {
         let (start, end) = window;
         let (first, last) = periods(window);
-        let (totals, card_ids, terminal_ids) = {
+        let (mut totals, card_ids) = {
             let state = read();
             (
                 state.totals.window(first, last),
                 state.cards.keys().copied().collect::<Vec<_>>(),
-                state.terminals.keys().cloned().collect::<Vec<_>>(),
             )
         };
         let mut cards = Vec::with_capacity(card_ids.len());
@@ -251,30 +250,19 @@ impl JournalView {
                 Some((*card, card_window(flows, first, last)?))
             }));
         }
-        let mut batches = Vec::new();
-        for chunk in terminal_ids.chunks(REPORT_READ_TERMINALS) {
-            let state = read();
-            for terminal in chunk {
-                let Some(history) = state.terminals.get(terminal) else {
-                    continue;
-                };
-                for closed in &history.closed {
-                    if !(start..=end).contains(&closed.closed_at_unix_seconds) {
-                        continue;
-                    }
-                    let forced = closed.batch_number == SETTLEMENT_BATCH_NUMBER;
-                    if (forced && closed.switch_totals.sales_count > 0)
-                        || (!forced && closed.terminal_totals != closed.switch_totals)
-                    {
-                        batches.push((terminal.clone(), closed.clone()));
-                    }
-                }
-            }
-        }
+        // Reports are over semesters, which are the totals' periods: the count is exact.
+        let exceptions = std::mem::take(&mut totals.exceptions);
+        let batches = exceptions
+            .latest
+            .into_iter()
+            .filter(|(_, closed)| (start..=end).contains(&closed.closed_at_unix_seconds))
+            .collect();
+        let batches_total = exceptions.count;
         JournalView {
             totals,
             cards,
             batches,
+            batches_total,
         }
     }
 }
@@ -480,7 +468,7 @@ pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64,
         ));
     }
     batches.sort_by(|a, b| (a.0, &a.1.terminal_id).cmp(&(b.0, &b.1.terminal_id)));
-    figures.batch_exceptions_total = batches.len() as u64;
+    figures.batch_exceptions_total = journal.batches_total.max(batches.len() as u64);
     let listed_from = batches.len().saturating_sub(REPORT_BATCHES_LISTED_MAX);
     figures.batch_exceptions = batches.drain(listed_from..).map(|(_, b)| b).collect();
 

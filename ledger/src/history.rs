@@ -1,6 +1,6 @@
 //! History on disk: what has left the working set ([`crate::window`]) — purchases, reversals,
-//! tombstones, the transaction log and each card's transfers — in indexed tables of one redb
-//! file beside the journal (`history.redb`).
+//! tombstones, the transaction log, each card's transfers and settled terminal batches — in
+//! indexed tables of one redb file beside the journal (`history.redb`).
 //!
 //! History is derived from the journal, which stays the system of record: every row here was
 //! first applied to the projection from a journal entry, and is written before it is dropped
@@ -20,7 +20,7 @@
 
 use crate::ids::{CardId, MerchantId, TerminalId, TransferId};
 use crate::record::Record;
-use crate::state::{CardRow, CardTransfer, PurchaseState};
+use crate::state::{CardRow, CardTransfer, ClosedBatch, PurchaseState};
 use ::redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};
 
@@ -43,6 +43,9 @@ const TOMBSTONES: TableDefinition<'static, Id, ()> = TableDefinition::new("tombs
 const LOG: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("log");
 const CARD_LOG: TableDefinition<'static, (u64, u64), (u8, Id)> = TableDefinition::new("card_log");
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
+/// Settled terminal batches by (DE41, switch-side sequence).
+const BATCHES: TableDefinition<'static, (&'static str, u64), &'static [u8]> =
+    TableDefinition::new("batches");
 const LOG_LEN: &str = "log_len";
 const PURCHASE_ROWS_NEXT: &str = "purchase_rows_next";
 
@@ -87,6 +90,9 @@ pub struct Moved {
     /// The ids looked at that stay in memory although their log entry has left (the new end
     /// of `State::pinned`).
     pub pinned: Vec<TransferId>,
+    /// Settled batches that left their terminal's list: a prefix of
+    /// `State::departed_batches`.
+    pub batches: Vec<(TerminalId, ClosedBatch)>,
 }
 
 impl Moved {
@@ -96,6 +102,7 @@ impl Moved {
             && self.reversals.is_empty()
             && self.tombstones.is_empty()
             && self.log.is_empty()
+            && self.batches.is_empty()
     }
 
     /// Rows in it.
@@ -105,6 +112,7 @@ impl Moved {
             + self.tombstones.len()
             + self.log.len()
             + self.card_log.len()
+            + self.batches.len()
     }
 }
 
@@ -178,6 +186,7 @@ impl History {
             txn.open_table(LOG).map_err(storage)?;
             txn.open_table(CARD_LOG).map_err(storage)?;
             txn.open_table(META).map_err(storage)?;
+            txn.open_table(BATCHES).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
         Ok(History { db, path })
@@ -268,6 +277,13 @@ impl History {
             for (card, row) in moved.card_log.iter().filter(|(_, row)| row.index >= held) {
                 card_log
                     .insert((card.0, row.index), (how_byte(row.how), row.id.0))
+                    .map_err(storage)?;
+            }
+            let mut batches = txn.open_table(BATCHES).map_err(storage)?;
+            for (terminal, closed) in &moved.batches {
+                let bytes = postcard::to_stdvec(closed).expect("a batch encodes");
+                batches
+                    .insert((terminal.as_str(), closed.sequence), bytes.as_slice())
                     .map_err(storage)?;
             }
         }
@@ -361,6 +377,22 @@ impl History {
             });
         }
         Ok(rows)
+    }
+
+    /// A settled terminal batch that left memory.
+    pub fn closed_batch(
+        &self,
+        terminal: &TerminalId,
+        sequence: u64,
+    ) -> Result<Option<ClosedBatch>, HistoryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(BATCHES).map_err(storage)?;
+        match table.get((terminal.as_str(), sequence)).map_err(storage)? {
+            Some(bytes) => postcard::from_bytes(bytes.value())
+                .map(Some)
+                .map_err(|_| HistoryError::Corrupt("batch")),
+            None => Ok(None),
+        }
     }
 
     /// Purchases held (for operators and tests).

@@ -39,7 +39,9 @@ use std::path::{Path, PathBuf};
 /// snapshot), what has left the working set moves there every this many entries.
 pub const REPLAY_MOVE_EVERY_ENTRIES: u64 = 65_536;
 /// The first bytes of a snapshot file.
-pub const SNAPSHOT_MAGIC: [u8; 8] = *b"SSNSNAP2";
+/// (A snapshot of another version is not read: the start replays the journal from the
+/// snapshot before it, or from its beginning.)
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"SSNSNAP3";
 /// Snapshots kept; older ones are removed after a new one is in place.
 pub const SNAPSHOTS_KEPT: usize = 2;
 /// Journal bytes after the newest snapshot that make the ledger take the next one (about
@@ -99,6 +101,7 @@ struct Image {
     transfer_times: Vec<(TransferId, i64)>,
     batch_sums: Vec<((TerminalId, u64), BTreeMap<MerchantId, BatchSums>)>,
     settled_batches: Vec<(TerminalId, u64)>,
+    departed_batches: Vec<(TerminalId, crate::state::ClosedBatch)>,
     carried: Vec<(MerchantId, Money)>,
     log: Vec<(i64, TransferId)>,
     log_base: u64,
@@ -117,15 +120,16 @@ fn sorted<K: Ord + Clone, V: Clone>(map: impl IntoIterator<Item = (K, V)>) -> Ve
 }
 
 /// The canonical bytes of what a projection holds beyond history ([`crate::window`]): no
-/// purchases, reversals, tombstones, log or card transfers. Equal for a projection and any
-/// working set of it.
+/// purchases, reversals, tombstones, log, card transfers or departed batches. Equal for a
+/// projection and any working set of it.
 pub fn encode_core(state: &State) -> Vec<u8> {
     postcard::to_stdvec(&image(state, true)).expect("a projection encodes")
 }
 
 /// Whether `working` is `full` with part of its history moved out ([`crate::window`]): equal
 /// beyond history ([`encode_core`]), and every purchase, reversal and tombstone it holds is
-/// `full`'s, its log is `full`'s from its `log_base` on, and so is each card's transfers.
+/// `full`'s, its log is `full`'s from its `log_base` on, and so is each card's transfers; the
+/// settled batches it has still to move are the last of `full`'s.
 /// (Whether what is missing is in the history file is not checked here.)
 pub fn is_working_set_of(working: &State, full: &State) -> bool {
     let log_agrees = working.log_base >= full.log_base
@@ -146,6 +150,7 @@ pub fn is_working_set_of(working: &State, full: &State) -> bool {
     });
     log_agrees
         && cards_agree
+        && full.departed_batches.ends_with(&working.departed_batches)
         && working
             .purchases
             .iter()
@@ -216,6 +221,11 @@ fn image(state: &State, core_only: bool) -> Image {
         ),
         batch_sums: sorted(state.batch_sums.iter().map(|(k, v)| (k.clone(), v.clone()))),
         settled_batches,
+        departed_batches: if core_only {
+            Vec::new()
+        } else {
+            state.departed_batches.clone()
+        },
         carried: sorted(state.carried.iter().map(|(k, v)| (k.clone(), *v))),
         log: if core_only {
             Vec::new()
@@ -248,6 +258,7 @@ pub fn decode_state(bytes: &[u8]) -> Result<State, postcard::Error> {
         transfer_times: image.transfer_times.into_iter().collect(),
         batch_sums: image.batch_sums.into_iter().collect(),
         settled_batches: image.settled_batches.into_iter().collect(),
+        departed_batches: image.departed_batches,
         carried: image.carried.into_iter().collect(),
         log: image.log.into(),
         log_base: image.log_base,

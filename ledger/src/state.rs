@@ -131,8 +131,18 @@ pub struct TerminalBatches {
     pub open: Option<(u64, BatchTotals)>,
     /// The sequence number the next batch gets.
     pub next_sequence: u64,
-    /// Every batch closed so far, oldest first.
+    /// The batches closed and not settled yet, and the last one closed even when settled
+    /// (a repeated 0500 is answered from it), oldest first. A settled batch leaves once it is
+    /// not the last ([`State::departed_batches`]), so this stays as short as the days a
+    /// terminal's batches wait for settlement.
     pub closed: Vec<ClosedBatch>,
+}
+
+impl TerminalBatches {
+    /// Closed batch `sequence`, if still here.
+    pub fn closed(&self, sequence: u64) -> Option<&ClosedBatch> {
+        self.closed.iter().find(|c| c.sequence == sequence)
+    }
 }
 
 /// One E-Warong's part of a terminal batch: its settlement line before carry-over.
@@ -257,8 +267,13 @@ pub struct State {
     /// projection's lock, and again by every replay and `verify`) sums its batches' lines
     /// without reading a purchase, so purchases may leave memory before they are settled.
     pub batch_sums: HashMap<(TerminalId, u64), BTreeMap<MerchantId, BatchSums>>,
-    /// Closed batches already in a settlement: (DE41, switch-side sequence).
+    /// Closed batches already in a settlement that are still in their terminal's
+    /// [`TerminalBatches::closed`] (its last): (DE41, switch-side sequence).
     pub settled_batches: HashSet<(TerminalId, u64)>,
+    /// Settled batches that left their terminal's [`TerminalBatches::closed`], oldest first,
+    /// until the mover takes them to history ([`crate::window`]); a replay without history
+    /// keeps them all.
+    pub departed_batches: Vec<(TerminalId, ClosedBatch)>,
     /// Per E-Warong, settlement amounts the bank rejected that the next settlement must carry.
     pub carried: HashMap<MerchantId, Money>,
     /// Every purchase, reversal, funding, disbursement and replacement in journal order, with
@@ -792,7 +807,17 @@ impl State {
                     terminal_totals: *terminal_totals,
                     closed_at_unix_seconds: entry.at_unix_seconds,
                 };
+                // The last closed batch, if settled, is no longer the last.
+                if let Some(last) = batches.closed.last()
+                    && self
+                        .settled_batches
+                        .remove(&(terminal.clone(), last.sequence))
+                    && let Some(last) = batches.closed.pop()
+                {
+                    self.departed_batches.push((terminal.clone(), last));
+                }
                 batches.closed.push(closed.clone());
+                self.totals.batch_closed(terminal, &closed);
                 Applied::BatchClosed(closed)
             }
             Record::Disbursement {
@@ -858,8 +883,8 @@ impl State {
                 // A settled batch's purchases are never summed again.
                 for batch in batches {
                     self.batch_sums.remove(batch);
+                    self.settle_batch(batch);
                 }
-                self.settled_batches.extend(batches.iter().cloned());
                 for line in lines {
                     if line.carried.is_positive() {
                         self.carried.remove(&line.merchant);
@@ -890,6 +915,23 @@ impl State {
                 self.transfers.insert(id, entry.record.clone());
                 Applied::Done
             }
+        }
+    }
+
+    /// Marks a closed batch settled: it stays while it is its terminal's last (a repeated
+    /// 0500 is answered from it), and otherwise departs for history.
+    fn settle_batch(&mut self, (terminal, sequence): &(TerminalId, u64)) {
+        let Some(batches) = self.terminals.get_mut(terminal) else {
+            return;
+        };
+        let Some(at) = batches.closed.iter().position(|c| c.sequence == *sequence) else {
+            return;
+        };
+        if at + 1 == batches.closed.len() {
+            self.settled_batches.insert((terminal.clone(), *sequence));
+        } else {
+            let closed = batches.closed.remove(at);
+            self.departed_batches.push((terminal.clone(), closed));
         }
     }
 

@@ -14,8 +14,9 @@
 //! file; the unit tests here compare with a walk of [`crate::State::log`]).
 
 use crate::day::Day;
-use crate::ids::{MerchantId, ProgramCode};
+use crate::ids::{MerchantId, ProgramCode, TerminalId};
 use crate::money::Money;
+use crate::state::ClosedBatch;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A calendar half-year of WITA days: `2 × year` for January-June, one more for July-December.
@@ -171,6 +172,46 @@ pub struct PeriodTotals {
     /// E-Warong with an approved purchase (ordered, so a snapshot is the same bytes for the
     /// same totals).
     pub selling: BTreeSet<MerchantId>,
+    /// Exception batches closed in the period.
+    pub exceptions: ExceptionBatches,
+}
+
+/// Exception batches a period keeps at most (the latest; it counts them all): what a semester
+/// report lists.
+pub const EXCEPTION_BATCHES_KEPT: usize = 1_000;
+
+/// Terminal batches whose close is an exception a report lists: closed by a settlement with
+/// sales on them (the terminal never sent its 0500), or closed by the terminal on totals that
+/// differ from the journal's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExceptionBatches {
+    /// How many there were.
+    pub count: u64,
+    /// The latest [`EXCEPTION_BATCHES_KEPT`], ordered by close time, terminal and sequence.
+    pub latest: Vec<(TerminalId, ClosedBatch)>,
+}
+
+impl ExceptionBatches {
+    fn add(&mut self, terminal: &TerminalId, closed: &ClosedBatch) {
+        self.count += 1;
+        let key =
+            |(t, c): &(TerminalId, ClosedBatch)| (c.closed_at_unix_seconds, t.clone(), c.sequence);
+        let row = (terminal.clone(), closed.clone());
+        let at = self.latest.partition_point(|r| key(r) <= key(&row));
+        self.latest.insert(at, row);
+        if self.latest.len() > EXCEPTION_BATCHES_KEPT {
+            self.latest.remove(0);
+        }
+    }
+}
+
+/// Whether a closed batch is an exception ([`ExceptionBatches`]).
+pub fn is_exception(closed: &ClosedBatch) -> bool {
+    if closed.batch_number == crate::SETTLEMENT_BATCH_NUMBER {
+        closed.switch_totals.sales_count > 0
+    } else {
+        closed.terminal_totals != closed.switch_totals
+    }
 }
 
 /// The running totals of every period with a flow.
@@ -193,6 +234,9 @@ pub struct WindowTotals {
     pub categories: BTreeMap<String, CategoryTotals>,
     /// E-Warong that sold within the window.
     pub selling: BTreeSet<MerchantId>,
+    /// Exception batches closed within the window: all counted, the latest
+    /// [`EXCEPTION_BATCHES_KEPT`] of each period listed.
+    pub exceptions: ExceptionBatches,
 }
 
 /// Adds `amount` (possibly negative) to `total`: sums of amounts the journal accepted, so each
@@ -224,6 +268,15 @@ impl Totals {
             .programs
             .get_mut(program)
             .expect("inserted just above")
+    }
+
+    /// A terminal batch closed: counted and kept if it is an exception ([`is_exception`]).
+    pub(crate) fn batch_closed(&mut self, terminal: &TerminalId, closed: &ClosedBatch) {
+        if is_exception(closed) {
+            self.period(closed.closed_at_unix_seconds)
+                .exceptions
+                .add(terminal, closed);
+        }
     }
 
     /// An approved purchase: its items by category, and the E-Warong that sold.
@@ -287,6 +340,11 @@ impl Totals {
                     add_to(&mut total.reversed, row.reversed);
                 }
                 window.selling.extend(totals.selling.iter().cloned());
+                window.exceptions.count += totals.exceptions.count;
+                window
+                    .exceptions
+                    .latest
+                    .extend(totals.exceptions.latest.iter().cloned());
             }
         }
         window

@@ -1,8 +1,9 @@
 //! The working set: what the projection keeps in memory, and how the rest moves to history on
 //! disk ([`crate::history`]).
 //!
-//! Memory keeps pockets and balances, per-card counters, terminal batches with their
-//! settlement sums, and the purchases, reversals and tombstones accepted after a *cutoff*: at
+//! Memory keeps pockets and balances, per-card counters, terminal batches not settled yet
+//! (and each terminal's last) with their settlement sums, and the purchases, reversals and
+//! tombstones accepted after a *cutoff*: at
 //! most [`WORKING_SET_SECONDS`] ago, and later when more than a cap of purchases
 //! ([`WORKING_SET_PURCHASES_MAX`]) would otherwise stay, so memory is bounded by time at the
 //! program's volume and by count at benchmark rates. A record leaves once both its acceptance
@@ -201,6 +202,7 @@ impl State {
             cutoff: self.cutoff(now, purchases_max),
             ..Moved::default()
         };
+        moved.batches = self.departed_batches[..self.departed_batches.len().min(max)].to_vec();
         moved.pinned_checked = self.pinned.len().min(max);
         for id in &self.pinned[..moved.pinned_checked] {
             if let Fate::Stays = self.decide(id, now, &mut moved) {
@@ -247,6 +249,10 @@ impl State {
             }
         }
         self.horizon = self.horizon.max(moved.cutoff);
+        // Departed batches are only ever appended to, and only this drops them.
+        if self.departed_batches.starts_with(&moved.batches) {
+            self.departed_batches.drain(..moved.batches.len());
+        }
         for (id, _, _) in &moved.reversals {
             self.transfers.remove(id);
             self.transfer_times.remove(id);
@@ -311,7 +317,10 @@ pub fn move_rounds(
         rows += moved.len() as u64;
         // A round with no log entries in which every record looked at stayed is the last:
         // the log is inside the working set and what is pinned must wait.
-        if moved.log.is_empty() && moved.pinned.len() == moved.pinned_checked {
+        if moved.log.is_empty()
+            && moved.batches.is_empty()
+            && moved.pinned.len() == moved.pinned_checked
+        {
             history.sync()?;
             return Ok(rows);
         }

@@ -509,13 +509,8 @@ pub(crate) async fn reconciliation(
         }
     }
     {
-        let journal = state.ledger.state();
         for (terminal, sequence) in &outcome.batches {
-            let Some(closed) = journal
-                .terminals
-                .get(terminal)
-                .and_then(|t| t.closed.iter().find(|c| c.sequence == *sequence))
-            else {
+            let Some(closed) = state.ledger.closed_batch(terminal, *sequence)? else {
                 continue;
             };
             let merchant = merchants.get(terminal).cloned().unwrap_or_default();

@@ -50,6 +50,36 @@ impl Ledger {
         }
     }
 
+    /// Closed batch `sequence` of a terminal, whatever its age: from memory while it waits for
+    /// settlement (or is the terminal's last), from history once settled and gone.
+    pub fn closed_batch(
+        &self,
+        terminal: &TerminalId,
+        sequence: u64,
+    ) -> Result<Option<ClosedBatch>, LedgerError> {
+        {
+            let state = self.journal.state();
+            let in_memory = state
+                .terminals
+                .get(terminal)
+                .and_then(|t| t.closed(sequence))
+                .or_else(|| {
+                    state
+                        .departed_batches
+                        .iter()
+                        .find(|(t, c)| t == terminal && c.sequence == sequence)
+                        .map(|(_, c)| c)
+                });
+            if let Some(found) = in_memory {
+                return Ok(Some(found.clone()));
+            }
+        }
+        match &self.history {
+            Some(history) => Ok(history.closed_batch(terminal, sequence)?),
+            None => Ok(None),
+        }
+    }
+
     /// The totals of the terminal's open batch (zeros when none is open).
     pub fn open_batch_totals(&self, terminal: &TerminalId) -> BatchTotals {
         self.journal

@@ -14,6 +14,14 @@ fn later() -> i64 {
     t0() + WORKING_SET_SECONDS + 86_400
 }
 
+/// Takes a snapshot of the stopped ledger in `dir` with its history at `later()`, as the
+/// ledger's snapshot thread does.
+fn snapshot_with_history(dir: &TempDir) {
+    let history = Arc::new(History::open(&dir.0).unwrap());
+    let taken = snapshot::take(&dir.0, Some((&history, later())), &|| false).unwrap();
+    assert!(taken.path.is_some());
+}
+
 /// What a world on `backend` answered on `t0`, asked again at `later()`.
 struct Old {
     approved: PurchaseRequest,
@@ -193,11 +201,7 @@ async fn old_purchases_are_answered_after_a_restart(backend: Backend) {
     let (world, old) = old_day(backend).await;
     let World { dir, ledger, .. } = world;
     drop(ledger);
-    {
-        let history = Arc::new(History::open(&dir.0).unwrap());
-        let taken = snapshot::take(&dir.0, Some((&history, later())), &|| false).unwrap();
-        assert!(taken.path.is_some());
-    }
+    snapshot_with_history(&dir);
     // The snapshot holds a working set of the journal's replay at its position.
     assert_eq!(ssn_ledger::verify(&dir.0).unwrap().snapshots, 1);
     let ledger = backend.open(&dir.0).await;
@@ -246,10 +250,7 @@ async fn a_late_reversal_brings_a_purchase_back_from_history() {
     // Stopped, a snapshot without the purchase, started again.
     let World { dir, ledger, .. } = world;
     drop(ledger);
-    {
-        let history = Arc::new(History::open(&dir.0).unwrap());
-        snapshot::take(&dir.0, Some((&history, later())), &|| false).unwrap();
-    }
+    snapshot_with_history(&dir);
     let ledger = Backend::Embedded.open(&dir.0).await;
     assert!(ledger.open_report().from_snapshot.is_some());
     assert!(ledger.state().purchase(&request.key).is_none());
@@ -361,10 +362,7 @@ async fn a_snapshot_without_its_history_is_not_used() {
     let (world, old) = old_day(Backend::Embedded).await;
     let World { dir, ledger, .. } = world;
     drop(ledger);
-    {
-        let history = Arc::new(History::open(&dir.0).unwrap());
-        snapshot::take(&dir.0, Some((&history, later())), &|| false).unwrap();
-    }
+    snapshot_with_history(&dir);
     std::fs::remove_file(dir.0.join(ssn_ledger::history::HISTORY_FILE)).unwrap();
     let ledger = Backend::Embedded.open(&dir.0).await;
     assert_eq!(ledger.open_report().from_snapshot, None);
@@ -720,4 +718,118 @@ async fn a_snapshot_the_journal_does_not_continue_is_set_aside() {
     assert_eq!(ledger.balance(card, t0() + 60).await.unwrap(), rp(300_000));
     drop(ledger);
     assert!(ssn_ledger::verify(&dir.0).is_ok());
+}
+
+/// Settled terminal batches leave memory once they are not their terminal's last: memory
+/// keeps the batches waiting for settlement and each terminal's last (a repeated 0500 is
+/// answered from it), history keeps the rest, found by terminal and sequence across a
+/// restart from a snapshot, and the exception batches a semester report lists come with the
+/// half-year's totals.
+#[tokio::test]
+async fn settled_batches_leave_memory_and_are_found_in_history() {
+    let (world, _, card) = World::with_card(Backend::Embedded, Rules::default()).await;
+    let close = |number: &str, sales_count: u32, sales_amount: Money, at: i64| BatchCloseRequest {
+        terminal: terminal(1),
+        batch_number: number.into(),
+        terminal_totals: BatchTotals {
+            sales_count,
+            sales_amount,
+            ..BatchTotals::default()
+        },
+        at_unix_seconds: at,
+    };
+    let approve = |stan: u32, at: i64| {
+        let request = purchase_at(key(1, stan), card, rp(1_000), None, at);
+        let ledger = &world.ledger;
+        async move {
+            let answer = ledger.authorize_purchase(request).await.unwrap();
+            assert_eq!(answer.response.code, APPROVED);
+        }
+    };
+    // Day one: a batch closed on totals that differ from the journal's, then one that agree.
+    approve(1, t0()).await;
+    let out_of_balance = world
+        .ledger
+        .close_batch(close("000001", 2, rp(2_000), t0() + 60))
+        .await
+        .unwrap();
+    assert!(!out_of_balance.matched);
+    approve(2, t0() + 120).await;
+    let matched = world
+        .ledger
+        .close_batch(close("000002", 1, rp(1_000), t0() + 180))
+        .await
+        .unwrap();
+    assert!(matched.matched);
+    world
+        .ledger
+        .settle(day("2025-10-15"), t0() + 3_600)
+        .await
+        .unwrap();
+    let sequences = |ledger: &Ledger| -> Vec<u64> {
+        ledger.state().terminals[&terminal(1)]
+            .closed
+            .iter()
+            .map(|c| c.sequence)
+            .collect()
+    };
+    // The first left; the last stays, so its repeat is still answered the same.
+    assert_eq!(sequences(&world.ledger), vec![matched.batch.sequence]);
+    let repeat = world
+        .ledger
+        .close_batch(close("000002", 1, rp(1_000), t0() + 240))
+        .await
+        .unwrap();
+    assert_eq!(repeat, matched);
+    world
+        .ledger
+        .move_to_history(later(), WORKING_SET_PURCHASES_MAX)
+        .unwrap();
+    assert!(world.ledger.state().departed_batches.is_empty());
+    // Day two: a new close; the settled last one leaves too.
+    approve(3, t0() + 86_400).await;
+    let next = world
+        .ledger
+        .close_batch(close("000003", 1, rp(1_000), t0() + 86_460))
+        .await
+        .unwrap();
+    assert_eq!(sequences(&world.ledger), vec![next.batch.sequence]);
+    for found in [&out_of_balance.batch, &matched.batch, &next.batch] {
+        assert_eq!(
+            world
+                .ledger
+                .closed_batch(&terminal(1), found.sequence)
+                .unwrap()
+                .as_ref(),
+            Some(found)
+        );
+    }
+    assert_eq!(world.ledger.closed_batch(&terminal(1), 99).unwrap(), None);
+    // The half-year's totals count and keep the one exception.
+    let exceptions = world.ledger.state().totals.periods[&totals::Period::of_unix_seconds(t0())]
+        .exceptions
+        .clone();
+    assert_eq!(exceptions.count, 1);
+    assert_eq!(
+        exceptions.latest,
+        vec![(terminal(1), out_of_balance.batch.clone())]
+    );
+    // Across a restart from a snapshot taken with history.
+    world.assert_consistent().await;
+    let World { dir, ledger, .. } = world;
+    drop(ledger);
+    snapshot_with_history(&dir);
+    assert_eq!(ssn_ledger::verify(&dir.0).unwrap().snapshots, 1);
+    let ledger = Backend::Embedded.open(&dir.0).await;
+    assert!(ledger.open_report().from_snapshot.is_some());
+    assert_eq!(sequences(&ledger), vec![next.batch.sequence]);
+    for found in [&out_of_balance.batch, &matched.batch] {
+        assert_eq!(
+            ledger
+                .closed_batch(&terminal(1), found.sequence)
+                .unwrap()
+                .as_ref(),
+            Some(found)
+        );
+    }
 }
