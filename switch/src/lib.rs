@@ -6,8 +6,11 @@
 //! - [`host`]: the card host — every request of the host interface answered in §6's order,
 //!   with the ledger for money and the HSM for PINs and keys.
 //! - [`fields`]: the private field formats (basket, balances, totals, original data).
+//! - [`keys`]: the master key's check value and the issuer PVK as the registry records them,
+//!   so every node on a shared registry holds the same keys or refuses to start.
 
 pub mod demo;
 pub mod fields;
 pub mod host;
+pub mod keys;
 pub mod net;

@@ -20,6 +20,7 @@ use ssn_ledger::{
     BalanceBackend, Ledger, LedgerConfig, RedisConfig, ScyllaConfig, import_embedded, scylla_stores,
 };
 use ssn_switch::host::{AmountExponent, Host, HostConfig};
+use ssn_switch::keys;
 use ssn_switch::net::{self, Handler, Limits};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -220,8 +221,9 @@ fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The master key from its file, or a new one written to `DATA_DIR/master.key` (mode 0600).
-fn master_key(args: &ServeArgs) -> anyhow::Result<MasterKey> {
+/// The master key from `SSN_MASTER_KEY` or its file, or (when `may_generate`: the registry has
+/// no keys yet) a new one written to `DATA_DIR/master.key` (mode 0600).
+fn master_key(args: &ServeArgs, may_generate: bool) -> anyhow::Result<MasterKey> {
     if let Some(hex) = &args.master_key_hex {
         return MasterKey::from_hex(hex.trim()).map_err(|e| anyhow::anyhow!("SSN_MASTER_KEY: {e}"));
     }
@@ -237,6 +239,15 @@ fn master_key(args: &ServeArgs) -> anyhow::Result<MasterKey> {
     }
     if args.master_key_file.is_some() {
         bail!("master key file {} does not exist", path.display());
+    }
+    if !may_generate {
+        bail!(
+            "this node has no master key ({} does not exist) and the registry already holds keys \
+             wrapped under one: give it the master key of the other nodes (SSN_MASTER_KEY or \
+             --master-key-file, from the first node's DATA_DIR/master.key); a node never \
+             generates a master key for a registry that has one",
+            path.display()
+        );
     }
     let key =
         MasterKey::generate().map_err(|e| anyhow::anyhow!("generating the master key: {e}"))?;
@@ -367,9 +378,6 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
             }
         });
     }
-    let hsm = Arc::new(SoftHsm::new(master_key(&args)?));
-    let pvk = pvk(&hsm, &args.data_dir)?;
-
     let opening = std::time::Instant::now();
     let ledger = Arc::new(open_ledger(&args).await.context("opening the ledger")?);
     let opened = ledger.open_report();
@@ -379,6 +387,12 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
         millis = u64::try_from(opening.elapsed().as_millis()).unwrap_or(u64::MAX),
         "ledger opened"
     );
+    // The keys, checked against what the registry (shared by every node on a keyspace)
+    // recorded: a node with another master key refuses to start (see `ssn_switch::keys`).
+    let has_keys = keys::registry_has_keys(&ledger).await?;
+    let hsm = Arc::new(SoftHsm::new(master_key(&args, !has_keys)?));
+    let pvk = keys::host_pvk(&ledger, &hsm, || pvk(&hsm, &args.data_dir)).await?;
+    tracing::info!(master_key_check = %hsm.master_check_value(), "keys checked");
     let warming = std::time::Instant::now();
     let warmed = ledger
         .warm_registry_cache()

@@ -22,18 +22,21 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The stores answer: one registry read and one balance-store read (card 0 never exists).
+/// The stores answer (one registry read and one balance-store read: card 0 never exists) and
+/// the issuer PVK unwraps under this node's master key (without it every PIN check fails).
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     let registry = state.ledger.registry().programs().await;
     let balances = state.ledger.pockets(ssn_ledger::CardId(0)).await;
-    match (registry, balances) {
-        (Ok(_), Ok(_)) => (StatusCode::OK, Json(json!({"status": "ready"}))),
-        (registry, balances) => (
+    let keys = state.hsm.check_value(&state.pvk);
+    match (registry, balances, keys) {
+        (Ok(_), Ok(_), Ok(_)) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        (registry, balances, keys) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({
                 "status": "unavailable",
                 "registry": registry.err().map(|e| e.to_string()),
                 "balances": balances.err().map(|e| e.to_string()),
+                "keys": keys.err().map(|e| e.to_string()),
             })),
         ),
     }

@@ -19,8 +19,8 @@
 //! lock, which the write's removal takes too).
 
 use super::{
-    ApiToken, AuditEntry, Beneficiary, Card, Determination, Merchant, Nik, Pan, Program, Registry,
-    RegistryError, RegistryOp, RegistryRecord, Terminal,
+    ApiToken, AuditEntry, Beneficiary, Card, Determination, HostKeys, Merchant, Nik, Pan, Program,
+    Registry, RegistryError, RegistryOp, RegistryRecord, Terminal,
 };
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
 use async_trait::async_trait;
@@ -123,7 +123,8 @@ fn touched(ops: &[RegistryOp]) -> Vec<Touched> {
         RegistryRecord::Merchant(m) => Some(Touched::Merchant(m.merchant_id.clone())),
         RegistryRecord::Beneficiary(b) => Some(Touched::Beneficiary(b.ssn.clone())),
         RegistryRecord::Card(c) => Some(Touched::Card(c.pan.clone())),
-        RegistryRecord::Program(_)
+        RegistryRecord::HostKeys(_)
+        | RegistryRecord::Program(_)
         | RegistryRecord::Determination(_)
         | RegistryRecord::Token(_) => None,
     };
@@ -400,6 +401,10 @@ impl Registry for CachedRegistry {
 
     async fn tokens(&self) -> Result<Vec<ApiToken>, RegistryError> {
         self.inner.tokens().await
+    }
+
+    async fn host_keys(&self) -> Result<Option<HostKeys>, RegistryError> {
+        self.inner.host_keys().await
     }
 
     async fn audit(

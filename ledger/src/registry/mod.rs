@@ -77,6 +77,8 @@ pub trait Registry: Send + Sync + fmt::Debug {
         Ok(first)
     }
 
+    /// The host's keys, once recorded.
+    async fn host_keys(&self) -> Result<Option<HostKeys>, RegistryError>;
     /// A program.
     async fn program(&self, code: &ProgramCode) -> Result<Option<Program>, RegistryError>;
     /// Every program.

@@ -6,8 +6,8 @@
 //! transaction. Calls run on tokio's blocking pool because a commit waits for fsync.
 
 use super::{
-    ApiToken, AuditEntry, Beneficiary, Card, Determination, Merchant, Nik, Pan, Program, Registry,
-    RegistryError, RegistryOp, RegistryRecord, Terminal,
+    ApiToken, AuditEntry, Beneficiary, Card, Determination, HOST_KEYS_KEY, HostKeys, Merchant, Nik,
+    Pan, Program, Registry, RegistryError, RegistryOp, RegistryRecord, Terminal,
 };
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
 use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -26,6 +26,7 @@ const CARDS: Bytes = TableDefinition::new("cards");
 const MERCHANTS: Bytes = TableDefinition::new("merchants");
 const TERMINALS: Bytes = TableDefinition::new("terminals");
 const TOKENS: Bytes = TableDefinition::new("tokens");
+const HOST_KEYS: Bytes = TableDefinition::new("host_keys");
 const NIK_INDEX: Index = TableDefinition::new("beneficiaries_by_nik");
 const PAN_INDEX: Index = TableDefinition::new("cards_by_pan");
 const TOKEN_INDEX: Index = TableDefinition::new("tokens_by_hash");
@@ -66,6 +67,12 @@ struct Placement {
 
 fn placement(record: &RegistryRecord) -> Placement {
     match record {
+        RegistryRecord::HostKeys(_) => Placement {
+            table: HOST_KEYS,
+            key: HOST_KEYS_KEY.to_string(),
+            index: None,
+            what: "host keys",
+        },
         RegistryRecord::Program(p) => Placement {
             table: PROGRAMS,
             key: p.code.to_string(),
@@ -113,6 +120,7 @@ fn placement(record: &RegistryRecord) -> Placement {
 
 fn stored_bytes(record: &RegistryRecord) -> Vec<u8> {
     match record {
+        RegistryRecord::HostKeys(k) => encode(k),
         RegistryRecord::Program(p) => encode(p),
         RegistryRecord::Beneficiary(b) => encode(b),
         RegistryRecord::Determination(d) => encode(d),
@@ -241,6 +249,7 @@ impl RedbRegistry {
             MERCHANTS,
             TERMINALS,
             TOKENS,
+            HOST_KEYS,
         ] {
             txn.open_table(table).map_err(storage)?;
         }
@@ -438,6 +447,10 @@ impl Registry for RedbRegistry {
 
     async fn terminal(&self, id: &TerminalId) -> Result<Option<Terminal>, RegistryError> {
         self.get(TERMINALS, id.as_str(), "terminal")
+    }
+
+    async fn host_keys(&self) -> Result<Option<HostKeys>, RegistryError> {
+        self.get(HOST_KEYS, HOST_KEYS_KEY, "host keys")
     }
 
     async fn terminals(&self) -> Result<Vec<Terminal>, RegistryError> {

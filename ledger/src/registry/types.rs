@@ -313,6 +313,30 @@ pub enum Role {
     Auditor,
 }
 
+/// The keys every switch node on this registry shares, recorded when the registry gets its
+/// first: the master key's check value (never the key), so a node started with another master
+/// key refuses to start instead of failing every PIN, and the issuer PVK wrapped under it, so
+/// no node needs it in its data directory.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostKeys {
+    /// The master key's check value (6 hex digits).
+    pub master_key_check: String,
+    /// The issuer PVK, wrapped under the master key.
+    pub pvk: EncryptedKey,
+}
+
+impl fmt::Debug for HostKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostKeys")
+            .field("master_key_check", &self.master_key_check)
+            .field("pvk", &self.pvk)
+            .finish()
+    }
+}
+
+/// The key of the one [`HostKeys`] record.
+pub const HOST_KEYS_KEY: &str = "host";
+
 /// An API token. Only the SHA-256 of the secret is kept.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiToken {
@@ -353,6 +377,8 @@ pub struct AuditEntry {
 /// Any registry record, for [`super::RegistryOp`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RegistryRecord {
+    /// The host's keys (one record per registry).
+    HostKeys(HostKeys),
     /// A program.
     Program(Program),
     /// A beneficiary.

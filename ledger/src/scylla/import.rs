@@ -91,6 +91,13 @@ pub async fn import_embedded(
     );
     ops.extend(
         source
+            .host_keys()
+            .await
+            .map_err(registry)?
+            .map(|r| upsert(RegistryRecord::HostKeys(r))),
+    );
+    ops.extend(
+        source
             .tokens()
             .await
             .map_err(registry)?

@@ -15,8 +15,9 @@
 use super::{ScyllaCluster, ScyllaError};
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
 use crate::registry::{
-    ApiToken, AuditEntry, Beneficiary, Card, Determination, Merchant, Nik, Pan, Program,
-    REGISTRY_OPS_PER_APPLY_MAX, Registry, RegistryError, RegistryOp, RegistryRecord, Terminal,
+    ApiToken, AuditEntry, Beneficiary, Card, Determination, HOST_KEYS_KEY, HostKeys, Merchant, Nik,
+    Pan, Program, REGISTRY_OPS_PER_APPLY_MAX, Registry, RegistryError, RegistryOp, RegistryRecord,
+    Terminal,
 };
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
@@ -160,6 +161,7 @@ struct Placement {
 
 fn placement(record: &RegistryRecord) -> Placement {
     let (kind, key, index, bytes) = match record {
+        RegistryRecord::HostKeys(k) => ("host_keys", HOST_KEYS_KEY.to_string(), None, encode(k)),
         RegistryRecord::Program(p) => ("program", p.code.to_string(), None, encode(p)),
         RegistryRecord::Beneficiary(b) => (
             "beneficiary",
@@ -807,6 +809,10 @@ impl Registry for ScyllaRegistry {
             Ok(first)
         })
         .await
+    }
+
+    async fn host_keys(&self) -> Result<Option<HostKeys>, RegistryError> {
+        self.get("host_keys", HOST_KEYS_KEY).await
     }
 
     async fn program(&self, code: &ProgramCode) -> Result<Option<Program>, RegistryError> {

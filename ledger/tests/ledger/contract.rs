@@ -50,7 +50,40 @@ contract!(
     batches_close_on_the_journal_totals,
     reopening_rebuilds_the_same_balances,
     a_program_close_returns_expired_pockets_once,
+    the_host_keys_are_recorded_once,
 );
+
+/// The registry records the host's keys once: the first record stays, a second is a conflict
+/// (two nodes starting at once: the one that lost reads the winner's), and it survives a
+/// restart.
+async fn the_host_keys_are_recorded_once(backend: Backend) {
+    let world = World::new(backend).await;
+    let keys = |check: &str| HostKeys {
+        master_key_check: check.into(),
+        pvk: EncryptedKey {
+            ciphertext: vec![1, 2, 3],
+            kcv: "ABCDEF".into(),
+        },
+    };
+    assert_eq!(world.ledger.registry().host_keys().await.unwrap(), None);
+    let record = |k: HostKeys| vec![RegistryOp::Insert(RegistryRecord::HostKeys(k))];
+    world
+        .ledger
+        .registry()
+        .apply(record(keys("111111")))
+        .await
+        .unwrap();
+    let second = world.ledger.registry().apply(record(keys("222222"))).await;
+    assert!(
+        matches!(second, Err(RegistryError::Conflict(_))),
+        "{second:?}"
+    );
+    let world = world.reopen().await;
+    assert_eq!(
+        world.ledger.registry().host_keys().await.unwrap(),
+        Some(keys("111111"))
+    );
+}
 
 async fn a_retried_purchase_gets_the_original_answer_and_moves_money_once(backend: Backend) {
     let mut world = World::new(backend).await;

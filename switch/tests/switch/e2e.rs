@@ -127,23 +127,8 @@ impl Switch {
         demo_cards: u32,
         backend_args: Vec<String>,
     ) -> Switch {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_ssn-switch"));
-        command
-            .args(["serve", "--demo", "--demo-cards", &demo_cards.to_string()])
-            .args([
-                "--bcd-listen",
-                "127.0.0.1:0",
-                "--ascii-listen",
-                "127.0.0.1:0",
-            ])
-            .args([
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--log",
-                "warn",
-                "--data-dir",
-            ])
-            .arg(&data_dir);
+        let mut command = serve_command(&data_dir);
+        command.args(["--demo", "--demo-cards", &demo_cards.to_string()]);
         command.args(backend_args);
         let mut child = command
             .stdout(Stdio::piped())
@@ -1150,4 +1135,88 @@ async fn killed_mid_traffic_loses_no_approved_purchase_embedded() {
 #[tokio::test]
 async fn killed_mid_traffic_loses_no_approved_purchase_redis() {
     killed_mid_traffic_loses_no_approved_purchase(Backend::Redis).await;
+}
+
+/// `ssn-switch serve` on `data_dir`, listening on free loopback ports, logging warnings.
+fn serve_command(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ssn-switch"));
+    command
+        .args([
+            "serve",
+            "--bcd-listen",
+            "127.0.0.1:0",
+            "--ascii-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+            "--data-dir",
+        ])
+        .arg(data_dir);
+    command
+}
+
+/// Runs `ssn-switch serve` on `data_dir` (listening on free loopback ports) with `args` and
+/// expects it to refuse to start: returns what it printed on stderr. Bounded by `deadline`: a
+/// switch that serves instead is killed and the test fails.
+pub(super) fn refuses_to_start(
+    data_dir: &std::path::Path,
+    args: &[String],
+    deadline: Duration,
+) -> String {
+    std::fs::create_dir_all(data_dir).unwrap();
+    let mut child = serve_command(data_dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + deadline;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the switch kept running instead of refusing to start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "the switch exited 0: {stderr}");
+    stderr
+}
+
+/// A switch restarted with another master key than the one its registry's keys are wrapped
+/// under refuses to start and says which check values differ, instead of answering `96` to
+/// every PIN; with its own key it starts and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_given_another_master_key_refuses_to_start() {
+    let mut switch = Switch::start_with(Backend::Embedded, 2);
+    let card = switch.regular(false, 0);
+    let mut terminal = switch.terminal(Profile::Bcd, ACTIVE).await;
+    let balance = terminal.balance(&card).await;
+    drop(terminal);
+    let _ = switch.child.kill();
+    let _ = switch.child.wait();
+    let data_dir = switch.data_dir.clone();
+    // Its directory stays for the restart.
+    std::mem::forget(switch);
+    let key_file = data_dir.join("master.key");
+    let own_key = std::fs::read_to_string(&key_file).unwrap();
+    std::fs::write(&key_file, "0123456789abcdef".repeat(4)).unwrap();
+    let stderr = refuses_to_start(&data_dir, &[], DEADLINE);
+    assert!(
+        stderr.contains("wrapped under the master key with check value"),
+        "{stderr}"
+    );
+    std::fs::write(&key_file, own_key).unwrap();
+    let switch = Switch::start_in(data_dir, Backend::Embedded, 0);
+    let mut terminal = switch.terminal(Profile::Bcd, ACTIVE).await;
+    assert_eq!(terminal.balance(&card).await, balance);
 }

@@ -6,8 +6,8 @@
 //! equals the live one.
 
 use super::e2e::{
-    ACTIVE, Backend, Card, DEADLINE, Purchase, SEMBAKO, Switch, Terminal, cassandra_nodes, code,
-    keyspace_for, redis_url, text,
+    ACTIVE, Backend, Card, DEADLINE, Purchase, SCYLLA_START_DEADLINE, SEMBAKO, Switch, Terminal,
+    cassandra_nodes, code, keyspace_for, redis_url, refuses_to_start, text,
 };
 use ssn_codec::Profile;
 use std::collections::HashMap;
@@ -25,9 +25,9 @@ const RACE_AMOUNT: u64 = 12_000_000;
 /// Between polls of a stopping process.
 const STOP_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// The files a second node needs from the first: the master key (the registry's terminal
-/// keys are wrapped under it), the PVK, and the demo city's manifest (for the tests only).
-const SHARED_FILES: [&str; 3] = ["master.key", "pvk.key", "demo.json"];
+/// What a second node needs from the first besides its master key: the demo city's
+/// manifest (for the tests only). The PVK comes from the keyspace.
+const SHARED_FILES: [&str; 1] = ["demo.json"];
 
 fn data_dir(label: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ssn-multinode-{}-{label}", std::process::id()));
@@ -54,20 +54,30 @@ fn node_args(keyspace: &str, redis_prefix: &str, node_id: char) -> Vec<String> {
     .collect()
 }
 
-/// Starts another node on the first node's keyspace: its own data directory holding copies
-/// of the first's keys and manifest (so `--demo` finds programs and provisions nothing).
+/// Starts another node on the first node's keyspace, given the first's master key as an
+/// operator does (`--master-key-file`): its own data directory with a copy of the manifest
+/// (so `--demo` finds programs and provisions nothing).
 fn join(first: &Path, label: &str, keyspace: &str, redis_prefix: &str, node_id: char) -> Switch {
     let dir = data_dir(label);
     std::fs::create_dir_all(&dir).unwrap();
     for file in SHARED_FILES {
         std::fs::copy(first.join(file), dir.join(file)).unwrap();
     }
-    Switch::launch(
-        dir,
-        Backend::Scylla,
-        0,
-        node_args(keyspace, redis_prefix, node_id),
-    )
+    let mut args = node_args(keyspace, redis_prefix, node_id);
+    args.push("--master-key-file".into());
+    args.push(first.join("master.key").display().to_string());
+    Switch::launch(dir, Backend::Scylla, 0, args)
+}
+
+/// Starts a node on the keyspace with `extra` arguments and expects it to refuse to start:
+/// returns what it printed on stderr.
+fn refused(label: &str, keyspace: &str, redis_prefix: &str, extra: &[String]) -> String {
+    let dir = data_dir(label);
+    let mut args = node_args(keyspace, redis_prefix, '9');
+    args.extend(extra.iter().cloned());
+    let stderr = refuses_to_start(&dir, &args, SCYLLA_START_DEADLINE);
+    let _ = std::fs::remove_dir_all(&dir);
+    stderr
 }
 
 /// SIGTERM, then waits (bounded) for the process to finish what is in flight and exit.
@@ -147,6 +157,23 @@ async fn two_nodes_serve_one_city_at_the_same_time() {
         DEMO_CARDS,
         node_args(&keyspace, &prefix, '1'),
     );
+    // Started like the first, a node must not make keys of its own for this keyspace: given
+    // no master key it refuses, given another one it refuses and names both check values.
+    let none = refused("keyless", &keyspace, &prefix, &[]);
+    assert!(none.contains("never generates a master key"), "{none}");
+    let other_key = data_dir("other.key");
+    std::fs::write(&other_key, "0123456789abcdef".repeat(4)).unwrap();
+    let other = refused(
+        "other-key",
+        &keyspace,
+        &prefix,
+        &["--master-key-file".into(), other_key.display().to_string()],
+    );
+    assert!(
+        other.contains("wrapped under the master key with check value"),
+        "{other}"
+    );
+    let _ = std::fs::remove_file(&other_key);
     let mut second = join(&first_dir, "2", &keyspace, &prefix, '2');
     let cards = first.cards("regular");
     let mut t1 = first.terminal(Profile::Bcd, ACTIVE).await;
