@@ -89,13 +89,24 @@ pub struct Host {
 /// A request's amounts are in the listener's currency exponent (§2: IDR is 2, but some hosts
 /// send 0); the ledger keeps minor units of exponent 2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AmountExponent(pub u8);
+pub struct AmountExponent(u8);
 
 impl AmountExponent {
+    /// The exponents a listener may use: 0, 1 or 2 (the ledger's minor units are hundredths).
+    pub const SUPPORTED: std::ops::RangeInclusive<u8> = 0..=2;
+
+    /// An exponent of [`AmountExponent::SUPPORTED`]; `None` for any other.
+    pub fn new(exponent: u8) -> Option<AmountExponent> {
+        AmountExponent::SUPPORTED
+            .contains(&exponent)
+            .then_some(AmountExponent(exponent))
+    }
+
     fn factor(self) -> u64 {
         match self.0 {
             0 => 100,
             1 => 10,
+            // 2, the only other value `new` allows.
             _ => 1,
         }
     }
@@ -457,25 +468,27 @@ impl Host {
         };
         let now = now_unix_seconds();
 
-        // §6 orders 2-3, §7: a purchase seen before is answered as it was.
-        if req.kind == Financial::Purchase {
-            match self
-                .ledger
-                .lookup_purchase(&req.key, &req.fingerprint)
-                .await
-            {
-                PurchaseLookup::New => {}
-                PurchaseLookup::Duplicate(stored) => {
-                    return Some(self.stored_answer(reply, &stored, exponent));
-                }
-                PurchaseLookup::Conflict => return Some(reply.code(code::DUPLICATE_CONFLICT)),
-                PurchaseLookup::Tombstoned => {
-                    return Some(
-                        self.decline(reply, &req, None, ResponseCode(*b"05"), rrn, now, exponent)
-                            .await,
-                    );
-                }
+        // §6 orders 2-3, §7, for every 0200 whatever its processing code: a purchase seen
+        // before is answered as it was; another 0200 under its key (DE3 is in the content)
+        // is `94`, and one under a tombstone `05`.
+        match self
+            .ledger
+            .lookup_purchase(&req.key, &req.fingerprint)
+            .await
+        {
+            PurchaseLookup::New => {}
+            PurchaseLookup::Duplicate(stored) => {
+                return Some(self.stored_answer(reply, &stored, exponent));
             }
+            PurchaseLookup::Conflict => return Some(reply.code(code::DUPLICATE_CONFLICT)),
+            PurchaseLookup::Tombstoned if req.kind == Financial::Purchase => {
+                return Some(
+                    self.decline(reply, &req, None, ResponseCode(*b"05"), rrn, now, exponent)
+                        .await,
+                );
+            }
+            // Only purchases are journaled: another 0200 is answered, not recorded.
+            PurchaseLookup::Tombstoned => return Some(reply.code(*b"05")),
         }
 
         let checked = self.check_card_and_pin(&req, now).await;
@@ -719,13 +732,14 @@ impl Host {
         let Some((original, terminal, key, pan, amount_minor)) = parsed else {
             return Some(reply.code(code::FORMAT_ERROR));
         };
-        if &original.mti != b"0200" {
-            // Only purchases are reversible in version 1.
-            return Some(reply.code(code::INVALID_TRANSACTION));
-        }
+        // §6 orders 4-5 before 7.
         let merchant = request.merchant_id()?;
         if let Err(code) = self.check_terminal(&terminal, Some(&merchant)).await {
             return Some(reply.code(code));
+        }
+        if &original.mti != b"0200" {
+            // Only purchases are reversible in version 1.
+            return Some(reply.code(code::INVALID_TRANSACTION));
         }
         let card = match tokio::time::timeout(
             REGISTRY_READ_TIMEOUT,
@@ -773,14 +787,15 @@ impl Host {
         let Some((terminal, batch_number, totals)) = parsed else {
             return Some(reply.code(code::FORMAT_ERROR));
         };
-        if request.processing_code()? != *b"920000" {
-            return Some(reply.code(code::INVALID_TRANSACTION));
-        }
+        // §6 orders 4-5 before 7.
         if let Err(code) = self
             .check_terminal(&terminal, Some(&request.merchant_id()?))
             .await
         {
             return Some(reply.code(code));
+        }
+        if request.processing_code()? != *b"920000" {
+            return Some(reply.code(code::INVALID_TRANSACTION));
         }
         let money = |wire: u64| {
             exponent

@@ -141,10 +141,12 @@ struct ServeArgs {
     #[arg(skip = std::env::var("SSN_MASTER_KEY").ok())]
     master_key_hex: Option<String>,
     /// DE4/DE54 currency exponent on the `bcd` listener (IDR: 2; some hosts send 0).
-    #[arg(long, env = "SSN_BCD_AMOUNT_EXPONENT", default_value_t = 2)]
+    #[arg(long, env = "SSN_BCD_AMOUNT_EXPONENT", default_value_t = 2,
+        value_parser = clap::value_parser!(u8).range(0..=2))]
     bcd_amount_exponent: u8,
     /// DE4/DE54 currency exponent on the `ascii` listener.
-    #[arg(long, env = "SSN_ASCII_AMOUNT_EXPONENT", default_value_t = 2)]
+    #[arg(long, env = "SSN_ASCII_AMOUNT_EXPONENT", default_value_t = 2,
+        value_parser = clap::value_parser!(u8).range(0..=2))]
     ascii_amount_exponent: u8,
     /// One character 0-9 or A-Z that starts this node's RRNs; distinct per node.
     #[arg(long, env = "SSN_NODE_ID", default_value = "1")]
@@ -472,9 +474,11 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
         (bcd, Profile::Bcd, args.bcd_amount_exponent),
         (ascii, Profile::Ascii, args.ascii_amount_exponent),
     ] {
+        let exponent = AmountExponent::new(exponent)
+            .with_context(|| format!("amount exponent {exponent}: 0, 1 or 2"))?;
         let handler = Arc::new(Listener {
             host: host.clone(),
-            exponent: AmountExponent(exponent),
+            exponent,
         });
         tracker.spawn(net::serve(
             listener,

@@ -101,6 +101,17 @@ async fn a_city_goes_from_an_empty_switch_to_purchases_incidents_and_a_verified_
         .await;
     assert_eq!(created["code"], PROGRAM, "{created}");
     assert_eq!(created["benefit_amount"], "300000.00", "{created}");
+    // Food and staples only: a program that allows a non-food category (90-99) is refused.
+    let mut smokes = program.clone();
+    smokes["code"] = json!("ROKOK");
+    smokes["allowed_categories"] = json!(["01", "91"]);
+    let refused = api.expect(422, "POST", "/programs", dinsos, smokes).await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("category 91 is not food")),
+        "{refused}"
+    );
 
     // ---------------------------------------------------------------- import (diskominfo)
     let report = api.import(diskominfo, CSV).await;
@@ -196,14 +207,7 @@ async fn a_city_goes_from_an_empty_switch_to_purchases_incidents_and_a_verified_
         assert_eq!(issued["ssn"], ssn.as_str(), "{issued}");
         cards.push(card);
     }
-    let (status, body) = api
-        .request(
-            "POST",
-            "/cards",
-            Some(diskominfo),
-            Some(&json!({"ssn": ssns[0]})),
-        )
-        .await;
+    let (status, body) = api.issue_card(diskominfo, &ssns[0]).await;
     assert_eq!(status, 409, "one live card per person: {body}");
     for card in &cards {
         let delivered = api
@@ -230,6 +234,22 @@ async fn a_city_goes_from_an_empty_switch_to_purchases_incidents_and_a_verified_
         )
         .await;
     assert_eq!(funded["giro_balance"], "1000000.00", "{funded}");
+    // A period that begins after the pockets expire would credit money nobody can spend.
+    let late = api
+        .expect(
+            422,
+            "POST",
+            "/disbursements",
+            dinsos,
+            json!({"program_code": PROGRAM, "period": "2100-01"}),
+        )
+        .await;
+    assert!(
+        late["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("after the program's pockets expire")),
+        "{late}"
+    );
     let disbursed = api
         .expect(
             201,
@@ -441,6 +461,31 @@ async fn a_city_goes_from_an_empty_switch_to_purchases_incidents_and_a_verified_
         .purchase(&Purchase::new(siti, &[("01", 1_000_000)]))
         .await;
     assert_eq!(code(&answer), "41", "a lost card");
+    // Her money is on the lost card: a new issue would strand it, so only a replacement may
+    // give her a card (a personalization batch skips her too).
+    let (status, body) = api.issue_card(diskominfo, &ssns[0]).await;
+    assert_eq!(status, 409, "{body}");
+    let replace = format!("POST /cards/{}/replace", siti.id);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&replace)),
+        "{body}"
+    );
+    let batch = api
+        .http
+        .post(format!("{}/cards/batch", api.base))
+        .bearer_auth(diskominfo)
+        .json(&json!({"program_code": PROGRAM}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch.status().as_u16(), 201);
+    let file = batch.text().await.unwrap();
+    assert_eq!(
+        file, "card_id,ssn,name,pan,expiry,pin\r\n",
+        "a batch issued a card to the holder of a lost one"
+    );
 
     let replacement = api
         .expect(
@@ -642,6 +687,12 @@ impl Api {
         let bytes = response.bytes().await.expect("the answer's body");
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, value)
+    }
+
+    /// `POST /cards` for `ssn`, whatever it answers.
+    pub(crate) async fn issue_card(&self, token: &str, ssn: &str) -> (u16, Value) {
+        self.request("POST", "/cards", Some(token), Some(&json!({ "ssn": ssn })))
+            .await
     }
 
     /// A request that must answer `status`; its JSON.

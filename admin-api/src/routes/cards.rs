@@ -57,6 +57,33 @@ pub(crate) fn is_live(card: &Card) -> bool {
         )
 }
 
+/// A card reported lost, stolen or damaged and not replaced yet: its holder gets a new card
+/// only through `/cards/{id}/replace`, which moves the pockets, never through a new issue
+/// that would strand them.
+pub(crate) fn awaiting_replacement(card: &Card) -> bool {
+    card.replaced_by.is_none()
+        && matches!(
+            card.status,
+            CardStatus::Lost | CardStatus::Stolen | CardStatus::Damaged
+        )
+}
+
+/// Why `ssn` cannot be issued a card because of one it has, if it cannot.
+fn issue_refusal(cards: &[Card], ssn: &str) -> Option<String> {
+    let mine = || cards.iter().filter(|c| c.ssn == ssn);
+    if let Some(live) = mine().find(|c| is_live(c)) {
+        return Some(format!("{ssn} already has live card {}", live.card_id.0));
+    }
+    mine().find(|c| awaiting_replacement(c)).map(|dead| {
+        format!(
+            "{ssn}'s card {id} was reported {status}: replace it with POST /cards/{id}/replace, \
+             which moves its balance to the new card",
+            id = dead.card_id.0,
+            status = status_name(dead.status),
+        )
+    })
+}
+
 // ------------------------------------------------------------------------------------ views
 
 /// A pocket of a card.
@@ -248,10 +275,7 @@ pub(crate) async fn issue_card(
         ))
     } else {
         let cards = state.ledger.registry().cards().await?;
-        cards
-            .iter()
-            .find(|c| c.ssn == beneficiary.ssn && is_live(c))
-            .map(|c| format!("{} already has live card {}", beneficiary.ssn, c.card_id.0))
+        issue_refusal(&cards, &beneficiary.ssn)
     };
     if let Some(message) = refusal {
         let error = ApiError::conflict(message);
@@ -304,11 +328,12 @@ pub(crate) async fn issue_batch(
     let program = super::programs::find_program(&state, &request.program_code).await?;
     let _issuing = state.locks.cards.lock().await;
     let registry = state.ledger.registry();
+    // Holders of a live card, or of one waiting for its replacement, get none here.
     let with_card: std::collections::HashSet<String> = registry
         .cards()
         .await?
         .into_iter()
-        .filter(is_live)
+        .filter(|c| is_live(c) || awaiting_replacement(c))
         .map(|c| c.ssn)
         .collect();
     let mut people: Vec<Beneficiary> = registry

@@ -252,7 +252,10 @@ pub fn decide_debit(
         |p: &PocketBalance| p.expires >= request.today && request.allowed.contains(&p.program);
     let available = Money::checked_sum(pockets.iter().filter(|p| usable(p)).map(|p| p.balance));
     if available.is_none_or(|available| available < request.amount) {
-        return decline(crate::record::ResponseCode::INSUFFICIENT_FUNDS);
+        // With what this basket could spend, so the shop can take items off and try again.
+        let mut short = decline(crate::record::ResponseCode::INSUFFICIENT_FUNDS);
+        short.response.balance_after = available;
+        return short;
     }
     let mut left = request.amount;
     let mut legs = Vec::new();

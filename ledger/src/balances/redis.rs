@@ -115,7 +115,7 @@ local rec
 if count >= tonumber(ARGV[5]) then
   rec = 'D|65|' .. ARGV[6] .. '|||' .. '|' .. ARGV[4] .. '|' .. ARGV[9]
 elseif available < amount then
-  rec = 'D|51|' .. ARGV[6] .. '|||' .. '|' .. ARGV[4] .. '|' .. ARGV[9]
+  rec = 'D|51|' .. ARGV[6] .. '||' .. available .. '||' .. ARGV[4] .. '|' .. ARGV[9]
 else
   local left, legs = amount, {}
   for _, p in ipairs(usable) do

@@ -5,6 +5,16 @@ use super::*;
 impl Ledger {
     /// Registers a program (admin API `POST /programs`).
     pub async fn define_program(&self, program: Program) -> Result<(), LedgerError> {
+        if let Some(category) = program
+            .allowed_categories
+            .iter()
+            .find(|c| crate::registry::is_non_food_category(c))
+        {
+            return Err(LedgerError::Refused(format!(
+                "category {category} is not food (90-99: cigarettes, phone credit, ...): a \
+                 program buys food and staples only"
+            )));
+        }
         self.registry
             .apply(vec![RegistryOp::Insert(RegistryRecord::Program(
                 program.clone(),
@@ -117,6 +127,15 @@ impl Ledger {
             .get(program)
             .cloned()
             .ok_or_else(|| LedgerError::NotFound(format!("program {program}")))?;
+        if let Some(first_day) = period_first_day(period)
+            && first_day > definition.pocket_expires_at
+        {
+            return Err(LedgerError::Refused(format!(
+                "period {period} begins after the program's pockets expire \
+                 ({}): nothing credited then could be spent",
+                definition.pocket_expires_at
+            )));
+        }
         let cards = self.live_cards_of(program).await?;
         let credits: Vec<(CardId, Money)> = cards
             .into_iter()
@@ -291,4 +310,10 @@ impl Ledger {
             other => Ok(other?),
         }
     }
+}
+
+/// The first day of a disbursement period `YYYY-MM`; `None` when it is not one.
+fn period_first_day(period: &str) -> Option<Day> {
+    let (year, month) = period.split_once('-')?;
+    Day::from_ymd(year.parse().ok()?, month.parse().ok()?, 1)
 }

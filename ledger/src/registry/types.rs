@@ -79,6 +79,12 @@ pub struct Program {
     pub pocket_expires_at: Day,
 }
 
+/// Commodity categories `90`-`99` are not food (host interface §4: cigarettes, phone credit):
+/// no program may allow them (Pasal 3: food and staples only).
+pub fn is_non_food_category(category: &str) -> bool {
+    category.starts_with('9') && category.len() == 2
+}
+
 impl Program {
     /// True when every category of the basket is allowed (true for no basket categories).
     pub fn allows<'a>(&self, mut categories: impl Iterator<Item = &'a str>) -> bool {

@@ -336,6 +336,8 @@ async fn one_purchase_spends_several_pockets_earliest_expiry_first(backend: Back
         .await
         .unwrap();
     assert_eq!(declined.response.code, ResponseCode::INSUFFICIENT_FUNDS);
+    // With what the card could spend on this basket, for the shop to try again with less.
+    assert_eq!(declined.response.balance_after, Some(rp(250_000)));
     assert_eq!(world.pocket(card, &late).await, rp(250_000));
     world.assert_consistent().await;
 }

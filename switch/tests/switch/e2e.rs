@@ -430,6 +430,11 @@ impl Terminal {
     }
 
     pub(super) async fn close_batch(&mut self, totals: &str) -> MessageView {
+        let m = self.close_batch_message(totals);
+        self.exchange(&m).await
+    }
+
+    fn close_batch_message(&self, totals: &str) -> Message {
         let mut m = Message::new(Mti::RECONCILIATION_REQUEST);
         m.set(3, b"920000").unwrap();
         m.set(7, b"1129220000").unwrap();
@@ -438,7 +443,7 @@ impl Terminal {
         m.set(42, self.merchant.as_bytes()).unwrap();
         m.set(60, b"000001").unwrap();
         m.set(63, totals.as_bytes()).unwrap();
-        self.exchange(&m).await
+        m
     }
 }
 
@@ -531,7 +536,10 @@ async fn purchase_approves_once_and_spans_pockets_earliest_expiry_first(backend:
         assert_eq!(t.balance(&card).await, SEMBAKO + LANSIA - 25_000_000);
         // Only SEMBAKO allows cooking oil: what LANSIA had is gone, so 51 for more than is left.
         let oil = Purchase::new(&card, 16_000_000).basket(&[("07", 16_000_000)]);
-        assert_eq!(code(&t.purchase(&oil).await), "51");
+        let short = t.purchase(&oil).await;
+        assert_eq!(code(&short), "51");
+        // DE54 says what this basket could spend (SEMBAKO's pocket alone), §5.
+        assert_eq!(balance_of(&short), 15_000_000);
         let oil = Purchase::new(&card, 15_000_000).basket(&[("07", 15_000_000)]);
         assert_eq!(code(&t.purchase(&oil).await), "00");
         assert_eq!(t.balance(&card).await, 0);
@@ -571,6 +579,16 @@ async fn duplicates_get_the_same_answer_even_after_a_restart(backend: Backend) {
     let mut other = p.clone();
     other.amount = 6_000_000;
     assert_eq!(code(&t.purchase(&other).await), "94");
+    // It comes before the processing code (orders 6-7): any 0200 under the key.
+    for pc in ["310000", "010000", "200000"] {
+        let mut reused = p.clone();
+        reused.processing_code = pc;
+        assert_eq!(
+            code(&t.purchase(&reused).await),
+            "94",
+            "processing code {pc}"
+        );
+    }
 }
 
 async fn every_decline_of_section_6_in_its_order(backend: Backend) {
@@ -768,7 +786,21 @@ async fn reversals_are_exactly_once_and_tombstones_decline_late_originals(backen
         // A reversal whose original has not arrived leaves a tombstone.
         let late = Purchase::new(&card, 2_000_000);
         assert_eq!(code(&t.reverse(&late, b"0420").await), "00");
+        // 05 (order 3) comes before the processing code (order 6), for any 0200.
+        let mut cash = late.clone();
+        cash.processing_code = "010000";
+        assert_eq!(code(&t.purchase(&cash).await), "05");
         assert_eq!(code(&t.purchase(&late).await), "05");
+        // A reversal from a terminal that may not send one is 58 (order 4) whatever else
+        // is wrong with it, an original MTI other than 0200 (12, order 7) included.
+        let mut suspended = switch.terminal(profile, SUSPENDED).await;
+        let mut m = suspended.reversal_message(&p, b"0400", p.amount);
+        m.set(
+            90,
+            format!("0100{}{}{}", p.stan, p.transmitted, "0".repeat(22)).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(code(&suspended.exchange(&m).await), "58");
         assert_eq!(t.balance(&card).await, SEMBAKO);
     }
 }
@@ -792,6 +824,12 @@ async fn batch_close_matches_or_answers_95_with_the_switch_totals(backend: Backe
     );
     // After the close the reversed purchase is settled: a late reversal is refused.
     assert_eq!(code(&t.reverse(&sold, b"0400").await), "12");
+    // A 0500 from a suspended terminal is 58 (order 4) even with a processing code that is
+    // not 920000 (12, order 7).
+    let mut suspended = switch.terminal(Profile::Bcd, SUSPENDED).await;
+    let mut m = suspended.close_batch_message("000000000000000000000000000000");
+    m.set(3, b"000000").unwrap();
+    assert_eq!(code(&suspended.exchange(&m).await), "58");
 
     // A terminal that miscounts gets 95 and the switch's totals.
     let another = Purchase::new(&card, 1_000_000);
@@ -1219,4 +1257,19 @@ async fn a_switch_given_another_master_key_refuses_to_start() {
     let switch = Switch::start_in(data_dir, Backend::Embedded, 0);
     let mut terminal = switch.terminal(Profile::Bcd, ACTIVE).await;
     assert_eq!(terminal.balance(&card).await, balance);
+}
+
+/// An amount exponent the switch cannot convert (it keeps hundredths) is refused at start
+/// with a message naming the flag, never read as another.
+#[test]
+fn an_unsupported_amount_exponent_is_refused_at_start() {
+    let data_dir = std::env::temp_dir().join(format!("ssn-exponent-{}", std::process::id()));
+    for flag in ["--bcd-amount-exponent", "--ascii-amount-exponent"] {
+        let stderr = refuses_to_start(&data_dir, &[flag.into(), "3".into()], DEADLINE);
+        assert!(
+            stderr.contains(flag) && stderr.contains("0..=2"),
+            "{stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
 }
