@@ -378,9 +378,10 @@ impl AdminState {
             if result.is_ok() {
                 // The change is in the journal; say the audit line is missing rather than
                 // hide it.
-                return Err(ApiError::unavailable(format!(
-                    "the change was made but its audit line could not be written: {e}"
-                )));
+                return Err(ApiError::unavailable(
+                    "the change was made but its audit line could not be written",
+                )
+                .with_detail(e.to_string()));
             }
         }
         result

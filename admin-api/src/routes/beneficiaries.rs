@@ -287,6 +287,7 @@ pub(crate) async fn import_beneficiaries(
         status: rejection.status(),
         code: "malformed",
         message: rejection.body_text(),
+        detail: None,
     })?;
     let report = import(&state, &caller, &body).await;
     match report {

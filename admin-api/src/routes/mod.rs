@@ -58,5 +58,6 @@ pub(crate) async fn method_not_allowed() -> ApiError {
         status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
         code: "method_not_allowed",
         message: "this resource does not take that method".into(),
+        detail: None,
     }
 }
