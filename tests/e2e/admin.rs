@@ -598,6 +598,86 @@ async fn a_city_goes_from_an_empty_switch_to_purchases_incidents_and_a_verified_
     assert_eq!(code(&answer), "00", "the new PIN");
     assert_eq!(balance(&answer), BENEFIT - 1_500_000);
 
+    // ---------------------------------------------------------------- E-Warong and terminals change
+    let corrected = api
+        .expect(
+            200,
+            "PATCH",
+            &format!("/merchants/{MERCHANT_ID}"),
+            bank,
+            json!({"settlement_account": "0059876543", "name": "E-Warong Mawar"}),
+        )
+        .await;
+    assert_eq!(corrected["settlement_account"], "0059876543", "{corrected}");
+    assert_eq!(corrected["kecamatan"], "Samarinda Ulu", "{corrected}");
+    let (status, body) = api
+        .request(
+            "PATCH",
+            &format!("/merchants/{MERCHANT_ID}"),
+            Some(dinsos),
+            Some(&json!({"name": "Toko Lain"})),
+        )
+        .await;
+    assert_eq!(status, 403, "E-Warong are the bank's: {body}");
+    let audit = api
+        .expect_get("/audit?actor=bank-operator-1&page_size=1000", bank)
+        .await;
+    let update = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|line| line["action"] == "merchants.update")
+        .unwrap_or_else(|| panic!("no merchants.update line: {audit}"));
+    assert_eq!(
+        update["target"],
+        format!(
+            "merchant {MERCHANT_ID}: name: 'E-Warong Mawar Air Hitam' -> 'E-Warong Mawar'; \
+             settlement_account: '0051234567' -> '0059876543'"
+        ),
+        "{update}"
+    );
+    // The terminal moves to another E-Warong with its keys: its requests now carry that DE42.
+    const SECOND_MERCHANT: &str = "EWARONG00000052";
+    api.appoint_merchant(bank, SECOND_MERCHANT, "Palaran").await;
+    let moved = api
+        .expect(
+            200,
+            "PATCH",
+            &format!("/terminals/{TERMINAL_ID}"),
+            bank,
+            json!({"merchant_id": SECOND_MERCHANT}),
+        )
+        .await;
+    assert_eq!(moved["merchant_id"], SECOND_MERCHANT, "{moved}");
+    assert_eq!(
+        moved["tpk_kcv"], installed["tpk_kcv"],
+        "keys unchanged: {moved}"
+    );
+    let mut at_second = Terminal::connect_as(
+        &switch.bcd,
+        Profile::Bcd,
+        &tpk,
+        TERMINAL_ID,
+        SECOND_MERCHANT,
+    )
+    .await;
+    let mut p = Purchase::new(budi, &[("01", 1_000_000)]);
+    p.pin = after_reset.pin.clone();
+    assert_eq!(code(&bcd.purchase(&p).await), "03", "the old DE42");
+    let mut p = Purchase::new(budi, &[("01", 1_000_000)]);
+    p.pin = after_reset.pin.clone();
+    assert_eq!(code(&at_second.purchase(&p).await), "00", "the new DE42");
+    let spent_at_second = 1_000_000;
+    let (status, body) = api
+        .request(
+            "PATCH",
+            &format!("/terminals/{TERMINAL_ID}"),
+            Some(bank),
+            Some(&json!({"merchant_id": "EWARONG00009999"})),
+        )
+        .await;
+    assert_eq!(status, 422, "no such E-Warong: {body}");
+
     // ---------------------------------------------------------------- suspended terminal
     let suspended = api
         .expect(
@@ -618,7 +698,10 @@ async fn a_city_goes_from_an_empty_switch_to_purchases_incidents_and_a_verified_
             "suspended terminal"
         );
     }
-    assert_eq!(api.pocket_total(budi.id, bank).await, BENEFIT - 1_500_000);
+    assert_eq!(
+        api.pocket_total(budi.id, bank).await,
+        BENEFIT - 1_500_000 - spent_at_second
+    );
 
     // ---------------------------------------------------------------- stop and verify
     drop((bcd, ascii));

@@ -22,11 +22,11 @@ use crate::support::{Caller, JsonBody, Page, Paging, QueryParams};
 pub(crate) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
         .routes(routes!(create_merchant, list_merchants))
-        .routes(routes!(get_merchant))
+        .routes(routes!(get_merchant, patch_merchant))
         .routes(routes!(suspend_merchant))
         .routes(routes!(activate_merchant))
         .routes(routes!(create_terminal, list_terminals))
-        .routes(routes!(get_terminal))
+        .routes(routes!(get_terminal, patch_terminal))
         .routes(routes!(suspend_terminal))
         .routes(routes!(activate_terminal))
 }
@@ -101,6 +101,128 @@ fn text(value: &str, field: &str, max: usize) -> ApiResult<String> {
     Ok(value.to_string())
 }
 
+fn parse_kind(kind: &str) -> ApiResult<MerchantKind> {
+    match kind {
+        "mikro" => Ok(MerchantKind::Mikro),
+        "kecil" => Ok(MerchantKind::Kecil),
+        "koperasi" => Ok(MerchantKind::Koperasi),
+        "kube" => Ok(MerchantKind::Kube),
+        _ => Err(ApiError::malformed(
+            "kind is mikro, kecil, koperasi or kube",
+        )),
+    }
+}
+
+fn parse_account(account: &str) -> ApiResult<String> {
+    let account = account.trim();
+    if account.is_empty()
+        || account.len() > 34
+        || !account.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(ApiError::malformed(
+            "settlement_account is 1 to 34 letters and digits",
+        ));
+    }
+    Ok(account.to_string())
+}
+
+/// What of an E-Warong changes: the fields given.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MerchantChange {
+    /// Name.
+    pub name: Option<String>,
+    /// `mikro`, `kecil`, `koperasi` or `kube`.
+    pub kind: Option<String>,
+    /// Kecamatan.
+    pub kecamatan: Option<String>,
+    /// Kelurahan.
+    pub kelurahan: Option<String>,
+    /// Bank account settlements are paid to (a payout the bank rejected goes to the new one at
+    /// the next settlement).
+    pub settlement_account: Option<String>,
+}
+
+/// `field: 'before' -> 'after'` for each field that differs, for the audit line.
+fn changes(fields: &[(&str, String, String)]) -> Vec<String> {
+    fields
+        .iter()
+        .filter(|(_, before, after)| before != after)
+        .map(|(field, before, after)| format!("{field}: '{before}' -> '{after}'"))
+        .collect()
+}
+
+/// Corrects an E-Warong: name, kind, area or settlement account (DE42 and status stay). The
+/// audit line names each field changed, before and after.
+#[utoipa::path(patch, path = "/merchants/{merchant_id}", tag = "merchants",
+    request_body = MerchantChange,
+    params(("merchant_id" = String, Path, description = "DE42", example = "EWARONG00000051")),
+    responses((status = 200, description = "The E-Warong as it is now", body = MerchantView)))]
+pub(crate) async fn patch_merchant(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(merchant_id): Path<String>,
+    body: JsonBody<MerchantChange>,
+) -> ApiResult<Json<MerchantView>> {
+    caller.require(&[Role::Bank])?;
+    let change = body.into_inner()?;
+    let merchant = find_merchant(&state, &merchant_id).await?;
+    let mut next = merchant.clone();
+    if let Some(name) = &change.name {
+        next.name = text(name, "name", 100)?;
+    }
+    if let Some(kind) = &change.kind {
+        next.kind = parse_kind(kind)?;
+    }
+    if let Some(kecamatan) = &change.kecamatan {
+        next.kecamatan = text(kecamatan, "kecamatan", 64)?;
+    }
+    if let Some(kelurahan) = &change.kelurahan {
+        next.kelurahan = text(kelurahan, "kelurahan", 64)?;
+    }
+    if let Some(account) = &change.settlement_account {
+        next.settlement_account = parse_account(account)?;
+    }
+    let changed = changes(&[
+        ("name", merchant.name.clone(), next.name.clone()),
+        (
+            "kind",
+            kind_name(merchant.kind).into(),
+            kind_name(next.kind).into(),
+        ),
+        (
+            "kecamatan",
+            merchant.kecamatan.clone(),
+            next.kecamatan.clone(),
+        ),
+        (
+            "kelurahan",
+            merchant.kelurahan.clone(),
+            next.kelurahan.clone(),
+        ),
+        (
+            "settlement_account",
+            merchant.settlement_account.clone(),
+            next.settlement_account.clone(),
+        ),
+    ]);
+    if changed.is_empty() {
+        return Ok(Json(merchant_view(&merchant)));
+    }
+    state
+        .apply_audited(
+            &caller,
+            "merchants.update",
+            &format!("merchant {}: {}", merchant.merchant_id, changed.join("; ")),
+            vec![RegistryOp::Replace {
+                expected: RegistryRecord::Merchant(merchant),
+                new: RegistryRecord::Merchant(next.clone()),
+            }],
+        )
+        .await?;
+    Ok(Json(merchant_view(&next)))
+}
+
 /// Appoints an E-Warong.
 #[utoipa::path(post, path = "/merchants", tag = "merchants", request_body = NewMerchant,
     responses((status = 201, description = "Created", body = MerchantView)))]
@@ -111,33 +233,13 @@ pub(crate) async fn create_merchant(
 ) -> ApiResult<(StatusCode, Json<MerchantView>)> {
     caller.require(&[Role::Bank])?;
     let new = body.into_inner()?;
-    let kind = match new.kind.as_str() {
-        "mikro" => MerchantKind::Mikro,
-        "kecil" => MerchantKind::Kecil,
-        "koperasi" => MerchantKind::Koperasi,
-        "kube" => MerchantKind::Kube,
-        _ => {
-            return Err(ApiError::malformed(
-                "kind is mikro, kecil, koperasi or kube",
-            ));
-        }
-    };
-    let account = new.settlement_account.trim();
-    if account.is_empty()
-        || account.len() > 34
-        || !account.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
-        return Err(ApiError::malformed(
-            "settlement_account is 1 to 34 letters and digits",
-        ));
-    }
     let merchant = Merchant {
         merchant_id: MerchantId::new(new.merchant_id)?,
         name: text(&new.name, "name", 100)?,
-        kind,
+        kind: parse_kind(&new.kind)?,
         kecamatan: text(&new.kecamatan, "kecamatan", 64)?,
         kelurahan: text(&new.kelurahan, "kelurahan", 64)?,
-        settlement_account: account.to_string(),
+        settlement_account: parse_account(&new.settlement_account)?,
         active: true,
     };
     state
@@ -409,6 +511,58 @@ pub(crate) async fn get_terminal(
     Ok(Json(terminal_view(
         &find_terminal(&state, &terminal_id).await?,
     )))
+}
+
+/// Where a terminal moves.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TerminalChange {
+    /// DE42 of the E-Warong it belongs to from now on.
+    #[schema(min_length = 15, max_length = 15, example = "EWARONG00000052")]
+    pub merchant_id: String,
+}
+
+/// Moves a terminal to another E-Warong (the bank's, like every E-Warong here); its keys stay.
+/// From then on its requests carry the new E-Warong's DE42 (another is `03`) and its
+/// purchases count for the new E-Warong. Audited with before and after.
+#[utoipa::path(patch, path = "/terminals/{terminal_id}", tag = "terminals",
+    request_body = TerminalChange,
+    params(("terminal_id" = String, Path, description = "DE41", example = "EWR10001")),
+    responses((status = 200, description = "The terminal as it is now", body = TerminalView)))]
+pub(crate) async fn patch_terminal(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(terminal_id): Path<String>,
+    body: JsonBody<TerminalChange>,
+) -> ApiResult<Json<TerminalView>> {
+    caller.require(&[Role::Bank])?;
+    let change = body.into_inner()?;
+    let terminal = find_terminal(&state, &terminal_id).await?;
+    let to = MerchantId::new(change.merchant_id.clone())
+        .map_err(|_| ApiError::refused(format!("no E-Warong {}", change.merchant_id)))?;
+    if state.ledger.registry().merchant(&to).await?.is_none() {
+        return Err(ApiError::refused(format!("no E-Warong {to}")));
+    }
+    if terminal.merchant_id == to {
+        return Ok(Json(terminal_view(&terminal)));
+    }
+    let mut next = terminal.clone();
+    next.merchant_id = to;
+    state
+        .apply_audited(
+            &caller,
+            "terminals.update",
+            &format!(
+                "terminal {}: merchant_id: '{}' -> '{}'",
+                terminal.terminal_id, terminal.merchant_id, next.merchant_id
+            ),
+            vec![RegistryOp::Replace {
+                expected: RegistryRecord::Terminal(terminal),
+                new: RegistryRecord::Terminal(next.clone()),
+            }],
+        )
+        .await?;
+    Ok(Json(terminal_view(&next)))
 }
 
 async fn set_terminal_active(

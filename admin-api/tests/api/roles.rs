@@ -238,6 +238,12 @@ fn table(f: &Fixtures) -> Vec<Row> {
         row("GET", "/merchants", Everyone, Send::Nothing),
         row("GET", "/merchants/{merchant_id}", Everyone, Send::Nothing),
         row(
+            "PATCH",
+            "/merchants/{merchant_id}",
+            Role("bank"),
+            Send::Json(json!({"name": "E-Warong Mawar"})),
+        ),
+        row(
             "POST",
             "/merchants/{merchant_id}/suspend",
             Role("bank"),
@@ -261,6 +267,12 @@ fn table(f: &Fixtures) -> Vec<Row> {
         ),
         row("GET", "/terminals", Everyone, Send::Nothing),
         row("GET", "/terminals/{terminal_id}", Everyone, Send::Nothing),
+        row(
+            "PATCH",
+            "/terminals/{terminal_id}",
+            Role("bank"),
+            Send::Json(json!({"merchant_id": MERCHANT})),
+        ),
         row(
             "POST",
             "/terminals/{terminal_id}/suspend",
