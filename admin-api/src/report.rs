@@ -99,7 +99,8 @@ pub struct Flows {
     pub spent: Money,
     /// Reversals in the semester.
     pub reversed: Money,
-    /// Expired pockets returned to giro by a year-end close in the semester.
+    /// Pockets returned to giro in the semester: expired ones by a year-end close, revoked
+    /// enrolments' by the Mayor's decree.
     pub returned: Money,
     /// Netted to E-Warong payable accounts by settlements in the semester.
     pub settled: Money,

@@ -121,6 +121,7 @@ fn request(task: u32, sequence: u32) -> PurchaseRequest {
         rrn: Rrn::new("000000000001").unwrap(),
         authorization_id: AuthorizationId::new("000001").unwrap(),
         at_unix_seconds: at(),
+        enrolments: None,
     }
 }
 

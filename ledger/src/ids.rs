@@ -237,6 +237,12 @@ impl TransferId {
         Self::derive("program-close", &[program.as_str(), &as_of.to_string()])
     }
 
+    /// The id of a revocation: one per (program, reference), the reference naming the decree
+    /// and the person or determination it revokes.
+    pub fn revocation(program: &ProgramCode, reference: &str) -> TransferId {
+        Self::derive("revocation", &[program.as_str(), reference])
+    }
+
     /// Lowercase hex, the form used in Redis field names and reports.
     pub fn to_hex(&self) -> String {
         hex(&self.0)

@@ -342,10 +342,10 @@ pub use journal::{
 };
 pub use ledger::{
     Authorization, BalanceBackend, BatchCloseOutcome, BatchCloseRequest, DeclineRequest,
-    DisbursementOutcome, Ledger, LedgerConfig, LedgerError, LedgerStores, PIN_UPDATE_ATTEMPTS_MAX,
-    PURCHASE_LOCK_STRIPES, PinOutcome, ProgramCloseOutcome, PurchaseLookup, PurchaseRequest,
-    ReversalOutcome, ReversalRequest, SETTLEMENT_BATCH_NUMBER, SettlementOutcome,
-    TERMINAL_LOCK_STRIPES,
+    DisbursementOutcome, Enrolments, Ledger, LedgerConfig, LedgerError, LedgerStores,
+    PIN_UPDATE_ATTEMPTS_MAX, PURCHASE_LOCK_STRIPES, PinOutcome, ProgramCloseOutcome,
+    PurchaseLookup, PurchaseRequest, ReversalOutcome, ReversalRequest, RevocationOutcome,
+    SETTLEMENT_BATCH_NUMBER, SettlementOutcome, TERMINAL_LOCK_STRIPES,
 };
 pub use money::Money;
 pub use record::{

@@ -284,6 +284,17 @@ pub enum Record {
         /// DE63 as the terminal sent it; the switch's own totals follow from the journal.
         terminal_totals: BatchTotals,
     },
+    /// A revocation of people's enrolment in a program (the Mayor's decree): what their cards'
+    /// pockets of the program held goes back to the program's giro account. Idempotent per
+    /// (program, reference). (Last, so journals written before it still decode.)
+    Revocation {
+        /// The program.
+        program: ProgramCode,
+        /// The decree and whom it revokes (`DECREE:SSN...`, or a determination).
+        reference: String,
+        /// What each card's pocket returned, by card id; positive amounts only.
+        returns: Vec<(CardId, Money)>,
+    },
 }
 
 impl Record {
@@ -364,6 +375,9 @@ impl Record {
                 amount: *amount,
             }],
             Record::ProgramClose {
+                program, returns, ..
+            }
+            | Record::Revocation {
                 program, returns, ..
             } => returns
                 .iter()

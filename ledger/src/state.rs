@@ -566,7 +566,7 @@ impl State {
                 amount,
                 ..
             } => self.check_payout(id, *business_date, merchant, *amount)?,
-            Record::ProgramClose { returns, .. } => {
+            Record::ProgramClose { returns, .. } | Record::Revocation { returns, .. } => {
                 let mut cards = HashSet::with_capacity(returns.len());
                 if !returns.iter().all(|(card, _)| cards.insert(*card)) {
                     return Err(InvariantError::CloseCardTwice(id));
@@ -621,6 +621,9 @@ impl State {
             Record::ProgramClose { program, as_of, .. } => {
                 self.seen(TransferId::program_close(program, *as_of))
             }
+            Record::Revocation {
+                program, reference, ..
+            } => self.seen(TransferId::revocation(program, reference)),
         };
         if seen {
             Err(InvariantError::DuplicateTransfer(id))
@@ -855,6 +858,9 @@ impl State {
                 Applied::Done
             }
             Record::ProgramClose {
+                program, returns, ..
+            }
+            | Record::Revocation {
                 program, returns, ..
             } => {
                 let at = entry.at_unix_seconds;

@@ -3,7 +3,7 @@
 //!
 //! [`State::apply`](crate::State::apply) adds each record's flows to the [`Period`] (WITA
 //! half-year) in which the journal accepted it: per program (funded, disbursed, spent,
-//! reversed, returned by a close, settled), per commodity category, the E-Warong that sold,
+//! reversed, returned by a close or a revocation, settled), per commodity category, the E-Warong that sold,
 //! and per card (in [`crate::CardState::flows`]). A balance at a period's end is the sum of
 //! the flows of every period up to it. So a report over a period costs O(programs +
 //! categories + cards × periods), whatever the number of purchases ever made, and the totals
@@ -67,7 +67,7 @@ pub struct ProgramFlows {
     pub spent: Money,
     /// Giro → pockets by reversals accepted in the period.
     pub reversed: Money,
-    /// Expired pockets → giro by a year-end close.
+    /// Pockets → giro: expired ones by a year-end close, revoked enrolments' by a revocation.
     pub returned: Money,
     /// Giro → payable by settlements.
     pub settled: Money,

@@ -186,7 +186,9 @@ impl State {
             Some(Record::Replacement {
                 old_card, new_card, ..
             }) => vec![*old_card, *new_card],
-            Some(Record::ProgramClose { returns, .. }) => returns.iter().map(|(c, _)| *c).collect(),
+            Some(Record::ProgramClose { returns, .. } | Record::Revocation { returns, .. }) => {
+                returns.iter().map(|(c, _)| *c).collect()
+            }
             _ => Vec::new(),
         }
     }

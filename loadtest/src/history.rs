@@ -72,6 +72,8 @@ fn purchase(
         rrn: Rrn::new(format!("H{i:011}")).map_err(invalid)?,
         authorization_id: AuthorizationId::new(format!("{:06}", i % 1_000_000)).map_err(invalid)?,
         at_unix_seconds: at,
+        // History is written as the city's cards stand: every pocket may pay.
+        enrolments: None,
     })
 }
 

@@ -14,7 +14,7 @@ use ssn_codec::{Message, MessageView, Pan};
 use ssn_hsm::{EncryptedPinBlock, Pvki, Pvv, SoftHsm, WrappedKey};
 use ssn_ledger::{
     AuthResponse, AuthorizationId, BasketLine, BatchCloseRequest, BatchTotals, Card, CardStatus,
-    DeclineRequest, Fingerprint, Ledger, LedgerError, MerchantId, Money, PurchaseKey,
+    DeclineRequest, Enrolments, Fingerprint, Ledger, LedgerError, MerchantId, Money, PurchaseKey,
     PurchaseLookup, PurchaseRequest, RegistryOp, RegistryRecord, ResponseCode, ReversalRequest,
     Rrn, Stan, Terminal, TerminalId, TransmissionTime,
 };
@@ -492,8 +492,8 @@ impl Host {
         }
 
         let checked = self.check_card_and_pin(&req, now).await;
-        let card = match checked {
-            Ok(card) => card,
+        let (card, enrolments) = match checked {
+            Ok(checked) => checked,
             Err((card, code)) => {
                 if req.kind == Financial::Purchase
                     && code != code::UNAVAILABLE
@@ -540,6 +540,7 @@ impl Host {
             rrn,
             authorization_id,
             at_unix_seconds: now,
+            enrolments: Some(enrolments),
         };
         match self.ledger.authorize_purchase(purchase).await {
             Ok(authorization) => Some(self.stored_answer(reply, &authorization.response, exponent)),
@@ -553,7 +554,7 @@ impl Host {
         &self,
         req: &FinancialRequest,
         now: i64,
-    ) -> Result<Arc<Card>, (Option<ssn_ledger::CardId>, [u8; 2])> {
+    ) -> Result<(Arc<Card>, Enrolments), (Option<ssn_ledger::CardId>, [u8; 2])> {
         let terminal = self
             .check_terminal(&req.key.terminal, Some(req.merchant.as_str().as_bytes()))
             .await
@@ -606,25 +607,23 @@ impl Host {
                 return Err((id, code::RESTRICTED_CARD));
             }
         }
-        let determined = match tokio::time::timeout(
+        let holder = match tokio::time::timeout(
             REGISTRY_READ_TIMEOUT,
             self.ledger.registry_cache().beneficiary_shared(&card.ssn),
         )
         .await
         {
-            Ok(Ok(b)) => b.is_some_and(|b| b.status == ssn_ledger::BeneficiaryStatus::Determined),
+            Ok(Ok(Some(b))) if b.status == ssn_ledger::BeneficiaryStatus::Determined => b,
+            Ok(Ok(_)) => return Err((id, code::RESTRICTED_CARD)),
             _ => return Err((id, code::UNAVAILABLE)),
         };
-        if !determined {
-            return Err((id, code::RESTRICTED_CARD));
-        }
         if card.pin_locked() {
             return Err((id, code::PIN_TRIES_EXCEEDED));
         }
         self.verify_pin(&terminal, &card, req)
             .await
             .map_err(|c| (id, c))?;
-        Ok(card)
+        Ok((card, Enrolments(holder)))
     }
 
     /// §6 orders 13-14 and §8: verify DE52 against the PVV; a wrong PIN counts, the third in

@@ -325,7 +325,7 @@ async fn a_city_goes_from_an_empty_switch_to_purchases_incidents_and_a_verified_
     // ---------------------------------------------------------------- purchases, both profiles
     let mut bcd = Terminal::connect(&switch.bcd, Profile::Bcd, &tpk).await;
     let mut ascii = Terminal::connect(&switch.ascii, Profile::Ascii, &tpk).await;
-    let [siti, budi, _rahma] = &cards[..] else {
+    let [siti, budi, rahma] = &cards[..] else {
         unreachable!("three cards")
     };
 
@@ -597,6 +597,35 @@ async fn a_city_goes_from_an_empty_switch_to_purchases_incidents_and_a_verified_
     let answer = ascii.purchase(&after_reset).await;
     assert_eq!(code(&answer), "00", "the new PIN");
     assert_eq!(balance(&answer), BENEFIT - 1_500_000);
+
+    // ---------------------------------------------------------------- one person revoked (walikota)
+    let giro_before = minor(
+        &api.expect_get(&format!("/programs/{PROGRAM}"), dinsos)
+            .await["giro_balance"],
+    );
+    let revoked = api
+        .expect(
+            200,
+            "POST",
+            &format!("/beneficiaries/{}/revoke", ssns[2]),
+            walikota,
+            json!({"program_code": PROGRAM, "decree_number": "188.45/90/HK-KS/2026",
+                   "reason": "pindah domisili"}),
+        )
+        .await;
+    assert_eq!(revoked["status"], "revoked", "{revoked}");
+    assert_eq!(minor(&revoked["returned"]), BENEFIT, "{revoked}");
+    assert_eq!(api.pocket_total(rahma.id, dinsos).await, 0);
+    let giro_after = minor(
+        &api.expect_get(&format!("/programs/{PROGRAM}"), dinsos)
+            .await["giro_balance"],
+    );
+    assert_eq!(giro_after, giro_before + BENEFIT);
+    // Her card no longer pays: she is no longer a determined beneficiary (§6 order 12).
+    let answer = ascii
+        .purchase(&Purchase::new(rahma, &[("01", 1_000_000)]))
+        .await;
+    assert_eq!(code(&answer), "62", "a revoked beneficiary's card");
 
     // ---------------------------------------------------------------- E-Warong and terminals change
     let corrected = api

@@ -257,7 +257,11 @@ fn expected(entries: &[Entry], window: (i64, i64), area: &HashMap<u64, String>) 
                     plus(balances.entry(new_card.0).or_default(), leg.amount);
                 }
             }
+            // A revocation returns pockets to giro as a close does (the report's `returned`).
             Record::ProgramClose {
+                program, returns, ..
+            }
+            | Record::Revocation {
                 program, returns, ..
             } => {
                 for (card, amount) in returns {

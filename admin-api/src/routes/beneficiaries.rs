@@ -880,7 +880,10 @@ pub(crate) async fn get_determination(
     )))
 }
 
-/// Revokes a determination: its enrolments end; a beneficiary with none left is `revoked`.
+/// Revokes a determination: its enrolments end (from then on their pockets of the program pay
+/// nothing) and what those pockets hold returns to the program's giro account in one
+/// journaled movement; a beneficiary with no enrolment left is `revoked`. A repeat after the
+/// money step failed (503) finishes it.
 #[utoipa::path(post, path = "/determinations/{id}/revoke", tag = "determinations",
     params(("id" = String, Path, description = "Determination id", example = "1")),
     responses((status = 200, description = "Revoked", body = DeterminationView)))]
@@ -892,6 +895,34 @@ pub(crate) async fn revoke_determination(
     caller.require(&[Role::Walikota])?;
     let determination = find_determination(&state, &id).await?;
     let target = format!("determination {}", determination.id);
+    let reference = format!("determination {}", determination.id);
+    if determination.revoked
+        && state
+            .ledger
+            .revocation(&determination.program_code, &reference)
+            .is_none()
+    {
+        // Revoked in the registry, the money step still to do: the people of the decree who
+        // are no longer enrolled in its program.
+        let mut ssns = Vec::new();
+        for ssn in &determination.ssns {
+            if let Some(person) = state.ledger.registry().beneficiary(ssn).await?
+                && !person.enrolments.contains(&determination.program_code)
+            {
+                ssns.push(ssn.as_str());
+            }
+        }
+        let cards = super::revocations::cards_of(&state, &ssns).await?;
+        super::revocations::return_pockets(
+            &state,
+            &caller,
+            &determination.program_code,
+            &reference,
+            &cards,
+        )
+        .await?;
+        return Ok(Json(determination_view(&determination)));
+    }
     if determination.revoked {
         let error = ApiError::conflict(format!("{target} is already revoked"));
         state
@@ -900,6 +931,8 @@ pub(crate) async fn revoke_determination(
         return Err(error);
     }
     let mut ops = Vec::with_capacity(determination.ssns.len() + 2);
+    // Whose enrolment this revocation ends: only their pockets return.
+    let mut ended = Vec::new();
     for ssn in &determination.ssns {
         let Some(current) = state.ledger.registry().beneficiary(ssn).await? else {
             continue;
@@ -916,6 +949,7 @@ pub(crate) async fn revoke_determination(
             expected: RegistryRecord::Beneficiary(current),
             new: RegistryRecord::Beneficiary(next),
         });
+        ended.push(ssn.clone());
     }
     let mut revoked = determination.clone();
     revoked.revoked = true;
@@ -925,6 +959,10 @@ pub(crate) async fn revoke_determination(
     });
     state
         .apply_audited(&caller, "determinations.revoke", &target, ops)
+        .await?;
+    let ended: Vec<&str> = ended.iter().map(String::as_str).collect();
+    let cards = super::revocations::cards_of(&state, &ended).await?;
+    super::revocations::return_pockets(&state, &caller, &revoked.program_code, &reference, &cards)
         .await?;
     Ok(Json(determination_view(&revoked)))
 }

@@ -477,7 +477,9 @@ pub(crate) async fn get_card(
 pub struct StatementEntry {
     /// When the journal accepted it (WITA).
     pub at: String,
-    /// `disbursement`, `purchase`, `reversal`, `replacement_in`, `replacement_out`.
+    /// `disbursement`, `purchase`, `reversal`, `replacement_in`, `replacement_out`,
+    /// `program_close` (expired pockets returned), `revocation` (a revoked enrolment's pocket
+    /// returned).
     pub kind: String,
     /// Signed change of the card's balance: negative for a purchase; zero for a decline.
     pub amount: String,
@@ -586,16 +588,25 @@ pub(crate) fn statement(ledger: &Ledger, card: CardId) -> Result<Vec<StatementEn
                             credits,
                         } => {
                             line.period = Some(period.clone());
-                            let amount = credits
-                                .binary_search_by_key(&card, |(c, _)| *c)
-                                .ok()
-                                .map(|i| credits[i].1)
-                                .or_else(|| {
-                                    credits.iter().find(|(c, _)| *c == card).map(|(_, m)| *m)
-                                })
-                                .unwrap_or(Money::ZERO);
+                            let amount = share_of(&credits, card);
                             ("disbursement", vec![(program.clone(), amount)], false)
                         }
+                        // Pockets back to giro: expired ones at a year-end close, a revoked
+                        // enrolment's by the Mayor's decree.
+                        Record::ProgramClose {
+                            program, returns, ..
+                        } => (
+                            "program_close",
+                            vec![(program.clone(), share_of(&returns, card))],
+                            true,
+                        ),
+                        Record::Revocation {
+                            program, returns, ..
+                        } => (
+                            "revocation",
+                            vec![(program.clone(), share_of(&returns, card))],
+                            true,
+                        ),
                         Record::Reversal(ReversalRecord {
                             effect: ReversalEffect::Reversed { legs, .. },
                             original,
@@ -633,6 +644,17 @@ pub(crate) fn statement(ledger: &Ledger, card: CardId) -> Result<Vec<StatementEn
         lines.push(line);
     }
     Ok(lines)
+}
+
+/// A card's amount in a per-card record (a disbursement's credits, a close's or revocation's
+/// returns), zero when it is not in it.
+fn share_of(per_card: &[(CardId, Money)], card: CardId) -> Money {
+    per_card
+        .binary_search_by_key(&card, |(c, _)| *c)
+        .ok()
+        .map(|i| per_card[i].1)
+        .or_else(|| per_card.iter().find(|(c, _)| *c == card).map(|(_, m)| *m))
+        .unwrap_or(Money::ZERO)
 }
 
 /// The card's journal entries, oldest first.

@@ -8,6 +8,7 @@ pub(crate) mod health;
 pub(crate) mod merchants;
 pub(crate) mod programs;
 pub(crate) mod reports;
+pub(crate) mod revocations;
 pub(crate) mod settlements;
 pub(crate) mod tokens;
 pub(crate) mod transactions;
@@ -29,6 +30,7 @@ pub(crate) fn api() -> OpenApiRouter<AdminState> {
         .merge(tokens::routes())
         .merge(programs::routes())
         .merge(beneficiaries::routes())
+        .merge(revocations::routes())
         .merge(cards::routes())
         .merge(disbursements::routes())
         .merge(merchants::routes())

@@ -300,11 +300,24 @@ fn view_of(
             view.card_id = card;
             Some(view)
         }
+        Record::Revocation {
+            program,
+            reference,
+            returns,
+        } => {
+            let (amount, card) = card_share(returns, filter.card)?;
+            let mut view = blank(id, at, "revocation", amount);
+            view.program_code = Some(program.as_str().into());
+            view.reference = Some(reference.clone());
+            view.cards = Some(returns.len() as u64);
+            view.card_id = card;
+            Some(view)
+        }
         Record::Purchase(_) | Record::BatchClose { .. } => None,
     }
 }
 
-/// A per-card record (disbursement, program close) as one card sees it (`None` when the card
+/// A per-card record (disbursement, program close, revocation) as one card sees it (`None` when the card
 /// is not in it) or whole: the amount and the card.
 fn card_share(per_card: &[(CardId, Money)], card: Option<CardId>) -> Option<(Money, Option<u64>)> {
     match card {

@@ -351,6 +351,19 @@ async fn card_total(api: &Api, card_id: u64) -> i64 {
         .sum()
 }
 
+/// Every card's pockets together, the program's giro balance, and what it was funded with.
+async fn books(api: &Api) -> (i64, i64, i64) {
+    let mut pockets = 0i64;
+    for card in api.all("auditor", "/api/v1/cards").await {
+        pockets += card_total(api, card["card_id"].as_u64().unwrap()).await;
+    }
+    let program = api
+        .get("auditor", &format!("/api/v1/programs/{PROGRAM}"))
+        .await;
+    let giro = minor(&program.expect(200)["giro_balance"]);
+    (pockets, giro, minor(&program.body["funded"]))
+}
+
 async fn status_of(api: &Api, ssn: &str) -> (String, Vec<String>) {
     let b = api
         .get("dinsos", &format!("/api/v1/beneficiaries/{ssn}"))
@@ -1104,15 +1117,7 @@ async fn lifecycle_of_a_thousand_people() {
         .expect_error(404, "not_found");
 
     // ------------------------------------------------------------------ the books
-    let mut pockets = 0i64;
-    for card in api.all("auditor", "/api/v1/cards").await {
-        pockets += card_total(&api, card["card_id"].as_u64().unwrap()).await;
-    }
-    let program = api
-        .get("auditor", &format!("/api/v1/programs/{PROGRAM}"))
-        .await;
-    let giro = minor(&program.expect(200)["giro_balance"]);
-    let funded = minor(&program.body["funded"]);
+    let (pockets, giro, funded) = books(&api).await;
     assert_eq!(funded, 1_500_000_000);
     assert_eq!(pockets, 40 * BENEFIT_MINOR);
     assert_eq!(pockets + giro, funded, "pockets + giro = funded");
@@ -1155,6 +1160,70 @@ async fn lifecycle_of_a_thousand_people() {
     api.get("auditor", "/api/v1/determinations/424242")
         .await
         .expect_error(404, "not_found");
+
+    // One person revoked by decree (deceased): the pocket's money goes back to giro at once,
+    // the card's statement shows it, and the books still add up.
+    let cards = api.all("auditor", "/api/v1/cards").await;
+    let card = cards
+        .iter()
+        .find(|c| c["status"] == "active")
+        .expect("an active card");
+    let (card_id, ssn) = (
+        card["card_id"].as_u64().unwrap(),
+        card["ssn"].as_str().unwrap(),
+    );
+    let pocket = |card: &Value| -> i64 {
+        card["pockets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["program_code"] == PROGRAM)
+            .map(|p| minor(&p["balance"]))
+            .sum()
+    };
+    let before = api
+        .get("auditor", &format!("/api/v1/cards/{card_id}"))
+        .await;
+    let held = pocket(before.expect(200));
+    let others = card_total(&api, card_id).await - held;
+    assert!(held > 0);
+    let revocation = json!({
+        "program_code": PROGRAM, "decree_number": "188.45/77/HK-KS/2026", "reason": "meninggal dunia"
+    });
+    let path = format!("/api/v1/beneficiaries/{ssn}/revoke");
+    api.post("dinsos", &path, revocation.clone())
+        .await
+        .expect_error(403, "forbidden");
+    let revoked = api.post("walikota", &path, revocation.clone()).await;
+    let revoked = revoked.expect(200).clone();
+    assert_eq!(minor(&revoked["returned"]), held, "{revoked}");
+    assert_eq!(revoked["cards"][0]["card_id"], card_id, "{revoked}");
+    // Only this program's pocket: another program's stays.
+    assert_eq!(card_total(&api, card_id).await, others);
+    let (status, enrolments) = status_of(&api, ssn).await;
+    assert_eq!(revoked["status"], status.as_str(), "{revoked}");
+    assert!(!enrolments.iter().any(|p| p == PROGRAM), "{enrolments:?}");
+    let statement = api
+        .get("auditor", &format!("/api/v1/cards/{card_id}/statement"))
+        .await;
+    let statement = statement.expect(200).to_string();
+    assert!(statement.contains("revocation"), "{statement}");
+    // A repeat answers the same and moves nothing; another decree for a person no longer
+    // enrolled is a conflict.
+    let again = api.post("walikota", &path, revocation.clone()).await;
+    assert_eq!(again.expect(200), &revoked);
+    let mut other = revocation.clone();
+    other["decree_number"] = json!("188.45/78/HK-KS/2026");
+    api.post("walikota", &path, other)
+        .await
+        .expect_error(409, "conflict");
+    let (pockets, giro, _) = books(&api).await;
+    assert_eq!(pockets, 40 * BENEFIT_MINOR - held);
+    assert_eq!(
+        pockets + giro,
+        funded,
+        "pockets + giro = funded after a revocation"
+    );
 
     // ------------------------------------------------------------------ masking
     let (_, holder) = &file.imported[0];
@@ -1254,6 +1323,15 @@ async fn lifecycle_of_a_thousand_people() {
         ["ok", "conflict"]
     );
     assert_eq!(
+        outcomes["beneficiaries.revoke by walikota"],
+        ["ok", "conflict"]
+    );
+    // The decree's (no cards), the person's, and its repeat.
+    assert_eq!(
+        outcomes["revocations.return by walikota"],
+        ["ok", "ok", "ok"]
+    );
+    assert_eq!(
         outcomes["cards.issue by diskominfo"],
         ["ok", "conflict", "conflict", "conflict", "conflict"]
     );
@@ -1287,7 +1365,7 @@ async fn lifecycle_of_a_thousand_people() {
     let by_actor = api
         .all("auditor", "/api/v1/audit?actor=walikota-operator")
         .await;
-    assert_eq!(by_actor.len(), 8);
+    assert_eq!(by_actor.len(), 8 + 5, "and the revocations' lines");
     assert!(by_actor.iter().all(|l| l["role"] == "walikota"));
     let today = api
         .all("auditor", "/api/v1/audit?from=2026-11-29&to=2026-11-29")

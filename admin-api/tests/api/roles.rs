@@ -131,6 +131,14 @@ fn table(f: &Fixtures) -> Vec<Row> {
         ),
         row(
             "POST",
+            "/beneficiaries/{ssn}/revoke",
+            Role("walikota"),
+            Send::Json(json!({
+                "program_code": PROGRAM, "decree_number": "188.45/1/2026", "reason": "pindah"
+            })),
+        ),
+        row(
+            "POST",
             "/cards",
             Role("diskominfo"),
             Send::Json(json!({"ssn": f.ssn})),

@@ -29,6 +29,7 @@ async fn buy(api: &Api, card: CardId, merchant: &str, terminal: &str, stan: u32,
         rrn: Rrn::new(format!("{stan:012}")).unwrap(),
         authorization_id: AuthorizationId::new(format!("{stan:06}")).unwrap(),
         at_unix_seconds: at,
+        enrolments: None,
     };
     let answer = api.ledger.authorize_purchase(request).await.unwrap();
     assert_eq!(answer.response.code, ResponseCode::APPROVED);

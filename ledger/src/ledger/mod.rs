@@ -161,6 +161,28 @@ impl From<RegistryError> for LedgerError {
     }
 }
 
+/// The card holder as the switch read them with the card: only the pockets of programs they are
+/// enrolled in may pay, so a revoked enrolment stops spending at once, before its money is
+/// returned. Shared, not copied: the registry cache's record.
+#[derive(Clone)]
+pub struct Enrolments(pub std::sync::Arc<crate::registry::Beneficiary>);
+
+impl Enrolments {
+    /// Whether the holder is enrolled in `program`.
+    pub fn include(&self, program: &ProgramCode) -> bool {
+        self.0.enrolments.contains(program)
+    }
+}
+
+impl std::fmt::Debug for Enrolments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The programs only: the record holds personal data.
+        f.debug_tuple("Enrolments")
+            .field(&self.0.enrolments)
+            .finish()
+    }
+}
+
 /// A purchase (0200, processing code `000000`) the switch has already checked for everything
 /// up to and including the PIN (§6 orders 1 and 4-14).
 #[derive(Clone, Debug)]
@@ -184,6 +206,9 @@ pub struct PurchaseRequest {
     pub authorization_id: AuthorizationId,
     /// When the switch received it (UTC seconds); its WITA day is the day of the daily limit.
     pub at_unix_seconds: i64,
+    /// The holder's enrolments: only those programs' pockets pay. `None` lets every pocket
+    /// of the card pay (tools that write history, tests of the ledger alone).
+    pub enrolments: Option<Enrolments>,
 }
 
 /// A purchase the switch declined itself (orders 4-14 of §6, e.g. `55` wrong PIN), recorded
@@ -326,6 +351,19 @@ pub struct ProgramCloseOutcome {
     /// When the journal accepted it.
     pub at_unix_seconds: i64,
     /// False when the close was journaled by an earlier call.
+    pub created: bool,
+}
+
+/// A revocation as journaled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationOutcome {
+    /// Transfer id.
+    pub id: TransferId,
+    /// What each card's pocket of the program returned to the giro account, by card id.
+    pub returns: Vec<(CardId, Money)>,
+    /// Their total.
+    pub returned: Money,
+    /// False when the revocation was journaled by an earlier call.
     pub created: bool,
 }
 
@@ -610,9 +648,14 @@ impl Ledger {
                         Some(Record::Replacement { moves, .. }) => {
                             SnapshotTransfer::Drain(moves.clone())
                         }
-                        Some(Record::ProgramClose {
-                            program, returns, ..
-                        }) => SnapshotTransfer::Drain(
+                        Some(
+                            Record::ProgramClose {
+                                program, returns, ..
+                            }
+                            | Record::Revocation {
+                                program, returns, ..
+                            },
+                        ) => SnapshotTransfer::Drain(
                             returns
                                 .iter()
                                 .filter(|(returned, _)| *returned == card)

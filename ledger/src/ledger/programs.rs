@@ -251,15 +251,7 @@ impl Ledger {
                 .collect()
         };
         holders.sort();
-        let mut returns = Vec::with_capacity(holders.len());
-        for card in holders {
-            let taken = self.drain_store(card, id, Some(program)).await?;
-            let amount = Money::checked_sum(taken.iter().map(|t| t.amount))
-                .ok_or_else(|| LedgerError::Internal("overflow".into()))?;
-            if amount.is_positive() {
-                returns.push((card, amount));
-            }
-        }
+        let returns = self.drain_pockets(id, program, holders).await?;
         self.journal
             .append(Entry {
                 at_unix_seconds,
@@ -277,6 +269,61 @@ impl Ledger {
         Ok(outcome)
     }
 
+    /// A revocation of enrolment in `program` (the Mayor's decree, for one person or a
+    /// determination's people): what the pockets of the program on `cards` hold goes back to
+    /// the program's giro account, in one journaled movement. Idempotent per (program,
+    /// `reference`): a repeat returns the first. Spending stops before this, when the registry
+    /// drops the enrolment (a purchase pays only from the programs its holder is enrolled in);
+    /// each pocket is emptied in the balance store first, then journaled with what it took.
+    pub async fn revoke_pockets(
+        &self,
+        program: &ProgramCode,
+        reference: &str,
+        cards: &[CardId],
+        at_unix_seconds: i64,
+    ) -> Result<RevocationOutcome, LedgerError> {
+        let _admin = self.admin_lock.lock().await;
+        self.follow_others().await?;
+        let id = TransferId::revocation(program, reference);
+        if let Some(outcome) = self.revocation(program, reference) {
+            return Ok(outcome);
+        }
+        let mut cards = cards.to_vec();
+        cards.sort();
+        cards.dedup();
+        let returns = self.drain_pockets(id, program, cards).await?;
+        self.journal
+            .append(Entry {
+                at_unix_seconds,
+                record: Record::Revocation {
+                    program: program.clone(),
+                    reference: reference.to_string(),
+                    returns,
+                },
+            })
+            .await?;
+        let mut outcome = self.revocation(program, reference).ok_or_else(|| {
+            LedgerError::Internal("journaled revocation not in the projection".into())
+        })?;
+        outcome.created = true;
+        Ok(outcome)
+    }
+
+    /// A revocation as journaled.
+    pub fn revocation(&self, program: &ProgramCode, reference: &str) -> Option<RevocationOutcome> {
+        let id = TransferId::revocation(program, reference);
+        let state = self.journal.state();
+        let Some(Record::Revocation { returns, .. }) = state.transfers.get(&id) else {
+            return None;
+        };
+        Some(RevocationOutcome {
+            id,
+            returns: returns.clone(),
+            returned: Money::checked_sum(returns.iter().map(|(_, amount)| *amount))?,
+            created: false,
+        })
+    }
+
     /// A program's close as of a day, as journaled.
     pub fn program_close(&self, program: &ProgramCode, as_of: Day) -> Option<ProgramCloseOutcome> {
         let id = TransferId::program_close(program, as_of);
@@ -292,6 +339,26 @@ impl Ledger {
             at_unix_seconds: state.transfer_times.get(&id).copied().unwrap_or_default(),
             created: false,
         })
+    }
+
+    /// Empties the pockets of `program` on `cards` (sorted) in the balance store for transfer
+    /// `id`: what each held, positive amounts only, in card order.
+    async fn drain_pockets(
+        &self,
+        id: TransferId,
+        program: &ProgramCode,
+        cards: Vec<CardId>,
+    ) -> Result<Vec<(CardId, Money)>, LedgerError> {
+        let mut returns = Vec::with_capacity(cards.len());
+        for card in cards {
+            let taken = self.drain_store(card, id, Some(program)).await?;
+            let amount = Money::checked_sum(taken.iter().map(|t| t.amount))
+                .ok_or_else(|| LedgerError::Internal("overflow".into()))?;
+            if amount.is_positive() {
+                returns.push((card, amount));
+            }
+        }
+        Ok(returns)
     }
 
     /// Drains a card's pockets (one program's when given) in the balance store, rebuilding

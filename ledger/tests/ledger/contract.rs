@@ -51,7 +51,87 @@ contract!(
     reopening_rebuilds_the_same_balances,
     a_program_close_returns_expired_pockets_once,
     the_host_keys_are_recorded_once,
+    a_revocation_stops_spending_and_returns_the_pocket_once,
 );
+
+/// A revoked enrolment (the Mayor's decree for one person): from then on the program's pocket
+/// pays nothing — the purchase carries the holder's enrolments — and the revocation returns
+/// what it holds to the program's giro account once, across a restart.
+async fn a_revocation_stops_spending_and_returns_the_pocket_once(backend: Backend) {
+    let (world, program, card) = World::with_card(backend, Rules::default()).await;
+    let holder = world
+        .ledger
+        .registry()
+        .beneficiary(&format!("SSN{:08}", card.0))
+        .await
+        .unwrap()
+        .unwrap();
+    let enrolled = Enrolments(Arc::new(holder.clone()));
+    let revoked = Enrolments(Arc::new(Beneficiary {
+        enrolments: Vec::new(),
+        ..holder
+    }));
+    let with = |enrolments: &Enrolments| PurchaseRequest {
+        enrolments: Some(enrolments.clone()),
+        ..world.purchase(card, rp(1_000), None)
+    };
+    let paid = world
+        .ledger
+        .authorize_purchase(with(&enrolled))
+        .await
+        .unwrap();
+    assert_eq!(paid.response.code, APPROVED);
+    let refused = world
+        .ledger
+        .authorize_purchase(with(&revoked))
+        .await
+        .unwrap();
+    assert_eq!(refused.response.code, ResponseCode::NOT_PERMITTED);
+    let left = world.pocket(card, &program).await;
+    assert!(left.is_positive());
+    let giro = || {
+        world
+            .ledger
+            .state()
+            .balance(&Account::Giro(program.clone()))
+    };
+    let giro_before = giro();
+    let reference = format!("188.45/2026:SSN{:08}", card.0);
+    let revocation = world
+        .ledger
+        .revoke_pockets(&program, &reference, &[card], t0() + 60)
+        .await
+        .unwrap();
+    assert!(revocation.created);
+    assert_eq!(revocation.returns, vec![(card, left)]);
+    assert_eq!(world.pocket(card, &program).await, Money::ZERO);
+    assert_eq!(giro(), giro_before.checked_add(left).unwrap());
+    // Once: a repeat answers the first and moves nothing.
+    let again = world
+        .ledger
+        .revoke_pockets(&program, &reference, &[card], t0() + 120)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        RevocationOutcome {
+            created: false,
+            ..revocation.clone()
+        }
+    );
+    assert_eq!(giro(), giro_before.checked_add(left).unwrap());
+    world.assert_consistent().await;
+    let world = world.reopen().await;
+    assert_eq!(world.pocket(card, &program).await, Money::ZERO);
+    assert_eq!(
+        world
+            .ledger
+            .revocation(&program, &reference)
+            .map(|r| r.returns),
+        Some(revocation.returns)
+    );
+    world.assert_consistent().await;
+}
 
 /// The registry records the host's keys once: the first record stays, a second is a conflict
 /// (two nodes starting at once: the one that lost reads the winner's), and it survives a

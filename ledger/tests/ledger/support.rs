@@ -395,6 +395,7 @@ pub fn purchase_at(
         .unwrap(),
         authorization_id: AuthorizationId::new(format!("{:06}", stan_number % 1_000_000)).unwrap(),
         at_unix_seconds: at,
+        enrolments: None,
     }
 }
 
