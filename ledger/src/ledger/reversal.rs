@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// Replacements a reversal follows from a purchase's card to the card holding its pockets now
+/// (a card replaced that many times within one open batch is beyond any real case).
+pub const REPLACEMENTS_FOLLOWED_MAX: usize = 16;
+
 impl Ledger {
     /// Reverses a purchase exactly once (§3.4).
     pub async fn reverse_purchase(
@@ -95,7 +99,22 @@ impl Ledger {
         let card = record
             .card
             .ok_or_else(|| LedgerError::Internal("approved purchase without card".into()))?;
-        Ok(Ok((card, record.legs.clone())))
+        // Replaced since: the money goes where the pockets went, never to a dead card.
+        Ok(Ok((self.pockets_card(card), record.legs.clone())))
+    }
+
+    /// The card that holds `card`'s pockets now: itself, or the last of the replacements the
+    /// journal has for it (at most [`REPLACEMENTS_FOLLOWED_MAX`] followed).
+    pub(super) fn pockets_card(&self, card: CardId) -> CardId {
+        let state = self.journal.state();
+        let mut holder = card;
+        for _ in 0..REPLACEMENTS_FOLLOWED_MAX {
+            match state.transfers.get(&TransferId::replacement(holder)) {
+                Some(Record::Replacement { new_card, .. }) => holder = *new_card,
+                _ => break,
+            }
+        }
+        holder
     }
 
     pub(super) fn credits_for(&self, card: CardId, legs: &[PocketAmount]) -> Vec<PocketCredit> {

@@ -882,9 +882,10 @@ async fn replacement_moves_every_rupiah(backend: Backend) {
     world.fund(&second, rp(123_456)).await;
     world.disburse(&first, "2025-10").await;
     world.disburse(&second, "2025-10").await;
+    let bought = world.purchase(old, Money::from_minor(1_234_567), None);
     world
         .ledger
-        .authorize_purchase(world.purchase(old, Money::from_minor(1_234_567), None))
+        .authorize_purchase(bought.clone())
         .await
         .unwrap();
     let before = world.spendable(old).await;
@@ -918,6 +919,25 @@ async fn replacement_moves_every_rupiah(backend: Backend) {
         world.ledger.replace_card(old, third, t0()).await,
         Err(LedgerError::Conflict(_))
     ));
+    assert_eq!(world.spendable(new).await, before);
+    // A reversal of the old card's purchase after the replacement credits the new card: the
+    // pockets are there now.
+    let reversed = world
+        .ledger
+        .reverse_purchase(ReversalRequest {
+            original: bought.key.clone(),
+            card: Some(old),
+            amount: bought.amount,
+            at_unix_seconds: t0(),
+        })
+        .await
+        .unwrap();
+    assert!(
+        matches!(reversed, ReversalOutcome::Reversed(_)),
+        "{reversed:?}"
+    );
+    assert_eq!(world.spendable(old).await, Money::ZERO);
+    let before = before.checked_add(bought.amount).unwrap();
     assert_eq!(world.spendable(new).await, before);
     // The new card spends what moved.
     let spent = world
