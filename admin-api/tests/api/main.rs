@@ -11,6 +11,7 @@ mod lifecycle;
 mod reports;
 mod roles;
 mod settlement;
+mod statements;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -323,4 +324,131 @@ fn luhn_and_money_helpers() {
     assert_eq!(rupiah(30_000_000), "300000.00");
     assert_eq!(minor(&json!("300000.05")), 30_000_005);
     assert_eq!(minor(&json!("-300000.05")), -30_000_005);
+}
+
+/// Registry ops for an E-Warong `merchant` (DE42) with one terminal `terminal` (keys that
+/// are never used: these tests authorize through the ledger, not the host).
+pub fn shop(merchant: &str, terminal: &str) -> Vec<ssn_ledger::RegistryOp> {
+    use ssn_ledger::*;
+    let key = EncryptedKey {
+        ciphertext: vec![0; 8],
+        kcv: "000000".into(),
+    };
+    vec![
+        RegistryOp::Insert(RegistryRecord::Merchant(Merchant {
+            merchant_id: MerchantId::new(merchant).unwrap(),
+            name: format!("Warung {merchant}"),
+            kind: MerchantKind::Kube,
+            kecamatan: "Palaran".into(),
+            kelurahan: "Rawa Makmur".into(),
+            settlement_account: format!("ACC{}", &merchant[13..]),
+            active: true,
+        })),
+        RegistryOp::Insert(RegistryRecord::Terminal(Terminal {
+            terminal_id: TerminalId::new(terminal).unwrap(),
+            merchant_id: MerchantId::new(merchant).unwrap(),
+            tmk: key.clone(),
+            tpk: key,
+            active: true,
+        })),
+    ]
+}
+
+/// Registry ops for person `n` (`SSN9000000nn`), determined for `program`, with active card
+/// `card`.
+pub fn carded_person(
+    n: u64,
+    program: &ssn_ledger::ProgramCode,
+    card: u64,
+) -> Vec<ssn_ledger::RegistryOp> {
+    use ssn_ledger::*;
+    let ssn = format!("SSN9000000{n:02}");
+    vec![
+        RegistryOp::Insert(RegistryRecord::Beneficiary(Beneficiary {
+            ssn: ssn.clone(),
+            nik: Nik(format!("64720141018000{n:02}")),
+            kk: Kk(format!("64720100000000{n:02}")),
+            name: format!("Penerima {n}"),
+            birth_date: Day::parse_iso("1980-01-01").unwrap(),
+            sex: Sex::Female,
+            address: "Jl. Pahlawan".into(),
+            kecamatan: "Palaran".into(),
+            kelurahan: "Rawa Makmur".into(),
+            desil: 1,
+            status: BeneficiaryStatus::Determined,
+            enrolments: vec![program.clone()],
+            possible_duplicate: false,
+            import_batch: 1,
+        })),
+        RegistryOp::Insert(RegistryRecord::Card(Card {
+            card_id: CardId(card),
+            ssn,
+            pan: Pan(format!("60487200000{card:05}")),
+            expiry: "3112".into(),
+            status: CardStatus::Active,
+            pvv: Pvv("1234".into()),
+            wrong_pin_count: 0,
+            replaced_by: None,
+        })),
+    ]
+}
+
+/// An approved purchase through the ledger (the switch's checks are the switch tests'):
+/// `rupiah` on `card` at E-Warong `merchant`'s `terminal`, accepted at `at`. Its request.
+pub async fn buy(
+    api: &Api,
+    (card, stan): (ssn_ledger::CardId, u32),
+    (merchant, terminal): (&str, &str),
+    rupiah: i64,
+    at: i64,
+) -> ssn_ledger::PurchaseRequest {
+    use ssn_ledger::*;
+    let (_, month, day) = Day(i32::try_from(at.div_euclid(86_400)).unwrap()).ymd();
+    let seconds = at.rem_euclid(86_400);
+    let transmitted = format!(
+        "{month:02}{day:02}{:02}{:02}{:02}",
+        seconds / 3_600,
+        seconds / 60 % 60,
+        seconds % 60
+    );
+    let request = PurchaseRequest {
+        key: PurchaseKey {
+            terminal: TerminalId::new(terminal).unwrap(),
+            stan: Stan::new(format!("{stan:06}")).unwrap(),
+            transmitted: TransmissionTime::new(transmitted).unwrap(),
+        },
+        fingerprint: Fingerprint::of(&(card, stan, rupiah)),
+        card,
+        merchant: MerchantId::new(merchant).unwrap(),
+        amount: Money::from_minor(rupiah * 100),
+        basket: None,
+        rrn: Rrn::new(format!("{stan:012}")).unwrap(),
+        authorization_id: AuthorizationId::new(format!("{stan:06}")).unwrap(),
+        at_unix_seconds: at,
+        enrolments: None,
+    };
+    let answer = api
+        .ledger
+        .authorize_purchase(request.clone())
+        .await
+        .unwrap();
+    assert_eq!(answer.response.code, ResponseCode::APPROVED, "stan {stan}");
+    request
+}
+
+/// A program of food category `01` only, without basket, benefit `benefit_rupiah`, pockets
+/// expiring on `expires` (ISO).
+pub fn program(code: &str, benefit_rupiah: i64, expires: &str) -> ssn_ledger::Program {
+    use ssn_ledger::*;
+    Program {
+        code: ProgramCode::new(code).unwrap(),
+        name: format!("Program {code}"),
+        budget_year: 2026,
+        benefit_amount: Money::from_minor(benefit_rupiah * 100),
+        allowed_categories: vec!["01".into()],
+        basket_required: false,
+        purchase_amount_max: Money::from_minor(benefit_rupiah * 100),
+        purchases_per_day_max: 100,
+        pocket_expires_at: Day::parse_iso(expires).unwrap(),
+    }
 }

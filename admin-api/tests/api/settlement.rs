@@ -13,101 +13,18 @@ fn rp(rupiah: i64) -> Money {
     Money::from_minor(rupiah * 100)
 }
 
-async fn buy(api: &Api, card: CardId, merchant: &str, terminal: &str, stan: u32, rupiah: i64) {
-    let at = crate::NOW_UNIX_SECONDS;
-    let request = PurchaseRequest {
-        key: PurchaseKey {
-            terminal: TerminalId::new(terminal).unwrap(),
-            stan: Stan::new(format!("{stan:06}")).unwrap(),
-            transmitted: TransmissionTime::new("1129020000").unwrap(),
-        },
-        fingerprint: Fingerprint::of(&(card, stan, rupiah)),
-        card,
-        merchant: MerchantId::new(merchant).unwrap(),
-        amount: rp(rupiah),
-        basket: None,
-        rrn: Rrn::new(format!("{stan:012}")).unwrap(),
-        authorization_id: AuthorizationId::new(format!("{stan:06}")).unwrap(),
-        at_unix_seconds: at,
-        enrolments: None,
-    };
-    let answer = api.ledger.authorize_purchase(request).await.unwrap();
-    assert_eq!(answer.response.code, ResponseCode::APPROVED);
-}
-
 #[tokio::test]
 async fn a_day_is_settled_into_the_bank_file_and_confirmed() {
     let api = Api::start("settle").await;
     let ledger = &api.ledger;
     let code = ProgramCode::new("SETTLE1").unwrap();
     ledger
-        .define_program(Program {
-            code: code.clone(),
-            name: "Settlement test".into(),
-            budget_year: 2026,
-            benefit_amount: rp(300_000),
-            allowed_categories: vec!["01".into()],
-            basket_required: false,
-            purchase_amount_max: rp(300_000),
-            purchases_per_day_max: 100,
-            pocket_expires_at: Day::parse_iso("2099-12-31").unwrap(),
-        })
+        .define_program(crate::program("SETTLE1", 300_000, "2099-12-31"))
         .await
         .unwrap();
-    let mut ops = Vec::new();
-    for (m, t) in [
-        ("EWARONG00000011", "EWR11001"),
-        ("EWARONG00000012", "EWR12001"),
-    ] {
-        ops.push(RegistryOp::Insert(RegistryRecord::Merchant(Merchant {
-            merchant_id: MerchantId::new(m).unwrap(),
-            name: format!("Warung {m}"),
-            kind: MerchantKind::Kube,
-            kecamatan: "Palaran".into(),
-            kelurahan: "Rawa Makmur".into(),
-            settlement_account: format!("ACC{}", &m[13..]),
-            active: true,
-        })));
-        let key = EncryptedKey {
-            ciphertext: vec![0; 8],
-            kcv: "000000".into(),
-        };
-        ops.push(RegistryOp::Insert(RegistryRecord::Terminal(Terminal {
-            terminal_id: TerminalId::new(t).unwrap(),
-            merchant_id: MerchantId::new(m).unwrap(),
-            tmk: key.clone(),
-            tpk: key,
-            active: true,
-        })));
-    }
-    ops.push(RegistryOp::Insert(RegistryRecord::Beneficiary(
-        Beneficiary {
-            ssn: "SSN900000001".into(),
-            nik: Nik("6472014101800001".into()),
-            kk: Kk("6472010000000001".into()),
-            name: "Siti".into(),
-            birth_date: Day::parse_iso("1980-01-01").unwrap(),
-            sex: Sex::Female,
-            address: "Jl. Pahlawan".into(),
-            kecamatan: "Palaran".into(),
-            kelurahan: "Rawa Makmur".into(),
-            desil: 1,
-            status: BeneficiaryStatus::Determined,
-            enrolments: vec![code.clone()],
-            possible_duplicate: false,
-            import_batch: 1,
-        },
-    )));
-    ops.push(RegistryOp::Insert(RegistryRecord::Card(Card {
-        card_id: CardId(900),
-        ssn: "SSN900000001".into(),
-        pan: Pan("6048720000009007".into()),
-        expiry: "3112".into(),
-        status: CardStatus::Active,
-        pvv: Pvv("1234".into()),
-        wrong_pin_count: 0,
-        replaced_by: None,
-    })));
+    let mut ops = crate::shop("EWARONG00000011", "EWR11001");
+    ops.extend(crate::shop("EWARONG00000012", "EWR12001"));
+    ops.extend(crate::carded_person(1, &code, 900));
     ledger.registry().apply(ops).await.unwrap();
     ledger
         .fund_program(&code, rp(300_000), "APBD-SETTLE", crate::NOW_UNIX_SECONDS)
@@ -119,9 +36,30 @@ async fn a_day_is_settled_into_the_bank_file_and_confirmed() {
         .unwrap();
 
     let card = CardId(900);
-    buy(&api, card, "EWARONG00000011", "EWR11001", 1, 10_000).await;
-    buy(&api, card, "EWARONG00000011", "EWR11001", 2, 20_000).await;
-    buy(&api, card, "EWARONG00000012", "EWR12001", 3, 5_000).await;
+    crate::buy(
+        &api,
+        (card, 1),
+        ("EWARONG00000011", "EWR11001"),
+        10_000,
+        crate::NOW_UNIX_SECONDS,
+    )
+    .await;
+    crate::buy(
+        &api,
+        (card, 2),
+        ("EWARONG00000011", "EWR11001"),
+        20_000,
+        crate::NOW_UNIX_SECONDS,
+    )
+    .await;
+    crate::buy(
+        &api,
+        (card, 3),
+        ("EWARONG00000012", "EWR12001"),
+        5_000,
+        crate::NOW_UNIX_SECONDS,
+    )
+    .await;
     ledger
         .reverse_purchase(ReversalRequest {
             original: PurchaseKey {
