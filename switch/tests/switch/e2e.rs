@@ -338,6 +338,28 @@ impl Terminal {
         .expect("an answer within the deadline")
     }
 
+    /// The next answer, or `None` when the connection ends (or nothing comes within
+    /// `wait`): for a node that dies under its terminals.
+    pub(super) async fn try_receive(&mut self, wait: Duration) -> Option<MessageView> {
+        tokio::time::timeout(wait, async {
+            loop {
+                match self.codec.decode(&mut self.buffer) {
+                    Ok(Some(Inbound::Message { message, .. })) => return Some(message),
+                    Ok(Some(Inbound::KeepAlive)) => continue,
+                    Ok(Some(Inbound::Malformed { .. })) | Err(_) => return None,
+                    Ok(None) => {}
+                }
+                match self.stream.read_buf(&mut self.buffer).await {
+                    Ok(n) if n > 0 => {}
+                    _ => return None,
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     async fn exchange(&mut self, message: &Message) -> MessageView {
         self.send(message).await;
         let answer = self.receive().await;

@@ -80,6 +80,22 @@ fn refused(label: &str, keyspace: &str, redis_prefix: &str, extra: &[String]) ->
     stderr
 }
 
+/// The first node of a new keyspace (named after its data directory `label`, as its Redis
+/// prefix is), with a demo city of `demo_cards` regular cards: its directory, keyspace, prefix
+/// and process.
+fn first_node(label: &str, demo_cards: u32) -> (PathBuf, String, String, Switch) {
+    let dir = data_dir(label);
+    let keyspace = keyspace_for(&dir);
+    let prefix = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let first = Switch::launch(
+        dir.clone(),
+        Backend::Scylla,
+        demo_cards,
+        node_args(&keyspace, &prefix, '1'),
+    );
+    (dir, keyspace, prefix, first)
+}
+
 /// SIGTERM, then waits (bounded) for the process to finish what is in flight and exit.
 fn stop(switch: &mut Switch) {
     let pid = switch.child.id().to_string();
@@ -144,19 +160,7 @@ fn start_balance(card: &Card) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_serve_one_city_at_the_same_time() {
-    let first_dir = data_dir("1");
-    let keyspace = keyspace_for(&first_dir);
-    let prefix = first_dir
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let mut first = Switch::launch(
-        first_dir.clone(),
-        Backend::Scylla,
-        DEMO_CARDS,
-        node_args(&keyspace, &prefix, '1'),
-    );
+    let (first_dir, keyspace, prefix, mut first) = first_node("1", DEMO_CARDS);
     // Started like the first, a node must not make keys of its own for this keyspace: given
     // no master key it refuses, given another one it refuses and names both check values.
     let none = refused("keyless", &keyspace, &prefix, &[]);
@@ -272,5 +276,74 @@ async fn two_nodes_serve_one_city_at_the_same_time() {
     drop(t3);
     drop(rebuilt);
     drop(second);
+    drop(first);
+}
+
+/// Regular cards of the city a node is lost in: two purchases each are in flight when it dies.
+const LOSS_DEMO_CARDS: u32 = 12;
+/// Each purchase of that test: several fit a card's balance and its daily count.
+const LOSS_AMOUNT: u64 = 1_000_000;
+
+/// Two nodes under load, one killed (SIGKILL) with purchases in flight: its terminal
+/// reconnects to the other node and sends again what it had not been answered, as a terminal
+/// does. Every purchase is answered there, an answer the dead node gave is repeated byte for
+/// byte (a decision it made in Redis but never journaled is journaled by the survivor), new
+/// purchases are approved, nothing approved is lost and the books of both chains verify.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_node_loses_nothing_approved() {
+    let (first_dir, keyspace, prefix, mut first) = first_node("lost", LOSS_DEMO_CARDS);
+    let mut survivor = join(&first_dir, "survivor", &keyspace, &prefix, '2');
+    let cards = first.cards("regular");
+    let wave: Vec<Purchase> = cards
+        .iter()
+        .chain(&cards)
+        .map(|card| Purchase::new(card, LOSS_AMOUNT))
+        .collect();
+    let (answered_half, in_flight) = wave.split_at(wave.len() / 2);
+    let mut on_first = first.terminal(Profile::Bcd, ACTIVE).await;
+    let mut answered = HashMap::new();
+    for answer in send_all(&mut on_first, answered_half).await {
+        answered.insert(answer.0.stan.clone(), answer.1);
+    }
+    // The second half goes out and the node dies under it.
+    for p in in_flight {
+        on_first.send(&on_first.purchase_message(p)).await;
+    }
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    while let Some(answer) = on_first.try_receive(DEADLINE).await {
+        let stan = String::from_utf8(answer.stan().unwrap().to_vec()).unwrap();
+        answered.insert(stan, answer_of(&answer));
+    }
+    // The terminal moves to the survivor and sends again everything of the wave.
+    let mut on_survivor = survivor.terminal(Profile::Bcd, ACTIVE).await;
+    let mut spent: HashMap<String, u64> = HashMap::new();
+    for p in &wave {
+        let again = answer_of(&on_survivor.purchase(p).await);
+        assert_eq!(again.0, "00", "every purchase of the wave is approved once");
+        if let Some(before) = answered.get(&p.stan) {
+            assert_eq!(&again, before, "the dead node's answer, repeated");
+        }
+        *spent.entry(p.card.pan.clone()).or_default() += p.amount;
+    }
+    // And the survivor goes on approving new purchases.
+    for card in &cards {
+        let p = Purchase::new(card, LOSS_AMOUNT);
+        assert_eq!(code(&on_survivor.purchase(&p).await), "00");
+        *spent.entry(card.pan.clone()).or_default() += p.amount;
+    }
+    for card in &cards {
+        assert_eq!(
+            on_survivor.balance(card).await,
+            start_balance(card) - spent[&card.pan],
+            "card {}: nothing approved lost, nothing twice",
+            &card.pan[12..]
+        );
+    }
+    drop(on_survivor);
+    stop(&mut survivor);
+    verify(&survivor.data_dir);
+    verify(&first_dir);
+    drop(survivor);
     drop(first);
 }
