@@ -38,7 +38,9 @@ const PURCHASE_ROWS: TableDefinition<'static, u64, &'static [u8]> =
     TableDefinition::new("purchase_rows");
 /// Each purchase's row number by its id: small entries, so random inserts touch few pages.
 const PURCHASES_BY_ID: TableDefinition<'static, Id, u64> = TableDefinition::new("purchases_by_id");
-const REVERSALS: TableDefinition<'static, Id, &'static [u8]> = TableDefinition::new("reversals");
+/// Records other than purchases that left memory (reversals, disbursements, year-end closes,
+/// revocations), by transfer id, with when they were accepted. (Named for its first kind.)
+const TRANSFERS: TableDefinition<'static, Id, &'static [u8]> = TableDefinition::new("reversals");
 const TOMBSTONES: TableDefinition<'static, Id, ()> = TableDefinition::new("tombstones");
 const LOG: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("log");
 const CARD_LOG: TableDefinition<'static, (u64, u64), (u8, Id)> = TableDefinition::new("card_log");
@@ -70,8 +72,9 @@ pub struct LogRow {
 pub struct Moved {
     /// Purchases whose batch is settled (or declines), old enough.
     pub purchases: Vec<(TransferId, PurchaseState)>,
-    /// Reversal records (with when they were accepted), by the reversal's transfer id.
-    pub reversals: Vec<(TransferId, i64, Record)>,
+    /// Records other than purchases (reversals, disbursements, closes, revocations), with when
+    /// they were accepted, by transfer id.
+    pub transfers: Vec<(TransferId, i64, Record)>,
     /// Tombstones, by the purchase id they stand for.
     pub tombstones: Vec<TransferId>,
     /// Records accepted before this time (and whose key's DE7 is before it) leave; it
@@ -99,7 +102,7 @@ impl Moved {
     /// Whether there is nothing to move.
     pub fn is_empty(&self) -> bool {
         self.purchases.is_empty()
-            && self.reversals.is_empty()
+            && self.transfers.is_empty()
             && self.tombstones.is_empty()
             && self.log.is_empty()
             && self.batches.is_empty()
@@ -108,7 +111,7 @@ impl Moved {
     /// Rows in it.
     pub fn len(&self) -> usize {
         self.purchases.len()
-            + self.reversals.len()
+            + self.transfers.len()
             + self.tombstones.len()
             + self.log.len()
             + self.card_log.len()
@@ -181,7 +184,7 @@ impl History {
         {
             txn.open_table(PURCHASE_ROWS).map_err(storage)?;
             txn.open_table(PURCHASES_BY_ID).map_err(storage)?;
-            txn.open_table(REVERSALS).map_err(storage)?;
+            txn.open_table(TRANSFERS).map_err(storage)?;
             txn.open_table(TOMBSTONES).map_err(storage)?;
             txn.open_table(LOG).map_err(storage)?;
             txn.open_table(CARD_LOG).map_err(storage)?;
@@ -253,10 +256,10 @@ impl History {
                 next += 1;
             }
             meta.insert(PURCHASE_ROWS_NEXT, next).map_err(storage)?;
-            let mut reversals = txn.open_table(REVERSALS).map_err(storage)?;
-            for (id, at, record) in &moved.reversals {
-                let bytes = postcard::to_stdvec(&(at, record)).expect("a reversal encodes");
-                reversals.insert(id.0, bytes.as_slice()).map_err(storage)?;
+            let mut transfers = txn.open_table(TRANSFERS).map_err(storage)?;
+            for (id, at, record) in &moved.transfers {
+                let bytes = postcard::to_stdvec(&(at, record)).expect("a record encodes");
+                transfers.insert(id.0, bytes.as_slice()).map_err(storage)?;
             }
             let mut tombstones = txn.open_table(TOMBSTONES).map_err(storage)?;
             for id in &moved.tombstones {
@@ -324,14 +327,14 @@ impl History {
             .map_err(|_| HistoryError::Corrupt("purchase"))
     }
 
-    /// A reversal record that left memory, with when it was accepted.
-    pub fn reversal(&self, id: &TransferId) -> Result<Option<(i64, Record)>, HistoryError> {
+    /// A record other than a purchase that left memory, with when it was accepted.
+    pub fn transfer(&self, id: &TransferId) -> Result<Option<(i64, Record)>, HistoryError> {
         let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(REVERSALS).map_err(storage)?;
+        let table = txn.open_table(TRANSFERS).map_err(storage)?;
         match table.get(id.0).map_err(storage)? {
             Some(bytes) => postcard::from_bytes(bytes.value())
                 .map(Some)
-                .map_err(|_| HistoryError::Corrupt("reversal")),
+                .map_err(|_| HistoryError::Corrupt("transfer")),
             None => Ok(None),
         }
     }

@@ -120,7 +120,8 @@ fn sorted<K: Ord + Clone, V: Clone>(map: impl IntoIterator<Item = (K, V)>) -> Ve
 }
 
 /// The canonical bytes of what a projection holds beyond history ([`crate::window`]): no
-/// purchases, reversals, tombstones, log, card transfers or departed batches. Equal for a
+/// purchases, reversals, per-card records (disbursements, closes, revocations), tombstones, log,
+/// card transfers or departed batches. Equal for a
 /// projection and any working set of it.
 pub fn encode_core(state: &State) -> Vec<u8> {
     postcard::to_stdvec(&image(state, true)).expect("a projection encodes")
@@ -178,8 +179,12 @@ pub fn encode_state(state: &State) -> Vec<u8> {
 
 /// The projection as a snapshot holds it; with `core_only`, without what moves to history.
 fn image(state: &State, core_only: bool) -> Image {
-    let moves =
-        |id: &TransferId| core_only && matches!(state.transfers.get(id), Some(Record::Reversal(_)));
+    let moves = |id: &TransferId| {
+        core_only
+            && state.transfers.get(id).is_some_and(|record| {
+                matches!(record, Record::Reversal(_)) || crate::window::moves_by_time(record)
+            })
+    };
     let mut tombstones: Vec<TransferId> = if core_only {
         Vec::new()
     } else {

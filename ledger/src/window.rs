@@ -93,6 +93,16 @@ fn key_is_before(key: &PurchaseKey, now: i64, cutoff: i64) -> bool {
     transmitted_at(&key.transmitted, now).is_none_or(|at| at < cutoff)
 }
 
+/// Whether a record other than a purchase or reversal leaves memory with time: the per-card
+/// ones (disbursements, year-end closes, revocations), whose lookups (a repeated call, a
+/// duplicate from another node) consult history too ([`crate::state::State::apply`]).
+pub fn moves_by_time(record: &Record) -> bool {
+    matches!(
+        record,
+        Record::Disbursement { .. } | Record::ProgramClose { .. } | Record::Revocation { .. }
+    )
+}
+
 /// What may happen to a record of the log that has left memory's log.
 enum Fate {
     /// It moves to history now.
@@ -117,10 +127,22 @@ impl State {
             moved.purchases.push((*id, purchase.clone()));
             return Fate::Moves;
         }
-        let Some(record @ Record::Reversal(reversal)) = self.transfers.get(id) else {
-            return Fate::Nothing;
-        };
         let at = self.transfer_times.get(id).copied().unwrap_or_default();
+        let record = match self.transfers.get(id) {
+            Some(record @ Record::Reversal(reversal)) => (record, reversal),
+            // Per-card records, the large ones (a disbursement names every card): they leave
+            // by acceptance time. Other records (funding, replacements, settlements, payouts)
+            // are small and stay.
+            Some(record) if moves_by_time(record) => {
+                if at >= cutoff {
+                    return Fate::Stays;
+                }
+                moved.transfers.push((*id, at, record.clone()));
+                return Fate::Moves;
+            }
+            _ => return Fate::Nothing,
+        };
+        let (record, reversal) = record;
         if at >= cutoff || !key_is_before(&reversal.original, now, cutoff) {
             return Fate::Stays;
         }
@@ -129,7 +151,7 @@ impl State {
                 .tombstones
                 .push(TransferId::purchase(&reversal.original));
         }
-        moved.reversals.push((*id, at, record.clone()));
+        moved.transfers.push((*id, at, record.clone()));
         Fate::Moves
     }
 
@@ -255,7 +277,7 @@ impl State {
         if self.departed_batches.starts_with(&moved.batches) {
             self.departed_batches.drain(..moved.batches.len());
         }
-        for (id, _, _) in &moved.reversals {
+        for (id, _, _) in &moved.transfers {
             self.transfers.remove(id);
             self.transfer_times.remove(id);
         }

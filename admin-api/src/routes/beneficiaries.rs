@@ -899,7 +899,7 @@ pub(crate) async fn revoke_determination(
     if determination.revoked
         && state
             .ledger
-            .revocation(&determination.program_code, &reference)
+            .revocation(&determination.program_code, &reference)?
             .is_none()
     {
         // Revoked in the registry, the money step still to do: the people of the decree who

@@ -160,7 +160,10 @@ pub(crate) async fn revoke_person(
                 }],
             )
             .await?;
-    } else if state.ledger.revocation(&program.code, &reference).is_none()
+    } else if state
+        .ledger
+        .revocation(&program.code, &reference)?
+        .is_none()
         && !holds_money(&state, &cards, &program.code).await?
     {
         let error = ApiError::conflict(format!(

@@ -83,29 +83,52 @@ impl Ledger {
         // Money another node moved (funding, disbursements, purchases) counts here too.
         self.follow_others().await?;
         let id = TransferId::disbursement(program, period);
-        let existing = match self.journal.state().transfers.get(&id) {
+        let in_memory = match self.journal.state().transfers.get(&id) {
             Some(Record::Disbursement { credits, .. }) => Some(credits.clone()),
             _ => None,
         };
-        let credits = match existing {
-            Some(credits) => credits,
-            None => {
-                self.journal_disbursement(program, period, at_unix_seconds)
-                    .await?
+        // An old disbursement has left memory (history has it): its credits reached the
+        // store long ago, which no longer keeps their records, so they are not sent again.
+        let from_history = match in_memory {
+            Some(_) => None,
+            None => match self.transfer_by_id(&id)? {
+                Some((_, Record::Disbursement { credits, .. })) => Some(credits),
+                _ => None,
+            },
+        };
+        let credits = match (in_memory, from_history) {
+            (_, Some(credits)) => credits,
+            (Some(credits), None) => {
+                // A repeat: the store may have missed the first time's credits. It takes a
+                // credit once per (card, transfer) while it keeps the card's record of it:
+                // those whose row is still in the card's working set. A row that moved to
+                // history was folded into the card's balance when the store was last built.
+                let pending: Vec<(CardId, Money)> = {
+                    let state = self.journal.state();
+                    credits
+                        .iter()
+                        .filter(|(card, _)| {
+                            state
+                                .cards
+                                .get(card)
+                                .is_some_and(|c| c.history.iter().any(|row| row.id == id))
+                        })
+                        .copied()
+                        .collect()
+                };
+                self.credit_store(id, &self.pocket_credits(program, &pending))
+                    .await?;
+                credits
+            }
+            (None, None) => {
+                let credits = self
+                    .journal_disbursement(program, period, at_unix_seconds)
+                    .await?;
+                self.credit_store(id, &self.pocket_credits(program, &credits))
+                    .await?;
+                credits
             }
         };
-        // Also on a repeat: the store may have missed the first time's credits, and credits
-        // are idempotent per (card, transfer).
-        let pocket_credits: Vec<PocketCredit> = credits
-            .iter()
-            .map(|(card, amount)| PocketCredit {
-                card: *card,
-                program: program.clone(),
-                expires: self.expiry_of(program),
-                amount: *amount,
-            })
-            .collect();
-        self.credit_store(id, &pocket_credits).await?;
         let total = Money::checked_sum(credits.iter().map(|(_, amount)| *amount))
             .ok_or_else(|| LedgerError::Internal("overflow".into()))?;
         Ok(DisbursementOutcome {
@@ -113,6 +136,23 @@ impl Ledger {
             cards: credits.len(),
             total,
         })
+    }
+
+    /// A disbursement's credits as the balance store takes them.
+    fn pocket_credits(
+        &self,
+        program: &ProgramCode,
+        credits: &[(CardId, Money)],
+    ) -> Vec<PocketCredit> {
+        credits
+            .iter()
+            .map(|(card, amount)| PocketCredit {
+                card: *card,
+                program: program.clone(),
+                expires: self.expiry_of(program),
+                amount: *amount,
+            })
+            .collect()
     }
 
     pub(super) async fn journal_disbursement(
@@ -222,7 +262,7 @@ impl Ledger {
         // Money another node moved (funding, disbursements, purchases) counts here too.
         self.follow_others().await?;
         let id = TransferId::program_close(program, as_of);
-        if let Some(outcome) = self.program_close(program, as_of) {
+        if let Some(outcome) = self.program_close(program, as_of)? {
             return Ok(outcome);
         }
         self.know_programs(&[program]).await?;
@@ -263,7 +303,7 @@ impl Ledger {
             })
             .await?;
         let mut outcome = self
-            .program_close(program, as_of)
+            .program_close(program, as_of)?
             .ok_or_else(|| LedgerError::Internal("journaled close not in the projection".into()))?;
         outcome.created = true;
         Ok(outcome)
@@ -285,7 +325,7 @@ impl Ledger {
         let _admin = self.admin_lock.lock().await;
         self.follow_others().await?;
         let id = TransferId::revocation(program, reference);
-        if let Some(outcome) = self.revocation(program, reference) {
+        if let Some(outcome) = self.revocation(program, reference)? {
             return Ok(outcome);
         }
         let mut cards = cards.to_vec();
@@ -302,43 +342,51 @@ impl Ledger {
                 },
             })
             .await?;
-        let mut outcome = self.revocation(program, reference).ok_or_else(|| {
+        let mut outcome = self.revocation(program, reference)?.ok_or_else(|| {
             LedgerError::Internal("journaled revocation not in the projection".into())
         })?;
         outcome.created = true;
         Ok(outcome)
     }
 
-    /// A revocation as journaled.
-    pub fn revocation(&self, program: &ProgramCode, reference: &str) -> Option<RevocationOutcome> {
+    /// A revocation as journaled (from history once it has left memory).
+    pub fn revocation(
+        &self,
+        program: &ProgramCode,
+        reference: &str,
+    ) -> Result<Option<RevocationOutcome>, LedgerError> {
         let id = TransferId::revocation(program, reference);
-        let state = self.journal.state();
-        let Some(Record::Revocation { returns, .. }) = state.transfers.get(&id) else {
-            return None;
+        let Some((_, Record::Revocation { returns, .. })) = self.transfer_by_id(&id)? else {
+            return Ok(None);
         };
-        Some(RevocationOutcome {
+        Ok(Some(RevocationOutcome {
             id,
-            returns: returns.clone(),
-            returned: Money::checked_sum(returns.iter().map(|(_, amount)| *amount))?,
+            returned: sum_of(&returns)?,
+            returns,
             created: false,
-        })
+        }))
     }
 
-    /// A program's close as of a day, as journaled.
-    pub fn program_close(&self, program: &ProgramCode, as_of: Day) -> Option<ProgramCloseOutcome> {
+    /// A program's close as of a day, as journaled (from history once it has left memory).
+    pub fn program_close(
+        &self,
+        program: &ProgramCode,
+        as_of: Day,
+    ) -> Result<Option<ProgramCloseOutcome>, LedgerError> {
         let id = TransferId::program_close(program, as_of);
-        let state = self.journal.state();
-        let Some(Record::ProgramClose { returns, .. }) = state.transfers.get(&id) else {
-            return None;
+        let Some((at_unix_seconds, Record::ProgramClose { returns, .. })) =
+            self.transfer_by_id(&id)?
+        else {
+            return Ok(None);
         };
-        Some(ProgramCloseOutcome {
+        Ok(Some(ProgramCloseOutcome {
             id,
             as_of,
-            returns: returns.clone(),
-            returned: Money::checked_sum(returns.iter().map(|(_, amount)| *amount))?,
-            at_unix_seconds: state.transfer_times.get(&id).copied().unwrap_or_default(),
+            returned: sum_of(&returns)?,
+            returns,
+            at_unix_seconds,
             created: false,
-        })
+        }))
     }
 
     /// Empties the pockets of `program` on `cards` (sorted) in the balance store for transfer
@@ -383,4 +431,10 @@ impl Ledger {
 fn period_first_day(period: &str) -> Option<Day> {
     let (year, month) = period.split_once('-')?;
     Day::from_ymd(year.parse().ok()?, month.parse().ok()?, 1)
+}
+
+/// The total of per-card amounts the journal accepted.
+fn sum_of(per_card: &[(CardId, Money)]) -> Result<Money, LedgerError> {
+    Money::checked_sum(per_card.iter().map(|(_, amount)| *amount))
+        .ok_or_else(|| LedgerError::Internal("overflow".into()))
 }

@@ -23,17 +23,28 @@ fn forgotten(moved: &Moved) -> Vec<(CardId, TransferId)> {
         .purchases
         .iter()
         .filter_map(|(id, p)| p.record.card.map(|card| (card, *id)));
-    let reversals = moved
-        .reversals
+    // A disbursement, close or revocation that left memory is never sent to the store again
+    // (a repeated call answers from history), so the store may drop its per-card records.
+    let transfers = moved
+        .transfers
         .iter()
-        .filter_map(|(id, _, record)| match record {
+        .flat_map(|(id, _, record)| match record {
             Record::Reversal(ReversalRecord {
                 effect: ReversalEffect::Reversed { card, .. },
                 ..
-            }) => Some((*card, *id)),
-            _ => None,
+            }) => vec![(*card, *id)],
+            Record::Disbursement {
+                credits: per_card, ..
+            }
+            | Record::ProgramClose {
+                returns: per_card, ..
+            }
+            | Record::Revocation {
+                returns: per_card, ..
+            } => per_card.iter().map(|(card, _)| (*card, *id)).collect(),
+            _ => Vec::new(),
         });
-    purchases.chain(reversals).collect()
+    purchases.chain(transfers).collect()
 }
 
 /// One move at `now`: rounds of [`MOVE_ROWS_MAX`] rows, each looked at under the projection's
@@ -214,7 +225,7 @@ impl Ledger {
             found.reversed = match in_memory {
                 Some(reversed) => reversed,
                 None => history
-                    .reversal(&reversal)?
+                    .transfer(&reversal)?
                     .is_some_and(|(_, record)| reversed(&record)),
             };
         }
@@ -261,7 +272,7 @@ impl Ledger {
             }
         }
         match &self.history {
-            Some(history) => Ok(history.reversal(id)?),
+            Some(history) => Ok(history.transfer(id)?),
             None => Ok(None),
         }
     }

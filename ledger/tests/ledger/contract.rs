@@ -127,6 +127,7 @@ async fn a_revocation_stops_spending_and_returns_the_pocket_once(backend: Backen
         world
             .ledger
             .revocation(&program, &reference)
+            .unwrap()
             .map(|r| r.returns),
         Some(revocation.returns)
     );
@@ -1140,7 +1141,7 @@ async fn a_program_close_returns_expired_pockets_once(backend: Backend) {
     // The close is in the journal: a reopened ledger has the same books, and verify agrees.
     let world = world.reopen().await;
     assert_eq!(
-        world.ledger.program_close(&old, day("2025-10-15")),
+        world.ledger.program_close(&old, day("2025-10-15")).unwrap(),
         Some(ProgramCloseOutcome {
             created: false,
             ..closed

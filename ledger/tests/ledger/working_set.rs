@@ -14,6 +14,19 @@ fn later() -> i64 {
     t0() + WORKING_SET_SECONDS + 86_400
 }
 
+/// Stops the world's ledger (books checked first), takes a snapshot with its history at
+/// `later()` that `verify` accepts, and opens the ledger again from it.
+async fn restarted_from_a_snapshot(world: World) -> (TempDir, Ledger) {
+    world.assert_consistent().await;
+    let World { dir, ledger, .. } = world;
+    drop(ledger);
+    snapshot_with_history(&dir);
+    assert_eq!(ssn_ledger::verify(&dir.0).unwrap().snapshots, 1);
+    let ledger = Backend::Embedded.open(&dir.0).await;
+    assert!(ledger.open_report().from_snapshot.is_some());
+    (dir, ledger)
+}
+
 /// Takes a snapshot of the stopped ledger in `dir` with its history at `later()`, as the
 /// ledger's snapshot thread does.
 fn snapshot_with_history(dir: &TempDir) {
@@ -619,8 +632,8 @@ async fn history_keeps_rows_as_first_written_and_its_log_contiguous() {
             .unwrap()
     );
     assert!(!history.tombstoned(&approved).unwrap());
-    let (id, at, record) = &moved.reversals[0];
-    assert_eq!(history.reversal(id).unwrap(), Some((*at, record.clone())));
+    let (id, at, record) = &moved.transfers[0];
+    assert_eq!(history.transfer(id).unwrap(), Some((*at, record.clone())));
 }
 
 /// A replay behind the live projection (the snapshot thread's, a start from an older
@@ -815,13 +828,7 @@ async fn settled_batches_leave_memory_and_are_found_in_history() {
         vec![(terminal(1), out_of_balance.batch.clone())]
     );
     // Across a restart from a snapshot taken with history.
-    world.assert_consistent().await;
-    let World { dir, ledger, .. } = world;
-    drop(ledger);
-    snapshot_with_history(&dir);
-    assert_eq!(ssn_ledger::verify(&dir.0).unwrap().snapshots, 1);
-    let ledger = Backend::Embedded.open(&dir.0).await;
-    assert!(ledger.open_report().from_snapshot.is_some());
+    let (_dir, ledger) = restarted_from_a_snapshot(world).await;
     assert_eq!(sequences(&ledger), vec![next.batch.sequence]);
     for found in [&out_of_balance.batch, &matched.batch] {
         assert_eq!(
@@ -832,4 +839,72 @@ async fn settled_batches_leave_memory_and_are_found_in_history() {
             Some(found)
         );
     }
+}
+
+/// A disbursement (a per-card record naming every card credited) older than the working set
+/// leaves memory like purchases do: found in history, and a repeated call answers the first
+/// and credits nothing twice, in the running ledger and after a restart from a snapshot.
+#[tokio::test]
+async fn an_old_disbursement_leaves_memory_and_repeats_as_before() {
+    let (world, program, card) = World::with_card(Backend::Embedded, Rules::default()).await;
+    let id = TransferId::disbursement(&program, "2025-10");
+    let credited = world.pocket(card, &program).await;
+    assert!(credited.is_positive());
+    world
+        .ledger
+        .move_to_history(later(), WORKING_SET_PURCHASES_MAX)
+        .unwrap();
+    let in_memory = |ledger: &Ledger| ledger.state().transfers.contains_key(&id);
+    assert!(
+        !in_memory(&world.ledger),
+        "the disbursement stayed in memory"
+    );
+    assert!(world.ledger.transfer_by_id(&id).unwrap().is_some());
+    let again = world
+        .ledger
+        .disburse(&program, "2025-10", later())
+        .await
+        .unwrap();
+    assert_eq!((again.cards, again.total), (1, credited));
+    assert_eq!(world.pocket(card, &program).await, credited);
+    let (_dir, ledger) = restarted_from_a_snapshot(world).await;
+    assert!(!in_memory(&ledger));
+    let again = ledger.disburse(&program, "2025-10", later()).await.unwrap();
+    assert_eq!((again.cards, again.total), (1, credited));
+    assert_eq!(ledger.balance(card, t0()).await.unwrap(), credited);
+}
+
+/// A disbursement inside the working set whose log row (and its cards' rows) moved to history
+/// before it did: after a restart, a repeated call credits nothing the store already counts.
+#[tokio::test]
+async fn a_repeated_disbursement_after_a_restart_credits_nothing_twice() {
+    let (world, program, card) = World::with_card(Backend::Embedded, Rules::default()).await;
+    let id = TransferId::disbursement(&program, "2025-10");
+    let credited = world.pocket(card, &program).await;
+    // A day later: the disbursement is inside the working set, its log row is not.
+    world
+        .ledger
+        .move_to_history(t0() + 86_400, WORKING_SET_PURCHASES_MAX)
+        .unwrap();
+    assert!(world.ledger.state().transfers.contains_key(&id));
+    let World { dir, ledger, .. } = world;
+    drop(ledger);
+    {
+        // The snapshot holds the working set as of that day: the record, not its rows.
+        let history = Arc::new(History::open(&dir.0).unwrap());
+        snapshot::take(&dir.0, Some((&history, t0() + 86_400)), &|| false).unwrap();
+    }
+    let ledger = Backend::Embedded.open(&dir.0).await;
+    assert!(ledger.open_report().from_snapshot.is_some());
+    assert!(ledger.state().transfers.contains_key(&id));
+    let again = ledger
+        .disburse(&program, "2025-10", t0() + 86_400)
+        .await
+        .unwrap();
+    assert_eq!((again.cards, again.total), (1, credited));
+    assert_eq!(ledger.balance(card, t0()).await.unwrap(), credited);
+    assert_eq!(
+        ledger.cache_differences().await.unwrap(),
+        Vec::<CardId>::new()
+    );
 }
