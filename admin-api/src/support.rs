@@ -277,31 +277,25 @@ pub fn window(from: Option<&str>, to: Option<&str>) -> ApiResult<(i64, i64)> {
     Ok((start, end))
 }
 
-/// Personal data for a caller who may not see it: the first character of each word, the rest
-/// asterisks (`Siti Aminah` → `S*** A*****`).
-pub fn mask_words(text: &str) -> String {
-    text.split(' ')
-        .map(|word| {
-            let mut chars = word.chars();
-            match chars.next() {
-                Some(first) => {
-                    let mut out = String::from(first);
-                    out.extend(chars.map(|_| '*'));
-                    out
-                }
-                None => String::new(),
-            }
-        })
+/// A name for a caller who may not see personal data: its initials (`Siti Aminah` →
+/// `S. A.`).
+pub fn initials(name: &str) -> String {
+    name.split_whitespace()
+        .filter_map(|word| word.chars().next())
+        .map(|first| format!("{first}."))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-/// A 16-digit number (NIK, KK) for a caller who may not see it: only the last four digits.
-pub fn mask_number(text: &str) -> String {
-    let keep = text.len().saturating_sub(4);
-    let mut out: String = "*".repeat(keep);
-    out.push_str(text.get(keep..).unwrap_or(""));
-    out
+/// Digits of a NIK or KK that name its region (province, city, kecamatan), shown to every role.
+pub const NIK_REGION_DIGITS: usize = 6;
+
+/// A NIK or KK for a caller who may not see personal data: its region code and `*`s (the rest
+/// encodes birth date, sex and a serial, from which the person could be found).
+pub fn region_only(number: &str) -> String {
+    let region: String = number.chars().take(NIK_REGION_DIGITS).collect();
+    let rest = number.chars().count().saturating_sub(NIK_REGION_DIGITS);
+    format!("{region}{}", "*".repeat(rest))
 }
 
 /// The role's name as in the spec.
@@ -387,6 +381,23 @@ impl AdminState {
         result
     }
 
+    /// Audits a read of personal data in full (UU 27/2022): who read whose records (`target`
+    /// names them), when. A read that cannot be audited is refused (503), never served
+    /// unrecorded.
+    pub async fn audit_read(&self, caller: &Caller, action: &str, target: &str) -> ApiResult<()> {
+        let entry = caller.audit(self.now(), action, target, "read");
+        self.ledger
+            .registry()
+            .apply(vec![RegistryOp::Audit(entry)])
+            .await
+            .map_err(|e| {
+                ApiError::unavailable(
+                    "personal data is read only with its audit line, which could not be written",
+                )
+                .with_detail(e.to_string())
+            })
+    }
+
     /// Audits a refused change.
     pub async fn audit_failure(
         &self,
@@ -449,7 +460,7 @@ mod tests {
 
     #[test]
     fn masking() {
-        assert_eq!(mask_words("Siti Aminah"), "S*** A*****");
-        assert_eq!(mask_number("6472014101700001"), "************0001");
+        assert_eq!(initials("Siti  Aminah"), "S. A.");
+        assert_eq!(region_only("6472014101700001"), "647201**********");
     }
 }

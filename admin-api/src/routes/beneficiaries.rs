@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
 use crate::support::{
-    Caller, JsonBody, Page, Paging, QueryParams, mask_number, mask_words, parse_day,
+    Caller, JsonBody, Page, Paging, QueryParams, initials, parse_day, region_only,
 };
 use crate::{AdminState, IMPORT_BODY_BYTES_MAX};
 
@@ -70,24 +70,29 @@ pub(crate) fn status_name(status: BeneficiaryStatus) -> &'static str {
     }
 }
 
-/// A beneficiary as the API shows it. NIK, KK, name and address are masked for the `bank`
-/// and `auditor` roles.
+/// A beneficiary as the API shows it. Roles without personal data access (`bank`,
+/// `auditor`; UU 27/2022) see nothing from which a NIK could be rebuilt — its digits encode
+/// region, birth date and sex: NIK and KK only as their six-digit region code, the name as
+/// initials, and no birth date, sex or address.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BeneficiaryView {
     /// The stable SSN number.
     pub ssn: String,
-    /// NIK.
+    /// NIK (for roles without personal data: the region code and `*`s).
     pub nik: String,
-    /// Family card number.
+    /// Family card number (likewise).
     pub kk: String,
-    /// Name.
+    /// Name (for roles without personal data: initials).
     pub name: String,
-    /// `YYYY-MM-DD`.
-    pub birth_date: String,
-    /// `L` or `P`.
-    pub sex: String,
-    /// Address.
-    pub address: String,
+    /// `YYYY-MM-DD`; absent for roles without personal data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<String>,
+    /// `L` or `P`; absent for roles without personal data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sex: Option<String>,
+    /// Address; absent for roles without personal data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// Kecamatan.
     pub kecamatan: String,
     /// Kelurahan.
@@ -106,33 +111,33 @@ pub struct BeneficiaryView {
 
 pub(crate) fn view(caller: &Caller, b: &Beneficiary) -> BeneficiaryView {
     let full = caller.sees_personal_data();
+    let personal = |value: String| full.then_some(value);
     BeneficiaryView {
         ssn: b.ssn.clone(),
         nik: if full {
             b.nik.expose().into()
         } else {
-            mask_number(b.nik.expose())
+            region_only(b.nik.expose())
         },
         kk: if full {
             b.kk.expose().into()
         } else {
-            mask_number(b.kk.expose())
+            region_only(b.kk.expose())
         },
         name: if full {
             b.name.clone()
         } else {
-            mask_words(&b.name)
+            initials(&b.name)
         },
-        birth_date: b.birth_date.to_string(),
-        sex: match b.sex {
-            Sex::Male => "L".into(),
-            Sex::Female => "P".into(),
-        },
-        address: if full {
-            b.address.clone()
-        } else {
-            mask_words(&b.address)
-        },
+        birth_date: personal(b.birth_date.to_string()),
+        sex: personal(
+            match b.sex {
+                Sex::Male => "L",
+                Sex::Female => "P",
+            }
+            .into(),
+        ),
+        address: personal(b.address.clone()),
         kecamatan: b.kecamatan.clone(),
         kelurahan: b.kelurahan.clone(),
         desil: b.desil,
@@ -514,7 +519,8 @@ pub struct BeneficiaryQuery {
     pub status: Option<String>,
     /// Kecamatan, exactly.
     pub kecamatan: Option<String>,
-    /// Part of a name, a NIK or an SSN number.
+    /// Part of a name, a NIK or an SSN number; for roles without personal data access, exactly
+    /// an SSN number or a card id.
     pub q: Option<String>,
     /// Page number, from 1.
     pub page: Option<u32>,
@@ -553,6 +559,12 @@ pub(crate) async fn list_beneficiaries(
     paging.resolve()?;
     let status = query.status.as_deref().map(parse_status).transpose()?;
     let q = query.q.as_deref().map(str::to_lowercase);
+    // Roles without personal data find one person by SSN number or card id, never by
+    // searching names or NIK digits.
+    let exact_ssn = match (&q, caller.sees_personal_data()) {
+        (Some(q), false) => Some(holder_of(&state, q).await?),
+        _ => None,
+    };
     let mut people: Vec<Beneficiary> = state
         .ledger
         .registry()
@@ -561,16 +573,23 @@ pub(crate) async fn list_beneficiaries(
         .into_iter()
         .filter(|b| status.is_none_or(|s| b.status == s))
         .filter(|b| query.kecamatan.as_ref().is_none_or(|k| *k == b.kecamatan))
-        .filter(|b| {
-            q.as_ref().is_none_or(|q| {
+        .filter(|b| match &exact_ssn {
+            Some(ssn) => ssn.as_deref() == Some(b.ssn.as_str()),
+            None => q.as_ref().is_none_or(|q| {
                 b.name.to_lowercase().contains(q.as_str())
                     || b.nik.expose().contains(q.as_str())
                     || b.ssn.to_lowercase().contains(q.as_str())
-            })
+            }),
         })
         .collect();
     people.sort_by(|a, b| a.ssn.cmp(&b.ssn));
     let page = paging.page(people)?;
+    if caller.sees_personal_data() && !page.items.is_empty() {
+        let read: Vec<&str> = page.items.iter().map(|b| b.ssn.as_str()).collect();
+        state
+            .audit_read(&caller, "beneficiaries.list", &read.join(" "))
+            .await?;
+    }
     Ok(Json(Page {
         items: page.items.iter().map(|b| view(&caller, b)).collect(),
         page: page.page,
@@ -597,7 +616,26 @@ pub(crate) async fn get_beneficiary(
     caller: Caller,
     Path(ssn): Path<String>,
 ) -> ApiResult<Json<BeneficiaryView>> {
-    Ok(Json(view(&caller, &find(&state, &ssn).await?)))
+    let person = find(&state, &ssn).await?;
+    if caller.sees_personal_data() {
+        state
+            .audit_read(&caller, "beneficiaries.read", &person.ssn)
+            .await?;
+    }
+    Ok(Json(view(&caller, &person)))
+}
+
+/// The SSN number `q` names, as an SSN number or a card id (`None`: nobody).
+async fn holder_of(state: &AdminState, q: &str) -> ApiResult<Option<String>> {
+    if let Ok(card) = q.parse::<u64>() {
+        return Ok(state
+            .ledger
+            .registry()
+            .card(ssn_ledger::CardId(card))
+            .await?
+            .map(|c| c.ssn));
+    }
+    Ok(Some(q.to_ascii_uppercase()))
 }
 
 // ------------------------------------------------------------------------------------ decisions

@@ -298,17 +298,6 @@ fn strs(value: &Value) -> Vec<String> {
         .collect()
 }
 
-fn masked_words(text: &str) -> String {
-    text.split(' ')
-        .map(|w| {
-            let mut chars = w.chars();
-            let first = chars.next().map(String::from).unwrap_or_default();
-            first + &"*".repeat(chars.count())
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Checks an issued card's answer and returns (card id, PAN, PIN).
 #[track_caller]
 fn check_issued(card: &Value, ssn: &str) -> (u64, String, String) {
@@ -1226,7 +1215,15 @@ async fn lifecycle_of_a_thousand_people() {
     );
 
     // ------------------------------------------------------------------ masking
+    // Roles without personal data see nothing a NIK could be rebuilt from (UU 27/2022).
     let (_, holder) = &file.imported[0];
+    let region = |number: &str| format!("{}**********", &number[..6]);
+    let initials = |name: &str| {
+        name.split_whitespace()
+            .map(|w| format!("{}.", w.chars().next().unwrap()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     for role in crate::ROLES {
         let seen = api
             .get(role, &format!("/api/v1/beneficiaries/{}", cohort[0]))
@@ -1236,29 +1233,55 @@ async fn lifecycle_of_a_thousand_people() {
         let expect = |text: &str, masked: String| if full { text.to_string() } else { masked };
         assert_eq!(
             seen["nik"],
-            expect(&holder.nik, format!("************{}", &holder.nik[12..])),
+            expect(&holder.nik, region(&holder.nik)),
             "{role}"
         );
-        assert_eq!(
-            seen["kk"],
-            expect(&holder.kk, format!("************{}", &holder.kk[12..])),
-            "{role}"
-        );
+        assert_eq!(seen["kk"], expect(&holder.kk, region(&holder.kk)), "{role}");
         assert_eq!(
             seen["name"],
-            expect(&holder.name, masked_words(&holder.name)),
+            expect(&holder.name, initials(&holder.name)),
             "{role}"
         );
-        assert_eq!(
-            seen["address"],
-            expect(&holder.address, masked_words(&holder.address)),
-            "{role}"
-        );
+        for personal in ["birth_date", "sex", "address"] {
+            assert_eq!(seen[personal].is_null(), !full, "{role} {personal}: {seen}");
+        }
         let page = api.get(role, "/api/v1/beneficiaries?page_size=5").await;
         let text = page.expect(200).to_string();
         assert_eq!(text.contains(&holder.nik), full, "{role}");
         assert_eq!(text.contains(&holder.name), full, "{role}");
+        assert_eq!(
+            text.contains(&holder.nik[6..12]),
+            full,
+            "{role}: birth date digits"
+        );
+        // Their search finds one person by SSN number or card id, never by name or NIK.
+        let by_name = api
+            .get(
+                role,
+                &format!(
+                    "/api/v1/beneficiaries?q={}",
+                    holder.name.split(' ').next().unwrap()
+                ),
+            )
+            .await;
+        assert_eq!(by_name.expect(200)["total"] == 0, !full, "{role} by name");
+        let by_ssn = api
+            .get(role, &format!("/api/v1/beneficiaries?q={}", cohort[0]))
+            .await;
+        assert_eq!(by_ssn.expect(200)["total"], 1, "{role} by SSN");
     }
+    let card = api.all("auditor", "/api/v1/cards").await[0].clone();
+    let by_card = api
+        .get(
+            "bank",
+            &format!("/api/v1/beneficiaries?q={}", card["card_id"]),
+        )
+        .await;
+    assert_eq!(
+        by_card.expect(200)["items"][0]["ssn"],
+        card["ssn"],
+        "bank by card id"
+    );
 
     // ------------------------------------------------------------------ the audit log
     let audit = api.all("auditor", "/api/v1/audit").await;
@@ -1365,7 +1388,24 @@ async fn lifecycle_of_a_thousand_people() {
     let by_actor = api
         .all("auditor", "/api/v1/audit?actor=walikota-operator")
         .await;
-    assert_eq!(by_actor.len(), 8 + 5, "and the revocations' lines");
+    // Its changes, the revocations' lines, and its four reads of personal data in full.
+    assert_eq!(by_actor.len(), 8 + 5 + 4);
+    let reads: Vec<&Value> = by_actor
+        .iter()
+        .filter(|l| l["action"] == "beneficiaries.read")
+        .collect();
+    assert_eq!(reads.len(), 1);
+    assert_eq!(
+        (reads[0]["target"].clone(), reads[0]["outcome"].clone()),
+        (json!(cohort[0]), json!("read"))
+    );
+    // Roles without personal data leave no read lines: they see none.
+    assert!(
+        audit
+            .iter()
+            .all(|l| !(l["role"] == "bank" || l["role"] == "auditor")
+                || !l["action"].as_str().unwrap().starts_with("beneficiaries."))
+    );
     assert!(by_actor.iter().all(|l| l["role"] == "walikota"));
     let today = api
         .all("auditor", "/api/v1/audit?from=2026-11-29&to=2026-11-29")
