@@ -60,6 +60,8 @@ async fn prepare(config: LedgerConfig) -> Ledger {
             purchase_amount_max: Money::from_minor(1_000_000),
             purchases_per_day_max: u32::MAX,
             pocket_expires_at: Day::parse_iso("2025-12-31").unwrap(),
+            beneficiary_unit: ssn_ledger::BeneficiaryUnit::Person,
+            desil_max: None,
         })
         .await
         .unwrap();

@@ -137,6 +137,8 @@ fn program(
         purchase_amount_max: Money::from_minor(PURCHASE_AMOUNT_MAX_MINOR),
         purchases_per_day_max: PURCHASES_PER_DAY_MAX,
         pocket_expires_at: Day::from_ymd(2027, 12, 31).unwrap_or(Day(0)),
+        beneficiary_unit: ssn_ledger::BeneficiaryUnit::Person,
+        desil_max: None,
     })
 }
 

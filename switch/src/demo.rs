@@ -106,6 +106,8 @@ fn program(
         purchase_amount_max: Money::from_minor(benefit),
         purchases_per_day_max: per_day,
         pocket_expires_at: expires,
+        beneficiary_unit: ssn_ledger::BeneficiaryUnit::Person,
+        desil_max: None,
     })
 }
 

@@ -866,6 +866,25 @@ pub(crate) async fn create_determination(
             new: RegistryRecord::Beneficiary(next),
         });
     }
+    let people: Vec<&Beneficiary> = ops
+        .iter()
+        .filter_map(|op| match op {
+            RegistryOp::Replace {
+                expected: RegistryRecord::Beneficiary(b),
+                ..
+            } => Some(b),
+            _ => None,
+        })
+        .collect();
+    let off_target = program_refusals(&state, &program, &people).await?;
+    if !off_target.is_empty() {
+        let error = ApiError::refused(format!(
+            "the decree is refused whole: {}",
+            off_target.join("; ")
+        ));
+        state.audit_failure(&caller, action, &target, &error).await;
+        return Err(error);
+    }
     let id = state.ledger.registry().next_number("determination").await?;
     let determination = Determination {
         id,
@@ -890,6 +909,52 @@ pub(crate) async fn create_determination(
         StatusCode::CREATED,
         Json(determination_view(&determination)),
     ))
+}
+
+/// Who of `people` the program's own rules refuse, each with why: above its `desil_max`
+/// (Pasal 3c), or, for a program paid per family, a second person of one family card (KK) in
+/// the decree or a person whose family already has the program.
+async fn program_refusals(
+    state: &AdminState,
+    program: &ssn_ledger::Program,
+    people: &[&Beneficiary],
+) -> ApiResult<Vec<String>> {
+    let mut refusals = Vec::new();
+    if let Some(max) = program.desil_max {
+        for b in people.iter().filter(|b| b.desil > max) {
+            refusals.push(format!(
+                "{} is in desil {}, above the program's {max}",
+                b.ssn, b.desil
+            ));
+        }
+    }
+    if program.beneficiary_unit == ssn_ledger::BeneficiaryUnit::Family {
+        let enrolled: HashMap<String, String> = state
+            .ledger
+            .registry()
+            .beneficiaries()
+            .await?
+            .into_iter()
+            .filter(|b| b.enrolments.contains(&program.code))
+            .map(|b| (b.kk.expose().to_string(), b.ssn))
+            .collect();
+        let mut in_decree: HashMap<&str, &str> = HashMap::new();
+        for b in people {
+            let kk = b.kk.expose();
+            if let Some(other) = enrolled.get(kk) {
+                refusals.push(format!(
+                    "{}'s family already has {} through {other}",
+                    b.ssn, program.code
+                ));
+            } else if let Some(other) = in_decree.insert(kk, b.ssn.as_str()) {
+                refusals.push(format!(
+                    "{} and {other} are one family; {} pays one person per family",
+                    b.ssn, program.code
+                ));
+            }
+        }
+    }
+    Ok(refusals)
 }
 
 async fn find_determination(state: &AdminState, id: &str) -> ApiResult<Determination> {

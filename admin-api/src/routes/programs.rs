@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use ssn_ledger::{Account, Money, Program, ProgramCode, Record, Role, TransferId};
+use ssn_ledger::{Account, BeneficiaryUnit, Money, Program, ProgramCode, Record, Role, TransferId};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -49,6 +49,15 @@ pub struct NewProgram {
     /// Last day a pocket of this program may be spent (`YYYY-MM-DD`).
     #[schema(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", example = "2026-12-31")]
     pub pocket_expires_at: String,
+    /// `person` (the default: every person determined) or `family` (one person per family
+    /// card, KK).
+    #[serde(default)]
+    #[schema(example = "family")]
+    pub beneficiary_unit: Option<String>,
+    /// Highest DTSEN welfare decile (1-10) a person may have to be determined; none: no limit.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10, example = 4)]
+    pub desil_max: Option<u8>,
 }
 
 /// A program as the API shows it.
@@ -72,6 +81,10 @@ pub struct ProgramView {
     pub purchases_per_day_max: u32,
     /// Last day pockets may be spent.
     pub pocket_expires_at: String,
+    /// `person` or `family`.
+    pub beneficiary_unit: String,
+    /// Highest welfare decile determined, if limited.
+    pub desil_max: Option<u8>,
     /// The program's giro account at the Bank Penyalur now: funded money not yet disbursed,
     /// plus spent money not yet settled.
     pub giro_balance: String,
@@ -99,6 +112,12 @@ pub(crate) fn program_view(state: &AdminState, program: &Program) -> ProgramView
         purchase_amount_max: program.purchase_amount_max.to_string(),
         purchases_per_day_max: program.purchases_per_day_max,
         pocket_expires_at: program.pocket_expires_at.to_string(),
+        beneficiary_unit: match program.beneficiary_unit {
+            BeneficiaryUnit::Person => "person",
+            BeneficiaryUnit::Family => "family",
+        }
+        .into(),
+        desil_max: program.desil_max,
         giro_balance: giro.to_string(),
         funded: funded.to_string(),
     }
@@ -144,6 +163,16 @@ fn check_program(new: NewProgram) -> ApiResult<Program> {
         )?,
         purchases_per_day_max: new.purchases_per_day_max,
         pocket_expires_at: parse_day(&new.pocket_expires_at, "pocket_expires_at")?,
+        beneficiary_unit: match new.beneficiary_unit.as_deref() {
+            None | Some("person") => BeneficiaryUnit::Person,
+            Some("family") => BeneficiaryUnit::Family,
+            Some(_) => return Err(ApiError::malformed("beneficiary_unit is person or family")),
+        },
+        desil_max: match new.desil_max {
+            None => None,
+            Some(max @ 1..=10) => Some(max),
+            Some(_) => return Err(ApiError::malformed("desil_max is a decile, 1 to 10")),
+        },
     })
 }
 

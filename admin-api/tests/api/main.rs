@@ -12,6 +12,7 @@ mod reports;
 mod roles;
 mod settlement;
 mod statements;
+mod targeting;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -450,5 +451,7 @@ pub fn program(code: &str, benefit_rupiah: i64, expires: &str) -> ssn_ledger::Pr
         purchase_amount_max: Money::from_minor(benefit_rupiah * 100),
         purchases_per_day_max: 100,
         pocket_expires_at: Day::parse_iso(expires).unwrap(),
+        beneficiary_unit: ssn_ledger::BeneficiaryUnit::Person,
+        desil_max: None,
     }
 }

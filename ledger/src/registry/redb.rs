@@ -5,6 +5,7 @@
 //! beneficiary's NIK, a card's PAN, a token's hash) live in index tables written in the same
 //! transaction. Calls run on tokio's blocking pool because a commit waits for fsync.
 
+use super::Stored;
 use super::{
     ApiToken, AuditEntry, Beneficiary, Card, Determination, HOST_KEYS_KEY, HostKeys, Merchant, Nik,
     Pan, Program, Registry, RegistryError, RegistryOp, RegistryRecord, Terminal,
@@ -12,7 +13,6 @@ use super::{
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
 use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use async_trait::async_trait;
-use serde::de::DeserializeOwned;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -53,8 +53,8 @@ fn encode(record: &impl serde::Serialize) -> Vec<u8> {
     postcard::to_stdvec(record).expect("registry records encode")
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, RegistryError> {
-    postcard::from_bytes(bytes).map_err(|_| RegistryError::Corrupt(what))
+fn decode<T: super::Stored>(bytes: &[u8], what: &'static str) -> Result<T, RegistryError> {
+    T::from_stored(bytes).ok_or(RegistryError::Corrupt(what))
 }
 
 /// Where a record lives: its table, key, and unique index entry if it has one.
@@ -273,7 +273,7 @@ impl RedbRegistry {
     }
 
     /// Reads one record (reads are fast enough for the async caller: no fsync, no lock wait).
-    fn get<T: DeserializeOwned>(
+    fn get<T: Stored>(
         &self,
         table: Bytes,
         key: &str,
@@ -287,7 +287,7 @@ impl RedbRegistry {
         }
     }
 
-    fn get_by_index<T: DeserializeOwned>(
+    fn get_by_index<T: Stored>(
         &self,
         index: Index,
         table: Bytes,
@@ -312,7 +312,7 @@ impl RedbRegistry {
 
     /// Every record of a table, read on the blocking pool: a whole table (100,000 people) takes
     /// long enough to hold up the purchases queued on an async worker.
-    async fn all<T: DeserializeOwned + Send + 'static>(
+    async fn all<T: Stored + Send + 'static>(
         &self,
         table: Bytes,
         what: &'static str,

@@ -77,6 +77,92 @@ pub struct Program {
     pub purchases_per_day_max: u32,
     /// Last WITA day a pocket of this program may be spent.
     pub pocket_expires_at: Day,
+    /// Whom the benefit goes to: every person, or one per family (KK).
+    pub beneficiary_unit: BeneficiaryUnit,
+    /// Highest DTSEN welfare decile a person may have to be determined (Pasal 3c); `None`
+    /// for no limit.
+    pub desil_max: Option<u8>,
+}
+
+/// Whom a program's benefit goes to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BeneficiaryUnit {
+    /// Every person determined (the default).
+    #[default]
+    Person,
+    /// One person per family card (KK): the 2025 round paid families.
+    Family,
+}
+
+/// [`Program`] as stored before it had `beneficiary_unit` and `desil_max`.
+#[derive(Deserialize)]
+struct ProgramV1 {
+    code: ProgramCode,
+    name: String,
+    budget_year: u16,
+    benefit_amount: Money,
+    allowed_categories: Vec<String>,
+    basket_required: bool,
+    purchase_amount_max: Money,
+    purchases_per_day_max: u32,
+    pocket_expires_at: Day,
+}
+
+impl From<ProgramV1> for Program {
+    fn from(old: ProgramV1) -> Program {
+        Program {
+            code: old.code,
+            name: old.name,
+            budget_year: old.budget_year,
+            benefit_amount: old.benefit_amount,
+            allowed_categories: old.allowed_categories,
+            basket_required: old.basket_required,
+            purchase_amount_max: old.purchase_amount_max,
+            purchases_per_day_max: old.purchases_per_day_max,
+            pocket_expires_at: old.pocket_expires_at,
+            beneficiary_unit: BeneficiaryUnit::Person,
+            desil_max: None,
+        }
+    }
+}
+
+/// How a registry record is read back from its stored bytes (postcard, which has no field
+/// names): a record whose layout grew also reads its older layouts, so a registry written
+/// before keeps working without a migration.
+pub trait Stored: Sized {
+    /// The record, or `None` when the bytes are none of its layouts.
+    fn from_stored(bytes: &[u8]) -> Option<Self>;
+}
+
+macro_rules! stored_as_is {
+    ($($record:ty),* $(,)?) => {
+        $(impl Stored for $record {
+            fn from_stored(bytes: &[u8]) -> Option<Self> {
+                postcard::from_bytes(bytes).ok()
+            }
+        })*
+    };
+}
+
+stored_as_is!(
+    Beneficiary,
+    Determination,
+    Card,
+    Merchant,
+    Terminal,
+    ApiToken,
+    HostKeys,
+    AuditEntry,
+);
+
+impl Stored for Program {
+    fn from_stored(bytes: &[u8]) -> Option<Self> {
+        postcard::from_bytes(bytes).ok().or_else(|| {
+            postcard::from_bytes::<ProgramV1>(bytes)
+                .ok()
+                .map(Program::from)
+        })
+    }
 }
 
 /// Commodity categories `90`-`99` are not food (host interface §4: cigarettes, phone credit):
@@ -399,4 +485,52 @@ pub enum RegistryRecord {
     Terminal(Terminal),
     /// A token.
     Token(ApiToken),
+}
+
+#[cfg(test)]
+mod stored_tests {
+    use super::*;
+
+    /// A program stored before `beneficiary_unit` and `desil_max` existed still reads, as a
+    /// per-person program without a decile limit; one stored now reads back as it was.
+    #[test]
+    fn a_program_reads_in_its_old_layout_and_its_new() {
+        let new = Program {
+            code: ProgramCode::new("SEMBAKO").unwrap(),
+            name: "Sembako".into(),
+            budget_year: 2026,
+            benefit_amount: Money::from_minor(20_000_000),
+            allowed_categories: vec!["01".into()],
+            basket_required: true,
+            purchase_amount_max: Money::from_minor(20_000_000),
+            purchases_per_day_max: 3,
+            pocket_expires_at: Day::parse_iso("2026-12-31").unwrap(),
+            beneficiary_unit: BeneficiaryUnit::Family,
+            desil_max: Some(4),
+        };
+        let stored = postcard::to_stdvec(&new).unwrap();
+        assert_eq!(Program::from_stored(&stored), Some(new.clone()));
+        // The old layout is the same fields without the last two.
+        let old = postcard::to_stdvec(&(
+            &new.code,
+            &new.name,
+            new.budget_year,
+            new.benefit_amount,
+            &new.allowed_categories,
+            new.basket_required,
+            new.purchase_amount_max,
+            new.purchases_per_day_max,
+            new.pocket_expires_at,
+        ))
+        .unwrap();
+        assert_eq!(
+            Program::from_stored(&old),
+            Some(Program {
+                beneficiary_unit: BeneficiaryUnit::Person,
+                desil_max: None,
+                ..new
+            })
+        );
+        assert_eq!(Program::from_stored(&old[..old.len() - 1]), None);
+    }
 }

@@ -14,6 +14,7 @@
 
 use super::{ScyllaCluster, ScyllaError};
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
+use crate::registry::Stored;
 use crate::registry::{
     ApiToken, AuditEntry, Beneficiary, Card, Determination, HOST_KEYS_KEY, HostKeys, Merchant, Nik,
     Pan, Program, REGISTRY_OPS_PER_APPLY_MAX, Registry, RegistryError, RegistryOp, RegistryRecord,
@@ -25,7 +26,6 @@ use scylla::client::session::Session;
 use scylla::statement::SerialConsistency;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlValue, Row};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -137,8 +137,8 @@ fn encode(record: &impl Serialize) -> Vec<u8> {
     postcard::to_stdvec(record).expect("registry records encode")
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, RegistryError> {
-    postcard::from_bytes(bytes).map_err(|_| RegistryError::Corrupt(what))
+fn decode<T: Stored>(bytes: &[u8], what: &'static str) -> Result<T, RegistryError> {
+    T::from_stored(bytes).ok_or(RegistryError::Corrupt(what))
 }
 
 fn bucket_of(key: &str) -> i32 {
@@ -300,7 +300,7 @@ impl ScyllaRegistry {
             .await
     }
 
-    async fn get<T: DeserializeOwned>(
+    async fn get<T: Stored>(
         &self,
         kind: &'static str,
         key: &str,
@@ -311,7 +311,7 @@ impl ScyllaRegistry {
         }
     }
 
-    async fn get_by_index<T: DeserializeOwned>(
+    async fn get_by_index<T: Stored>(
         &self,
         index: &'static str,
         kind: &'static str,
@@ -334,7 +334,7 @@ impl ScyllaRegistry {
         }
     }
 
-    async fn all<T: DeserializeOwned>(&self, kind: &'static str) -> Result<Vec<T>, RegistryError> {
+    async fn all<T: Stored>(&self, kind: &'static str) -> Result<Vec<T>, RegistryError> {
         let mut rows: Vec<(String, Vec<u8>)> = self
             .with(|session, s| async move {
                 let buckets = futures::stream::iter(0..SCYLLA_REGISTRY_BUCKETS)
@@ -518,7 +518,8 @@ async fn finish_intent(session: &Session, s: &Statements) -> Result<(), Registry
         .maybe_first_row::<(Vec<u8>,)>()
         .map_err(storage)?;
     if let Some((bytes,)) = pending {
-        let writes: Vec<Write> = decode(&bytes, "intent")?;
+        let writes: Vec<Write> =
+            postcard::from_bytes(&bytes).map_err(|_| RegistryError::Corrupt("intent"))?;
         apply_writes(session, s, writes).await?;
         session
             .execute_unpaged(&s.delete_intent, ())

@@ -55,6 +55,8 @@ async fn prepare(dir: &Path, backend: Backend) {
             purchase_amount_max: rp(1_000),
             purchases_per_day_max: u32::MAX,
             pocket_expires_at: day("2025-12-31"),
+            beneficiary_unit: ssn_ledger::BeneficiaryUnit::Person,
+            desil_max: None,
         })
         .await
         .unwrap();

@@ -211,6 +211,8 @@ impl World {
             purchase_amount_max: rules.purchase_max,
             purchases_per_day_max: rules.per_day_max,
             pocket_expires_at: rules.expires,
+            beneficiary_unit: ssn_ledger::BeneficiaryUnit::Person,
+            desil_max: None,
         };
         self.ledger
             .define_program(program)
@@ -433,6 +435,8 @@ pub async fn fund_one_card(ledger: &Ledger) -> CardId {
             purchase_amount_max: rp(1_000_000),
             purchases_per_day_max: 10,
             pocket_expires_at: day("2025-12-31"),
+            beneficiary_unit: ssn_ledger::BeneficiaryUnit::Person,
+            desil_max: None,
         })
         .await
         .unwrap();

@@ -1,0 +1,125 @@
+//! A program's own rules at determination: paid per family (one person per family card, KK)
+//! and on target (a highest welfare decile, Pasal 3c). A decree that breaks them is refused
+//! whole (422), naming every person and why.
+
+use serde_json::json;
+use ssn_ledger::*;
+
+use crate::Api;
+
+/// A validated person of family card `kk` in welfare decile `desil`.
+fn person(n: u64, kk: &str, desil: u8) -> RegistryOp {
+    RegistryOp::Insert(RegistryRecord::Beneficiary(Beneficiary {
+        ssn: format!("SSN7000000{n:02}"),
+        nik: Nik(format!("64720141018700{n:02}")),
+        kk: Kk(kk.into()),
+        name: format!("Warga {n}"),
+        birth_date: Day::parse_iso("1980-01-01").unwrap(),
+        sex: Sex::Female,
+        address: "Jl. Pahlawan".into(),
+        kecamatan: "Palaran".into(),
+        kelurahan: "Rawa Makmur".into(),
+        desil,
+        status: BeneficiaryStatus::Validated,
+        enrolments: Vec::new(),
+        possible_duplicate: false,
+        import_batch: 1,
+    }))
+}
+
+#[tokio::test]
+async fn a_family_program_on_target_refuses_a_second_family_member_and_the_better_off() {
+    let api = Api::start("targeting").await;
+    let created = api
+        .post(
+            "dinsos",
+            "/api/v1/programs",
+            json!({"code": "KELUARGA", "name": "Sembako keluarga", "budget_year": 2026,
+                   "benefit_amount": "200000.00", "allowed_categories": ["01"],
+                   "basket_required": false, "purchase_amount_max": "200000.00",
+                   "purchases_per_day_max": 3, "pocket_expires_at": "2026-12-31",
+                   "beneficiary_unit": "family", "desil_max": 4}),
+        )
+        .await;
+    let created = created.expect(201);
+    assert_eq!(
+        (
+            created["beneficiary_unit"].clone(),
+            created["desil_max"].clone()
+        ),
+        (json!("family"), json!(4))
+    );
+    for bad in [
+        json!({"beneficiary_unit": "clan"}),
+        json!({"desil_max": 11}),
+    ] {
+        let mut body = json!({"code": "X", "name": "X", "budget_year": 2026,
+            "benefit_amount": "1.00", "allowed_categories": ["01"], "basket_required": false,
+            "purchase_amount_max": "1.00", "purchases_per_day_max": 1,
+            "pocket_expires_at": "2026-12-31"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(bad.as_object().unwrap().clone());
+        api.post("dinsos", "/api/v1/programs", body)
+            .await
+            .expect_error(400, "malformed");
+    }
+    let family_a = "6472010000000101";
+    api.ledger
+        .registry()
+        .apply(vec![
+            person(1, family_a, 2),
+            person(2, family_a, 3),
+            person(3, "6472010000000102", 6),
+            person(4, "6472010000000103", 1),
+        ])
+        .await
+        .unwrap();
+    let decree = |ssns: &[&str]| {
+        json!({"decree_number": "188.45/9/2026", "decree_date": "2026-11-28",
+               "program_code": "KELUARGA", "ssns": ssns})
+    };
+    let refused = api
+        .post(
+            "walikota",
+            "/api/v1/determinations",
+            decree(&["SSN700000001", "SSN700000002"]),
+        )
+        .await;
+    let message = refused.expect_error(422, "refused");
+    assert!(
+        message.contains("SSN700000002 and SSN700000001 are one family"),
+        "{message}"
+    );
+    let refused = api
+        .post(
+            "walikota",
+            "/api/v1/determinations",
+            decree(&["SSN700000003"]),
+        )
+        .await;
+    let message = refused.expect_error(422, "refused");
+    assert!(
+        message.contains("SSN700000003 is in desil 6, above the program's 4"),
+        "{message}"
+    );
+    api.post(
+        "walikota",
+        "/api/v1/determinations",
+        decree(&["SSN700000001", "SSN700000004"]),
+    )
+    .await
+    .expect(201);
+    let refused = api
+        .post(
+            "walikota",
+            "/api/v1/determinations",
+            decree(&["SSN700000002"]),
+        )
+        .await;
+    let message = refused.expect_error(422, "refused");
+    assert!(
+        message.contains("SSN700000002's family already has KELUARGA through SSN700000001"),
+        "{message}"
+    );
+}
