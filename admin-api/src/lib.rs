@@ -214,6 +214,7 @@ pub async fn bootstrap(ledger: &Ledger, given: Option<&str>) -> ApiResult<Bootst
             name: "bootstrap".into(),
             role: Role::Admin,
             token_hash: token_hash(&secret),
+            expires_at: None,
         }))])
         .await?;
     Ok(outcome)

@@ -84,6 +84,11 @@ impl FromRequestParts<AdminState> for Caller {
             .token_by_hash(&token_hash(secret))
             .await?
             .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+        if token.expires_at.is_some_and(|at| at <= state.now()) {
+            return Err(ApiError::unauthorized(
+                "this token has expired: ask an admin for a new one",
+            ));
+        }
         Ok(Caller {
             name: token.name,
             role: token.role,

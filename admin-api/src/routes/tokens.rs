@@ -13,12 +13,14 @@ use crate::AdminState;
 use crate::error::{ApiError, ApiResult};
 use crate::support::{
     Caller, JsonBody, Page, Paging, QueryParams, parse_role, random_bytes, role_name, token_hash,
+    wita_time,
 };
 
 pub(crate) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
         .routes(routes!(create_token, list_tokens))
         .routes(routes!(delete_token))
+        .routes(routes!(rotate_token))
 }
 
 /// A new secret: `ssn_` and 64 hex digits (256 bits from the operating system).
@@ -40,6 +42,11 @@ pub struct NewToken {
         pattern = "^(admin|diskominfo|dinsos|walikota|bank|auditor)$"
     )]
     pub role: String,
+    /// When it stops being accepted (RFC 3339, e.g. `2027-06-30T23:59:59+08:00`); none:
+    /// never. Must be in the future.
+    #[serde(default)]
+    #[schema(example = "2027-06-30T23:59:59+08:00")]
+    pub expires_at: Option<String>,
 }
 
 /// A created token, with its secret (shown only here).
@@ -51,6 +58,8 @@ pub struct CreatedToken {
     pub role: String,
     /// The bearer secret.
     pub token: String,
+    /// When it stops being accepted (WITA), if ever.
+    pub expires_at: Option<String>,
 }
 
 /// A token as listed (no secret).
@@ -60,6 +69,50 @@ pub struct TokenView {
     pub name: String,
     /// Role.
     pub role: String,
+    /// When it stops being accepted (WITA), if ever.
+    pub expires_at: Option<String>,
+}
+
+/// An expiry as an RFC 3339 time (`YYYY-MM-DDThh:mm:ss` and `Z` or an offset `±hh:mm`), in
+/// UTC seconds; it must be after `now`.
+fn parse_expiry(text: &str, now: i64) -> ApiResult<i64> {
+    let bad = || ApiError::malformed("expires_at is a time like 2027-06-30T23:59:59+08:00");
+    let (date, rest) = text.split_once('T').ok_or_else(bad)?;
+    let day = ssn_ledger::Day::parse_iso(date).ok_or_else(bad)?;
+    let (clock, zone) = (
+        rest.get(..8).ok_or_else(bad)?,
+        rest.get(8..).ok_or_else(bad)?,
+    );
+    let number = |text: Option<&str>, max: i64| -> ApiResult<i64> {
+        text.filter(|t| t.len() == 2 && t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse::<i64>().ok())
+            .filter(|n| *n <= max)
+            .ok_or_else(bad)
+    };
+    let mut parts = clock.split(':');
+    let seconds = number(parts.next(), 23)? * 3_600
+        + number(parts.next(), 59)? * 60
+        + number(parts.next(), 59)?;
+    let offset = match zone {
+        "Z" => 0,
+        _ => {
+            let sign = match zone.get(..1) {
+                Some("+") => 1,
+                Some("-") => -1,
+                _ => return Err(bad()),
+            };
+            let (hours, minutes) = zone
+                .get(1..)
+                .and_then(|z| z.split_once(':'))
+                .ok_or_else(bad)?;
+            sign * (number(Some(hours), 23)? * 3_600 + number(Some(minutes), 59)? * 60)
+        }
+    };
+    let at = i64::from(day.0) * 86_400 + seconds - offset;
+    if at <= now {
+        return Err(ApiError::malformed("expires_at is in the future"));
+    }
+    Ok(at)
 }
 
 /// Creates a token.
@@ -84,6 +137,11 @@ pub(crate) async fn create_token(
         ));
     }
     let role = parse_role(&new.role)?;
+    let expires_at = new
+        .expires_at
+        .as_deref()
+        .map(|text| parse_expiry(text, state.now()))
+        .transpose()?;
     if state
         .ledger
         .registry()
@@ -108,6 +166,7 @@ pub(crate) async fn create_token(
                 name: new.name.clone(),
                 role,
                 token_hash: token_hash(&secret),
+                expires_at,
             }))],
         )
         .await?;
@@ -117,6 +176,7 @@ pub(crate) async fn create_token(
             name: new.name,
             role: role_name(role).into(),
             token: secret,
+            expires_at: expires_at.map(wita_time),
         }),
     ))
 }
@@ -139,10 +199,66 @@ pub(crate) async fn list_tokens(
         .map(|t| TokenView {
             name: t.name,
             role: role_name(t.role).into(),
+            expires_at: t.expires_at.map(wita_time),
         })
         .collect();
     tokens.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Json(paging.page(tokens)?))
+}
+
+/// What a rotation sets.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rotation {
+    /// The new secret's expiry (RFC 3339); none: the token's expiry stays.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// Rotates a token: a new secret under the same name and role (the old one is refused from
+/// now on), shown only in this answer.
+#[utoipa::path(post, path = "/tokens/{name}/rotate", tag = "tokens", request_body = Rotation,
+    params(("name" = String, Path, description = "Token name")),
+    responses((status = 200, description = "Rotated; the new secret is shown only here", body = CreatedToken)))]
+pub(crate) async fn rotate_token(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: JsonBody<Rotation>,
+) -> ApiResult<Json<CreatedToken>> {
+    caller.require(&[])?;
+    let rotation = body.into_inner()?;
+    let tokens = state.ledger.registry().tokens().await?;
+    let Some(token) = tokens.into_iter().find(|t| t.name == name) else {
+        return Err(ApiError::not_found(format!("no token named {name}")));
+    };
+    let expires_at = match rotation.expires_at.as_deref() {
+        Some(text) => Some(parse_expiry(text, state.now())?),
+        None => token.expires_at,
+    };
+    let secret = new_secret()?;
+    let next = ApiToken {
+        token_hash: token_hash(&secret),
+        expires_at,
+        ..token.clone()
+    };
+    state
+        .apply_audited(
+            &caller,
+            "tokens.rotate",
+            &format!("token {name}"),
+            vec![RegistryOp::Replace {
+                expected: RegistryRecord::Token(token),
+                new: RegistryRecord::Token(next.clone()),
+            }],
+        )
+        .await?;
+    Ok(Json(CreatedToken {
+        name: next.name,
+        role: role_name(next.role).into(),
+        token: secret,
+        expires_at: expires_at.map(wita_time),
+    }))
 }
 
 /// Revokes a token.

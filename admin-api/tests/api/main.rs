@@ -13,6 +13,7 @@ mod roles;
 mod settlement;
 mod statements;
 mod targeting;
+mod tokens;
 
 use std::path::PathBuf;
 use std::sync::Arc;

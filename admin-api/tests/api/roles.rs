@@ -84,6 +84,12 @@ fn table(f: &Fixtures) -> Vec<Row> {
         ),
         row("GET", "/tokens", Everyone, Send::Nothing),
         row("DELETE", "/tokens/{name}", AdminOnly, Send::Nothing),
+        row(
+            "POST",
+            "/tokens/{name}/rotate",
+            AdminOnly,
+            Send::Json(json!({})),
+        ),
         row("POST", "/programs", Role("dinsos"), Send::Json(program)),
         row("GET", "/programs", Everyone, Send::Nothing),
         row("GET", "/programs/{code}", Everyone, Send::Nothing),

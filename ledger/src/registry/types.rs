@@ -150,10 +150,24 @@ stored_as_is!(
     Card,
     Merchant,
     Terminal,
-    ApiToken,
     HostKeys,
     AuditEntry,
 );
+
+impl Stored for ApiToken {
+    fn from_stored(bytes: &[u8]) -> Option<Self> {
+        postcard::from_bytes(bytes).ok().or_else(|| {
+            postcard::from_bytes::<ApiTokenV1>(bytes)
+                .ok()
+                .map(|old| ApiToken {
+                    name: old.name,
+                    role: old.role,
+                    token_hash: old.token_hash,
+                    expires_at: None,
+                })
+        })
+    }
+}
 
 impl Stored for Program {
     fn from_stored(bytes: &[u8]) -> Option<Self> {
@@ -438,6 +452,16 @@ pub struct ApiToken {
     pub role: Role,
     /// SHA-256 of the secret.
     pub token_hash: [u8; 32],
+    /// When it stops being accepted (UTC seconds); `None`: never.
+    pub expires_at: Option<i64>,
+}
+
+/// [`ApiToken`] as stored before it had `expires_at`.
+#[derive(Deserialize)]
+struct ApiTokenV1 {
+    name: String,
+    role: Role,
+    token_hash: [u8; 32],
 }
 
 impl fmt::Debug for ApiToken {
@@ -532,5 +556,19 @@ mod stored_tests {
             })
         );
         assert_eq!(Program::from_stored(&old[..old.len() - 1]), None);
+    }
+
+    /// A token stored before it could expire reads as one that never does.
+    #[test]
+    fn a_token_reads_in_its_old_layout() {
+        let old = postcard::to_stdvec(&("bootstrap", Role::Admin, [7u8; 32])).unwrap();
+        let token = ApiToken::from_stored(&old).unwrap();
+        assert_eq!((token.name.as_str(), token.expires_at), ("bootstrap", None));
+        let new = ApiToken {
+            expires_at: Some(1_800_000_000),
+            ..token
+        };
+        let stored = postcard::to_stdvec(&new).unwrap();
+        assert_eq!(ApiToken::from_stored(&stored), Some(new));
     }
 }

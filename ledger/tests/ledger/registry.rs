@@ -97,6 +97,7 @@ async fn tokens_are_found_by_hash_and_the_audit_log_appends() {
         name: "bootstrap".into(),
         role: Role::Admin,
         token_hash: [7; 32],
+        expires_at: None,
     };
     registry
         .apply(vec![RegistryOp::Insert(RegistryRecord::Token(
