@@ -50,7 +50,10 @@ use ssn_ledger::{ApiToken, Ledger, RegistryOp, RegistryRecord, Role};
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use nik::{NikFacts, check_against as check_nik_against, parse as parse_nik};
 pub use openapi::openapi;
-pub use support::{Caller, PAGE_SIZE_MAX, token_hash};
+pub use support::{
+    AUTH_FAILURE_DELAY, AUTH_FAILURE_DELAY_MAX, AUTH_FAILURE_WINDOW_SECONDS, AUTH_FAILURES_FREE,
+    Caller, FailedAuthentications, PAGE_SIZE_MAX, token_hash,
+};
 
 /// Largest request body except a CSV import.
 pub const BODY_BYTES_MAX: usize = 1024 * 1024;
@@ -112,6 +115,8 @@ pub struct AdminState {
     pub public_summary: Arc<routes::reports::PublicSummaryCache>,
     /// Semester reports as last made, served again for a few seconds.
     pub semester_reports: Arc<routes::reports::SemesterReports>,
+    /// Failed authentications per client address (served with `ConnectInfo`).
+    pub failed_authentications: Arc<support::FailedAuthentications>,
 }
 
 /// Process-wide locks of the API. With several switch nodes (ScyllaDB) they are per node:
@@ -148,6 +153,7 @@ impl AdminState {
             locks: Arc::default(),
             public_summary: Arc::default(),
             semester_reports: Arc::default(),
+            failed_authentications: Arc::default(),
         }
     }
 

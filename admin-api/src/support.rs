@@ -61,39 +61,102 @@ pub fn token_hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+/// Failed authentications an address may make per [`AUTH_FAILURE_WINDOW_SECONDS`] before each
+/// further one is answered slower.
+pub const AUTH_FAILURES_FREE: u32 = 10;
+/// The window failed authentications are counted in, per address.
+pub const AUTH_FAILURE_WINDOW_SECONDS: i64 = 60;
+/// The delay of the first failed authentication past [`AUTH_FAILURES_FREE`]; each next one
+/// doubles it, up to [`AUTH_FAILURE_DELAY_MAX`].
+pub const AUTH_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+/// The longest a failed authentication is held.
+pub const AUTH_FAILURE_DELAY_MAX: std::time::Duration = std::time::Duration::from_secs(4);
+/// Addresses counted at most; past it the oldest windows are forgotten.
+pub const AUTH_FAILURE_ADDRESSES_MAX: usize = 10_000;
+
+/// Failed authentications per client address: past [`AUTH_FAILURES_FREE`] in a window, each
+/// further 401 is held back longer (guessing tokens slows down; a right token never waits).
+#[derive(Debug, Default)]
+pub struct FailedAuthentications {
+    by_address: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (i64, u32)>>,
+}
+
+impl FailedAuthentications {
+    /// Counts a failure of `address` at `now`; how long to hold its answer.
+    pub fn failed(&self, address: std::net::IpAddr, now: i64) -> std::time::Duration {
+        let mut by_address = self.by_address.lock().unwrap_or_else(|p| p.into_inner());
+        if by_address.len() >= AUTH_FAILURE_ADDRESSES_MAX {
+            by_address.retain(|_, (since, _)| now - *since < AUTH_FAILURE_WINDOW_SECONDS);
+        }
+        let entry = by_address.entry(address).or_insert((now, 0));
+        if now - entry.0 >= AUTH_FAILURE_WINDOW_SECONDS {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        let excess = entry.1.saturating_sub(AUTH_FAILURES_FREE);
+        if excess == 0 {
+            return std::time::Duration::ZERO;
+        }
+        if excess == 1 {
+            tracing::warn!(%address, "repeated failed authentications: answers slowed down");
+        }
+        AUTH_FAILURE_DELAY
+            .saturating_mul(1 << (excess - 1).min(8))
+            .min(AUTH_FAILURE_DELAY_MAX)
+    }
+}
+
 impl FromRequestParts<AdminState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> ApiResult<Caller> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
-        let secret = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header is not a Bearer token")
-            })?;
-        let token = state
-            .ledger
-            .registry()
-            .token_by_hash(&token_hash(secret))
-            .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
-        if token.expires_at.is_some_and(|at| at <= state.now()) {
-            return Err(ApiError::unauthorized(
-                "this token has expired: ask an admin for a new one",
-            ));
+        let result = authenticate(parts, state).await;
+        // Only a refused token counts: a store that did not answer is no guess.
+        if matches!(&result, Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED)
+            && let Some(axum::extract::ConnectInfo(address)) =
+                parts
+                    .extensions
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        {
+            let delay = state
+                .failed_authentications
+                .failed(address.ip(), state.now());
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
         }
-        Ok(Caller {
-            name: token.name,
-            role: token.role,
-        })
+        result
     }
+}
+
+/// The caller a request's bearer token names.
+async fn authenticate(parts: &Parts, state: &AdminState) -> ApiResult<Caller> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
+    let secret = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header is not a Bearer token"))?;
+    let token = state
+        .ledger
+        .registry()
+        .token_by_hash(&token_hash(secret))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("unknown token"))?;
+    if token.expires_at.is_some_and(|at| at <= state.now()) {
+        return Err(ApiError::unauthorized(
+            "this token has expired: ask an admin for a new one",
+        ));
+    }
+    Ok(Caller {
+        name: token.name,
+        role: token.role,
+    })
 }
 
 /// A JSON body that never rejects on its own: handlers check the caller's role first (a 403

@@ -496,9 +496,14 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
             async move {
                 let served = match TcpListener::from_std(admin) {
                     Ok(admin) => {
-                        axum::serve(admin, app)
-                            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                            .await
+                        // With each client's address, so failed authentications count per
+                        // address.
+                        axum::serve(
+                            admin,
+                            app.into_make_service_with_connect_info::<SocketAddr>(),
+                        )
+                        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                        .await
                     }
                     Err(e) => Err(e),
                 };

@@ -84,3 +84,44 @@ async fn a_token_expires_and_a_rotated_secret_replaces_the_old() {
     let audit = api.all("auditor", "/api/v1/audit").await;
     assert!(audit.iter().any(|l| l["action"] == "tokens.rotate"));
 }
+
+/// Past `AUTH_FAILURES_FREE` failed authentications from one address in a window, each further
+/// 401 to that address is held back (at least `AUTH_FAILURE_DELAY`, doubling), so guessing
+/// tokens slows down; other addresses are not held.
+#[tokio::test]
+async fn repeated_failed_authentications_from_one_address_are_slowed_down() {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::Request;
+    use ssn_admin_api::{AUTH_FAILURE_DELAY, AUTH_FAILURES_FREE};
+    use tower::ServiceExt;
+    let api = Api::start("auth-failures").await;
+    let guess = |from: [u8; 4]| {
+        let mut request = Request::builder()
+            .uri("/api/v1/programs")
+            .header("Authorization", "Bearer ssn_guess")
+            .body(Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(std::net::SocketAddr::from((from, 40_000))));
+        let router = api.router.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let status = router.oneshot(request).await.unwrap().status().as_u16();
+            (status, started.elapsed())
+        }
+    };
+    let attacker = [10, 0, 0, 9];
+    for _ in 0..AUTH_FAILURES_FREE {
+        assert_eq!(guess(attacker).await.0, 401);
+    }
+    let (status, held) = guess(attacker).await;
+    assert_eq!(status, 401);
+    assert!(held >= AUTH_FAILURE_DELAY, "held {held:?}");
+    let (status, held) = guess(attacker).await;
+    assert_eq!(status, 401);
+    assert!(held >= 2 * AUTH_FAILURE_DELAY, "held {held:?}");
+    // Another address has its own count.
+    assert_eq!(guess([10, 0, 0, 10]).await.0, 401);
+}
