@@ -48,6 +48,7 @@ pub(crate) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(get_beneficiary))
         .routes(routes!(verify_beneficiary))
         .routes(routes!(validate_beneficiary))
+        .routes(routes!(resolve_duplicate))
         // A decree may name up to DECREE_SSNS_MAX people (about 15 bytes each in JSON).
         .routes(routes!(create_determination).layer(DefaultBodyLimit::max(IMPORT_BODY_BYTES_MAX)))
         .routes(routes!(get_determination))
@@ -876,7 +877,14 @@ pub(crate) async fn create_determination(
             _ => None,
         })
         .collect();
-    let off_target = program_refusals(&state, &program, &people).await?;
+    let mut off_target = program_refusals(&state, &program, &people).await?;
+    off_target.extend(people.iter().filter(|b| b.possible_duplicate).map(|b| {
+        format!(
+            "{} is a possible duplicate (same name and birth date as another NIK): resolve it \
+             first with POST /beneficiaries/{}/resolve",
+            b.ssn, b.ssn
+        )
+    }));
     if !off_target.is_empty() {
         let error = ApiError::refused(format!(
             "the decree is refused whole: {}",
@@ -909,6 +917,86 @@ pub(crate) async fn create_determination(
         StatusCode::CREATED,
         Json(determination_view(&determination)),
     ))
+}
+
+/// How a possible duplicate is settled.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resolution {
+    /// The SSN number of the record this one is the same person as (this one is then
+    /// rejected); absent when `distinct`.
+    #[serde(default)]
+    pub same_person_as: Option<String>,
+    /// True when the two are different people who share a name and birth date.
+    #[serde(default)]
+    pub distinct: bool,
+    /// What Dinas Sosial checked (kept in the audit log).
+    pub note: String,
+}
+
+/// Settles a possible duplicate (same name and birth date as another NIK): `distinct` clears
+/// the flag; `same_person_as` rejects this record as the other's duplicate. A decree refuses
+/// people whose flag is not settled.
+#[utoipa::path(post, path = "/beneficiaries/{ssn}/resolve", tag = "beneficiaries",
+    request_body = Resolution,
+    params(("ssn" = String, Path, description = "SSN number of the flagged record", example = "SSN000000002")),
+    responses((status = 200, description = "Settled", body = BeneficiaryView)))]
+pub(crate) async fn resolve_duplicate(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(ssn): Path<String>,
+    body: JsonBody<Resolution>,
+) -> ApiResult<Json<BeneficiaryView>> {
+    caller.require(&[Role::Dinsos])?;
+    let resolution = body.into_inner()?;
+    let note = resolution.note.trim().to_string();
+    if note.is_empty() || note.chars().count() > 500 {
+        return Err(ApiError::malformed("note is 1 to 500 characters"));
+    }
+    let current = find(&state, &ssn).await?;
+    let target = format!("beneficiary {ssn}");
+    if !current.possible_duplicate {
+        let error = ApiError::conflict(format!("{ssn} is not flagged as a possible duplicate"));
+        state
+            .audit_failure(&caller, "beneficiaries.resolve", &target, &error)
+            .await;
+        return Err(error);
+    }
+    let mut next = current.clone();
+    next.possible_duplicate = false;
+    let outcome = match (resolution.same_person_as.as_deref(), resolution.distinct) {
+        (None, true) => format!("distinct: {note}"),
+        (Some(other), false) => {
+            let original = find(&state, other).await?;
+            if original.ssn == current.ssn || original.nik == current.nik {
+                return Err(ApiError::malformed("same_person_as names another record"));
+            }
+            if !current.enrolments.is_empty() {
+                return Err(ApiError::conflict(format!(
+                    "{ssn} is enrolled already; revoke it before rejecting it as a duplicate"
+                )));
+            }
+            next.status = BeneficiaryStatus::Rejected;
+            format!("same person as {}: {note}", original.ssn)
+        }
+        _ => {
+            return Err(ApiError::malformed(
+                "give either same_person_as or distinct: true",
+            ));
+        }
+    };
+    state
+        .apply_audited(
+            &caller,
+            "beneficiaries.resolve",
+            &format!("{target}: {outcome}"),
+            vec![RegistryOp::Replace {
+                expected: RegistryRecord::Beneficiary(current),
+                new: RegistryRecord::Beneficiary(next.clone()),
+            }],
+        )
+        .await?;
+    Ok(Json(view(&caller, &next)))
 }
 
 /// Who of `people` the program's own rules refuse, each with why: above its `desil_max`

@@ -137,6 +137,12 @@ fn table(f: &Fixtures) -> Vec<Row> {
         ),
         row(
             "POST",
+            "/beneficiaries/{ssn}/resolve",
+            Role("dinsos"),
+            Send::Json(json!({"distinct": true, "note": "checked the KK"})),
+        ),
+        row(
+            "POST",
             "/beneficiaries/{ssn}/revoke",
             Role("walikota"),
             Send::Json(json!({

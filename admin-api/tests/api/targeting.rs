@@ -123,3 +123,112 @@ async fn a_family_program_on_target_refuses_a_second_family_member_and_the_bette
         "{message}"
     );
 }
+
+/// A possible duplicate (same name and birth date under another NIK) is settled before money:
+/// a decree naming an unsettled one is refused whole (422); Dinas Sosial settles it as a
+/// distinct person, or as the same person as another record, which rejects it.
+#[tokio::test]
+async fn possible_duplicates_are_resolved_before_a_decree() {
+    let api = Api::start("duplicates").await;
+    api.post(
+        "dinsos",
+        "/api/v1/programs",
+        json!({"code": "SEMBAKO", "name": "Sembako", "budget_year": 2026,
+               "benefit_amount": "200000.00", "allowed_categories": ["01"],
+               "basket_required": false, "purchase_amount_max": "200000.00",
+               "purchases_per_day_max": 3, "pocket_expires_at": "2026-12-31"}),
+    )
+    .await
+    .expect(201);
+    let flagged = |n: u64| {
+        let RegistryOp::Insert(RegistryRecord::Beneficiary(mut b)) =
+            person(n, &format!("64720100000002{n:02}"), 1)
+        else {
+            unreachable!()
+        };
+        b.possible_duplicate = true;
+        RegistryOp::Insert(RegistryRecord::Beneficiary(b))
+    };
+    api.ledger
+        .registry()
+        .apply(vec![
+            person(5, "6472010000000205", 1),
+            flagged(6),
+            flagged(7),
+        ])
+        .await
+        .unwrap();
+    let decree = |ssns: &[&str]| {
+        json!({"decree_number": "188.45/10/2026", "decree_date": "2026-11-28",
+               "program_code": "SEMBAKO", "ssns": ssns})
+    };
+    let refused = api
+        .post(
+            "walikota",
+            "/api/v1/determinations",
+            decree(&["SSN700000005", "SSN700000006"]),
+        )
+        .await;
+    let message = refused.expect_error(422, "refused");
+    assert!(
+        message.contains("SSN700000006 is a possible duplicate"),
+        "{message}"
+    );
+    let resolve = |ssn: &str| format!("/api/v1/beneficiaries/{ssn}/resolve");
+    api.post("dinsos", &resolve("SSN700000006"), json!({"note": "?"}))
+        .await
+        .expect_error(400, "malformed");
+    api.post(
+        "bank",
+        &resolve("SSN700000006"),
+        json!({"distinct": true, "note": "x"}),
+    )
+    .await
+    .expect_error(403, "forbidden");
+    let settled = api
+        .post(
+            "dinsos",
+            &resolve("SSN700000006"),
+            json!({"distinct": true, "note": "different KK and parents; checked at the kelurahan"}),
+        )
+        .await;
+    assert_eq!(settled.expect(200)["possible_duplicate"], false);
+    api.post(
+        "dinsos",
+        &resolve("SSN700000006"),
+        json!({"distinct": true, "note": "again"}),
+    )
+    .await
+    .expect_error(409, "conflict");
+    api.post(
+        "walikota",
+        "/api/v1/determinations",
+        decree(&["SSN700000005", "SSN700000006"]),
+    )
+    .await
+    .expect(201);
+    // The same person as another record: rejected, and no decree can name it.
+    let rejected = api
+        .post(
+            "dinsos",
+            &resolve("SSN700000007"),
+            json!({"same_person_as": "SSN700000005", "note": "one person, two NIKs"}),
+        )
+        .await;
+    assert_eq!(rejected.expect(200)["status"], "rejected");
+    api.post(
+        "walikota",
+        "/api/v1/determinations",
+        decree(&["SSN700000007"]),
+    )
+    .await
+    .expect_error(409, "conflict");
+    let audit = api.all("auditor", "/api/v1/audit").await;
+    assert!(audit.iter().any(|l| {
+        l["action"] == "beneficiaries.resolve"
+            && l["target"]
+                .as_str()
+                .unwrap()
+                .contains("same person as SSN700000005")
+    }));
+}
