@@ -486,6 +486,16 @@ impl AdminState {
     }
 }
 
+/// `field: 'before' -> 'after'` for each field that differs: what an audit line of a
+/// correction says.
+pub fn changed_fields(fields: &[(&str, String, String)]) -> Vec<String> {
+    fields
+        .iter()
+        .filter(|(_, before, after)| before != after)
+        .map(|(field, before, after)| format!("{field}: '{before}' -> '{after}'"))
+        .collect()
+}
+
 /// Random bytes from the operating system.
 pub fn random_bytes<const N: usize>() -> ApiResult<[u8; N]> {
     let mut bytes = [0u8; N];

@@ -45,7 +45,7 @@ pub(crate) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
         .routes(routes!(import_beneficiaries).layer(DefaultBodyLimit::max(IMPORT_BODY_BYTES_MAX)))
         .routes(routes!(list_beneficiaries))
-        .routes(routes!(get_beneficiary))
+        .routes(routes!(get_beneficiary, correct_beneficiary))
         .routes(routes!(verify_beneficiary))
         .routes(routes!(validate_beneficiary))
         .routes(routes!(resolve_duplicate))
@@ -624,6 +624,105 @@ pub(crate) async fn get_beneficiary(
             .await?;
     }
     Ok(Json(view(&caller, &person)))
+}
+
+/// What of a person Diskominfo corrects: the fields given. NIK, birth date and sex are the
+/// NIK's own and change only with it (a DTSEN import).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BeneficiaryCorrection {
+    /// Name.
+    pub name: Option<String>,
+    /// Family card number (16 digits).
+    pub kk: Option<String>,
+    /// Address.
+    pub address: Option<String>,
+    /// Kecamatan.
+    pub kecamatan: Option<String>,
+    /// Kelurahan.
+    pub kelurahan: Option<String>,
+    /// DTSEN welfare decile, 1 to 10.
+    pub desil: Option<u8>,
+}
+
+/// Corrects one person (Pasal 6(2): Diskominfo keeps the data current). The audit line names
+/// every field changed, before and after; a request that changes nothing writes none.
+#[utoipa::path(patch, path = "/beneficiaries/{ssn}", tag = "beneficiaries",
+    request_body = BeneficiaryCorrection,
+    params(("ssn" = String, Path, description = "SSN number", example = "SSN000000001")),
+    responses((status = 200, description = "The person as corrected", body = BeneficiaryView)))]
+pub(crate) async fn correct_beneficiary(
+    State(state): State<AdminState>,
+    caller: Caller,
+    Path(ssn): Path<String>,
+    body: JsonBody<BeneficiaryCorrection>,
+) -> ApiResult<Json<BeneficiaryView>> {
+    caller.require(&[Role::Diskominfo])?;
+    let change = body.into_inner()?;
+    let current = find(&state, &ssn).await?;
+    let mut next = current.clone();
+    let text = |value: &str, field: &str, max: usize| {
+        text_field(value, field, max).map_err(ApiError::malformed)
+    };
+    if let Some(name) = &change.name {
+        next.name = text(name, "name", 100)?;
+    }
+    if let Some(kk) = &change.kk {
+        let kk = kk.trim();
+        if kk.len() != 16 || !kk.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::malformed("kk is 16 digits"));
+        }
+        next.kk = Kk(kk.to_string());
+    }
+    if let Some(address) = &change.address {
+        next.address = text(address, "address", 200)?;
+    }
+    if let Some(kecamatan) = &change.kecamatan {
+        next.kecamatan = text(kecamatan, "kecamatan", 64)?;
+    }
+    if let Some(kelurahan) = &change.kelurahan {
+        next.kelurahan = text(kelurahan, "kelurahan", 64)?;
+    }
+    if let Some(desil) = change.desil {
+        if !(1..=10).contains(&desil) {
+            return Err(ApiError::malformed("desil is a welfare decile, 1 to 10"));
+        }
+        next.desil = desil;
+    }
+    let changed = crate::support::changed_fields(&[
+        ("name", current.name.clone(), next.name.clone()),
+        (
+            "kk",
+            current.kk.expose().to_string(),
+            next.kk.expose().to_string(),
+        ),
+        ("address", current.address.clone(), next.address.clone()),
+        (
+            "kecamatan",
+            current.kecamatan.clone(),
+            next.kecamatan.clone(),
+        ),
+        (
+            "kelurahan",
+            current.kelurahan.clone(),
+            next.kelurahan.clone(),
+        ),
+        ("desil", current.desil.to_string(), next.desil.to_string()),
+    ]);
+    if !changed.is_empty() {
+        state
+            .apply_audited(
+                &caller,
+                "beneficiaries.update",
+                &format!("beneficiary {ssn}: {}", changed.join("; ")),
+                vec![RegistryOp::Replace {
+                    expected: RegistryRecord::Beneficiary(current),
+                    new: RegistryRecord::Beneficiary(next.clone()),
+                }],
+            )
+            .await?;
+    }
+    Ok(Json(view(&caller, &next)))
 }
 
 /// The SSN number `q` names, as an SSN number or a card id (`None`: nobody).

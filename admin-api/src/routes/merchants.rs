@@ -143,15 +143,6 @@ pub struct MerchantChange {
     pub settlement_account: Option<String>,
 }
 
-/// `field: 'before' -> 'after'` for each field that differs, for the audit line.
-fn changes(fields: &[(&str, String, String)]) -> Vec<String> {
-    fields
-        .iter()
-        .filter(|(_, before, after)| before != after)
-        .map(|(field, before, after)| format!("{field}: '{before}' -> '{after}'"))
-        .collect()
-}
-
 /// Corrects an E-Warong: name, kind, area or settlement account (DE42 and status stay). The
 /// audit line names each field changed, before and after.
 #[utoipa::path(patch, path = "/merchants/{merchant_id}", tag = "merchants",
@@ -183,7 +174,7 @@ pub(crate) async fn patch_merchant(
     if let Some(account) = &change.settlement_account {
         next.settlement_account = parse_account(account)?;
     }
-    let changed = changes(&[
+    let changed = crate::support::changed_fields(&[
         ("name", merchant.name.clone(), next.name.clone()),
         (
             "kind",

@@ -108,6 +108,12 @@ fn table(f: &Fixtures) -> Vec<Row> {
         row("GET", "/beneficiaries", Everyone, Send::Nothing),
         row("GET", "/beneficiaries/{ssn}", Everyone, Send::Nothing),
         row(
+            "PATCH",
+            "/beneficiaries/{ssn}",
+            Role("diskominfo"),
+            Send::Json(json!({"address": "Jl. Baru 1"})),
+        ),
+        row(
             "POST",
             "/beneficiaries/{ssn}/verify",
             Role("dinsos"),

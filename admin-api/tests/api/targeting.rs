@@ -232,3 +232,65 @@ async fn possible_duplicates_are_resolved_before_a_decree() {
                 .contains("same person as SSN700000005")
     }));
 }
+
+/// Diskominfo corrects one person; the audit line names each field before and after, and
+/// fields that are the NIK's own cannot be sent.
+#[tokio::test]
+async fn a_person_is_corrected_with_an_audit_of_before_and_after() {
+    let api = Api::start("corrections").await;
+    api.ledger
+        .registry()
+        .apply(vec![person(8, "6472010000000208", 3)])
+        .await
+        .unwrap();
+    let path = "/api/v1/beneficiaries/SSN700000008";
+    api.send(
+        "PATCH",
+        path,
+        Some("dinsos"),
+        Some(("application/json", b"{}".to_vec())),
+    )
+    .await
+    .expect_error(403, "forbidden");
+    for bad in [
+        json!({"desil": 11}),
+        json!({"kk": "123"}),
+        json!({"birth_date": "1990-01-01"}),
+    ] {
+        api.send(
+            "PATCH",
+            path,
+            Some("diskominfo"),
+            Some(("application/json", bad.to_string().into_bytes())),
+        )
+        .await
+        .expect_error(400, "malformed");
+    }
+    let corrected = api
+        .send(
+            "PATCH",
+            path,
+            Some("diskominfo"),
+            Some((
+                "application/json",
+                json!({"address": "Jl. Baru 1", "desil": 2})
+                    .to_string()
+                    .into_bytes(),
+            )),
+        )
+        .await;
+    let corrected = corrected.expect(200);
+    assert_eq!(
+        (corrected["address"].clone(), corrected["desil"].clone()),
+        (json!("Jl. Baru 1"), json!(2))
+    );
+    let audit = api.all("auditor", "/api/v1/audit").await;
+    let line = audit
+        .iter()
+        .find(|l| l["action"] == "beneficiaries.update")
+        .expect("the correction's audit line");
+    assert_eq!(
+        line["target"],
+        "beneficiary SSN700000008: address: 'Jl. Pahlawan' -> 'Jl. Baru 1'; desil: '3' -> '2'"
+    );
+}
