@@ -30,7 +30,8 @@ impl Ledger {
                     "card {old_card} was replaced by another card"
                 )));
             }
-            self.credit_store(id, &self.credits_for(new_card, &moves))
+            // A repeat: the store may have missed the first time's credits.
+            self.credit_store_again(id, &self.credits_for(new_card, &moves))
                 .await?;
             return Ok(moves);
         }

@@ -99,24 +99,8 @@ impl Ledger {
         let credits = match (in_memory, from_history) {
             (_, Some(credits)) => credits,
             (Some(credits), None) => {
-                // A repeat: the store may have missed the first time's credits. It takes a
-                // credit once per (card, transfer) while it keeps the card's record of it:
-                // those whose row is still in the card's working set. A row that moved to
-                // history was folded into the card's balance when the store was last built.
-                let pending: Vec<(CardId, Money)> = {
-                    let state = self.journal.state();
-                    credits
-                        .iter()
-                        .filter(|(card, _)| {
-                            state
-                                .cards
-                                .get(card)
-                                .is_some_and(|c| c.history.iter().any(|row| row.id == id))
-                        })
-                        .copied()
-                        .collect()
-                };
-                self.credit_store(id, &self.pocket_credits(program, &pending))
+                // A repeat: the store may have missed the first time's credits.
+                self.credit_store_again(id, &self.pocket_credits(program, &credits))
                     .await?;
                 credits
             }

@@ -106,13 +106,10 @@ impl Ledger {
         };
         // A program the holder is no longer enrolled in pays nothing, whatever its pocket
         // still holds (a revocation's money is returned right after it is recorded).
-        let card_programs: Vec<ProgramCode> = match &request.enrolments {
-            Some(enrolments) => card_programs
-                .into_iter()
-                .filter(|program| enrolments.include(program))
-                .collect(),
-            None => card_programs,
-        };
+        let mut card_programs = card_programs;
+        if let Some(enrolments) = &request.enrolments {
+            card_programs.retain(|program| enrolments.include(program));
+        }
         self.know_programs(&card_programs.iter().collect::<Vec<_>>())
             .await?;
         let Some((allowed, amount_max, daily_max)) =

@@ -128,6 +128,33 @@ impl Ledger {
             .collect()
     }
 
+    /// Sends again the credits of a transfer the journal already holds (a repeated call, in
+    /// case the store missed them the first time). The store takes a credit once per (card,
+    /// transfer) while it keeps the card's record of it: those whose row is still in the card's
+    /// working set. A row that moved to history was folded into the card's balance when the
+    /// store was last built, so its credit is not sent again (after a restart from a snapshot
+    /// the rebuilt store no longer knows it and would take it twice).
+    pub(super) async fn credit_store_again(
+        &self,
+        id: TransferId,
+        credits: &[PocketCredit],
+    ) -> Result<(), LedgerError> {
+        let pending: Vec<PocketCredit> = {
+            let state = self.journal.state();
+            credits
+                .iter()
+                .filter(|credit| {
+                    state
+                        .cards
+                        .get(&credit.card)
+                        .is_some_and(|c| c.history.iter().any(|row| row.id == id))
+                })
+                .cloned()
+                .collect()
+        };
+        self.credit_store(id, &pending).await
+    }
+
     /// Credits the store after the journal has the credit. A card the store fences as not
     /// ours is rebuilt from the journal, which already includes this credit, so it is not
     /// credited a second time.

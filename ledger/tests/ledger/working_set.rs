@@ -908,3 +908,29 @@ async fn a_repeated_disbursement_after_a_restart_credits_nothing_twice() {
         Vec::<CardId>::new()
     );
 }
+
+/// A replacement repeated after a restart from a snapshot whose card rows of it had moved
+/// (the record itself stays in memory) moves nothing twice: the rebuilt store already counts
+/// the new card's credit.
+#[tokio::test]
+async fn a_repeated_replacement_after_a_restart_credits_nothing_twice() {
+    let (mut world, _, old) = World::with_card(Backend::Embedded, Rules::default()).await;
+    let new = world.card(&[]).await;
+    let moves = world.ledger.replace_card(old, new, t0()).await.unwrap();
+    let moved = Money::checked_sum(moves.iter().map(|m| m.amount)).unwrap();
+    assert!(moved.is_positive());
+    let World { dir, ledger, .. } = world;
+    drop(ledger);
+    {
+        let history = Arc::new(History::open(&dir.0).unwrap());
+        snapshot::take(&dir.0, Some((&history, later())), &|| false).unwrap();
+    }
+    let ledger = Backend::Embedded.open(&dir.0).await;
+    assert!(ledger.open_report().from_snapshot.is_some());
+    assert_eq!(ledger.replace_card(old, new, later()).await.unwrap(), moves);
+    assert_eq!(ledger.balance(new, t0()).await.unwrap(), moved);
+    assert_eq!(
+        ledger.cache_differences().await.unwrap(),
+        Vec::<CardId>::new()
+    );
+}
