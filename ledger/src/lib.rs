@@ -366,4 +366,4 @@ pub use state::{
     Applied, CardRow, CardState, CardTransfer, ClosedBatch, InvariantError, PURCHASE_SHARDS,
     PurchaseState, Purchases, State, TerminalBatches,
 };
-pub use verify::{VerifyError, VerifyReport, check_balances};
+pub use verify::{VerifyError, VerifyReport, check_balances, read_journal};

@@ -108,6 +108,25 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
     })
 }
 
+/// Hands every entry of the journal in `data_dir` to `visit`, in order, each hash and the
+/// chain checked, in bounded memory: what tools read when they need every record ever made
+/// (the projection holds only the working set). A broken chain is an error after the entries
+/// before the break were visited.
+pub fn read_journal(
+    data_dir: &Path,
+    visit: &mut dyn FnMut(&crate::Entry),
+) -> Result<u64, VerifyError> {
+    let mut store = ReadOnly(journal_path(data_dir));
+    let (head, end) = replay_until(&mut store, None, &mut |entry| {
+        visit(&entry);
+        Ok(())
+    })?;
+    match end {
+        Some(found) => Err(VerifyError::Broken(found)),
+        None => Ok(head.next_sequence - 1),
+    }
+}
+
 /// The ledger's global invariants over a whole projection.
 pub fn check_balances(state: &State) -> Result<(), VerifyError> {
     match state.sum_of_balances() {

@@ -10,7 +10,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
-use ssn_ledger::{ResponseCode, State};
+use std::path::Path;
+
+use ssn_ledger::{
+    PurchaseKey, Record, ResponseCode, ReversalEffect, ReversalRecord, VerifyError, read_journal,
+};
 
 /// Mismatches listed in the report; the count covers all of them.
 pub const MISMATCHES_LISTED_MAX: usize = 20;
@@ -105,27 +109,48 @@ impl RunKeys {
     }
 }
 
-/// The run's purchases as the journal holds them.
-pub fn journaled(state: &State, run: &RunKeys) -> Books {
-    let mut books = Books::default();
-    for purchase in state.purchases.values() {
-        let record = &purchase.record;
-        let key = &record.key;
-        if !run.contains(
+/// The run's purchases as the journal holds them: every entry read from the journal itself,
+/// not the projection, which holds only the working set (purchases of a long run move to
+/// history while it runs).
+pub fn journaled(data_dir: &Path, run: &RunKeys) -> Result<Books, VerifyError> {
+    let mut approved: HashMap<PurchaseKey, (u64, String, i64)> = HashMap::new();
+    let mut reversed: HashSet<PurchaseKey> = HashSet::new();
+    let ours = |key: &PurchaseKey| {
+        run.contains(
             key.terminal.as_str(),
             key.stan.as_str(),
             key.transmitted.as_str(),
-        ) {
-            continue;
+        )
+    };
+    read_journal(data_dir, &mut |entry| match &entry.record {
+        Record::Purchase(purchase) if ours(&purchase.key) => {
+            if let (ResponseCode::APPROVED, Some(card)) = (purchase.response.code, purchase.card) {
+                approved.insert(
+                    purchase.key.clone(),
+                    (
+                        card.0,
+                        purchase.merchant.as_str().to_string(),
+                        purchase.amount.minor(),
+                    ),
+                );
+            }
         }
-        if record.response.code != ResponseCode::APPROVED || purchase.reversed {
-            continue;
+        Record::Reversal(ReversalRecord {
+            original,
+            effect: ReversalEffect::Reversed { .. },
+        }) if ours(original) => {
+            reversed.insert(original.clone());
         }
-        let Some(card) = record.card else { continue };
-        books.add(card.0, record.merchant.as_str(), record.amount.minor());
-        books.purchases += 1;
+        _ => {}
+    })?;
+    let mut books = Books::default();
+    for (key, (card, merchant, amount)) in &approved {
+        if !reversed.contains(key) {
+            books.add(*card, merchant, *amount);
+            books.purchases += 1;
+        }
     }
-    books
+    Ok(books)
 }
 
 /// One difference between the terminals and the journal.
