@@ -40,8 +40,18 @@ ensure_chromium() {
   fi
 }
 
+# The TLS tests (tests/e2e/switch_interop.rs) make their certificates with `openssl` and talk
+# to the admin API over HTTPS with `curl`. Installed when missing, like redis-server.
+ensure_tls_tools() {
+  if ! command -v openssl >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+    step "installing openssl and curl (Debian packages)"
+    apt-get update && apt-get install -y --no-install-recommends openssl curl ca-certificates
+  fi
+}
+
 start_all_services() {
   ensure_chromium
+  ensure_tls_tools
   start_redis
   start_cassandra
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 mod settle;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use ssn_codec::Profile;
 use ssn_hsm::{KeyUsage, MasterKey, SoftHsm, WrappedKey};
 use ssn_ledger::{
@@ -21,6 +21,7 @@ use ssn_ledger::{
 };
 use ssn_switch::host::{AmountExponent, Host, HostConfig};
 use ssn_switch::keys;
+use ssn_switch::net::tls::AdminListener;
 use ssn_switch::net::{self, Handler, Limits};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -160,6 +161,98 @@ struct ServeArgs {
     /// Log filter (`info`, `ssn_switch=debug`, ...). Logs are JSON lines on stderr.
     #[arg(long, env = "SSN_LOG", default_value = "info")]
     log: String,
+    /// The node's TLS certificate (PEM: the certificate, then any intermediates). With
+    /// `--tls-key`, the listeners of `--tls-listeners` speak TLS 1.2/1.3.
+    #[arg(long, env = "SSN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, env = "SSN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The listeners that speak TLS when a certificate is given, comma-separated.
+    #[arg(
+        long,
+        env = "SSN_TLS_LISTENERS",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "bcd,ascii,admin"
+    )]
+    tls_listeners: Vec<ListenerName>,
+    /// Mutual TLS on the `bcd` listener: only clients presenting one of the certificates in
+    /// this PEM file get in.
+    #[arg(long, env = "SSN_BCD_CLIENT_CERTS")]
+    bcd_client_certs: Option<PathBuf>,
+    /// Mutual TLS on the `ascii` listener (the bank's host link), as `--bcd-client-certs`.
+    #[arg(long, env = "SSN_ASCII_CLIENT_CERTS")]
+    ascii_client_certs: Option<PathBuf>,
+    /// Mutual TLS on the admin listener, as `--bcd-client-certs`.
+    #[arg(long, env = "SSN_ADMIN_CLIENT_CERTS")]
+    admin_client_certs: Option<PathBuf>,
+    /// Serve in the clear on a listener whose address is not loopback (warned at start).
+    /// Without it such a listener must speak TLS.
+    #[arg(long, env = "SSN_ALLOW_PLAINTEXT")]
+    allow_plaintext: bool,
+}
+
+/// A listener, as `--tls-listeners` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ListenerName {
+    Bcd,
+    Ascii,
+    Admin,
+}
+
+impl ListenerName {
+    fn as_str(self) -> &'static str {
+        match self {
+            ListenerName::Bcd => "bcd",
+            ListenerName::Ascii => "ascii",
+            ListenerName::Admin => "admin",
+        }
+    }
+}
+
+impl ServeArgs {
+    /// The TLS acceptor of one listener, `None` for plaintext; refuses plaintext on an address
+    /// other machines can reach unless `--allow-plaintext` says so.
+    fn tls(
+        &self,
+        name: ListenerName,
+        address: SocketAddr,
+    ) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+        let clients = match name {
+            ListenerName::Bcd => &self.bcd_client_certs,
+            ListenerName::Ascii => &self.ascii_client_certs,
+            ListenerName::Admin => &self.admin_client_certs,
+        };
+        let name_text = name.as_str();
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) if self.tls_listeners.contains(&name) => {
+                let acceptor = net::tls::acceptor(cert, key, clients.as_deref())
+                    .with_context(|| format!("TLS on the {name_text} listener"))?;
+                Ok(Some(acceptor))
+            }
+            _ => {
+                if clients.is_some() {
+                    bail!(
+                        "--{name_text}-client-certs needs TLS on the {name_text} listener \
+                         (--tls-cert, --tls-key, and {name_text} in --tls-listeners)"
+                    );
+                }
+                if !address.ip().is_loopback() {
+                    if !self.allow_plaintext {
+                        bail!(
+                            "the {name_text} listener {address} is reachable from other machines \
+                             and has no TLS: give --tls-cert and --tls-key, or --allow-plaintext \
+                             to serve it in the clear"
+                        );
+                    }
+                    tracing::warn!(listener = name_text, %address,
+                        "serving in the clear on an address other machines can reach (--allow-plaintext)");
+                }
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// A listener's handler: the shared host with the listener's amount exponent.
@@ -453,6 +546,9 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
     }
 
     let host = Arc::new(Host::new(ledger.clone(), hsm, HostConfig { node_id, pvk }));
+    let bcd_tls = args.tls(ListenerName::Bcd, args.bcd_listen)?;
+    let ascii_tls = args.tls(ListenerName::Ascii, args.ascii_listen)?;
+    let admin_tls = args.tls(ListenerName::Admin, args.admin_listen)?;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let bcd = TcpListener::bind(args.bcd_listen)
@@ -468,11 +564,12 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
     // One machine-readable line on stdout, so scripts and tests learn the ports (`:0` picks).
     println!(
         "{}",
-        serde_json::json!({"event": "listening", "bcd": bcd.local_addr()?.to_string(), "ascii": ascii.local_addr()?.to_string(), "admin": admin.local_addr()?.to_string()})
+        serde_json::json!({"event": "listening", "bcd": bcd.local_addr()?.to_string(), "ascii": ascii.local_addr()?.to_string(), "admin": admin.local_addr()?.to_string(),
+            "tls": {"bcd": bcd_tls.is_some(), "ascii": ascii_tls.is_some(), "admin": admin_tls.is_some()}})
     );
-    for (listener, profile, exponent) in [
-        (bcd, Profile::Bcd, args.bcd_amount_exponent),
-        (ascii, Profile::Ascii, args.ascii_amount_exponent),
+    for (listener, tls, profile, exponent) in [
+        (bcd, bcd_tls, Profile::Bcd, args.bcd_amount_exponent),
+        (ascii, ascii_tls, Profile::Ascii, args.ascii_amount_exponent),
     ] {
         let exponent = AmountExponent::new(exponent)
             .with_context(|| format!("amount exponent {exponent}: 0, 1 or 2"))?;
@@ -482,6 +579,7 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
         });
         tracker.spawn(net::serve(
             listener,
+            tls,
             profile,
             handler,
             Limits::default(),
@@ -494,12 +592,18 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
         let app = ssn_admin_api::router(admin_state);
         tracker.spawn_on(
             async move {
-                let served = match TcpListener::from_std(admin) {
-                    Ok(admin) => {
-                        // With each client's address, so failed authentications count per
-                        // address.
+                let listener = TcpListener::from_std(admin).and_then(|admin| match admin_tls {
+                    None => Ok(AdminListener::Plain(admin)),
+                    Some(acceptor) => AdminListener::tls(admin, acceptor, ADMIN_HANDSHAKE_TIMEOUT),
+                });
+                let served = match listener {
+                    // With each client's address, so failed authentications count per
+                    // address.
+                    Ok(listener) => {
+                        // (`tap_io` only so that axum gives the client's address for a
+                        // listener of ours.)
                         axum::serve(
-                            admin,
+                            axum::serve::ListenerExt::tap_io(listener, |_| {}),
                             app.into_make_service_with_connect_info::<SocketAddr>(),
                         )
                         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -535,6 +639,9 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long a client of the admin listener may take over its TLS handshake.
+const ADMIN_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Debits the balance store did not answer in time may still run there later: the ledger
 /// voids them as soon as the store answers again (`ssn_ledger::Ledger::resolve_debits_in_doubt`),

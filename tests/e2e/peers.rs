@@ -1,5 +1,6 @@
 //! Running the independent ISO 8583 peers prepared by `tests/peers/setup.sh`.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -125,11 +126,17 @@ impl Peer {
     /// Runs the peer as a terminal (jPOS, `bcd` port) or host link (pyiso8583, `ascii` port)
     /// against the switch at `address`, with the demo city described by `manifest`.
     pub fn client(self, address: &str, manifest: &Path) -> ClientRun {
+        self.client_with(address, manifest, &[])
+    }
+
+    /// [`Peer::client`] with more arguments (pyiso8583's `--tls-ca`, `--tls-cert`, `--tls-key`).
+    pub fn client_with(self, address: &str, manifest: &Path, more: &[&OsStr]) -> ClientRun {
         let mut child = self
             .command()
             .arg("client")
             .arg(address)
             .arg(manifest)
+            .args(more)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -5,6 +5,7 @@
 //! peers check every answer themselves (tests/peers/README.md); these tests check them again
 //! from the peers' JSON lines, so that a peer that checks too little cannot pass.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -50,6 +51,169 @@ fn pyiso8583_host_runs_the_everyday_conversation_over_ascii() {
     let switch = Switch::start();
     let run = Peer::PyIso8583.client(&switch.ascii, &switch.data_dir.join("demo.json"));
     check(&switch, &run);
+}
+
+/// TLS on every listener, with Python's `ssl` and curl as the clients: the pyiso8583 host link
+/// runs the whole conversation over TLS with the one client certificate the `ascii` listener
+/// lets in (mutual TLS), and is refused with another certificate, with none, and in the clear;
+/// the `bcd` listener echoes a keep-alive over TLS; the admin API answers over HTTPS only.
+#[test]
+fn every_listener_speaks_tls_and_the_host_link_lets_in_only_its_certificate() {
+    let certs = TempCerts::new();
+    let (server_cert, server_key) = certs.make("switch");
+    let (bank_cert, bank_key) = certs.make("bank");
+    let (other_cert, other_key) = certs.make("other");
+    let switch = Switch::start_with(&[
+        OsStr::new("--tls-cert"),
+        server_cert.as_os_str(),
+        OsStr::new("--tls-key"),
+        server_key.as_os_str(),
+        OsStr::new("--ascii-client-certs"),
+        bank_cert.as_os_str(),
+    ]);
+    let manifest = switch.data_dir.join("demo.json");
+    let tls = |cert: Option<(&Path, &Path)>| {
+        let mut args: Vec<&OsStr> = vec![OsStr::new("--tls-ca"), server_cert.as_os_str()];
+        if let Some((cert, key)) = cert {
+            args.extend([
+                OsStr::new("--tls-cert"),
+                cert.as_os_str(),
+                OsStr::new("--tls-key"),
+                key.as_os_str(),
+            ]);
+        }
+        Peer::PyIso8583.client_with(&switch.ascii, &manifest, &args)
+    };
+
+    let run = tls(Some((&bank_cert, &bank_key)));
+    check(&switch, &run);
+
+    for (who, run) in [
+        (
+            "another client certificate",
+            tls(Some((&other_cert, &other_key))),
+        ),
+        ("no client certificate", tls(None)),
+        (
+            "plaintext",
+            Peer::PyIso8583.client_with(&switch.ascii, &manifest, &[]),
+        ),
+    ] {
+        assert!(!run.success, "{who} was let in: {:?}", run.steps);
+        assert!(run.steps.is_empty(), "{who} got answers: {:?}", run.steps);
+    }
+
+    // The terminals' listener: a keep-alive (a frame of length zero) comes back over TLS.
+    let echo = Command::new(python())
+        .args(["-c", KEEP_ALIVE_OVER_TLS, &switch.bcd])
+        .arg(&server_cert)
+        .output()
+        .expect("python runs");
+    assert!(
+        echo.status.success() && echo.stdout == b"0000",
+        "bcd keep-alive over TLS: {:?} {}",
+        String::from_utf8_lossy(&echo.stdout),
+        String::from_utf8_lossy(&echo.stderr)
+    );
+
+    // The admin API: HTTPS with the switch's certificate, nothing in the clear.
+    let curl = |url: String| {
+        Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .arg("--cacert")
+            .arg(&server_cert)
+            .arg(url)
+            .output()
+            .expect("curl runs")
+    };
+    let https = curl(format!("https://{}/healthz", switch.admin));
+    assert_eq!(
+        String::from_utf8_lossy(&https.stdout),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&https.stderr)
+    );
+    let clear = curl(format!("http://{}/healthz", switch.admin));
+    assert_ne!(String::from_utf8_lossy(&clear.stdout), "200");
+}
+
+/// Python: connect over TLS to argv[1] trusting argv[2], send a `bcd` keep-alive, print the
+/// two bytes that come back in hex.
+const KEEP_ALIVE_OVER_TLS: &str = "
+import socket, ssl, sys
+host, port = sys.argv[1].rsplit(':', 1)
+context = ssl.create_default_context(cafile=sys.argv[2])
+with socket.create_connection((host, int(port)), timeout=10) as raw:
+    with context.wrap_socket(raw, server_hostname=host) as tls:
+        tls.sendall(bytes(2))
+        data = b''
+        while len(data) < 2:
+            chunk = tls.recv(2 - len(data))
+            if not chunk:
+                break
+            data += chunk
+sys.stdout.write(data.hex())
+";
+
+/// The Python of the peers' virtualenv.
+fn python() -> PathBuf {
+    std::env::var_os("SSN_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/peers/venv/bin/python"))
+}
+
+/// Self-signed certificates made by the `openssl` command for one test, removed on drop.
+struct TempCerts(PathBuf);
+
+impl TempCerts {
+    fn new() -> TempCerts {
+        let dir = std::env::temp_dir().join(format!(
+            "ssn-certs-{}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempCerts(dir)
+    }
+
+    /// A P-256 certificate for 127.0.0.1 and localhost named `name`, and its key.
+    fn make(&self, name: &str) -> (PathBuf, PathBuf) {
+        let (cert, key) = (
+            self.0.join(format!("{name}.pem")),
+            self.0.join(format!("{name}.key")),
+        );
+        let made = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "30"])
+            .args(["-subj", &format!("/CN={name}")])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        (cert, key)
+    }
+}
+
+impl Drop for TempCerts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Checks the peer's run: every step answered `00` with its MTI, the purchase authorized, the
@@ -170,6 +334,8 @@ struct Switch {
     bcd: String,
     /// `127.0.0.1:PORT` of the `ascii` listener.
     ascii: String,
+    /// `127.0.0.1:PORT` of the admin listener.
+    admin: String,
     /// `DATA_DIR/demo.json`: terminals with their keys, cards with their PINs.
     manifest: Value,
 }
@@ -178,6 +344,11 @@ static RUNS: AtomicU32 = AtomicU32::new(0);
 
 impl Switch {
     fn start() -> Switch {
+        Switch::start_with(&[])
+    }
+
+    /// A switch with more `serve` arguments.
+    fn start_with(more: &[&OsStr]) -> Switch {
         let name = format!(
             "ssn-interop-{}-{}",
             std::process::id(),
@@ -197,6 +368,7 @@ impl Switch {
                 "127.0.0.1:0",
             ])
             .args(["--admin-listen", "127.0.0.1:0", "--log", "warn"])
+            .args(more)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -209,11 +381,13 @@ impl Switch {
             log_path,
             bcd: String::new(),
             ascii: String::new(),
+            admin: String::new(),
             manifest: Value::Null,
         };
         let ready = switch.listening_line();
         switch.bcd = ready["bcd"].as_str().expect("bcd address").to_string();
         switch.ascii = ready["ascii"].as_str().expect("ascii address").to_string();
+        switch.admin = ready["admin"].as_str().expect("admin address").to_string();
         let manifest = std::fs::read(switch.data_dir.join("demo.json")).expect("demo manifest");
         switch.manifest = serde_json::from_slice(&manifest).expect("demo manifest is JSON");
         switch

@@ -9,8 +9,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use ssn_codec::{
     DecodeFailure, FrameCodec, Inbound, Message, MessageView, Outbound, Profile, Tpdu,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::{Decoder, Encoder};
 use tokio_util::sync::CancellationToken;
 
@@ -29,22 +28,22 @@ pub enum ConnectionEnd {
     Timeout,
     /// Reading or writing failed, or the peer did not read its answers in `write_timeout`.
     Io,
+    /// The TLS handshake failed or did not finish in `read_timeout`.
+    Handshake,
 }
 
 /// Bytes read from the socket at a time; also the buffer an idle connection holds.
 const READ_CHUNK_BYTES: usize = 2 * 1024;
 
-/// Reads, handles and answers until the peer leaves, misbehaves, or shutdown is asked.
+/// Reads, handles and answers until the peer leaves, misbehaves, or shutdown is asked; the
+/// connection's two halves (a TCP stream's, or a TLS session's over it).
 pub(crate) async fn serve_connection<H: Handler>(
-    stream: TcpStream,
+    (mut reader, mut writer): (impl AsyncRead + Unpin, impl AsyncWrite + Unpin),
     profile: Profile,
     handler: &H,
     limits: &Limits,
     shutdown: &CancellationToken,
 ) -> ConnectionEnd {
-    // Answers are small and latency is the product: never wait for Nagle.
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
     let mut codec = FrameCodec::new(profile, limits.frame_bytes_max);
     let mut input = BytesMut::new();
     // Metric handles, looked up once per connection rather than once per request.

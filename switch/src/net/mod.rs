@@ -8,6 +8,7 @@
 
 mod connection;
 mod server;
+pub mod tls;
 
 use std::future::Future;
 use std::time::Duration;

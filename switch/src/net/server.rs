@@ -6,10 +6,11 @@ use std::time::Duration;
 use ssn_codec::Profile;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::connection::serve_connection;
+use super::connection::{ConnectionEnd, serve_connection};
 use super::{Handler, Limits};
 
 /// After an accept error (out of file descriptors, usually), wait this long before the next
@@ -17,10 +18,12 @@ use super::{Handler, Limits};
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Accepts connections on `listener` until `shutdown` is cancelled, serving each on its own
-/// task tracked by `tracker` (so shutdown can wait for their in-flight requests). At most
+/// task tracked by `tracker` (so shutdown can wait for their in-flight requests), over TLS
+/// when given an acceptor (the handshake within `limits.read_timeout`). At most
 /// `limits.connections_max` connections are served at once.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     profile: Profile,
     handler: Arc<H>,
     limits: Limits,
@@ -48,10 +51,32 @@ pub async fn serve<H: Handler>(
             },
             () = shutdown.cancelled() => return,
         };
+        // Answers are small and latency is the product: never wait for Nagle.
+        let _ = stream.set_nodelay(true);
         let (handler, limits, shutdown) = (handler.clone(), limits.clone(), shutdown.clone());
+        let tls = tls.clone();
         metrics::gauge!("ssn_connections", "profile" => profile.name()).increment(1.0);
         tracker.spawn(async move {
-            let end = serve_connection(stream, profile, &*handler, &limits, &shutdown).await;
+            let end = match tls {
+                None => {
+                    let halves = stream.into_split();
+                    serve_connection(halves, profile, &*handler, &limits, &shutdown).await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.read_timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(session)) => {
+                            let halves = tokio::io::split(session);
+                            serve_connection(halves, profile, &*handler, &limits, &shutdown)
+                                .await
+                        }
+                        _ => {
+                            super::tls::handshake_failed(profile.name());
+                            ConnectionEnd::Handshake
+                        }
+                    }
+                }
+            };
             metrics::gauge!("ssn_connections", "profile" => profile.name()).decrement(1.0);
             metrics::counter!("ssn_connections_ended_total", "profile" => profile.name(), "end" => format!("{end:?}"))
                 .increment(1);

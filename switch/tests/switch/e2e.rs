@@ -1281,6 +1281,79 @@ async fn a_switch_given_another_master_key_refuses_to_start() {
     assert_eq!(terminal.balance(&card).await, balance);
 }
 
+/// A listener other machines can reach is TLS or explicitly plaintext: without a certificate
+/// and without `--allow-plaintext` the switch refuses to start before it listens, naming both
+/// ways out; mutual TLS without TLS, and a certificate file that is not one, are refused too.
+#[test]
+fn plaintext_where_others_can_reach_it_is_refused_at_start() {
+    let data_dir = std::env::temp_dir().join(format!("ssn-plaintext-{}", std::process::id()));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let not_pem = data_dir.join("not.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let refused = |args: &[&str], says: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ssn-switch"))
+            .arg("serve")
+            .args(args)
+            .args(["--log", "warn", "--data-dir"])
+            .arg(&data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let until = std::time::Instant::now() + DEADLINE;
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{args:?}: the switch kept running instead of refusing to start");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!output.status.success(), "{args:?} started: {stderr}");
+        assert!(
+            output.stdout.is_empty(),
+            "{args:?} listened: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        for said in says {
+            assert!(stderr.contains(said), "{args:?}: {stderr}");
+        }
+    };
+    let loopback = [
+        "--ascii-listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ];
+    let reachable = [&["--bcd-listen", "0.0.0.0:0"][..], &loopback[..]].concat();
+    refused(
+        &reachable,
+        &["bcd listener", "--tls-cert", "--allow-plaintext"],
+    );
+    let client_certs = [
+        &["--bcd-listen", "127.0.0.1:0", "--ascii-client-certs"][..],
+        &[not_pem.to_str().unwrap()][..],
+        &loopback[..],
+    ]
+    .concat();
+    refused(&client_certs, &["--ascii-client-certs needs TLS"]);
+    let bad_cert = [
+        &["--bcd-listen", "127.0.0.1:0", "--tls-cert"][..],
+        &[
+            not_pem.to_str().unwrap(),
+            "--tls-key",
+            not_pem.to_str().unwrap(),
+        ][..],
+        &loopback[..],
+    ]
+    .concat();
+    refused(&bad_cert, &["TLS on the bcd listener"]);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
 /// An amount exponent the switch cannot convert (it keeps hundredths) is refused at start
 /// with a message naming the flag, never read as another.
 #[test]

@@ -56,6 +56,7 @@ async fn start(profile: Profile, limits: Limits, permits: usize) -> Server {
     });
     let accept = serve(
         listener,
+        None,
         profile,
         handler.clone(),
         limits,

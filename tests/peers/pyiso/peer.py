@@ -26,6 +26,7 @@ import argparse
 import json
 import random
 import socket
+import ssl
 import sys
 import time
 
@@ -373,6 +374,14 @@ def client(args, out):
     card = next(c for c in manifest["cards"] if c["kind"] == "regular")
     try:
         with socket.create_connection((host, int(port)), timeout=ANSWER_TIMEOUT_S) as sock:
+            if args.tls_ca:
+                # TLS as Python's ssl module does it: the switch's certificate checked against
+                # the given CA (or self-signed certificate) and the address; a client
+                # certificate when given (mutual TLS).
+                context = ssl.create_default_context(cafile=args.tls_ca)
+                if args.tls_cert:
+                    context.load_cert_chain(args.tls_cert, args.tls_key)
+                sock = context.wrap_socket(sock, server_hostname=host)
             conversation(Link(sock, terminal, out), card)
     except (Unexpected, OSError, ValueError) as e:
         out.flush()
@@ -394,6 +403,9 @@ def main():
     host = commands.add_parser("client", help="run the host interface's conversation against a switch")
     host.add_argument("address", help="the switch's ascii port, HOST:PORT")
     host.add_argument("manifest", help="the demo manifest, DIR/demo.json")
+    host.add_argument("--tls-ca", help="speak TLS, trusting this PEM certificate for the switch")
+    host.add_argument("--tls-cert", help="with --tls-ca: present this PEM client certificate")
+    host.add_argument("--tls-key", help="the private key of --tls-cert (PEM)")
     args = parser.parse_args()
 
     out = sys.stdout
