@@ -24,6 +24,8 @@ fn person(n: u64, kk: &str, desil: u8) -> RegistryOp {
         enrolments: Vec::new(),
         possible_duplicate: false,
         import_batch: 1,
+        absent_from_dtsen: false,
+        enrolment_history: Vec::new(),
     }))
 }
 
