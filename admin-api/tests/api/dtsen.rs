@@ -11,7 +11,7 @@ use crate::{Api, carded_person, program};
 const HEADER: &str = "nik,kk,name,birth_date,sex,address,kecamatan,kelurahan,desil";
 
 /// Person `n` (1 to 27): born on day `n` of January 1980, with a family card of their own.
-fn person(n: u32, name: &str) -> Row {
+pub(crate) fn person(n: u32, name: &str) -> Row {
     let female = n.is_multiple_of(2);
     Row {
         nik: nik(1, n, 1, 1980, female, &format!("{n:04}")),
@@ -37,7 +37,7 @@ fn namesake(row: &Row, serial: u32) -> Row {
     }
 }
 
-fn csv(rows: &[&Row]) -> String {
+pub(crate) fn csv(rows: &[&Row]) -> String {
     let mut text = format!("{HEADER}\n");
     for row in rows {
         text.push_str(&row.line());
