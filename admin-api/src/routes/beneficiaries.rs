@@ -427,6 +427,35 @@ pub(crate) fn correction(before: &Beneficiary, after: &Beneficiary) -> Option<Co
     })
 }
 
+/// The fields a [`correction`] compares, by the names its audit target gives them.
+const CORRECTED_FIELDS: [&str; 10] = [
+    "name",
+    "kk",
+    "birth_date",
+    "sex",
+    "address",
+    "kecamatan",
+    "kelurahan",
+    "desil",
+    "possible_duplicate",
+    "absent_from_dtsen",
+];
+
+/// A [`correction`]'s audit target without the values: the person and the names of the
+/// fields changed, each from [`CORRECTED_FIELDS`] (so nothing of a value can come through,
+/// whatever it holds).
+pub(crate) fn correction_withheld(target: &str) -> String {
+    let (person, changes) = target.split_once(": ").unwrap_or((target, ""));
+    let fields: Vec<&str> = CORRECTED_FIELDS
+        .into_iter()
+        .filter(|field| {
+            changes.starts_with(&format!("{field}: '"))
+                || changes.contains(&format!("; {field}: '"))
+        })
+        .collect();
+    format!("{person}: {} (values withheld)", fields.join(", "))
+}
+
 /// The SSN number `q` names, as an SSN number or a card id (`None`: nobody).
 async fn holder_of(state: &AdminState, q: &str) -> ApiResult<Option<String>> {
     if let Ok(card) = q.parse::<u64>() {
@@ -959,4 +988,60 @@ pub(crate) async fn revoke_determination(
     super::revocations::return_pockets(&state, &caller, &revoked.program_code, &reference, &cards)
         .await?;
     Ok(Json(determination_view(&revoked)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field a correction compares is named in its audit line, and the line withheld
+    /// from roles without personal data names the same fields and no value.
+    #[test]
+    fn a_correction_names_every_field_and_withholds_every_value() {
+        let before = Beneficiary {
+            ssn: "SSN000000001".into(),
+            nik: ssn_ledger::Nik("6472014101800001".into()),
+            kk: Kk("6472010000000001".into()),
+            name: "Siti Aminah".into(),
+            birth_date: Day::parse_iso("1980-01-01").unwrap(),
+            sex: Sex::Female,
+            address: "Jl. Pahlawan 1".into(),
+            kecamatan: "Palaran".into(),
+            kelurahan: "Rawa Makmur".into(),
+            desil: 3,
+            status: BeneficiaryStatus::Imported,
+            enrolments: Vec::new(),
+            possible_duplicate: false,
+            import_batch: 1,
+            absent_from_dtsen: false,
+            enrolment_history: Vec::new(),
+        };
+        let after = Beneficiary {
+            kk: Kk("6472019999999999".into()),
+            name: "Siti; kk: 'x' Aminah".into(),
+            birth_date: Day::parse_iso("1981-02-02").unwrap(),
+            sex: Sex::Male,
+            address: "Jl. Cendana 7".into(),
+            kecamatan: "Sambutan".into(),
+            kelurahan: "Sungai Kapih".into(),
+            desil: 4,
+            possible_duplicate: true,
+            absent_from_dtsen: true,
+            ..before.clone()
+        };
+        let changed = correction(&before, &after).expect("a change");
+        assert_eq!(changed.fields, CORRECTED_FIELDS);
+        let withheld = correction_withheld(&changed.target);
+        assert_eq!(
+            withheld,
+            format!(
+                "beneficiary SSN000000001: {} (values withheld)",
+                CORRECTED_FIELDS.join(", ")
+            )
+        );
+        for value in ["Siti", "6472", "1980", "1981", "Pahlawan", "Cendana", "'"] {
+            assert!(!withheld.contains(value), "{value} in {withheld}");
+        }
+        assert!(correction(&before, &before).is_none());
+    }
 }

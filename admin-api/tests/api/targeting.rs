@@ -286,11 +286,21 @@ async fn a_person_is_corrected_with_an_audit_of_before_and_after() {
         (corrected["address"].clone(), corrected["desil"].clone()),
         (json!("Jl. Baru 1"), json!(2))
     );
-    let audit = api.all("auditor", "/api/v1/audit").await;
+    let audit = api.all("admin", "/api/v1/audit").await;
     let line = audit
         .iter()
         .find(|l| l["action"] == "beneficiaries.update")
         .expect("the correction's audit line");
+    // Roles without personal data read which fields changed, not their values.
+    let withheld = api.all("auditor", "/api/v1/audit").await;
+    let withheld = withheld
+        .iter()
+        .find(|l| l["action"] == "beneficiaries.update")
+        .expect("the correction's audit line");
+    assert_eq!(
+        withheld["target"],
+        "beneficiary SSN700000008: address, desil (values withheld)"
+    );
     assert_eq!(
         line["target"],
         "beneficiary SSN700000008: address: 'Jl. Pahlawan' -> 'Jl. Baru 1'; desil: '3' -> '2'"
