@@ -426,6 +426,13 @@ async fn import(
         named,
         rows,
     } = read_file(body, Day::wita_of_unix_seconds(now))?;
+    if mode == ImportMode::Full && rows == 0 {
+        // Everyone would be absent: far likelier a wrong file than a city without poor.
+        return Err(ApiError::refused(
+            "a full refresh names the city's people; this file has no rows, which would mark \
+             everyone absent: send the whole DTSEN export, or use mode=partial",
+        ));
+    }
 
     // Who is already there: by NIK, and by name and birth date.
     let existing = state.ledger.registry().beneficiaries().await?;

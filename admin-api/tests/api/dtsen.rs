@@ -276,6 +276,14 @@ async fn a_full_refresh_marks_the_absent_for_review_and_revokes_no_one() {
     .await
     .expect_error(403, "forbidden");
 
+    // A full refresh of a file without rows would mark everyone: refused.
+    api.post_csv(
+        "diskominfo",
+        "/api/v1/beneficiaries/import?mode=full",
+        &csv(&[]),
+    )
+    .await
+    .expect_error(422, "refused");
     // A partial import marks nobody.
     let partial = import(&api, Some("partial"), &[&people[0]]).await;
     assert_eq!(partial["absent"], json!([]));
