@@ -306,6 +306,9 @@ fn periods((start, end): (i64, i64)) -> (Period, Period) {
 /// the window's end; flows are within it.
 pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64, i64)) -> Figures {
     let (start, end) = window;
+    // People and cards are counted as they were at the end of the window's last day, each
+    // person where they lived then (their money too).
+    let as_of = Day::wita_of_unix_seconds(end.min(AS_OF_UNIX_SECONDS_MAX));
     let holder: HashMap<&str, &Beneficiary> = registry
         .beneficiaries
         .iter()
@@ -317,7 +320,7 @@ pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64,
         .map(|c| {
             let kecamatan = holder
                 .get(c.ssn.as_str())
-                .map_or("(unknown)", |b| b.kecamatan.as_str());
+                .map_or("(unknown)", |b| b.kecamatan_on(as_of));
             (c.card_id, kecamatan)
         })
         .collect();
@@ -328,8 +331,6 @@ pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64,
             .unwrap_or("(unknown)")
             .to_string()
     };
-    // People and cards are counted as they were at the end of the window's last day.
-    let as_of = Day::wita_of_unix_seconds(end.min(AS_OF_UNIX_SECONDS_MAX));
     let enrolled: HashMap<&str, Vec<String>> = registry
         .beneficiaries
         .iter()
@@ -399,7 +400,7 @@ pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64,
         if !programs.is_empty() {
             total_people.people_determined += 1;
             area_people
-                .entry(beneficiary.kecamatan.clone())
+                .entry(beneficiary.kecamatan_on(as_of).to_string())
                 .or_default()
                 .people_determined += 1;
             for program in programs {
@@ -423,7 +424,7 @@ pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64,
             figures.never_used.push(NeverUsedCard {
                 card: card.card_id,
                 ssn: beneficiary.ssn.clone(),
-                kecamatan: beneficiary.kecamatan.clone(),
+                kecamatan: beneficiary.kecamatan_on(as_of).to_string(),
                 kelurahan: beneficiary.kelurahan.clone(),
                 programs: programs.clone(),
                 status: card.status,
@@ -449,7 +450,7 @@ pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64,
         });
         for people in std::iter::once(&mut total_people).chain(std::iter::once(
             area_people
-                .entry(beneficiary.kecamatan.clone())
+                .entry(beneficiary.kecamatan_on(as_of).to_string())
                 .or_default(),
         )) {
             people.cards_issued += 1;

@@ -86,6 +86,7 @@ async fn prepare(config: LedgerConfig) -> Ledger {
                 import_batch: 1,
                 absent_from_dtsen: false,
                 enrolment_history: Vec::new(),
+                past_kecamatan: Vec::new(),
             },
         )));
         ops.push(RegistryOp::Insert(RegistryRecord::Card(Card {

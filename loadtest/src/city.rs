@@ -277,6 +277,7 @@ pub async fn seed(
                     import_batch: 0,
                     absent_from_dtsen: false,
                     enrolment_history: Vec::new(),
+                    past_kecamatan: Vec::new(),
                 },
             )));
             let pan = pan_of(CITY_BIN, u64::from(serial))?;

@@ -247,6 +247,7 @@ pub async fn provision(
             import_batch: 0,
             absent_from_dtsen: false,
             enrolment_history: Vec::new(),
+            past_kecamatan: Vec::new(),
         };
         let body = format!("{DEMO_BIN}{card_number:09}");
         let pan = Pan::with_check_digit(body.as_bytes()).map_err(|_| ssn_ledger::InvalidId {

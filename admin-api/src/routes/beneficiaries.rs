@@ -330,7 +330,10 @@ pub(crate) async fn correct_beneficiary(
         next.address = text(address, "address", 200)?;
     }
     if let Some(kecamatan) = &change.kecamatan {
-        next.kecamatan = text(kecamatan, "kecamatan", 64)?;
+        next.move_to(
+            text(kecamatan, "kecamatan", 64)?,
+            Day::wita_of_unix_seconds(state.now()),
+        );
     }
     if let Some(kelurahan) = &change.kelurahan {
         next.kelurahan = text(kelurahan, "kelurahan", 64)?;
@@ -1015,6 +1018,7 @@ mod tests {
             import_batch: 1,
             absent_from_dtsen: false,
             enrolment_history: Vec::new(),
+            past_kecamatan: Vec::new(),
         };
         let after = Beneficiary {
             kk: Kk("6472019999999999".into()),

@@ -188,20 +188,21 @@ struct GoodRow {
 }
 
 impl GoodRow {
-    /// `current` with this row's data: what DTSEN says of the person now.
-    fn applied_to(&self, current: &Beneficiary) -> Beneficiary {
-        Beneficiary {
+    /// `current` with this row's data on `day`: what DTSEN says of the person now.
+    fn applied_to(&self, current: &Beneficiary, day: Day) -> Beneficiary {
+        let mut next = Beneficiary {
             kk: Kk(self.kk.clone()),
             name: self.name.clone(),
             birth_date: self.birth_date,
             sex: self.sex,
             address: self.address.clone(),
-            kecamatan: self.kecamatan.clone(),
             kelurahan: self.kelurahan.clone(),
             desil: self.desil,
             absent_from_dtsen: false,
             ..current.clone()
-        }
+        };
+        next.move_to(self.kecamatan.clone(), day);
+        next
     }
 }
 
@@ -472,7 +473,7 @@ async fn import(
     let mut updated = Vec::new();
     let mut unchanged = 0u64;
     for (row, current) in known {
-        let mut next = row.applied_to(current);
+        let mut next = row.applied_to(current, Day::wita_of_unix_seconds(now));
         let (old_key, new_key) = (
             name_key(&current.name, current.birth_date),
             name_key(&next.name, next.birth_date),
@@ -591,6 +592,7 @@ async fn import(
                 import_batch: batch_id.unwrap_or(0),
                 absent_from_dtsen: false,
                 enrolment_history: Vec::new(),
+                past_kecamatan: Vec::new(),
             },
         ))]);
     }

@@ -384,6 +384,7 @@ pub fn carded_person(
             import_batch: 1,
             absent_from_dtsen: false,
             enrolment_history: Vec::new(),
+            past_kecamatan: Vec::new(),
         })),
         RegistryOp::Insert(RegistryRecord::Card(Card {
             card_id: CardId(card),

@@ -439,6 +439,17 @@ async fn a_semester_report_counts_people_and_cards_as_of_its_last_day() {
     )
     .await
     .expect(200);
+    // A refresh moves the first person to another kecamatan.
+    let mut moved = people[0].clone();
+    moved.kecamatan = "Sambutan".into();
+    moved.kelurahan = "Sungai Kapih".into();
+    api.post_csv(
+        "diskominfo",
+        "/api/v1/beneficiaries/import",
+        &csv(&[&moved]),
+    )
+    .await
+    .expect(200);
     api.post(
         "dinsos",
         "/api/v1/programs/SEMBAKO/funding",
@@ -480,6 +491,9 @@ async fn a_semester_report_counts_people_and_cards_as_of_its_last_day() {
     let first = first.expect(200);
     let june = [Some(3), Some(2), Some(1)];
     assert_eq!(counts(first), (june, june), "{first}");
+    // Everyone lived in Palaran then.
+    assert_eq!(first["kecamatan"].as_array().unwrap().len(), 1, "{first}");
+    assert_eq!(first["kecamatan"][0]["kecamatan"], "Palaran");
     assert_eq!(first["kecamatan"][0]["people_determined"], 3);
     let second = api
         .get("diskominfo", "/api/v1/reports/semester?year=2026&half=2")
@@ -487,13 +501,28 @@ async fn a_semester_report_counts_people_and_cards_as_of_its_last_day() {
     let second = second.expect(200).clone();
     let december = [Some(4), Some(2), Some(2)];
     assert_eq!(counts(&second), (december, december), "{second}");
+    let areas: Vec<(&str, u64, u64)> = second["kecamatan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["kecamatan"].as_str().unwrap(),
+                k["people_determined"].as_u64().unwrap(),
+                k["cards_issued"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(areas, [("Palaran", 3, 1), ("Sambutan", 1, 1)]);
 
     // Cards never used: counted per kecamatan and program; the list is its own CSV.
     assert_eq!(
         second["cards_never_used"],
         json!({"count": 2, "balance": "400000.00", "by_kecamatan": [
-            {"kecamatan": "Palaran", "cards": 2, "balance": "400000.00",
-             "programs": [{"program_code": "SEMBAKO", "cards": 2}]}]})
+            {"kecamatan": "Palaran", "cards": 1, "balance": "200000.00",
+             "programs": [{"program_code": "SEMBAKO", "cards": 1}]},
+            {"kecamatan": "Sambutan", "cards": 1, "balance": "200000.00",
+             "programs": [{"program_code": "SEMBAKO", "cards": 1}]}]})
     );
     let list = "/api/v1/reports/semester/cards-never-used";
     let csv_answer = api.get("dinsos", &format!("{list}?year=2026&half=2")).await;
@@ -503,7 +532,7 @@ async fn a_semester_report_counts_people_and_cards_as_of_its_last_day() {
         csv_answer.text(),
         format!(
             "card_id,ssn,kecamatan,kelurahan,programs,status,balance\n\
-             {},SSN000000001,Palaran,Rawa Makmur,SEMBAKO,active,200000.00\n\
+             {},SSN000000001,Sambutan,Sungai Kapih,SEMBAKO,active,200000.00\n\
              {},SSN000000002,Palaran,Rawa Makmur,SEMBAKO,active,200000.00\n",
             cards[0], cards[1]
         )
@@ -530,7 +559,7 @@ async fn a_semester_report_counts_people_and_cards_as_of_its_last_day() {
     assert!(
         csv_report
             .text()
-            .contains("cards_never_used_kecamatan,Palaran,program:SEMBAKO,2\n"),
+            .contains("cards_never_used_kecamatan,Sambutan,program:SEMBAKO,1\n"),
         "{}",
         csv_report.text()
     );
@@ -583,7 +612,7 @@ async fn a_semester_report_counts_people_and_cards_as_of_its_last_day() {
         assert!(!html.contains(english), "English in the page: {english}");
     }
     assert!(html.contains("td.num { white-space: nowrap;"));
-    assert!(html.contains("<td class=\"num\">400.000</td>"), "{html}");
+    assert!(html.contains("<td class=\"num\">200.000</td>"), "{html}");
     let plain_numbers = html
         .split("<td>")
         .skip(1)

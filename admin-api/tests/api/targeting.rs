@@ -26,6 +26,7 @@ fn person(n: u64, kk: &str, desil: u8) -> RegistryOp {
         import_batch: 1,
         absent_from_dtsen: false,
         enrolment_history: Vec::new(),
+        past_kecamatan: Vec::new(),
     }))
 }
 

@@ -274,6 +274,19 @@ pub struct Beneficiary {
     /// it ends: what a report as of a past day counts. Enrolments made before the registry
     /// recorded dates are not in it (`enrolments` still holds them).
     pub enrolment_history: Vec<EnrolmentSpan>,
+    /// The kecamatan the person lived in before each move the registry recorded, oldest
+    /// first: where a report as of a past day counts them.
+    pub past_kecamatan: Vec<PastKecamatan>,
+}
+
+/// Where a person lived until a move the registry recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastKecamatan {
+    /// The kecamatan.
+    pub kecamatan: String,
+    /// The WITA day the move to the next one was recorded (from its end the person lives
+    /// there).
+    pub moved_on: Day,
 }
 
 /// One enrolment of a person in a program, by the days the registry recorded it.
@@ -295,6 +308,26 @@ impl EnrolmentSpan {
 }
 
 impl Beneficiary {
+    /// Moves the person to `kecamatan` on `day`, keeping where they lived before.
+    pub fn move_to(&mut self, kecamatan: String, day: Day) {
+        if kecamatan != self.kecamatan {
+            let before = std::mem::replace(&mut self.kecamatan, kecamatan);
+            self.past_kecamatan.push(PastKecamatan {
+                kecamatan: before,
+                moved_on: day,
+            });
+        }
+    }
+
+    /// The kecamatan the person lived in at the end of `day`, as far as the registry recorded
+    /// moves.
+    pub fn kecamatan_on(&self, day: Day) -> &str {
+        self.past_kecamatan
+            .iter()
+            .find(|past| past.moved_on > day)
+            .map_or(self.kecamatan.as_str(), |past| past.kecamatan.as_str())
+    }
+
     /// Records an enrolment in `program` beginning on `day`.
     pub fn enrol(&mut self, program: &ProgramCode, day: Day) {
         self.enrolments.push(program.clone());
@@ -339,7 +372,8 @@ impl Beneficiary {
     }
 }
 
-/// [`Beneficiary`] as stored before it had `absent_from_dtsen` and `enrolment_history`.
+/// [`Beneficiary`] as stored before it had `absent_from_dtsen`, `enrolment_history` and
+/// `past_kecamatan`.
 #[derive(Deserialize)]
 struct BeneficiaryV1 {
     ssn: String,
@@ -377,6 +411,7 @@ impl From<BeneficiaryV1> for Beneficiary {
             import_batch: old.import_batch,
             absent_from_dtsen: false,
             enrolment_history: Vec::new(),
+            past_kecamatan: Vec::new(),
         }
     }
 }
@@ -757,6 +792,7 @@ mod stored_tests {
         assert_eq!(person.import_batch, 7);
         assert!(!person.absent_from_dtsen);
         assert!(person.enrolment_history.is_empty());
+        assert!(person.past_kecamatan.is_empty());
         let day = Day::parse_iso("2026-06-30").unwrap();
         assert_eq!(person.enrolments_on(day), vec![program.clone()]);
         let record = RegistryRecord::Beneficiary(person.clone());
@@ -805,6 +841,7 @@ mod stored_tests {
             import_batch: 1,
             absent_from_dtsen: false,
             enrolment_history: Vec::new(),
+            past_kecamatan: Vec::new(),
         };
         person.enrol(&program, day("2026-03-01"));
         assert!(person.end_enrolment(&program, day("2026-08-01")));
@@ -816,6 +853,12 @@ mod stored_tests {
         );
         assert!(person.enrolments_on(day("2026-08-01")).is_empty());
         assert!(!person.end_enrolment(&program, day("2026-09-01")));
+        // A move counts from the end of the day it was recorded.
+        person.move_to("Sambutan".into(), day("2026-07-10"));
+        person.move_to("Sambutan".into(), day("2026-08-10"));
+        assert_eq!(person.past_kecamatan.len(), 1);
+        assert_eq!(person.kecamatan_on(day("2026-07-09")), "Palaran");
+        assert_eq!(person.kecamatan_on(day("2026-07-10")), "Sambutan");
     }
 
     /// A token stored before it could expire reads as one that never does.

@@ -23,6 +23,7 @@ fn beneficiary(ssn: &str, nik: &str) -> Beneficiary {
         import_batch: 1,
         absent_from_dtsen: false,
         enrolment_history: Vec::new(),
+        past_kecamatan: Vec::new(),
     }
 }
 

@@ -341,6 +341,7 @@ pub fn enrolment(n: u64, programs: &[ProgramCode]) -> Vec<RegistryOp> {
         import_batch: 1,
         absent_from_dtsen: false,
         enrolment_history: Vec::new(),
+        past_kecamatan: Vec::new(),
     };
     let card = Card {
         card_id: CardId(n),
