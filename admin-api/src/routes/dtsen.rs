@@ -188,6 +188,29 @@ struct GoodRow {
 }
 
 impl GoodRow {
+    /// The new person this row brings in.
+    fn person(&self, ssn: String, batch: u64, possible_duplicate: bool) -> Beneficiary {
+        Beneficiary {
+            ssn,
+            nik: Nik(self.nik.clone()),
+            kk: Kk(self.kk.clone()),
+            name: self.name.clone(),
+            birth_date: self.birth_date,
+            sex: self.sex,
+            address: self.address.clone(),
+            kecamatan: self.kecamatan.clone(),
+            kelurahan: self.kelurahan.clone(),
+            desil: self.desil,
+            status: BeneficiaryStatus::Imported,
+            enrolments: Vec::new(),
+            possible_duplicate,
+            import_batch: batch,
+            absent_from_dtsen: false,
+            enrolment_history: Vec::new(),
+            past_kecamatan: Vec::new(),
+        }
+    }
+
     /// `current` with this row's data on `day`: what DTSEN says of the person now.
     fn applied_to(&self, current: &Beneficiary, day: Day) -> Beneficiary {
         let mut next = Beneficiary {
@@ -507,34 +530,13 @@ async fn import(
         }
     }
 
-    // A full refresh: who of the registry the file does not name.
-    let mut absent = Vec::new();
-    if mode == ImportMode::Full {
-        let mut missing: Vec<&Beneficiary> = by_nik
-            .iter()
-            .filter(|(nik, _)| !named.contains(nik.as_str()))
-            .map(|(_, b)| b)
-            .collect();
-        missing.sort_by(|a, b| a.ssn.cmp(&b.ssn));
-        for person in missing {
-            let next = Beneficiary {
-                absent_from_dtsen: true,
-                ..person.clone()
-            };
-            if let Some((_, change)) = update(caller, now, person, next) {
-                changes.push(change);
-            }
-            absent.push(AbsentPerson {
-                ssn: person.ssn.clone(),
-                status: status_name(person.status).into(),
-                enrolments: person
-                    .enrolments
-                    .iter()
-                    .map(|p| p.as_str().to_string())
-                    .collect(),
-            });
-        }
-    }
+    let absent = if mode == ImportMode::Full {
+        let (marks, absent) = absent_people(caller, now, &by_nik, &named);
+        changes.extend(marks);
+        absent
+    } else {
+        Vec::new()
+    };
 
     let count = fresh.len() as u64;
     let (batch_id, first) = if count == 0 {
@@ -575,25 +577,7 @@ async fn import(
         }
         by_name.add(key, &ssn);
         changes.push(vec![RegistryOp::Insert(RegistryRecord::Beneficiary(
-            Beneficiary {
-                ssn,
-                nik: Nik(row.nik.clone()),
-                kk: Kk(row.kk.clone()),
-                name: row.name.clone(),
-                birth_date: row.birth_date,
-                sex: row.sex,
-                address: row.address.clone(),
-                kecamatan: row.kecamatan.clone(),
-                kelurahan: row.kelurahan.clone(),
-                desil: row.desil,
-                status: BeneficiaryStatus::Imported,
-                enrolments: Vec::new(),
-                possible_duplicate: flagged,
-                import_batch: batch_id.unwrap_or(0),
-                absent_from_dtsen: false,
-                enrolment_history: Vec::new(),
-                past_kecamatan: Vec::new(),
-            },
+            row.person(ssn, batch_id.unwrap_or(0), flagged),
         ))]);
     }
     possible_duplicates.sort_by_key(|p| p.row);
@@ -610,6 +594,51 @@ async fn import(
         rejected,
         absent,
     };
+    let line = import_line(caller, now, &report);
+    write(state, changes, line).await?;
+    Ok(report)
+}
+
+/// A full refresh: the people of `by_nik` (the registry, by NIK) whose NIK the file does not
+/// name, each with the change that marks them absent unless they already are.
+fn absent_people(
+    caller: &Caller,
+    now: i64,
+    by_nik: &HashMap<String, Beneficiary>,
+    named: &HashSet<String>,
+) -> (Vec<Change>, Vec<AbsentPerson>) {
+    let mut missing: Vec<&Beneficiary> = by_nik
+        .iter()
+        .filter(|(nik, _)| !named.contains(nik.as_str()))
+        .map(|(_, b)| b)
+        .collect();
+    missing.sort_by(|a, b| a.ssn.cmp(&b.ssn));
+    let mut changes = Vec::new();
+    let mut absent = Vec::with_capacity(missing.len());
+    for person in missing {
+        let next = Beneficiary {
+            absent_from_dtsen: true,
+            ..person.clone()
+        };
+        if let Some((_, change)) = update(caller, now, person, next) {
+            changes.push(change);
+        }
+        absent.push(AbsentPerson {
+            ssn: person.ssn.clone(),
+            status: status_name(person.status).into(),
+            enrolments: person
+                .enrolments
+                .iter()
+                .map(|p| p.as_str().to_string())
+                .collect(),
+        });
+    }
+    (changes, absent)
+}
+
+/// The import's own audit line: how many rows had each outcome (the semester report reads
+/// its duplicates and rejected rows back, `report::import_counts`).
+fn import_line(caller: &Caller, now: i64, report: &ImportReport) -> RegistryOp {
     let mut summary = format!(
         "ok: {} rows, {} imported, {} updated, {} unchanged, {} duplicates, {} possible \
          duplicates, {} rejected",
@@ -621,16 +650,14 @@ async fn import(
         report.possible_duplicates.len(),
         report.rejected.len()
     );
-    if mode == ImportMode::Full {
+    if report.mode == ImportMode::Full {
         summary.push_str(&format!(", {} absent", report.absent.len()));
     }
-    let target = match batch_id {
-        Some(batch) => format!("{} import batch {batch}", mode.name()),
-        None => format!("{} import (nothing new)", mode.name()),
+    let target = match report.batch_id {
+        Some(batch) => format!("{} import batch {batch}", report.mode.name()),
+        None => format!("{} import (nothing new)", report.mode.name()),
     };
-    let line = RegistryOp::Audit(caller.audit(now, "beneficiaries.import", &target, &summary));
-    write(state, changes, line).await?;
-    Ok(report)
+    RegistryOp::Audit(caller.audit(now, "beneficiaries.import", &target, &summary))
 }
 
 /// Writes the changes, each whole with its audit line, in as few registry transactions as the
