@@ -142,6 +142,17 @@ pub(crate) fn view(caller: &Caller, b: &Beneficiary) -> BeneficiaryView {
     }
 }
 
+/// Who a person may be a duplicate of (Pasal 3b): the same name, case and spacing ignored,
+/// and the same birth date.
+pub(crate) fn name_key(name: &str, birth_date: Day) -> (String, Day) {
+    let normalized = name
+        .split_whitespace()
+        .map(|w| w.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (normalized, birth_date)
+}
+
 /// A text field of a person: trimmed, 1 to `max` characters, no control characters.
 pub(crate) fn text_field(value: &str, field: &str, max: usize) -> Result<String, String> {
     let value = value.trim();
@@ -343,6 +354,17 @@ pub(crate) async fn correct_beneficiary(
             return Err(ApiError::malformed("desil is a welfare decile, 1 to 10"));
         }
         next.desil = desil;
+    }
+    if next.name != current.name && !next.possible_duplicate {
+        // A new name may be someone else's under another NIK: flagged as an import would.
+        let key = name_key(&next.name, next.birth_date);
+        next.possible_duplicate = state
+            .ledger
+            .registry()
+            .beneficiaries()
+            .await?
+            .iter()
+            .any(|b| b.ssn != next.ssn && name_key(&b.name, b.birth_date) == key);
     }
     if let Some(correction) = correction(&current, &next) {
         state

@@ -20,7 +20,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-use super::beneficiaries::{UPDATE_ACTION, correction, ssn_number, status_name, text_field};
+use super::beneficiaries::{
+    UPDATE_ACTION, correction, name_key, ssn_number, status_name, text_field,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::support::{Caller, QueryParams};
 use crate::{AdminState, IMPORT_BODY_BYTES_MAX};
@@ -162,15 +164,6 @@ pub struct ImportReport {
     /// `absent_from_dtsen` (`GET /beneficiaries?absent_from_dtsen=true`); empty for a partial
     /// import.
     pub absent: Vec<AbsentPerson>,
-}
-
-fn name_key(name: &str, birth_date: Day) -> (String, Day) {
-    let normalized = name
-        .split_whitespace()
-        .map(|w| w.to_lowercase())
-        .collect::<Vec<_>>()
-        .join(" ");
-    (normalized, birth_date)
 }
 
 /// A row that passed every check.
