@@ -5,9 +5,11 @@
 //! half-year ([`ssn_ledger::totals`]): flows (funded, disbursed, spent, reversed, returned by a
 //! year-end close, settled) are those accepted within the semester; balances (unspent pockets,
 //! giro accounts) are the sums of every half-year's flows up to the semester's end. So a report
-//! costs O(programs + categories + cards × half-years), never O(purchases). People, cards and
-//! E-Warong come from the registry as it is when the report is made (the registry keeps no
-//! history; the audit log has the dated changes).
+//! costs O(programs + categories + cards × half-years), never O(purchases). People and cards
+//! are counted as of the window's last day, from the days the registry records (an enrolment's
+//! beginning and end, a card's issue and delivery; records made before it recorded them count
+//! as they are now); E-Warong, PIN locks and lost, stolen, damaged or replaced cards are the
+//! registry as it is when the report is made (it keeps no dates for them).
 //!
 //! Every figure is an integer sum, so per-program rows add up to the totals exactly and the
 //! journal can be re-walked to check them (`tests/e2e/report.rs` does).
@@ -17,8 +19,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde::Serialize;
 use ssn_ledger::totals::{CardFlows, Period, WindowTotals, card_window};
 use ssn_ledger::{
-    AuditEntry, Beneficiary, BeneficiaryStatus, Card, CardId, CardStatus, ClosedBatch, Day,
-    Merchant, MerchantId, Money, Program, SETTLEMENT_BATCH_NUMBER, State, Terminal, TerminalId,
+    AuditEntry, Beneficiary, Card, CardId, CardStatus, ClosedBatch, Day, Merchant, MerchantId,
+    Money, Program, SETTLEMENT_BATCH_NUMBER, State, Terminal, TerminalId,
 };
 use utoipa::ToSchema;
 
@@ -32,6 +34,10 @@ pub const PUBLIC_CELL_MIN: u64 = 5;
 /// whose terminals never send their 0500 has one per terminal and day, and the reconciliation
 /// of each business date lists every one.
 pub const REPORT_BATCHES_LISTED_MAX: usize = ssn_ledger::totals::EXCEPTION_BATCHES_KEPT;
+
+/// The latest instant a report counts people and cards at (9999-12-31): a window open to the
+/// future counts them as they are now.
+const AS_OF_UNIX_SECONDS_MAX: i64 = 253_402_271_999;
 
 /// Audit lines read per registry call while the report looks for imports.
 pub const AUDIT_PAGE: usize = 1_000;
@@ -132,9 +138,8 @@ pub struct Figures {
     pub totals: (People, Flows, u64, u64),
     /// Per commodity category: items, purchases, amount, reversed amount.
     pub categories: BTreeMap<String, (u64, u64, Money, Money)>,
-    /// Cards credited and never used by the end of the semester, with a balance: card,
-    /// kecamatan, status, balance.
-    pub never_used: Vec<(CardId, String, CardStatus, Money)>,
+    /// Cards credited and never used by the end of the semester, with a balance, by card id.
+    pub never_used: Vec<NeverUsedCard>,
     /// Terminal batches closed in the semester whose totals differ from the journal's, or
     /// closed by settlement because the terminal never sent its 0500: the latest
     /// [`REPORT_BATCHES_LISTED_MAX`], oldest first.
@@ -157,6 +162,25 @@ pub struct Figures {
     pub rejected_rows: u64,
     /// Beneficiaries flagged at import as possible duplicates (same name and birth date).
     pub possible_duplicates: u64,
+}
+
+/// A card that received money and made no approved purchase by the end of the semester.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeverUsedCard {
+    /// The card.
+    pub card: CardId,
+    /// Its holder's SSN number.
+    pub ssn: String,
+    /// The holder's kecamatan.
+    pub kecamatan: String,
+    /// The holder's kelurahan.
+    pub kelurahan: String,
+    /// The programs the holder was enrolled in at the end of the semester.
+    pub programs: Vec<String>,
+    /// The card's status now.
+    pub status: CardStatus,
+    /// Its pockets at the end of the semester.
+    pub balance: Money,
 }
 
 /// A batch the reconciliation would list.
@@ -282,6 +306,9 @@ fn periods((start, end): (i64, i64)) -> (Period, Period) {
 /// the window's end; flows are within it.
 pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64, i64)) -> Figures {
     let (start, end) = window;
+    // People and cards are counted as they were at the end of the window's last day, each
+    // person where they lived then (their money too).
+    let as_of = Day::wita_of_unix_seconds(end.min(AS_OF_UNIX_SECONDS_MAX));
     let holder: HashMap<&str, &Beneficiary> = registry
         .beneficiaries
         .iter()
@@ -293,7 +320,7 @@ pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64,
         .map(|c| {
             let kecamatan = holder
                 .get(c.ssn.as_str())
-                .map_or("(unknown)", |b| b.kecamatan.as_str());
+                .map_or("(unknown)", |b| b.kecamatan_on(as_of));
             (c.card_id, kecamatan)
         })
         .collect();
@@ -304,6 +331,17 @@ pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64,
             .unwrap_or("(unknown)")
             .to_string()
     };
+    let enrolled: HashMap<&str, Vec<String>> = registry
+        .beneficiaries
+        .iter()
+        .map(|b| {
+            let programs = b.enrolments_on(as_of);
+            (
+                b.ssn.as_str(),
+                programs.iter().map(|p| p.as_str().to_string()).collect(),
+            )
+        })
+        .collect();
     let mut figures = Figures::default();
     // Money from the journal's running totals by half-year: flows within the window, balances
     // at its end, whatever the number of purchases ever made.
@@ -355,38 +393,43 @@ pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64,
     let mut program_people: BTreeMap<String, People> = BTreeMap::new();
     let mut area_people: BTreeMap<String, People> = BTreeMap::new();
     let mut total_people = People::default();
+    let no_programs = Vec::new();
+    let programs_of = |ssn: &str| enrolled.get(ssn).unwrap_or(&no_programs);
     for beneficiary in registry.beneficiaries {
-        if beneficiary.status == BeneficiaryStatus::Determined {
+        let programs = programs_of(&beneficiary.ssn);
+        if !programs.is_empty() {
             total_people.people_determined += 1;
             area_people
-                .entry(beneficiary.kecamatan.clone())
+                .entry(beneficiary.kecamatan_on(as_of).to_string())
                 .or_default()
                 .people_determined += 1;
-            for program in &beneficiary.enrolments {
+            for program in programs {
                 program_people
-                    .entry(program.as_str().into())
+                    .entry(program.clone())
                     .or_default()
                     .people_determined += 1;
             }
         }
     }
     for card in registry.cards {
-        let delivered = u64::from(card.status != CardStatus::Issued);
         let Some(beneficiary) = holder.get(card.ssn.as_str()) else {
             continue;
         };
-        for people in std::iter::once(&mut total_people).chain(std::iter::once(
-            area_people
-                .entry(beneficiary.kecamatan.clone())
-                .or_default(),
-        )) {
-            people.cards_issued += 1;
-            people.cards_delivered += delivered;
-        }
-        for program in &beneficiary.enrolments {
-            let people = program_people.entry(program.as_str().into()).or_default();
-            people.cards_issued += 1;
-            people.cards_delivered += delivered;
+        let programs = programs_of(&beneficiary.ssn);
+        let balance = pockets.get(&card.card_id).copied().unwrap_or(Money::ZERO);
+        if credited.contains(&card.card_id)
+            && !used.contains(&card.card_id)
+            && balance.is_positive()
+        {
+            figures.never_used.push(NeverUsedCard {
+                card: card.card_id,
+                ssn: beneficiary.ssn.clone(),
+                kecamatan: beneficiary.kecamatan_on(as_of).to_string(),
+                kelurahan: beneficiary.kelurahan.clone(),
+                programs: programs.clone(),
+                status: card.status,
+                balance,
+            });
         }
         match card.status {
             CardStatus::Lost => figures.lost += 1,
@@ -396,20 +439,30 @@ pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64,
         }
         figures.replaced += u64::from(card.replaced_by.is_some());
         figures.pin_locked += u64::from(card.pin_locked());
-        let balance = pockets.get(&card.card_id).copied().unwrap_or(Money::ZERO);
-        if credited.contains(&card.card_id)
-            && !used.contains(&card.card_id)
-            && balance.is_positive()
-        {
-            figures.never_used.push((
-                card.card_id,
-                beneficiary.kecamatan.clone(),
-                card.status,
-                balance,
-            ));
+        if card.issued_on.is_some_and(|day| day > as_of) {
+            continue;
+        }
+        let delivered = u64::from(match (card.issued_on, card.delivered_on) {
+            (_, Some(day)) => day <= as_of,
+            // Delivered before the registry recorded the day, if at all.
+            (None, None) => card.status != CardStatus::Issued,
+            (Some(_), None) => false,
+        });
+        for people in std::iter::once(&mut total_people).chain(std::iter::once(
+            area_people
+                .entry(beneficiary.kecamatan_on(as_of).to_string())
+                .or_default(),
+        )) {
+            people.cards_issued += 1;
+            people.cards_delivered += delivered;
+        }
+        for program in programs {
+            let people = program_people.entry(program.clone()).or_default();
+            people.cards_issued += 1;
+            people.cards_delivered += delivered;
         }
     }
-    figures.never_used.sort_by_key(|(card, ..)| *card);
+    figures.never_used.sort_by_key(|card| card.card);
     figures.possible_duplicates = registry
         .beneficiaries
         .iter()

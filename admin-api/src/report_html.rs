@@ -85,11 +85,23 @@ pub fn csv(report: &SemesterReport) -> String {
     let n = &report.cards_never_used;
     row("cards_never_used", "", "count", &n.count.to_string());
     row("cards_never_used", "", "balance", &n.balance);
-    for card in &n.cards {
-        let key = card.card_id.to_string();
-        row("card_never_used", &key, "kecamatan", &card.kecamatan);
-        row("card_never_used", &key, "status", &card.status);
-        row("card_never_used", &key, "balance", &card.balance);
+    for area in &n.by_kecamatan {
+        let key = &area.kecamatan;
+        row(
+            "cards_never_used_kecamatan",
+            key,
+            "cards",
+            &area.cards.to_string(),
+        );
+        row("cards_never_used_kecamatan", key, "balance", &area.balance);
+        for program in &area.programs {
+            row(
+                "cards_never_used_kecamatan",
+                key,
+                &format!("program:{}", program.program_code),
+                &program.cards.to_string(),
+            );
+        }
     }
     let e = &report.exceptions;
     for (field, value) in [
@@ -163,11 +175,37 @@ fn value(amount: &str) -> u64 {
 /// A series' colour, the same in every chart and distinguishable in greyscale print too.
 fn colour(series: &str) -> &'static str {
     match series {
-        "disbursed" => "#2e8b57",
-        "spent" => "#c0504d",
-        "unspent" => "#e0a030",
-        "reversed" => "#7f7f7f",
+        "disalurkan" => "#2e8b57",
+        "dibelanjakan" => "#c0504d",
+        "sisa" => "#e0a030",
+        "dibatalkan" => "#7f7f7f",
         _ => "#1f4e79",
+    }
+}
+
+/// A commodity category's name in Bahasa Indonesia (the host interface's catalogue, §4).
+fn category_label(code: &str) -> &'static str {
+    match code {
+        "01" => "beras",
+        "02" => "telur",
+        "03" => "protein hewani",
+        "04" => "protein nabati",
+        "05" => "sayuran",
+        "06" => "buah",
+        "07" => "minyak goreng",
+        "08" => "gula",
+        "09" => "bumbu",
+        crate::report::NO_BASKET => "tanpa rincian barang",
+        c if c >= "90" => "bukan pangan",
+        _ => "pangan dan bahan pokok lain",
+    }
+}
+
+/// An exception batch's kind in Bahasa Indonesia.
+fn batch_kind(kind: &str) -> &'static str {
+    match kind {
+        "closed_by_settlement" => "ditutup oleh settlement",
+        _ => "tidak seimbang",
     }
 }
 
@@ -247,7 +285,9 @@ fn group_value(v: u64) -> String {
     }
 }
 
-fn table(head: &[&str], rows: &[Vec<String>]) -> String {
+/// A table whose first `text` columns are words and whose other columns are numbers: those
+/// cells are `class="num"`, which never wraps inside a number.
+fn table(head: &[&str], text: usize, rows: &[Vec<String>]) -> String {
     let mut html = String::from("<table><thead><tr>");
     for h in head {
         let _ = write!(html, "<th>{}</th>", esc(h));
@@ -255,13 +295,22 @@ fn table(head: &[&str], rows: &[Vec<String>]) -> String {
     html.push_str("</tr></thead><tbody>");
     for row in rows {
         html.push_str("<tr>");
-        for cell in row {
-            let _ = write!(html, "<td>{}</td>", esc(cell));
+        for (i, cell) in row.iter().enumerate() {
+            if i < text {
+                let _ = write!(html, "<td>{}</td>", esc(cell));
+            } else {
+                let _ = write!(html, "<td class=\"num\">{}</td>", esc(cell));
+            }
         }
         html.push_str("</tr>");
     }
     html.push_str("</tbody></table>");
     html
+}
+
+/// Rupiah for a table cell under a `(Rp)` heading: `1.519.200.000`.
+fn amount(text: &str) -> String {
+    rupiah(text).trim_start_matches("Rp ").to_string()
 }
 
 const STYLE: &str = r#"
@@ -271,10 +320,13 @@ body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; font-si
   color: #111; margin: 0 auto; max-width: 182mm; padding: 6mm; }
 h1 { font-size: 16pt; margin: 0 0 2mm; } h2 { font-size: 12pt; margin: 6mm 0 2mm;
   border-bottom: 1px solid #999; break-after: avoid; }
+h3 { font-size: 10pt; margin: 4mm 0 1mm; break-after: avoid; }
 p.meta { color: #444; margin: 0 0 4mm; }
-table { width: 100%; border-collapse: collapse; table-layout: fixed; margin: 2mm 0;
-  font-size: 8pt; break-inside: auto; }
-th, td { border: 1px solid #bbb; padding: 1mm; text-align: right; overflow-wrap: anywhere; }
+table { width: 100%; border-collapse: collapse; table-layout: auto; margin: 2mm 0;
+  font-size: 7.5pt; break-inside: auto; }
+th, td { border: 1px solid #bbb; padding: 1mm; text-align: right; }
+td { overflow-wrap: anywhere; }
+td.num { white-space: nowrap; overflow-wrap: normal; font-variant-numeric: tabular-nums; }
 th { font-size: 7pt; overflow-wrap: break-word; hyphens: auto; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #eef2f7; }
@@ -287,7 +339,8 @@ text.value { font-size: 9px; fill: #333; }
 .note { font-size: 8pt; color: #444; }
 "#;
 
-/// The report as one HTML page: tables for every figure, SVG charts for the main ones.
+/// The report as one HTML page in Bahasa Indonesia: tables for every figure, SVG charts for
+/// the main ones.
 pub fn html(report: &SemesterReport) -> String {
     let title = format!(
         "Laporan Semester {} Tahun {} — Program SSN Kota Samarinda",
@@ -301,7 +354,7 @@ pub fn html(report: &SemesterReport) -> String {
     );
     let _ = write!(
         html,
-        "<h1>{}</h1><p class=\"meta\">Semester report to the Mayor (Perwali 70/2025 Pasal 13(3)), {} to {}; made {}. Money flows are those of the semester, balances at its end; people, cards and E-Warong as when the report was made.</p>",
+        "<h1>{}</h1><p class=\"meta\">Laporan semester kepada Wali Kota (Perwali 70/2025 Pasal 13 ayat (3)), {} sampai dengan {}; dibuat {}. Arus uang adalah arus selama semester, saldo pada akhir semester; penerima dan kartu per hari terakhir semester; E-Warong, PIN terkunci dan kartu hilang, dicuri, rusak atau diganti menurut keadaan saat laporan dibuat. Jumlah uang dalam rupiah.</p>",
         esc(&title),
         esc(&report.from),
         esc(&report.to),
@@ -309,34 +362,38 @@ pub fn html(report: &SemesterReport) -> String {
     );
 
     let t = &report.totals;
-    html.push_str("<h2>1. Totals</h2>");
+    html.push_str("<h2>1. Ringkasan</h2>");
     html.push_str(&table(
-        &["Figure", "Value"],
+        &["Uraian", "Nilai"],
+        1,
         &[
-            vec!["People determined".into(), t.people_determined.to_string()],
-            vec!["Cards issued".into(), t.cards_issued.to_string()],
-            vec!["Cards delivered".into(), t.cards_delivered.to_string()],
-            vec!["Funded".into(), rupiah(&t.funded)],
-            vec!["Disbursed".into(), rupiah(&t.disbursed)],
-            vec!["Spent".into(), rupiah(&t.spent)],
-            vec!["Reversed".into(), rupiah(&t.reversed)],
-            vec!["Returned at year end".into(), rupiah(&t.returned)],
-            vec!["Settled to E-Warong".into(), rupiah(&t.settled)],
-            vec!["Unspent in pockets".into(), rupiah(&t.unspent)],
-            vec!["Giro balance".into(), rupiah(&t.giro_balance)],
-            vec!["E-Warong active".into(), t.e_warong_active.to_string()],
             vec![
-                "E-Warong transacting".into(),
+                "Penerima yang ditetapkan".into(),
+                t.people_determined.to_string(),
+            ],
+            vec!["Kartu diterbitkan".into(), t.cards_issued.to_string()],
+            vec!["Kartu diserahkan".into(), t.cards_delivered.to_string()],
+            vec!["Dana masuk (APBD)".into(), rupiah(&t.funded)],
+            vec!["Disalurkan ke kantong kartu".into(), rupiah(&t.disbursed)],
+            vec!["Dibelanjakan".into(), rupiah(&t.spent)],
+            vec!["Dibatalkan (reversal)".into(), rupiah(&t.reversed)],
+            vec!["Dikembalikan ke rekening giro".into(), rupiah(&t.returned)],
+            vec!["Dibayarkan ke E-Warong".into(), rupiah(&t.settled)],
+            vec!["Sisa di kantong kartu".into(), rupiah(&t.unspent)],
+            vec!["Saldo rekening giro".into(), rupiah(&t.giro_balance)],
+            vec!["E-Warong aktif".into(), t.e_warong_active.to_string()],
+            vec![
+                "E-Warong yang bertransaksi".into(),
                 t.e_warong_transacting.to_string(),
             ],
         ],
     ));
 
-    html.push_str("<h2>2. Money per program</h2>");
+    html.push_str("<h2>2. Per program</h2>");
     html.push_str(&bar_chart(
         "chart-programs",
-        "Funded → disbursed → spent → unspent, per program (rupiah)",
-        &["funded", "disbursed", "spent", "unspent"],
+        "Dana masuk, disalurkan, dibelanjakan dan sisa per program (rupiah)",
+        &["dana masuk", "disalurkan", "dibelanjakan", "sisa"],
         &report
             .programs
             .iter()
@@ -353,19 +410,15 @@ pub fn html(report: &SemesterReport) -> String {
             })
             .collect::<Vec<_>>(),
     ));
+    html.push_str("<h3>Penerima dan kartu</h3>");
     html.push_str(&table(
         &[
             "Program",
-            "People",
-            "Cards",
-            "Delivered",
-            "Funded",
-            "Disbursed",
-            "Spent",
-            "Reversed",
-            "Returned",
-            "Unspent",
+            "Penerima",
+            "Kartu diterbitkan",
+            "Kartu diserahkan",
         ],
+        1,
         &report
             .programs
             .iter()
@@ -375,12 +428,34 @@ pub fn html(report: &SemesterReport) -> String {
                     p.people_determined.to_string(),
                     p.cards_issued.to_string(),
                     p.cards_delivered.to_string(),
-                    rupiah(&p.funded),
-                    rupiah(&p.disbursed),
-                    rupiah(&p.spent),
-                    rupiah(&p.reversed),
-                    rupiah(&p.returned),
-                    rupiah(&p.unspent),
+                ]
+            })
+            .collect::<Vec<_>>(),
+    ));
+    html.push_str("<h3>Uang (Rp)</h3>");
+    html.push_str(&table(
+        &[
+            "Program",
+            "Dana masuk",
+            "Disalurkan",
+            "Dibelanjakan",
+            "Dibatalkan",
+            "Dikembalikan",
+            "Sisa",
+        ],
+        1,
+        &report
+            .programs
+            .iter()
+            .map(|p| {
+                vec![
+                    format!("{} {}", p.program_code, p.name),
+                    amount(&p.funded),
+                    amount(&p.disbursed),
+                    amount(&p.spent),
+                    amount(&p.reversed),
+                    amount(&p.returned),
+                    amount(&p.unspent),
                 ]
             })
             .collect::<Vec<_>>(),
@@ -389,8 +464,8 @@ pub fn html(report: &SemesterReport) -> String {
     html.push_str("<h2>3. Per kecamatan</h2>");
     html.push_str(&bar_chart(
         "chart-kecamatan",
-        "Disbursed, spent and unspent per kecamatan (rupiah)",
-        &["disbursed", "spent", "unspent"],
+        "Disalurkan, dibelanjakan dan sisa per kecamatan (rupiah)",
+        &["disalurkan", "dibelanjakan", "sisa"],
         &report
             .kecamatan
             .iter()
@@ -405,15 +480,16 @@ pub fn html(report: &SemesterReport) -> String {
     html.push_str(&table(
         &[
             "Kecamatan",
-            "People",
-            "Cards",
-            "Delivered",
-            "Disbursed",
-            "Spent",
-            "Unspent",
-            "E-Warong",
-            "Trading",
+            "Penerima",
+            "Kartu",
+            "Diserahkan",
+            "Disalurkan (Rp)",
+            "Dibelanjakan (Rp)",
+            "Sisa (Rp)",
+            "E-Warong aktif",
+            "Bertransaksi",
         ],
+        1,
         &report
             .kecamatan
             .iter()
@@ -423,9 +499,9 @@ pub fn html(report: &SemesterReport) -> String {
                     k.people_determined.to_string(),
                     k.cards_issued.to_string(),
                     k.cards_delivered.to_string(),
-                    rupiah(&k.disbursed),
-                    rupiah(&k.spent),
-                    rupiah(&k.unspent),
+                    amount(&k.disbursed),
+                    amount(&k.spent),
+                    amount(&k.unspent),
                     k.e_warong_active.to_string(),
                     k.e_warong_transacting.to_string(),
                 ]
@@ -433,118 +509,146 @@ pub fn html(report: &SemesterReport) -> String {
             .collect::<Vec<_>>(),
     ));
 
-    html.push_str("<h2>4. Purchases by commodity</h2>");
+    html.push_str("<h2>4. Pembelian per jenis komoditas</h2>");
     html.push_str(&bar_chart(
         "chart-categories",
-        "Amount bought per commodity category (rupiah)",
-        &["amount", "reversed"],
+        "Nilai pembelian per jenis komoditas (rupiah)",
+        &["nilai", "dibatalkan"],
         &report
             .categories
             .iter()
             .map(|c| {
                 (
-                    format!("{} {}", c.category, c.name),
+                    format!("{} {}", c.category, category_label(&c.category)),
                     vec![value(&c.amount), value(&c.reversed)],
                 )
             })
             .collect::<Vec<_>>(),
     ));
     html.push_str(&table(
-        &["Category", "Items", "Purchases", "Amount", "Reversed"],
+        &[
+            "Jenis komoditas",
+            "Barang",
+            "Transaksi",
+            "Nilai (Rp)",
+            "Dibatalkan (Rp)",
+        ],
+        1,
         &report
             .categories
             .iter()
             .map(|c| {
                 vec![
-                    format!("{} {}", c.category, c.name),
+                    format!("{} {}", c.category, category_label(&c.category)),
                     c.items.to_string(),
                     c.purchases.to_string(),
-                    rupiah(&c.amount),
-                    rupiah(&c.reversed),
+                    amount(&c.amount),
+                    amount(&c.reversed),
                 ]
             })
             .collect::<Vec<_>>(),
     ));
 
     let n = &report.cards_never_used;
-    html.push_str("<h2>5. Cards never used</h2>");
+    html.push_str("<h2>5. Kartu yang belum pernah dipakai</h2>");
     let _ = write!(
         html,
-        "<p>{} cards received money and made no purchase by the end of the semester; they hold {}.</p>",
+        "<p>{} kartu sudah menerima uang tetapi belum pernah dipakai berbelanja sampai akhir semester; saldonya {}. Daftar lengkap per kartu untuk Dinas Sosial diunduh terpisah sebagai CSV: <code>/api/v1/reports/semester/cards-never-used?year={}&amp;half={}</code>.</p>",
         n.count,
-        rupiah(&n.balance)
+        rupiah(&n.balance),
+        report.year,
+        report.half
     );
-    let mut per_area: std::collections::BTreeMap<&str, u64> = Default::default();
-    for card in &n.cards {
-        *per_area.entry(card.kecamatan.as_str()).or_default() += 1;
-    }
     html.push_str(&bar_chart(
         "chart-never-used",
-        "Cards never used per kecamatan",
-        &["cards"],
-        &per_area
+        "Kartu yang belum pernah dipakai per kecamatan",
+        &["kartu"],
+        &n.by_kecamatan
             .iter()
-            .map(|(area, count)| (area.to_string(), vec![*count]))
+            .map(|area| (area.kecamatan.clone(), vec![area.cards]))
             .collect::<Vec<_>>(),
     ));
+    let codes: std::collections::BTreeSet<&str> = n
+        .by_kecamatan
+        .iter()
+        .flat_map(|area| area.programs.iter().map(|p| p.program_code.as_str()))
+        .collect();
+    let mut head = vec!["Kecamatan", "Kartu", "Saldo (Rp)"];
+    head.extend(codes.iter().copied());
     html.push_str(&table(
-        &["Card", "Kecamatan", "Status", "Balance"],
-        &n.cards
+        &head,
+        1,
+        &n.by_kecamatan
             .iter()
-            .map(|c| {
-                vec![
-                    c.card_id.to_string(),
-                    c.kecamatan.clone(),
-                    c.status.clone(),
-                    rupiah(&c.balance),
-                ]
+            .map(|area| {
+                let mut row = vec![
+                    area.kecamatan.clone(),
+                    area.cards.to_string(),
+                    amount(&area.balance),
+                ];
+                row.extend(codes.iter().map(|code| {
+                    area.programs
+                        .iter()
+                        .find(|p| p.program_code == *code)
+                        .map_or(0, |p| p.cards)
+                        .to_string()
+                }));
+                row
             })
             .collect::<Vec<_>>(),
     ));
 
     let e = &report.exceptions;
-    html.push_str("<h2>6. Exceptions</h2>");
+    html.push_str("<h2>6. Pengecualian</h2>");
     html.push_str(&table(
-        &["Exception", "Count"],
+        &["Uraian", "Jumlah"],
+        1,
         &[
             vec![
-                "Terminal batches out of balance or never closed".into(),
+                "Batch terminal tidak seimbang atau tidak pernah ditutup".into(),
                 e.batches_total.to_string(),
             ],
             vec![
-                "Cards with a locked PIN".into(),
+                "Kartu dengan PIN terkunci".into(),
                 e.pin_locked_cards.to_string(),
             ],
-            vec!["Cards lost".into(), e.cards_lost.to_string()],
-            vec!["Cards stolen".into(), e.cards_stolen.to_string()],
-            vec!["Cards damaged".into(), e.cards_damaged.to_string()],
-            vec!["Cards replaced".into(), e.cards_replaced.to_string()],
+            vec!["Kartu hilang".into(), e.cards_lost.to_string()],
+            vec!["Kartu dicuri".into(), e.cards_stolen.to_string()],
+            vec!["Kartu rusak".into(), e.cards_damaged.to_string()],
+            vec!["Kartu diganti".into(), e.cards_replaced.to_string()],
             vec![
-                "Duplicate NIKs refused at import".into(),
+                "NIK ganda dalam satu berkas impor".into(),
                 e.duplicate_nik_rows.to_string(),
             ],
             vec![
-                "Rows rejected at import".into(),
+                "Baris impor yang ditolak".into(),
                 e.rejected_rows.to_string(),
             ],
             vec![
-                "Possible duplicates (same name and birth date)".into(),
+                "Kemungkinan data ganda (nama dan tanggal lahir sama)".into(),
                 e.possible_duplicates.to_string(),
             ],
         ],
     ));
     if (e.batches.len() as u64) < e.batches_total {
         html.push_str(&format!(
-            "<p>The latest {} of {} batches; the reconciliation of each business date lists \
-             every one.</p>",
+            "<p>{} batch terakhir dari {}; rekonsiliasi setiap tanggal bisnis mencantumkan \
+             semuanya.</p>",
             e.batches.len(),
             e.batches_total
         ));
     }
     html.push_str(&table(
         &[
-            "Terminal", "E-Warong", "Batch", "Kind", "Closed", "Terminal", "Journal",
+            "Terminal",
+            "E-Warong",
+            "Batch",
+            "Jenis",
+            "Ditutup",
+            "Menurut terminal",
+            "Menurut jurnal",
         ],
+        5,
         &e.batches
             .iter()
             .map(|b| {
@@ -552,7 +656,7 @@ pub fn html(report: &SemesterReport) -> String {
                     b.terminal_id.clone(),
                     b.merchant_id.clone(),
                     b.batch_number.clone(),
-                    b.kind.clone(),
+                    batch_kind(&b.kind).into(),
                     b.closed_at.clone(),
                     format!(
                         "{} / {}",
@@ -568,7 +672,7 @@ pub fn html(report: &SemesterReport) -> String {
             })
             .collect::<Vec<_>>(),
     ));
-    html.push_str("<p class=\"note\">Computed from the SSN switch's journal and registry; every amount reconciles with the journal to the rupiah.</p></body></html>");
+    html.push_str("<p class=\"note\">Dihitung dari jurnal dan registri switch SSN; setiap jumlah uang cocok dengan jurnal sampai ke rupiah.</p></body></html>");
     html
 }
 

@@ -84,6 +84,9 @@ async fn prepare(config: LedgerConfig) -> Ledger {
                 enrolments: vec![program.clone()],
                 possible_duplicate: false,
                 import_batch: 1,
+                absent_from_dtsen: false,
+                enrolment_history: Vec::new(),
+                past_kecamatan: Vec::new(),
             },
         )));
         ops.push(RegistryOp::Insert(RegistryRecord::Card(Card {
@@ -95,6 +98,8 @@ async fn prepare(config: LedgerConfig) -> Ledger {
             pvv: Pvv("1234".into()),
             wrong_pin_count: 0,
             replaced_by: None,
+            issued_on: None,
+            delivered_on: None,
         })));
     }
     ledger.registry().apply(ops).await.unwrap();

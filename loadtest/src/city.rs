@@ -275,6 +275,9 @@ pub async fn seed(
                     enrolments,
                     possible_duplicate: false,
                     import_batch: 0,
+                    absent_from_dtsen: false,
+                    enrolment_history: Vec::new(),
+                    past_kecamatan: Vec::new(),
                 },
             )));
             let pan = pan_of(CITY_BIN, u64::from(serial))?;
@@ -290,6 +293,8 @@ pub async fn seed(
                 pvv: ssn_ledger::Pvv(pvv.as_str().into()),
                 wrong_pin_count: 0,
                 replaced_by: None,
+                issued_on: None,
+                delivered_on: None,
             })));
             cards.push(CityCard {
                 card_id: u64::from(serial),

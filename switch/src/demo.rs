@@ -245,6 +245,9 @@ pub async fn provision(
             enrolments: enrolments.clone(),
             possible_duplicate: false,
             import_batch: 0,
+            absent_from_dtsen: false,
+            enrolment_history: Vec::new(),
+            past_kecamatan: Vec::new(),
         };
         let body = format!("{DEMO_BIN}{card_number:09}");
         let pan = Pan::with_check_digit(body.as_bytes()).map_err(|_| ssn_ledger::InvalidId {
@@ -274,6 +277,8 @@ pub async fn provision(
                 0
             },
             replaced_by: None,
+            issued_on: None,
+            delivered_on: None,
         };
         registry
             .apply(vec![

@@ -326,15 +326,31 @@ fn rp_html(amount: Money) -> String {
     format!("Rp {out}")
 }
 
-/// The cells of the HTML table row whose first cell is `first`.
-fn html_row(html: &str, first: &str) -> Vec<String> {
+/// Rupiah as the HTML's tables under a `(Rp)` heading write them: `1.519.200.000`.
+fn amount_html(amount: Money) -> String {
+    rp_html(amount).trim_start_matches("Rp ").to_string()
+}
+
+/// The cells of every HTML table row whose first cell is `first`, in page order (number
+/// cells, which never wrap, are read like the others).
+fn html_rows(html: &str, first: &str) -> Vec<Vec<String>> {
+    let html = html.replace("<td class=\"num\">", "<td>");
     let start = format!("<tr><td>{first}</td>");
-    let at = html
-        .find(&start)
-        .unwrap_or_else(|| panic!("no row {first:?} in the HTML"));
-    let row = &html[at + "<tr><td>".len()..];
-    let row = &row[..row.find("</td></tr>").unwrap()];
-    row.split("</td><td>").map(str::to_string).collect()
+    let rows: Vec<Vec<String>> = html
+        .match_indices(&start)
+        .map(|(at, _)| {
+            let row = &html[at + "<tr><td>".len()..];
+            let row = &row[..row.find("</td></tr>").unwrap()];
+            row.split("</td><td>").map(str::to_string).collect()
+        })
+        .collect();
+    assert!(!rows.is_empty(), "no row {first:?} in the HTML");
+    rows
+}
+
+/// The cells of the first HTML table row whose first cell is `first`.
+fn html_row(html: &str, first: &str) -> Vec<String> {
+    html_rows(html, first).swap_remove(0)
 }
 
 fn esc(text: &str) -> String {
@@ -610,6 +626,19 @@ async fn a_semester_is_reported_closed_and_published_without_personal_data() {
     };
     let report_csv = text("csv").await;
     let report_html = text("html").await;
+    // The list of cards never used is its own CSV, for Dinas Sosial.
+    let never_used_csv = reqwest::Client::new()
+        .get(format!(
+            "{}/reports/semester/cards-never-used?year={year}&half={half}",
+            api.base()
+        ))
+        .bearer_auth(BOOTSTRAP)
+        .send()
+        .await
+        .expect("the list of cards never used")
+        .text()
+        .await
+        .unwrap();
     let (status, public) = api.request("GET", "/public/summary", None, None).await;
     assert_eq!(status, 200, "{public}");
     // The bank may not read the report; nobody without a token may.
@@ -637,7 +666,7 @@ async fn a_semester_is_reported_closed_and_published_without_personal_data() {
     );
     let e = expected(&entries, span, &area);
 
-    check_json(&report, &e, &seed, &cards);
+    check_json(&report, &e, &seed, &cards, &never_used_csv);
     let csv_rows = check_csv(&report_csv, &report);
     assert!(csv_rows > 100, "{csv_rows} CSV rows");
     check_html(&report_html, &e);
@@ -653,7 +682,7 @@ fn money(value: &Value) -> Money {
     Money::from_minor(whole.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap())
 }
 
-fn check_json(report: &Value, e: &Expected, seed: &[Person], cards: &[Card]) {
+fn check_json(report: &Value, e: &Expected, seed: &[Person], cards: &[Card], never_used_csv: &str) {
     let fields = [
         "funded",
         "disbursed",
@@ -761,13 +790,30 @@ fn check_json(report: &Value, e: &Expected, seed: &[Person], cards: &[Card]) {
     let category_total = Money::checked_sum(e.categories.values().map(|c| c.2)).unwrap();
     assert_eq!(category_total, money(&report["totals"]["spent"]));
 
-    let never_used: BTreeMap<u64, Money> = report["cards_never_used"]["cards"]
+    let mut lines = never_used_csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("card_id,ssn,kecamatan,kelurahan,programs,status,balance")
+    );
+    let never_used: BTreeMap<u64, Money> = lines
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            assert_eq!(cells.len(), 7, "{line}");
+            let (whole, cents) = cells[6].split_once('.').unwrap();
+            let balance = Money::from_minor(
+                whole.parse::<i64>().unwrap() * 100 + cents.parse::<i64>().unwrap(),
+            );
+            (cells[0].parse().unwrap(), balance)
+        })
+        .collect();
+    assert_eq!(never_used, e.never_used);
+    let per_area: u64 = report["cards_never_used"]["by_kecamatan"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["card_id"].as_u64().unwrap(), money(&c["balance"])))
-        .collect();
-    assert_eq!(never_used, e.never_used);
+        .map(|area| area["cards"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_area, e.never_used.len() as u64);
     assert_eq!(
         report["cards_never_used"]["count"],
         e.never_used.len() as u64
@@ -848,11 +894,18 @@ fn check_csv(text: &str, report: &Value) -> usize {
             }
         }
     }
-    for card in report["cards_never_used"]["cards"].as_array().unwrap() {
-        let k = card["card_id"].to_string();
+    for area in report["cards_never_used"]["by_kecamatan"]
+        .as_array()
+        .unwrap()
+    {
+        let k = area["kecamatan"].as_str().unwrap();
         assert_eq!(
-            get("card_never_used", &k, "balance"),
-            scalar(&card["balance"])
+            get("cards_never_used_kecamatan", k, "cards"),
+            scalar(&area["cards"])
+        );
+        assert_eq!(
+            get("cards_never_used_kecamatan", k, "balance"),
+            scalar(&area["balance"])
         );
     }
     for field in [
@@ -871,26 +924,32 @@ fn check_csv(text: &str, report: &Value) -> usize {
 
 /// The HTML's tables carry the journal's figures.
 fn check_html(html: &str, e: &Expected) {
+    let html = &html.replace("<td class=\"num\">", "<td>");
     for (code, name) in [("SEMBAKO", "Sembako"), ("LAMA", "Program lama")] {
-        let cells = html_row(html, &format!("{code} {}", esc(name)));
+        // The program's second row is in the money table.
+        let cells = html_rows(html, &format!("{code} {}", esc(name))).swap_remove(1);
         let want = e.programs[code];
-        // Funded, disbursed, spent, reversed, returned, unspent follow the three counts.
+        // The money table: funded, disbursed, spent, reversed, returned, unspent.
         let amounts: Vec<String> = [0, 1, 2, 3, 4, 6]
             .iter()
-            .map(|&i| rp_html(want[i]))
+            .map(|&i| amount_html(want[i]))
             .collect();
-        assert_eq!(cells[4..], amounts[..], "{code}: {cells:?}");
+        assert_eq!(cells[1..], amounts[..], "{code}: {cells:?}");
     }
     for (name, want) in &e.kecamatan {
         let cells = html_row(html, name);
         assert_eq!(
             cells[4..7],
-            [rp_html(want[0]), rp_html(want[1]), rp_html(want[4])],
+            [
+                amount_html(want[0]),
+                amount_html(want[1]),
+                amount_html(want[4])
+            ],
             "{name}: {cells:?}"
         );
     }
     let spent = Money::checked_sum(e.programs.values().map(|p| p[2])).unwrap();
-    assert_eq!(html_row(html, "Spent")[1], rp_html(spent));
+    assert_eq!(html_row(html, "Dibelanjakan")[1], rp_html(spent));
     for (code, (items, purchases, amount, reversed)) in &e.categories {
         let label = html
             .split("<tr><td>")
@@ -904,8 +963,8 @@ fn check_html(html: &str, e: &Expected) {
             [
                 items.to_string(),
                 purchases.to_string(),
-                rp_html(*amount),
-                rp_html(*reversed)
+                amount_html(*amount),
+                amount_html(*reversed)
             ],
             "category {code}"
         );

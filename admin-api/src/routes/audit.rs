@@ -7,6 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::beneficiaries::{UPDATE_ACTION, correction_withheld};
 use crate::AdminState;
 use crate::error::ApiResult;
 use crate::support::{Caller, Page, Paging, QueryParams, role_name, window, wita_time};
@@ -55,7 +56,7 @@ pub struct AuditView {
     responses((status = 200, description = "A page of the audit log", body = Page<AuditView>)))]
 pub(crate) async fn list_audit(
     State(state): State<AdminState>,
-    _caller: Caller,
+    caller: Caller,
     QueryParams(query): QueryParams<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditView>>> {
     let paging = Paging {
@@ -76,7 +77,7 @@ pub(crate) async fn list_audit(
             )
             .await?;
         return Ok(Json(Page {
-            items: lines.into_iter().map(view).collect(),
+            items: lines.into_iter().map(|line| view(&caller, line)).collect(),
             page,
             page_size: size,
             total,
@@ -97,7 +98,7 @@ pub(crate) async fn list_audit(
                 && query.actor.as_ref().is_none_or(|a| *a == entry.token_name);
             if chosen {
                 if wanted.contains(&selected) {
-                    items.push(view((seq, entry)));
+                    items.push(view(&caller, (seq, entry)));
                 }
                 selected += 1;
             }
@@ -114,7 +115,13 @@ pub(crate) async fn list_audit(
 /// Audit lines read per registry call while a filtered page is looked for.
 pub const AUDIT_SCAN_CHUNK: usize = 4_096;
 
-fn view((seq, e): (u64, ssn_ledger::AuditEntry)) -> AuditView {
+/// A line as `caller` reads it: a correction of a person's data names the fields changed but
+/// not their values for roles without personal data (a name, a KK or a birth date before and
+/// after is personal data; UU 27/2022).
+fn view(caller: &Caller, (seq, mut e): (u64, ssn_ledger::AuditEntry)) -> AuditView {
+    if e.action == UPDATE_ACTION && !caller.sees_personal_data() {
+        e.target = correction_withheld(&e.target);
+    }
     AuditView {
         seq,
         at: wita_time(e.at_unix_seconds),

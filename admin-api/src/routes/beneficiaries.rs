@@ -5,13 +5,11 @@
 use std::collections::{HashMap, HashSet};
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use ssn_ledger::{
-    Beneficiary, BeneficiaryStatus, Day, Determination, Kk, Nik, ProgramCode, RegistryOp,
+    Beneficiary, BeneficiaryStatus, Day, Determination, Kk, ProgramCode, RegistryOp,
     RegistryRecord, Role, Sex,
 };
 use utoipa::{IntoParams, ToSchema};
@@ -24,26 +22,13 @@ use crate::support::{
 };
 use crate::{AdminState, IMPORT_BODY_BYTES_MAX};
 
-/// Most rows in one import (the registry writes an import in one transaction).
-pub const IMPORT_ROWS_MAX: usize = 150_000;
 /// Most SSNs in one decree.
 pub const DECREE_SSNS_MAX: usize = 150_000;
-/// The columns of the Portal Data SSN's export, in its order.
-pub const IMPORT_COLUMNS: [&str; 9] = [
-    "nik",
-    "kk",
-    "name",
-    "birth_date",
-    "sex",
-    "address",
-    "kecamatan",
-    "kelurahan",
-    "desil",
-];
+/// The audit action of every change to a person's data, by `PATCH` or by a DTSEN import.
+pub(crate) const UPDATE_ACTION: &str = "beneficiaries.update";
 
 pub(crate) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
-        .routes(routes!(import_beneficiaries).layer(DefaultBodyLimit::max(IMPORT_BODY_BYTES_MAX)))
         .routes(routes!(list_beneficiaries))
         .routes(routes!(get_beneficiary, correct_beneficiary))
         .routes(routes!(verify_beneficiary))
@@ -108,6 +93,9 @@ pub struct BeneficiaryView {
     pub possible_duplicate: bool,
     /// The import batch.
     pub import_batch: u64,
+    /// Not named by the latest full DTSEN refresh: for Dinas Sosial to review (no one is
+    /// revoked by it); cleared when an import names the NIK again.
+    pub absent_from_dtsen: bool,
 }
 
 pub(crate) fn view(caller: &Caller, b: &Beneficiary) -> BeneficiaryView {
@@ -150,62 +138,13 @@ pub(crate) fn view(caller: &Caller, b: &Beneficiary) -> BeneficiaryView {
             .collect(),
         possible_duplicate: b.possible_duplicate,
         import_batch: b.import_batch,
+        absent_from_dtsen: b.absent_from_dtsen,
     }
 }
 
-// ------------------------------------------------------------------------------------ import
-
-/// A row whose NIK is already in the registry (or earlier in the same file).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DuplicateRow {
-    /// Line of the file (the header is line 1).
-    pub row: u64,
-    /// The NIK.
-    pub nik: String,
-    /// The SSN number the NIK already has.
-    pub existing: String,
-}
-
-/// A row imported but flagged: same name and birth date as another NIK.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PossibleDuplicateRow {
-    /// Line of the file.
-    pub row: u64,
-    /// The NIK.
-    pub nik: String,
-    /// The SSN number it was given.
-    pub ssn: String,
-    /// SSN numbers of the people with the same name and birth date.
-    pub matches: Vec<String>,
-}
-
-/// A row refused.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RejectedRow {
-    /// Line of the file.
-    pub row: u64,
-    /// Why.
-    pub reason: String,
-}
-
-/// The row-by-row report of an import.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ImportReport {
-    /// The batch the imported people belong to; null when nothing was imported.
-    pub batch_id: Option<u64>,
-    /// Data rows read.
-    pub rows: u64,
-    /// People imported.
-    pub imported: u64,
-    /// Rows whose NIK is already known: not a second person (Pasal 3b).
-    pub duplicates: Vec<DuplicateRow>,
-    /// Rows imported but flagged for a look.
-    pub possible_duplicates: Vec<PossibleDuplicateRow>,
-    /// Rows refused, with the reason.
-    pub rejected: Vec<RejectedRow>,
-}
-
-fn name_key(name: &str, birth_date: Day) -> (String, Day) {
+/// Who a person may be a duplicate of (Pasal 3b): the same name, case and spacing ignored,
+/// and the same birth date.
+pub(crate) fn name_key(name: &str, birth_date: Day) -> (String, Day) {
     let normalized = name
         .split_whitespace()
         .map(|w| w.to_lowercase())
@@ -214,21 +153,8 @@ fn name_key(name: &str, birth_date: Day) -> (String, Day) {
     (normalized, birth_date)
 }
 
-/// A row that passed every check.
-struct GoodRow {
-    line: u64,
-    nik: String,
-    kk: String,
-    name: String,
-    birth_date: Day,
-    sex: Sex,
-    address: String,
-    kecamatan: String,
-    kelurahan: String,
-    desil: u8,
-}
-
-fn text_field(value: &str, field: &str, max: usize) -> Result<String, String> {
+/// A text field of a person: trimmed, 1 to `max` characters, no control characters.
+pub(crate) fn text_field(value: &str, field: &str, max: usize) -> Result<String, String> {
     let value = value.trim();
     if value.is_empty() || value.chars().count() > max {
         return Err(format!("{field} is 1 to {max} characters"));
@@ -237,277 +163,6 @@ fn text_field(value: &str, field: &str, max: usize) -> Result<String, String> {
         return Err(format!("{field} contains control characters"));
     }
     Ok(value.to_string())
-}
-
-fn check_row(line: u64, fields: &HashMap<&str, &str>, today: Day) -> Result<GoodRow, String> {
-    let get = |name: &str| fields.get(name).copied().unwrap_or("").trim();
-    let nik = get("nik").to_string();
-    let kk = get("kk").to_string();
-    if kk.len() != 16 || !kk.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("kk is 16 digits".into());
-    }
-    let birth_date = Day::parse_iso(get("birth_date"))
-        .ok_or_else(|| "birth_date is a date, YYYY-MM-DD".to_string())?;
-    if birth_date > today {
-        return Err("birth_date is in the future".into());
-    }
-    let sex = match get("sex").to_ascii_uppercase().as_str() {
-        "L" | "M" | "LAKI-LAKI" | "MALE" => Sex::Male,
-        "P" | "F" | "PEREMPUAN" | "FEMALE" => Sex::Female,
-        _ => return Err("sex is L (laki-laki) or P (perempuan)".into()),
-    };
-    crate::nik::check_against(&nik, birth_date, sex).map_err(str::to_string)?;
-    let desil: u8 = get("desil")
-        .parse()
-        .ok()
-        .filter(|d| (1..=10).contains(d))
-        .ok_or_else(|| "desil is a welfare decile, 1 to 10".to_string())?;
-    Ok(GoodRow {
-        line,
-        nik,
-        kk,
-        name: text_field(get("name"), "name", 100)?,
-        birth_date,
-        sex,
-        address: text_field(get("address"), "address", 200)?,
-        kecamatan: text_field(get("kecamatan"), "kecamatan", 64)?,
-        kelurahan: text_field(get("kelurahan"), "kelurahan", 64)?,
-        desil,
-    })
-}
-
-/// Imports people from the Portal Data SSN's CSV export. Re-importing the same file changes
-/// nothing: every row is then a duplicate.
-#[utoipa::path(post, path = "/beneficiaries/import", tag = "beneficiaries",
-    request_body(content = String, content_type = "text/csv",
-        description = "Header `nik,kk,name,birth_date,sex,address,kecamatan,kelurahan,desil`, one person per line"),
-    responses((status = 200, description = "The row-by-row report", body = ImportReport),
-        (status = 413, description = "Body larger than 64 MiB")))]
-pub(crate) async fn import_beneficiaries(
-    State(state): State<AdminState>,
-    caller: Caller,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<ImportReport>> {
-    caller.require(&[Role::Diskominfo])?;
-    let body = body.map_err(|rejection| ApiError {
-        status: rejection.status(),
-        code: "malformed",
-        message: rejection.body_text(),
-        detail: None,
-    })?;
-    let report = import(&state, &caller, &body).await;
-    match report {
-        Ok(report) => Ok(Json(report)),
-        Err(error) => {
-            state
-                .audit_failure(&caller, "beneficiaries.import", "csv", &error)
-                .await;
-            Err(error)
-        }
-    }
-}
-
-async fn import(state: &AdminState, caller: &Caller, body: &[u8]) -> ApiResult<ImportReport> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(body);
-    let headers = reader
-        .headers()
-        .map_err(|e| ApiError::malformed(format!("the header line cannot be read: {e}")))?
-        .iter()
-        .map(|h| h.trim().to_ascii_lowercase())
-        .collect::<Vec<_>>();
-    let missing: Vec<&str> = IMPORT_COLUMNS
-        .iter()
-        .copied()
-        .filter(|c| !headers.iter().any(|h| h == c))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ApiError::malformed(format!(
-            "the header lacks column(s) {}; expected {}",
-            missing.join(", "),
-            IMPORT_COLUMNS.join(",")
-        )));
-    }
-
-    let today = Day::wita_of_unix_seconds(state.now());
-    let mut rows = 0u64;
-    let mut good = Vec::new();
-    let mut rejected = Vec::new();
-    for record in reader.records() {
-        rows += 1;
-        if rows as usize > IMPORT_ROWS_MAX {
-            return Err(ApiError::malformed(format!(
-                "an import holds at most {IMPORT_ROWS_MAX} rows; split the file"
-            )));
-        }
-        match record {
-            Err(e) => {
-                let line = e.position().map_or(rows + 1, |p| p.line());
-                rejected.push(RejectedRow {
-                    row: line,
-                    reason: format!("the line cannot be read as CSV text: {e}"),
-                });
-            }
-            Ok(record) => {
-                let line = record.position().map_or(rows + 1, |p| p.line());
-                if record.len() != headers.len() {
-                    rejected.push(RejectedRow {
-                        row: line,
-                        reason: format!(
-                            "{} fields where the header has {}",
-                            record.len(),
-                            headers.len()
-                        ),
-                    });
-                    continue;
-                }
-                let fields: HashMap<&str, &str> = headers
-                    .iter()
-                    .map(String::as_str)
-                    .zip(record.iter())
-                    .collect();
-                match check_row(line, &fields, today) {
-                    Ok(row) => good.push(row),
-                    Err(reason) => rejected.push(RejectedRow { row: line, reason }),
-                }
-            }
-        }
-    }
-
-    // Who is already there: by NIK, and by name and birth date.
-    let existing = state.ledger.registry().beneficiaries().await?;
-    let mut by_nik: HashMap<String, String> = existing
-        .iter()
-        .map(|b| (b.nik.expose().to_string(), b.ssn.clone()))
-        .collect();
-    let mut by_name: HashMap<(String, Day), Vec<(String, String)>> = HashMap::new();
-    for b in &existing {
-        by_name
-            .entry(name_key(&b.name, b.birth_date))
-            .or_default()
-            .push((b.nik.expose().to_string(), b.ssn.clone()));
-    }
-    drop(existing);
-
-    let mut duplicates = Vec::new();
-    let mut fresh = Vec::new();
-    for row in good {
-        if let Some(ssn) = by_nik.get(&row.nik) {
-            duplicates.push(DuplicateRow {
-                row: row.line,
-                nik: row.nik.clone(),
-                existing: ssn.clone(),
-            });
-            continue;
-        }
-        // Reserve the SSN below; record a placeholder so a later row with the same NIK is a
-        // duplicate of this one.
-        by_nik.insert(row.nik.clone(), String::new());
-        fresh.push(row);
-    }
-
-    let count = fresh.len() as u64;
-    let (batch_id, first) = if count == 0 {
-        (None, 0)
-    } else {
-        let registry = state.ledger.registry();
-        let batch = registry.next_number("import_batch").await?;
-        (Some(batch), registry.next_numbers("ssn", count).await?)
-    };
-    // Fill in SSNs now that they are known (duplicates found above point at rows of this
-    // file by their NIK).
-    let mut ssn_of_nik: HashMap<String, String> = HashMap::new();
-    for (i, row) in fresh.iter().enumerate() {
-        ssn_of_nik.insert(row.nik.clone(), ssn_number(first + i as u64));
-    }
-    for duplicate in &mut duplicates {
-        if duplicate.existing.is_empty() {
-            duplicate.existing = ssn_of_nik.get(&duplicate.nik).cloned().unwrap_or_default();
-        }
-    }
-
-    let mut possible_duplicates = Vec::new();
-    let mut ops = Vec::with_capacity(fresh.len() + 1);
-    for row in fresh {
-        let ssn = ssn_of_nik.get(&row.nik).cloned().unwrap_or_default();
-        let key = name_key(&row.name, row.birth_date);
-        let matches: Vec<String> = by_name
-            .get(&key)
-            .map(|people| people.iter().map(|(_, ssn)| ssn.clone()).collect())
-            .unwrap_or_default();
-        let flagged = !matches.is_empty();
-        if flagged {
-            possible_duplicates.push(PossibleDuplicateRow {
-                row: row.line,
-                nik: row.nik.clone(),
-                ssn: ssn.clone(),
-                matches,
-            });
-        }
-        by_name
-            .entry(key)
-            .or_default()
-            .push((row.nik.clone(), ssn.clone()));
-        ops.push(RegistryOp::Insert(RegistryRecord::Beneficiary(
-            Beneficiary {
-                ssn,
-                nik: Nik(row.nik),
-                kk: Kk(row.kk),
-                name: row.name,
-                birth_date: row.birth_date,
-                sex: row.sex,
-                address: row.address,
-                kecamatan: row.kecamatan,
-                kelurahan: row.kelurahan,
-                desil: row.desil,
-                status: BeneficiaryStatus::Imported,
-                enrolments: Vec::new(),
-                possible_duplicate: flagged,
-                import_batch: batch_id.unwrap_or(0),
-            },
-        )));
-    }
-    let report = ImportReport {
-        batch_id,
-        rows,
-        imported: count,
-        duplicates,
-        possible_duplicates,
-        rejected,
-    };
-    let summary = format!(
-        "ok: {} rows, {} imported, {} duplicates, {} possible duplicates, {} rejected",
-        report.rows,
-        report.imported,
-        report.duplicates.len(),
-        report.possible_duplicates.len(),
-        report.rejected.len()
-    );
-    let target = match batch_id {
-        Some(batch) => format!("import batch {batch}"),
-        None => "import (nothing new)".to_string(),
-    };
-    ops.push(RegistryOp::Audit(caller.audit(
-        state.now(),
-        "beneficiaries.import",
-        &target,
-        &summary,
-    )));
-    state
-        .ledger
-        .registry()
-        .apply(ops)
-        .await
-        .map_err(|e| match e {
-            ssn_ledger::RegistryError::Conflict(m) => ApiError::conflict(format!(
-                "another import changed the registry at the same time ({m}); send the file again"
-            )),
-            other => ApiError::from(other),
-        })?;
-    Ok(report)
 }
 
 // ------------------------------------------------------------------------------------ reading
@@ -523,6 +178,9 @@ pub struct BeneficiaryQuery {
     /// Part of a name, a NIK or an SSN number; for roles without personal data access, exactly
     /// an SSN number or a card id.
     pub q: Option<String>,
+    /// `true`: only people the latest full DTSEN refresh did not name; `false`: only the
+    /// others.
+    pub absent_from_dtsen: Option<bool>,
     /// Page number, from 1.
     pub page: Option<u32>,
     /// Items per page, 1 to 1000.
@@ -574,6 +232,11 @@ pub(crate) async fn list_beneficiaries(
         .into_iter()
         .filter(|b| status.is_none_or(|s| b.status == s))
         .filter(|b| query.kecamatan.as_ref().is_none_or(|k| *k == b.kecamatan))
+        .filter(|b| {
+            query
+                .absent_from_dtsen
+                .is_none_or(|absent| absent == b.absent_from_dtsen)
+        })
         .filter(|b| match &exact_ssn {
             Some(ssn) => ssn.as_deref() == Some(b.ssn.as_str()),
             None => q.as_ref().is_none_or(|q| {
@@ -678,7 +341,10 @@ pub(crate) async fn correct_beneficiary(
         next.address = text(address, "address", 200)?;
     }
     if let Some(kecamatan) = &change.kecamatan {
-        next.kecamatan = text(kecamatan, "kecamatan", 64)?;
+        next.move_to(
+            text(kecamatan, "kecamatan", 64)?,
+            Day::wita_of_unix_seconds(state.now()),
+        );
     }
     if let Some(kelurahan) = &change.kelurahan {
         next.kelurahan = text(kelurahan, "kelurahan", 64)?;
@@ -689,32 +355,23 @@ pub(crate) async fn correct_beneficiary(
         }
         next.desil = desil;
     }
-    let changed = crate::support::changed_fields(&[
-        ("name", current.name.clone(), next.name.clone()),
-        (
-            "kk",
-            current.kk.expose().to_string(),
-            next.kk.expose().to_string(),
-        ),
-        ("address", current.address.clone(), next.address.clone()),
-        (
-            "kecamatan",
-            current.kecamatan.clone(),
-            next.kecamatan.clone(),
-        ),
-        (
-            "kelurahan",
-            current.kelurahan.clone(),
-            next.kelurahan.clone(),
-        ),
-        ("desil", current.desil.to_string(), next.desil.to_string()),
-    ]);
-    if !changed.is_empty() {
+    if next.name != current.name && !next.possible_duplicate {
+        // A new name may be someone else's under another NIK: flagged as an import would.
+        let key = name_key(&next.name, next.birth_date);
+        next.possible_duplicate = state
+            .ledger
+            .registry()
+            .beneficiaries()
+            .await?
+            .iter()
+            .any(|b| b.ssn != next.ssn && name_key(&b.name, b.birth_date) == key);
+    }
+    if let Some(correction) = correction(&current, &next) {
         state
             .apply_audited(
                 &caller,
-                "beneficiaries.update",
-                &format!("beneficiary {ssn}: {}", changed.join("; ")),
+                UPDATE_ACTION,
+                &correction.target,
                 vec![RegistryOp::Replace {
                     expected: RegistryRecord::Beneficiary(current),
                     new: RegistryRecord::Beneficiary(next.clone()),
@@ -723,6 +380,105 @@ pub(crate) async fn correct_beneficiary(
             .await?;
     }
     Ok(Json(view(&caller, &next)))
+}
+
+/// What changing a person's record from `before` to `after` changes of their data.
+pub(crate) struct Correction {
+    /// The fields that differ.
+    pub fields: Vec<String>,
+    /// The audit line's target: `beneficiary SSN: field: 'before' -> 'after'; ...`.
+    pub target: String,
+}
+
+/// The one way a change to a person's data is described for the audit log, whether Diskominfo
+/// corrects one person or a DTSEN import updates many: every field that differs, before and
+/// after; `None` when none does.
+pub(crate) fn correction(before: &Beneficiary, after: &Beneficiary) -> Option<Correction> {
+    let sex = |b: &Beneficiary| match b.sex {
+        Sex::Male => "L".to_string(),
+        Sex::Female => "P".to_string(),
+    };
+    let compared = [
+        ("name", before.name.clone(), after.name.clone()),
+        (
+            "kk",
+            before.kk.expose().to_string(),
+            after.kk.expose().to_string(),
+        ),
+        (
+            "birth_date",
+            before.birth_date.to_string(),
+            after.birth_date.to_string(),
+        ),
+        ("sex", sex(before), sex(after)),
+        ("address", before.address.clone(), after.address.clone()),
+        (
+            "kecamatan",
+            before.kecamatan.clone(),
+            after.kecamatan.clone(),
+        ),
+        (
+            "kelurahan",
+            before.kelurahan.clone(),
+            after.kelurahan.clone(),
+        ),
+        ("desil", before.desil.to_string(), after.desil.to_string()),
+        (
+            "possible_duplicate",
+            before.possible_duplicate.to_string(),
+            after.possible_duplicate.to_string(),
+        ),
+        (
+            "absent_from_dtsen",
+            before.absent_from_dtsen.to_string(),
+            after.absent_from_dtsen.to_string(),
+        ),
+    ];
+    let fields: Vec<String> = compared
+        .iter()
+        .filter(|(_, old, new)| old != new)
+        .map(|(field, ..)| field.to_string())
+        .collect();
+    if fields.is_empty() {
+        return None;
+    }
+    Some(Correction {
+        fields,
+        target: format!(
+            "beneficiary {}: {}",
+            after.ssn,
+            crate::support::changed_fields(&compared).join("; ")
+        ),
+    })
+}
+
+/// The fields a [`correction`] compares, by the names its audit target gives them.
+const CORRECTED_FIELDS: [&str; 10] = [
+    "name",
+    "kk",
+    "birth_date",
+    "sex",
+    "address",
+    "kecamatan",
+    "kelurahan",
+    "desil",
+    "possible_duplicate",
+    "absent_from_dtsen",
+];
+
+/// A [`correction`]'s audit target without the values: the person and the names of the
+/// fields changed, each from [`CORRECTED_FIELDS`] (so nothing of a value can come through,
+/// whatever it holds).
+pub(crate) fn correction_withheld(target: &str) -> String {
+    let (person, changes) = target.split_once(": ").unwrap_or((target, ""));
+    let fields: Vec<&str> = CORRECTED_FIELDS
+        .into_iter()
+        .filter(|field| {
+            changes.starts_with(&format!("{field}: '"))
+                || changes.contains(&format!("; {field}: '"))
+        })
+        .collect();
+    format!("{person}: {} (values withheld)", fields.join(", "))
 }
 
 /// The SSN number `q` names, as an SSN number or a card id (`None`: nobody).
@@ -931,6 +687,7 @@ pub(crate) async fn create_determination(
     let action = "determinations.create";
     let target = format!("decree {decree_number} program {code}");
 
+    let today = Day::wita_of_unix_seconds(state.now());
     let mut ops = Vec::with_capacity(new.ssns.len() + 2);
     for ssn in &new.ssns {
         let current = state.ledger.registry().beneficiary(ssn).await?;
@@ -960,7 +717,7 @@ pub(crate) async fn create_determination(
         let current = current.expect("refused above when absent");
         let mut next = current.clone();
         next.status = BeneficiaryStatus::Determined;
-        next.enrolments.push(code.clone());
+        next.enrol(&code, today);
         ops.push(RegistryOp::Replace {
             expected: RegistryRecord::Beneficiary(current),
             new: RegistryRecord::Beneficiary(next),
@@ -1220,6 +977,7 @@ pub(crate) async fn revoke_determination(
             .await;
         return Err(error);
     }
+    let today = Day::wita_of_unix_seconds(state.now());
     let mut ops = Vec::with_capacity(determination.ssns.len() + 2);
     // Whose enrolment this revocation ends: only their pockets return.
     let mut ended = Vec::new();
@@ -1231,7 +989,7 @@ pub(crate) async fn revoke_determination(
             continue;
         }
         let mut next = current.clone();
-        next.enrolments.retain(|p| *p != determination.program_code);
+        next.end_enrolment(&determination.program_code, today);
         if next.enrolments.is_empty() {
             next.status = BeneficiaryStatus::Revoked;
         }
@@ -1255,4 +1013,61 @@ pub(crate) async fn revoke_determination(
     super::revocations::return_pockets(&state, &caller, &revoked.program_code, &reference, &cards)
         .await?;
     Ok(Json(determination_view(&revoked)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field a correction compares is named in its audit line, and the line withheld
+    /// from roles without personal data names the same fields and no value.
+    #[test]
+    fn a_correction_names_every_field_and_withholds_every_value() {
+        let before = Beneficiary {
+            ssn: "SSN000000001".into(),
+            nik: ssn_ledger::Nik("6472014101800001".into()),
+            kk: Kk("6472010000000001".into()),
+            name: "Siti Aminah".into(),
+            birth_date: Day::parse_iso("1980-01-01").unwrap(),
+            sex: Sex::Female,
+            address: "Jl. Pahlawan 1".into(),
+            kecamatan: "Palaran".into(),
+            kelurahan: "Rawa Makmur".into(),
+            desil: 3,
+            status: BeneficiaryStatus::Imported,
+            enrolments: Vec::new(),
+            possible_duplicate: false,
+            import_batch: 1,
+            absent_from_dtsen: false,
+            enrolment_history: Vec::new(),
+            past_kecamatan: Vec::new(),
+        };
+        let after = Beneficiary {
+            kk: Kk("6472019999999999".into()),
+            name: "Siti; kk: 'x' Aminah".into(),
+            birth_date: Day::parse_iso("1981-02-02").unwrap(),
+            sex: Sex::Male,
+            address: "Jl. Cendana 7".into(),
+            kecamatan: "Sambutan".into(),
+            kelurahan: "Sungai Kapih".into(),
+            desil: 4,
+            possible_duplicate: true,
+            absent_from_dtsen: true,
+            ..before.clone()
+        };
+        let changed = correction(&before, &after).expect("a change");
+        assert_eq!(changed.fields, CORRECTED_FIELDS);
+        let withheld = correction_withheld(&changed.target);
+        assert_eq!(
+            withheld,
+            format!(
+                "beneficiary SSN000000001: {} (values withheld)",
+                CORRECTED_FIELDS.join(", ")
+            )
+        );
+        for value in ["Siti", "6472", "1980", "1981", "Pahlawan", "Cendana", "'"] {
+            assert!(!withheld.contains(value), "{value} in {withheld}");
+        }
+        assert!(correction(&before, &before).is_none());
+    }
 }

@@ -224,6 +224,8 @@ fn make_card(state: &AdminState, card_id: u64, ssn: &str, pin: Pin) -> ApiResult
             pvv: Pvv(pvv.as_str().to_string()),
             wrong_pin_count: 0,
             replaced_by: None,
+            issued_on: Some(Day::wita_of_unix_seconds(state.now())),
+            delivered_on: None,
         },
         pin,
     })
@@ -708,9 +710,13 @@ async fn change_status(
         state.audit_failure(caller, action, &target, &error).await;
         return Err(error);
     }
+    let now = state.now();
     let mut next = card.clone();
     next.status = to;
-    let now = state.now();
+    if card.status == CardStatus::Issued && to == CardStatus::Active {
+        // The day a report as of a past day counts it delivered from.
+        next.delivered_on = Some(Day::wita_of_unix_seconds(now));
+    }
     state
         .ledger
         .registry()

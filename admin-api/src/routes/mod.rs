@@ -4,6 +4,7 @@ pub(crate) mod audit;
 pub(crate) mod beneficiaries;
 pub(crate) mod cards;
 pub(crate) mod disbursements;
+pub(crate) mod dtsen;
 pub(crate) mod health;
 pub(crate) mod merchants;
 pub(crate) mod programs;
@@ -30,6 +31,7 @@ pub(crate) fn api() -> OpenApiRouter<AdminState> {
         .merge(tokens::routes())
         .merge(programs::routes())
         .merge(beneficiaries::routes())
+        .merge(dtsen::routes())
         .merge(revocations::routes())
         .merge(cards::routes())
         .merge(disbursements::routes())

@@ -1,6 +1,7 @@
 //! Reports (`auditor`, `walikota`, `dinsos`, `diskominfo`): the semester report to the Mayor, the year-end
 //! close of a program (`dinsos`), and the public summary (no token).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -16,8 +17,8 @@ use utoipa_axum::routes;
 use crate::AdminState;
 use crate::error::{ApiError, ApiResult};
 use crate::report::{
-    BatchException, Figures, Flows, JournalView, PUBLIC_CELL_MIN, People, RegistryView, Semester,
-    category_name, compute,
+    BatchException, Figures, Flows, JournalView, NeverUsedCard, PUBLIC_CELL_MIN, People,
+    RegistryView, Semester, category_name, compute,
 };
 use crate::routes::programs::find_program;
 use crate::support::{Caller, JsonBody, QueryParams, parse_day, wita_time};
@@ -25,6 +26,7 @@ use crate::support::{Caller, JsonBody, QueryParams, parse_day, wita_time};
 pub(crate) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
         .routes(routes!(semester_report))
+        .routes(routes!(cards_never_used))
         .routes(routes!(close_program))
         .routes(routes!(public_summary))
 }
@@ -52,11 +54,11 @@ pub struct ProgramRow {
     pub program_code: String,
     /// Name.
     pub name: String,
-    /// Beneficiaries determined and enrolled in the program (now).
+    /// Beneficiaries enrolled in the program at the end of the semester's last day.
     pub people_determined: u64,
-    /// Their cards, any status (now).
+    /// Their cards issued by then, any status.
     pub cards_issued: u64,
-    /// Of those, handed over (now).
+    /// Of those, handed over by then.
     pub cards_delivered: u64,
     /// Funding received in the semester.
     pub funded: String,
@@ -82,11 +84,11 @@ pub struct ProgramRow {
 pub struct KecamatanRow {
     /// Kecamatan.
     pub kecamatan: String,
-    /// Beneficiaries determined (now).
+    /// Beneficiaries determined at the end of the semester's last day.
     pub people_determined: u64,
-    /// Their cards (now).
+    /// Their cards issued by then.
     pub cards_issued: u64,
-    /// Handed over (now).
+    /// Handed over by then.
     pub cards_delivered: u64,
     /// Credited to their pockets in the semester.
     pub disbursed: String,
@@ -107,11 +109,11 @@ pub struct KecamatanRow {
 /// All programs together.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Totals {
-    /// Beneficiaries determined, each once (now).
+    /// Beneficiaries determined at the end of the semester's last day, each once.
     pub people_determined: u64,
-    /// Cards, any status (now).
+    /// Cards issued by then, any status.
     pub cards_issued: u64,
-    /// Handed over (now).
+    /// Handed over by then.
     pub cards_delivered: u64,
     /// Funding received in the semester.
     pub funded: String,
@@ -152,28 +154,40 @@ pub struct CategoryRow {
     pub reversed: String,
 }
 
-/// A card credited and never used.
+/// Cards never used in one kecamatan, by program.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct NeverUsedCard {
-    /// Card id.
-    pub card_id: u64,
-    /// The holder's kecamatan.
+pub struct NeverUsedArea {
+    /// The holders' kecamatan.
     pub kecamatan: String,
-    /// Status now.
-    pub status: String,
-    /// Its pockets at the end of the semester.
+    /// How many cards.
+    pub cards: u64,
+    /// Their money at the end of the semester.
     pub balance: String,
+    /// How many of them per program the holders were enrolled in at the end of the semester
+    /// (a card of a person in two programs counts in both), by code.
+    pub programs: Vec<NeverUsedProgram>,
 }
 
-/// Cards that received money and never made an approved purchase by the semester's end.
+/// Cards never used of one program's people in one kecamatan.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NeverUsedProgram {
+    /// Program code.
+    pub program_code: String,
+    /// How many cards.
+    pub cards: u64,
+}
+
+/// Cards that received money and never made an approved purchase by the semester's end:
+/// counted per kecamatan and program; the list of the cards themselves is its own CSV,
+/// `GET /reports/semester/cards-never-used`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NeverUsed {
     /// How many.
     pub count: u64,
     /// Their money at the end of the semester.
     pub balance: String,
-    /// Each card, by id.
-    pub cards: Vec<NeverUsedCard>,
+    /// Per kecamatan, by name.
+    pub by_kecamatan: Vec<NeverUsedArea>,
 }
 
 /// What went wrong.
@@ -195,7 +209,7 @@ pub struct Exceptions {
     pub cards_damaged: u64,
     /// Cards replaced by a new card.
     pub cards_replaced: u64,
-    /// Import rows in the semester refused because the NIK was already registered.
+    /// Import rows in the semester whose NIK was earlier in the same file.
     pub duplicate_nik_rows: u64,
     /// Import rows in the semester rejected (malformed NIK, date, ...).
     pub rejected_rows: u64,
@@ -214,7 +228,8 @@ pub struct SemesterReport {
     pub from: String,
     /// Last day.
     pub to: String,
-    /// When it was made (WITA); people, cards and E-Warong are as of then.
+    /// When it was made (WITA); E-Warong, PIN locks and lost, stolen, damaged or replaced
+    /// cards are as of then (people and cards as of the semester's last day).
     pub generated_at: String,
     /// All programs.
     pub totals: Totals,
@@ -242,9 +257,42 @@ fn status_name(status: CardStatus) -> &'static str {
     }
 }
 
+fn never_used_view(cards: &[NeverUsedCard]) -> NeverUsed {
+    let mut areas: BTreeMap<&str, (u64, Money, BTreeMap<&str, u64>)> = BTreeMap::new();
+    for card in cards {
+        let (count, balance, programs) = areas.entry(card.kecamatan.as_str()).or_default();
+        *count += 1;
+        // Sums of journaled balances: each fits, and so does their sum.
+        *balance = balance.checked_add(card.balance).unwrap_or(*balance);
+        for program in &card.programs {
+            *programs.entry(program.as_str()).or_default() += 1;
+        }
+    }
+    NeverUsed {
+        count: cards.len() as u64,
+        balance: Money::checked_sum(cards.iter().map(|c| c.balance))
+            .unwrap_or(Money::ZERO)
+            .to_string(),
+        by_kecamatan: areas
+            .into_iter()
+            .map(|(area, (cards, balance, programs))| NeverUsedArea {
+                kecamatan: area.into(),
+                cards,
+                balance: balance.to_string(),
+                programs: programs
+                    .into_iter()
+                    .map(|(code, cards)| NeverUsedProgram {
+                        program_code: code.into(),
+                        cards,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
 fn report_view(figures: &Figures, semester: Semester, generated_at: i64) -> SemesterReport {
     let (people, flows, active, trading) = figures.totals;
-    let never_used_balance = Money::checked_sum(figures.never_used.iter().map(|c| c.3));
     SemesterReport {
         year: semester.year as u16,
         half: semester.half,
@@ -314,20 +362,7 @@ fn report_view(figures: &Figures, semester: Semester, generated_at: i64) -> Seme
                 reversed: reversed.to_string(),
             })
             .collect(),
-        cards_never_used: NeverUsed {
-            count: figures.never_used.len() as u64,
-            balance: never_used_balance.unwrap_or(Money::ZERO).to_string(),
-            cards: figures
-                .never_used
-                .iter()
-                .map(|(card, area, status, balance)| NeverUsedCard {
-                    card_id: card.0,
-                    kecamatan: area.clone(),
-                    status: status_name(*status).into(),
-                    balance: balance.to_string(),
-                })
-                .collect(),
-        },
+        cards_never_used: never_used_view(&figures.never_used),
         exceptions: Exceptions {
             batches_total: figures.batch_exceptions_total,
             batches: figures.batch_exceptions.clone(),
@@ -410,45 +445,14 @@ pub(crate) async fn semester_report(
     query: Result<QueryParams<SemesterQuery>, ApiError>,
 ) -> ApiResult<Response> {
     // The role first: a 403 never depends on the query.
-    caller.require(&[
-        Role::Auditor,
-        Role::Walikota,
-        Role::Dinsos,
-        Role::Diskominfo,
-    ])?;
+    caller.require(&REPORT_READERS)?;
     let QueryParams(query) = query?;
-    if !(2000..=2100).contains(&query.year) {
-        return Err(ApiError::malformed("year is 2000 to 2100"));
-    }
-    if !matches!(query.half, 1 | 2) {
-        return Err(ApiError::malformed("half is 1 or 2"));
-    }
+    let semester = semester(query.year, query.half)?;
     let format = query.format.unwrap_or_else(|| "json".into());
     if !matches!(format.as_str(), "json" | "csv" | "html") {
         return Err(ApiError::malformed("format is json, csv or html"));
     }
-    let semester = Semester {
-        year: i32::from(query.year),
-        half: query.half,
-    };
-    let now = state.now();
-    let report = state
-        .semester_reports
-        .get_or_make(
-            (semester.year, semester.half),
-            now,
-            SEMESTER_REPORT_MAX_AGE_SECONDS,
-            || async {
-                let figures = figures(&state, semester.window(), true).await?;
-                Ok(Arc::new(MadeReport {
-                    report: report_view(&figures, semester, now),
-                    json: std::sync::OnceLock::new(),
-                    csv: std::sync::OnceLock::new(),
-                    html: std::sync::OnceLock::new(),
-                }))
-            },
-        )
-        .await?;
+    let report = made_report(&state, semester).await?;
     // Each format is written once per report made, off the terminals' threads.
     let (content_type, body) = tokio::task::spawn_blocking(move || {
         let made = report.as_ref();
@@ -480,6 +484,124 @@ pub(crate) async fn semester_report(
     .await
     .map_err(|e| ApiError::internal(format!("report: {e}")))?;
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// Who reads the semester report and its list of cards never used: the agencies that write
+/// it together (Pasal 13(3): Diskominfo with Dinas Sosial), the Mayor's office it goes to, and
+/// the inspectorate.
+const REPORT_READERS: [Role; 4] = [
+    Role::Auditor,
+    Role::Walikota,
+    Role::Dinsos,
+    Role::Diskominfo,
+];
+
+/// The semester a query names, or its 400.
+fn semester(year: u16, half: u8) -> ApiResult<Semester> {
+    if !(2000..=2100).contains(&year) {
+        return Err(ApiError::malformed("year is 2000 to 2100"));
+    }
+    if !matches!(half, 1 | 2) {
+        return Err(ApiError::malformed("half is 1 or 2"));
+    }
+    Ok(Semester {
+        year: i32::from(year),
+        half,
+    })
+}
+
+/// The semester's report as last made, or a new one (see [`Made`]).
+async fn made_report(state: &AdminState, semester: Semester) -> ApiResult<Arc<MadeReport>> {
+    let now = state.now();
+    state
+        .semester_reports
+        .get_or_make(
+            (semester.year, semester.half),
+            now,
+            SEMESTER_REPORT_MAX_AGE_SECONDS,
+            || async {
+                let figures = figures(state, semester.window(), true).await?;
+                Ok(Arc::new(MadeReport {
+                    report: report_view(&figures, semester, now),
+                    never_used: figures.never_used,
+                    json: std::sync::OnceLock::new(),
+                    csv: std::sync::OnceLock::new(),
+                    html: std::sync::OnceLock::new(),
+                    never_used_csv: std::sync::OnceLock::new(),
+                }))
+            },
+        )
+        .await
+}
+
+/// Which semester's cards.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct NeverUsedQuery {
+    /// The year, 2000 to 2100.
+    #[param(minimum = 2000, maximum = 2100, example = 2026)]
+    pub year: u16,
+    /// 1 (January-June) or 2 (July-December).
+    #[param(minimum = 1, maximum = 2, example = 2)]
+    pub half: u8,
+}
+
+/// The columns of the list of cards never used.
+pub const NEVER_USED_COLUMNS: [&str; 7] = [
+    "card_id",
+    "ssn",
+    "kecamatan",
+    "kelurahan",
+    "programs",
+    "status",
+    "balance",
+];
+
+/// Every card of the semester report's "cards never used", one CSV line each, for Dinas
+/// Sosial to follow up: the card, its holder's SSN number, kecamatan and kelurahan, the
+/// programs they were enrolled in at the end of the semester (space-separated), the card's
+/// status now and its pockets at the end of the semester. The same report as
+/// `GET /reports/semester` (made at most every 5 seconds), so the list adds up to its counts.
+#[utoipa::path(get, path = "/reports/semester/cards-never-used", tag = "reports",
+    params(NeverUsedQuery),
+    responses((status = 200, description = "The cards, by id", content_type = "text/csv", body = String)))]
+pub(crate) async fn cards_never_used(
+    State(state): State<AdminState>,
+    caller: Caller,
+    query: Result<QueryParams<NeverUsedQuery>, ApiError>,
+) -> ApiResult<Response> {
+    // The role first: a 403 never depends on the query.
+    caller.require(&REPORT_READERS)?;
+    let QueryParams(query) = query?;
+    let report = made_report(&state, semester(query.year, query.half)?).await?;
+    let body = tokio::task::spawn_blocking(move || {
+        report
+            .never_used_csv
+            .get_or_init(|| never_used_csv(&report.never_used).into())
+            .clone()
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("report: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
+}
+
+fn never_used_csv(cards: &[NeverUsedCard]) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    // Writing to a Vec cannot fail.
+    let _ = writer.write_record(NEVER_USED_COLUMNS);
+    for card in cards {
+        let _ = writer.write_record([
+            card.card.0.to_string().as_str(),
+            &card.ssn,
+            &card.kecamatan,
+            &card.kelurahan,
+            &card.programs.join(" "),
+            status_name(card.status),
+            &card.balance.to_string(),
+        ]);
+    }
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 /// A year-end close.
@@ -746,9 +868,12 @@ pub type PublicSummaryCache = Made<(), axum::body::Bytes>;
 #[derive(Debug)]
 pub struct MadeReport {
     report: SemesterReport,
+    /// The cards its `cards_never_used` counts, for their own CSV.
+    never_used: Vec<NeverUsedCard>,
     json: std::sync::OnceLock<axum::body::Bytes>,
     csv: std::sync::OnceLock<axum::body::Bytes>,
     html: std::sync::OnceLock<axum::body::Bytes>,
+    never_used_csv: std::sync::OnceLock<axum::body::Bytes>,
 }
 
 /// Semester reports as last made, by year and half.

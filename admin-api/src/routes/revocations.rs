@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use ssn_ledger::{
-    BeneficiaryStatus, CardId, CardStatus, ProgramCode, RegistryOp, RegistryRecord,
+    BeneficiaryStatus, CardId, CardStatus, Day, ProgramCode, RegistryOp, RegistryRecord,
     RevocationOutcome, Role,
 };
 use utoipa::ToSchema;
@@ -141,7 +141,7 @@ pub(crate) async fn revoke_person(
     let mut status = person.status;
     if person.enrolments.contains(&program.code) {
         let mut next = person.clone();
-        next.enrolments.retain(|p| *p != program.code);
+        next.end_enrolment(&program.code, Day::wita_of_unix_seconds(state.now()));
         if next.enrolments.is_empty() {
             next.status = BeneficiaryStatus::Revoked;
         }

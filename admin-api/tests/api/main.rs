@@ -7,6 +7,7 @@
 //!   token.
 //! - `lifecycle`: a file of 1,000 people from import to cards, money, replacement and audit.
 
+mod dtsen;
 mod lifecycle;
 mod reports;
 mod roles;
@@ -381,6 +382,9 @@ pub fn carded_person(
             enrolments: vec![program.clone()],
             possible_duplicate: false,
             import_batch: 1,
+            absent_from_dtsen: false,
+            enrolment_history: Vec::new(),
+            past_kecamatan: Vec::new(),
         })),
         RegistryOp::Insert(RegistryRecord::Card(Card {
             card_id: CardId(card),
@@ -391,6 +395,8 @@ pub fn carded_person(
             pvv: Pvv("1234".into()),
             wrong_pin_count: 0,
             replaced_by: None,
+            issued_on: None,
+            delivered_on: None,
         })),
     ]
 }

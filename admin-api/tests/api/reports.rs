@@ -349,3 +349,284 @@ async fn transaction_pages_cut_the_log_in_order_with_their_total() {
         assert_eq!(by_card, expected, "card {card}");
     }
 }
+
+/// The semester report for the agencies that write it (Pasal 13(3)): Diskominfo reads it;
+/// people and cards are counted as of the semester's last day, whenever the report is made;
+/// the printable page is in Bahasa Indonesia with numbers that never wrap; cards never used
+/// are counted per kecamatan and program, their list is its own CSV.
+#[tokio::test]
+async fn a_semester_report_counts_people_and_cards_as_of_its_last_day() {
+    use crate::dtsen::{csv, person};
+    let api = Api::start("report-as-of").await;
+    // 2026-06-15 10:00 WITA: the first half of the year.
+    api.clock
+        .store(1_781_488_800, std::sync::atomic::Ordering::SeqCst);
+    api.post(
+        "dinsos",
+        "/api/v1/programs",
+        json!({"code": "SEMBAKO", "name": "Sembako", "budget_year": 2026,
+               "benefit_amount": "200000.00", "allowed_categories": ["01"],
+               "basket_required": false, "purchase_amount_max": "200000.00",
+               "purchases_per_day_max": 3, "pocket_expires_at": "2026-12-31"}),
+    )
+    .await
+    .expect(201);
+    let people: Vec<_> = (1..=5).map(|n| person(n, &format!("Warga {n}"))).collect();
+    let file = csv(&people.iter().collect::<Vec<_>>());
+    api.post_csv("diskominfo", "/api/v1/beneficiaries/import", &file)
+        .await
+        .expect(200);
+    let ssn = |n: u32| format!("SSN00000000{n}");
+    for n in 1..=5 {
+        for step in ["verify", "validate"] {
+            api.post(
+                "dinsos",
+                &format!("/api/v1/beneficiaries/{}/{step}", ssn(n)),
+                json!({"approved": true}),
+            )
+            .await
+            .expect(200);
+        }
+    }
+    let decree = |number: &str, ssns: Vec<String>| {
+        json!({"decree_number": number, "decree_date": "2026-06-15",
+               "program_code": "SEMBAKO", "ssns": ssns})
+    };
+    api.post(
+        "walikota",
+        "/api/v1/determinations",
+        decree("188.45/6/2026", vec![ssn(1), ssn(2), ssn(3)]),
+    )
+    .await
+    .expect(201);
+    let mut cards = Vec::new();
+    for n in [1, 2] {
+        let issued = api
+            .post("diskominfo", "/api/v1/cards", json!({"ssn": ssn(n)}))
+            .await;
+        cards.push(issued.expect(201)["card_id"].as_u64().unwrap());
+    }
+    api.post(
+        "diskominfo",
+        &format!("/api/v1/cards/{}/deliver", cards[0]),
+        json!({}),
+    )
+    .await
+    .expect(200);
+
+    // 2026-07-10: one person revoked, two others determined, the second card delivered, money.
+    api.clock
+        .store(1_783_648_800, std::sync::atomic::Ordering::SeqCst);
+    api.post(
+        "walikota",
+        &format!("/api/v1/beneficiaries/{}/revoke", ssn(3)),
+        json!({"program_code": "SEMBAKO", "decree_number": "188.45/7/2026",
+               "reason": "pindah domisili"}),
+    )
+    .await
+    .expect(200);
+    api.post(
+        "walikota",
+        "/api/v1/determinations",
+        decree("188.45/8/2026", vec![ssn(4), ssn(5)]),
+    )
+    .await
+    .expect(201);
+    api.post(
+        "diskominfo",
+        &format!("/api/v1/cards/{}/deliver", cards[1]),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    // A refresh moves the first person to another kecamatan.
+    let mut moved = people[0].clone();
+    moved.kecamatan = "Sambutan".into();
+    moved.kelurahan = "Sungai Kapih".into();
+    api.post_csv(
+        "diskominfo",
+        "/api/v1/beneficiaries/import",
+        &csv(&[&moved]),
+    )
+    .await
+    .expect(200);
+    api.post(
+        "dinsos",
+        "/api/v1/programs/SEMBAKO/funding",
+        json!({"amount": "1000000.00", "reference": "APBD-2026-7"}),
+    )
+    .await
+    .expect(201);
+    api.post(
+        "dinsos",
+        "/api/v1/disbursements",
+        json!({"program_code": "SEMBAKO", "period": "2026-07"}),
+    )
+    .await
+    .expect(201);
+
+    let counts = |report: &serde_json::Value| {
+        let t = &report["totals"];
+        let p = &report["programs"][0];
+        (
+            [
+                &t["people_determined"],
+                &t["cards_issued"],
+                &t["cards_delivered"],
+            ]
+            .map(|v| v.as_u64()),
+            [
+                &p["people_determined"],
+                &p["cards_issued"],
+                &p["cards_delivered"],
+            ]
+            .map(|v| v.as_u64()),
+        )
+    };
+    // Made in July, the first half still counts what its last day held: the three of the
+    // June decree (one revoked since), two cards, one delivered.
+    let first = api
+        .get("diskominfo", "/api/v1/reports/semester?year=2026&half=1")
+        .await;
+    let first = first.expect(200);
+    let june = [Some(3), Some(2), Some(1)];
+    assert_eq!(counts(first), (june, june), "{first}");
+    // Everyone lived in Palaran then.
+    assert_eq!(first["kecamatan"].as_array().unwrap().len(), 1, "{first}");
+    assert_eq!(first["kecamatan"][0]["kecamatan"], "Palaran");
+    assert_eq!(first["kecamatan"][0]["people_determined"], 3);
+    let second = api
+        .get("diskominfo", "/api/v1/reports/semester?year=2026&half=2")
+        .await;
+    let second = second.expect(200).clone();
+    let december = [Some(4), Some(2), Some(2)];
+    assert_eq!(counts(&second), (december, december), "{second}");
+    let areas: Vec<(&str, u64, u64)> = second["kecamatan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["kecamatan"].as_str().unwrap(),
+                k["people_determined"].as_u64().unwrap(),
+                k["cards_issued"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(areas, [("Palaran", 3, 1), ("Sambutan", 1, 1)]);
+
+    // Cards never used: counted per kecamatan and program; the list is its own CSV.
+    assert_eq!(
+        second["cards_never_used"],
+        json!({"count": 2, "balance": "400000.00", "by_kecamatan": [
+            {"kecamatan": "Palaran", "cards": 1, "balance": "200000.00",
+             "programs": [{"program_code": "SEMBAKO", "cards": 1}]},
+            {"kecamatan": "Sambutan", "cards": 1, "balance": "200000.00",
+             "programs": [{"program_code": "SEMBAKO", "cards": 1}]}]})
+    );
+    let list = "/api/v1/reports/semester/cards-never-used";
+    let csv_answer = api.get("dinsos", &format!("{list}?year=2026&half=2")).await;
+    csv_answer.expect(200);
+    assert!(csv_answer.content_type.starts_with("text/csv"));
+    assert_eq!(
+        csv_answer.text(),
+        format!(
+            "card_id,ssn,kecamatan,kelurahan,programs,status,balance\n\
+             {},SSN000000001,Sambutan,Sungai Kapih,SEMBAKO,active,200000.00\n\
+             {},SSN000000002,Palaran,Rawa Makmur,SEMBAKO,active,200000.00\n",
+            cards[0], cards[1]
+        )
+    );
+    for query in [
+        "",
+        "?year=2026",
+        "?year=2026&half=3",
+        "?year=2026&half=2&format=csv",
+    ] {
+        api.get("dinsos", &format!("{list}{query}"))
+            .await
+            .expect_error(400, "malformed");
+        api.get("bank", &format!("{list}{query}"))
+            .await
+            .expect_error(403, "forbidden");
+    }
+    let csv_report = api
+        .get(
+            "diskominfo",
+            "/api/v1/reports/semester?year=2026&half=2&format=csv",
+        )
+        .await;
+    assert!(
+        csv_report
+            .text()
+            .contains("cards_never_used_kecamatan,Sambutan,program:SEMBAKO,1\n"),
+        "{}",
+        csv_report.text()
+    );
+
+    // The printable page: Bahasa Indonesia throughout, numbers whole, no card listed.
+    let page = api
+        .get(
+            "walikota",
+            "/api/v1/reports/semester?year=2026&half=2&format=html",
+        )
+        .await;
+    page.expect(200);
+    let html = page.text();
+    for heading in [
+        "1. Ringkasan",
+        "2. Per program",
+        "3. Per kecamatan",
+        "4. Pembelian per jenis komoditas",
+        "5. Kartu yang belum pernah dipakai",
+        "6. Pengecualian",
+    ] {
+        assert!(html.contains(&format!("<h2>{heading}</h2>")), "{heading}");
+    }
+    for english in [
+        "Totals",
+        "People",
+        "Cards",
+        "Money",
+        "Funded",
+        "Disbursed",
+        "Spent",
+        "Unspent",
+        "Reversed",
+        "Returned",
+        "Delivered",
+        "Exceptions",
+        "Balance",
+        "Figure",
+        "Value",
+        "Category",
+        "Purchases",
+        "Kind",
+        "Closed",
+        "Journal",
+        "never used",
+        "rice",
+        "Semester report",
+        " made ",
+    ] {
+        assert!(!html.contains(english), "English in the page: {english}");
+    }
+    assert!(html.contains("td.num { white-space: nowrap;"));
+    assert!(html.contains("<td class=\"num\">200.000</td>"), "{html}");
+    let plain_numbers = html
+        .split("<td>")
+        .skip(1)
+        .filter(|cell| {
+            let cell = &cell[..cell.find("</td>").unwrap()];
+            cell.trim_start_matches("Rp ")
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '.')
+                && !cell.is_empty()
+        })
+        .count();
+    assert_eq!(
+        plain_numbers, 0,
+        "every number cell is one that never wraps"
+    );
+    assert!(!html.contains(&format!("<td>{}</td>", cards[0])));
+}

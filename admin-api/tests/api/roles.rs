@@ -245,6 +245,12 @@ fn table(f: &Fixtures) -> Vec<Row> {
             Send::Nothing,
         ),
         row(
+            "GET",
+            "/reports/semester/cards-never-used",
+            Roles(&["auditor", "walikota", "dinsos", "diskominfo"]),
+            Send::Nothing,
+        ),
+        row(
             "POST",
             "/programs/{code}/close",
             Role("dinsos"),
@@ -333,6 +339,9 @@ fn concrete(path: &str, f: &Fixtures) -> String {
     assert!(!path.contains('{'), "{path}");
     if path == "/reports/semester" {
         return format!("/api/v1{path}?year=2026&half=2&format=html");
+    }
+    if path == "/reports/semester/cards-never-used" {
+        return format!("/api/v1{path}?year=2026&half=2");
     }
     if path == "/reconciliation" {
         return format!("/api/v1{path}?business_date={SETTLED_DAY}");

@@ -24,6 +24,9 @@ fn person(n: u64, kk: &str, desil: u8) -> RegistryOp {
         enrolments: Vec::new(),
         possible_duplicate: false,
         import_batch: 1,
+        absent_from_dtsen: false,
+        enrolment_history: Vec::new(),
+        past_kecamatan: Vec::new(),
     }))
 }
 
@@ -233,6 +236,17 @@ async fn possible_duplicates_are_resolved_before_a_decree() {
     }));
 }
 
+/// Diskominfo's `PATCH` of person 8.
+async fn patch(api: &Api, body: serde_json::Value) -> crate::Answer {
+    api.send(
+        "PATCH",
+        "/api/v1/beneficiaries/SSN700000008",
+        Some("diskominfo"),
+        Some(("application/json", body.to_string().into_bytes())),
+    )
+    .await
+}
+
 /// Diskominfo corrects one person; the audit line names each field before and after, and
 /// fields that are the NIK's own cannot be sent.
 #[tokio::test]
@@ -257,40 +271,47 @@ async fn a_person_is_corrected_with_an_audit_of_before_and_after() {
         json!({"kk": "123"}),
         json!({"birth_date": "1990-01-01"}),
     ] {
-        api.send(
-            "PATCH",
-            path,
-            Some("diskominfo"),
-            Some(("application/json", bad.to_string().into_bytes())),
-        )
-        .await
-        .expect_error(400, "malformed");
+        patch(&api, bad).await.expect_error(400, "malformed");
     }
-    let corrected = api
-        .send(
-            "PATCH",
-            path,
-            Some("diskominfo"),
-            Some((
-                "application/json",
-                json!({"address": "Jl. Baru 1", "desil": 2})
-                    .to_string()
-                    .into_bytes(),
-            )),
-        )
-        .await;
+    let corrected = patch(&api, json!({"address": "Jl. Baru 1", "desil": 2})).await;
     let corrected = corrected.expect(200);
     assert_eq!(
         (corrected["address"].clone(), corrected["desil"].clone()),
         (json!("Jl. Baru 1"), json!(2))
     );
-    let audit = api.all("auditor", "/api/v1/audit").await;
+    let audit = api.all("admin", "/api/v1/audit").await;
     let line = audit
         .iter()
         .find(|l| l["action"] == "beneficiaries.update")
         .expect("the correction's audit line");
+    // Roles without personal data read which fields changed, not their values.
+    let withheld = api.all("auditor", "/api/v1/audit").await;
+    let withheld = withheld
+        .iter()
+        .find(|l| l["action"] == "beneficiaries.update")
+        .expect("the correction's audit line");
+    assert_eq!(
+        withheld["target"],
+        "beneficiary SSN700000008: address, desil (values withheld)"
+    );
     assert_eq!(
         line["target"],
         "beneficiary SSN700000008: address: 'Jl. Pahlawan' -> 'Jl. Baru 1'; desil: '3' -> '2'"
+    );
+
+    // A new name that is another NIK's, with the same birth date: a possible duplicate, as
+    // an import would flag it.
+    api.ledger
+        .registry()
+        .apply(vec![person(9, "6472010000000209", 3)])
+        .await
+        .unwrap();
+    let renamed = patch(&api, json!({"name": "WARGA  9"})).await;
+    assert_eq!(renamed.expect(200)["possible_duplicate"], true);
+    let audit = api.all("admin", "/api/v1/audit").await;
+    assert_eq!(
+        audit.last().unwrap()["target"],
+        "beneficiary SSN700000008: name: 'Warga 8' -> 'WARGA  9'; possible_duplicate: 'false' \
+         -> 'true'"
     );
 }

@@ -467,6 +467,8 @@ mod tests {
             pvv: crate::registry::Pvv("1234".into()),
             wrong_pin_count,
             replaced_by: None,
+            issued_on: None,
+            delivered_on: None,
         }
     }
 

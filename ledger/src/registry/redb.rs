@@ -162,7 +162,7 @@ fn put(
                 place.what, place.key
             )));
         }
-        (Mode::Replace(expected), Some(bytes)) if stored_bytes(expected) != *bytes => {
+        (Mode::Replace(expected), Some(bytes)) if !expected.is_stored_as(bytes) => {
             return Err(RegistryError::Conflict(format!(
                 "{} {} changed meanwhile",
                 place.what, place.key

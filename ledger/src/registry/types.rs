@@ -144,15 +144,7 @@ macro_rules! stored_as_is {
     };
 }
 
-stored_as_is!(
-    Beneficiary,
-    Determination,
-    Card,
-    Merchant,
-    Terminal,
-    HostKeys,
-    AuditEntry,
-);
+stored_as_is!(Determination, Merchant, Terminal, HostKeys, AuditEntry,);
 
 impl Stored for ApiToken {
     fn from_stored(bytes: &[u8]) -> Option<Self> {
@@ -165,6 +157,16 @@ impl Stored for ApiToken {
                     token_hash: old.token_hash,
                     expires_at: None,
                 })
+        })
+    }
+}
+
+impl Stored for Beneficiary {
+    fn from_stored(bytes: &[u8]) -> Option<Self> {
+        postcard::from_bytes(bytes).ok().or_else(|| {
+            postcard::from_bytes::<BeneficiaryV1>(bytes)
+                .ok()
+                .map(Beneficiary::from)
         })
     }
 }
@@ -265,6 +267,153 @@ pub struct Beneficiary {
     pub possible_duplicate: bool,
     /// The import batch that brought the beneficiary in.
     pub import_batch: u64,
+    /// Absent from the latest full DTSEN refresh (Pasal 6(2)): for Dinas Sosial to review,
+    /// never a revocation by itself; cleared when a later import names the NIK again.
+    pub absent_from_dtsen: bool,
+    /// Every enrolment this person has had, with the WITA days it began and ended, kept after
+    /// it ends: what a report as of a past day counts. Enrolments made before the registry
+    /// recorded dates are not in it (`enrolments` still holds them).
+    pub enrolment_history: Vec<EnrolmentSpan>,
+    /// The kecamatan the person lived in before each move the registry recorded, oldest
+    /// first: where a report as of a past day counts them.
+    pub past_kecamatan: Vec<PastKecamatan>,
+}
+
+/// Where a person lived until a move the registry recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastKecamatan {
+    /// The kecamatan.
+    pub kecamatan: String,
+    /// The WITA day the move to the next one was recorded (from its end the person lives
+    /// there).
+    pub moved_on: Day,
+}
+
+/// One enrolment of a person in a program, by the days the registry recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolmentSpan {
+    /// The program.
+    pub program_code: ProgramCode,
+    /// The WITA day the decree enrolling the person was recorded.
+    pub from: Day,
+    /// The WITA day the enrolment ended (its revocation was recorded); `None` while it lasts.
+    pub until: Option<Day>,
+}
+
+impl EnrolmentSpan {
+    /// Whether the person was enrolled at the end of `day`.
+    pub fn holds_on(&self, day: Day) -> bool {
+        self.from <= day && self.until.is_none_or(|until| until > day)
+    }
+}
+
+impl Beneficiary {
+    /// Moves the person to `kecamatan` on `day`, keeping where they lived before.
+    pub fn move_to(&mut self, kecamatan: String, day: Day) {
+        if kecamatan != self.kecamatan {
+            let before = std::mem::replace(&mut self.kecamatan, kecamatan);
+            self.past_kecamatan.push(PastKecamatan {
+                kecamatan: before,
+                moved_on: day,
+            });
+        }
+    }
+
+    /// The kecamatan the person lived in at the end of `day`, as far as the registry recorded
+    /// moves.
+    pub fn kecamatan_on(&self, day: Day) -> &str {
+        self.past_kecamatan
+            .iter()
+            .find(|past| past.moved_on > day)
+            .map_or(self.kecamatan.as_str(), |past| past.kecamatan.as_str())
+    }
+
+    /// Records an enrolment in `program` beginning on `day`.
+    pub fn enrol(&mut self, program: &ProgramCode, day: Day) {
+        self.enrolments.push(program.clone());
+        self.enrolment_history.push(EnrolmentSpan {
+            program_code: program.clone(),
+            from: day,
+            until: None,
+        });
+    }
+
+    /// Ends the enrolment in `program` on `day` (a revocation); true when there was one.
+    pub fn end_enrolment(&mut self, program: &ProgramCode, day: Day) -> bool {
+        let before = self.enrolments.len();
+        self.enrolments.retain(|p| p != program);
+        for span in &mut self.enrolment_history {
+            if span.program_code == *program && span.until.is_none() {
+                span.until = Some(day);
+            }
+        }
+        self.enrolments.len() != before
+    }
+
+    /// The programs the person was enrolled in at the end of `day`, as far as the registry
+    /// recorded dates; enrolments older than the dates count as they are now.
+    pub fn enrolments_on(&self, day: Day) -> Vec<ProgramCode> {
+        let mut programs: Vec<ProgramCode> = self
+            .enrolment_history
+            .iter()
+            .filter(|span| span.holds_on(day))
+            .map(|span| span.program_code.clone())
+            .collect();
+        for program in &self.enrolments {
+            let dated = self
+                .enrolment_history
+                .iter()
+                .any(|span| span.program_code == *program && span.until.is_none());
+            if !dated && !programs.contains(program) {
+                programs.push(program.clone());
+            }
+        }
+        programs
+    }
+}
+
+/// [`Beneficiary`] as stored before it had `absent_from_dtsen`, `enrolment_history` and
+/// `past_kecamatan`.
+#[derive(Deserialize)]
+struct BeneficiaryV1 {
+    ssn: String,
+    nik: Nik,
+    kk: Kk,
+    name: String,
+    birth_date: Day,
+    sex: Sex,
+    address: String,
+    kecamatan: String,
+    kelurahan: String,
+    desil: u8,
+    status: BeneficiaryStatus,
+    enrolments: Vec<ProgramCode>,
+    possible_duplicate: bool,
+    import_batch: u64,
+}
+
+impl From<BeneficiaryV1> for Beneficiary {
+    fn from(old: BeneficiaryV1) -> Beneficiary {
+        Beneficiary {
+            ssn: old.ssn,
+            nik: old.nik,
+            kk: old.kk,
+            name: old.name,
+            birth_date: old.birth_date,
+            sex: old.sex,
+            address: old.address,
+            kecamatan: old.kecamatan,
+            kelurahan: old.kelurahan,
+            desil: old.desil,
+            status: old.status,
+            enrolments: old.enrolments,
+            possible_duplicate: old.possible_duplicate,
+            import_batch: old.import_batch,
+            absent_from_dtsen: false,
+            enrolment_history: Vec::new(),
+            past_kecamatan: Vec::new(),
+        }
+    }
 }
 
 /// A mayor's decree enrolling beneficiaries in a program.
@@ -325,6 +474,43 @@ pub struct Card {
     pub wrong_pin_count: u8,
     /// The card that replaced this one.
     pub replaced_by: Option<CardId>,
+    /// The WITA day it was issued; `None` for cards issued before the registry recorded it.
+    pub issued_on: Option<Day>,
+    /// The WITA day it was delivered (`issued` → `active`); `None` until then, and for cards
+    /// delivered before the registry recorded it.
+    pub delivered_on: Option<Day>,
+}
+
+/// [`Card`] as stored before it had `issued_on` and `delivered_on`.
+#[derive(Deserialize)]
+struct CardV1 {
+    card_id: CardId,
+    ssn: String,
+    pan: Pan,
+    expiry: String,
+    status: CardStatus,
+    pvv: Pvv,
+    wrong_pin_count: u8,
+    replaced_by: Option<CardId>,
+}
+
+impl Stored for Card {
+    fn from_stored(bytes: &[u8]) -> Option<Self> {
+        postcard::from_bytes(bytes).ok().or_else(|| {
+            postcard::from_bytes::<CardV1>(bytes).ok().map(|old| Card {
+                card_id: old.card_id,
+                ssn: old.ssn,
+                pan: old.pan,
+                expiry: old.expiry,
+                status: old.status,
+                pvv: old.pvv,
+                wrong_pin_count: old.wrong_pin_count,
+                replaced_by: old.replaced_by,
+                issued_on: None,
+                delivered_on: None,
+            })
+        })
+    }
 }
 
 impl Card {
@@ -511,6 +697,27 @@ pub enum RegistryRecord {
     Token(ApiToken),
 }
 
+impl RegistryRecord {
+    /// Whether `bytes`, as stored, hold this record in its current layout or an older one:
+    /// what a `Replace` compares with what it expects, so a record stored before its layout
+    /// grew can still be replaced (its bytes differ from the record's new encoding).
+    pub fn is_stored_as(&self, bytes: &[u8]) -> bool {
+        fn same<T: Stored + PartialEq>(record: &T, bytes: &[u8]) -> bool {
+            T::from_stored(bytes).as_ref() == Some(record)
+        }
+        match self {
+            RegistryRecord::HostKeys(k) => same(k, bytes),
+            RegistryRecord::Program(p) => same(p, bytes),
+            RegistryRecord::Beneficiary(b) => same(b, bytes),
+            RegistryRecord::Determination(d) => same(d, bytes),
+            RegistryRecord::Card(c) => same(c, bytes),
+            RegistryRecord::Merchant(m) => same(m, bytes),
+            RegistryRecord::Terminal(t) => same(t, bytes),
+            RegistryRecord::Token(t) => same(t, bytes),
+        }
+    }
+}
+
 #[cfg(test)]
 mod stored_tests {
     use super::*;
@@ -556,6 +763,102 @@ mod stored_tests {
             })
         );
         assert_eq!(Program::from_stored(&old[..old.len() - 1]), None);
+    }
+
+    /// A beneficiary and a card stored before their dates existed read with none recorded
+    /// (never absent from DTSEN, enrolments undated, no issue or delivery day), and a `Replace`
+    /// expecting what was read matches the old bytes, so an old record can still be changed.
+    #[test]
+    fn a_beneficiary_and_a_card_read_in_their_old_layouts_and_can_be_replaced() {
+        let program = ProgramCode::new("SEMBAKO").unwrap();
+        let old = postcard::to_stdvec(&(
+            "SSN000000001",
+            Nik("6472014101800001".into()),
+            Kk("6472010000000001".into()),
+            "Siti",
+            Day::parse_iso("1980-01-01").unwrap(),
+            Sex::Female,
+            "Jl. Pahlawan 1",
+            "Palaran",
+            "Rawa Makmur",
+            3u8,
+            BeneficiaryStatus::Determined,
+            vec![program.clone()],
+            false,
+            7u64,
+        ))
+        .unwrap();
+        let person = Beneficiary::from_stored(&old).expect("the old layout reads");
+        assert_eq!(person.import_batch, 7);
+        assert!(!person.absent_from_dtsen);
+        assert!(person.enrolment_history.is_empty());
+        assert!(person.past_kecamatan.is_empty());
+        let day = Day::parse_iso("2026-06-30").unwrap();
+        assert_eq!(person.enrolments_on(day), vec![program.clone()]);
+        let record = RegistryRecord::Beneficiary(person.clone());
+        assert!(record.is_stored_as(&old));
+        let mut changed = person.clone();
+        changed.desil = 4;
+        assert!(!RegistryRecord::Beneficiary(changed.clone()).is_stored_as(&old));
+        let stored = postcard::to_stdvec(&changed).unwrap();
+        assert_eq!(Beneficiary::from_stored(&stored), Some(changed));
+
+        let old_card = postcard::to_stdvec(&(
+            CardId(5),
+            "SSN000000001",
+            Pan("6048720000000051".into()),
+            "3112",
+            CardStatus::Active,
+            Pvv("1234".into()),
+            0u8,
+            None::<CardId>,
+        ))
+        .unwrap();
+        let card = Card::from_stored(&old_card).expect("the old layout reads");
+        assert_eq!((card.issued_on, card.delivered_on), (None, None));
+        assert!(RegistryRecord::Card(card).is_stored_as(&old_card));
+    }
+
+    /// Enrolments count on the days between their beginning and their end.
+    #[test]
+    fn an_enrolment_counts_from_its_day_until_the_day_it_ended() {
+        let program = ProgramCode::new("SEMBAKO").unwrap();
+        let day = |text: &str| Day::parse_iso(text).unwrap();
+        let mut person = Beneficiary {
+            ssn: "SSN000000001".into(),
+            nik: Nik("6472014101800001".into()),
+            kk: Kk("6472010000000001".into()),
+            name: "Siti".into(),
+            birth_date: day("1980-01-01"),
+            sex: Sex::Female,
+            address: "Jl. Pahlawan 1".into(),
+            kecamatan: "Palaran".into(),
+            kelurahan: "Rawa Makmur".into(),
+            desil: 3,
+            status: BeneficiaryStatus::Determined,
+            enrolments: Vec::new(),
+            possible_duplicate: false,
+            import_batch: 1,
+            absent_from_dtsen: false,
+            enrolment_history: Vec::new(),
+            past_kecamatan: Vec::new(),
+        };
+        person.enrol(&program, day("2026-03-01"));
+        assert!(person.end_enrolment(&program, day("2026-08-01")));
+        assert!(person.enrolments.is_empty());
+        assert!(person.enrolments_on(day("2026-02-28")).is_empty());
+        assert_eq!(
+            person.enrolments_on(day("2026-06-30")),
+            vec![program.clone()]
+        );
+        assert!(person.enrolments_on(day("2026-08-01")).is_empty());
+        assert!(!person.end_enrolment(&program, day("2026-09-01")));
+        // A move counts from the end of the day it was recorded.
+        person.move_to("Sambutan".into(), day("2026-07-10"));
+        person.move_to("Sambutan".into(), day("2026-08-10"));
+        assert_eq!(person.past_kecamatan.len(), 1);
+        assert_eq!(person.kecamatan_on(day("2026-07-09")), "Palaran");
+        assert_eq!(person.kecamatan_on(day("2026-07-10")), "Sambutan");
     }
 
     /// A token stored before it could expire reads as one that never does.

@@ -683,7 +683,7 @@ impl Change {
                     place.kind, place.key
                 )));
             }
-            (_, Some(expected), Some(bytes)) if placement(expected).bytes != *bytes => {
+            (_, Some(expected), Some(bytes)) if !expected.is_stored_as(bytes) => {
                 return Err(RegistryError::Conflict(format!(
                     "{} {} changed meanwhile",
                     place.kind, place.key

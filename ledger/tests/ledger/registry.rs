@@ -21,6 +21,9 @@ fn beneficiary(ssn: &str, nik: &str) -> Beneficiary {
         enrolments: Vec::new(),
         possible_duplicate: false,
         import_batch: 1,
+        absent_from_dtsen: false,
+        enrolment_history: Vec::new(),
+        past_kecamatan: Vec::new(),
     }
 }
 

@@ -339,6 +339,9 @@ pub fn enrolment(n: u64, programs: &[ProgramCode]) -> Vec<RegistryOp> {
         enrolments: programs.to_vec(),
         possible_duplicate: false,
         import_batch: 1,
+        absent_from_dtsen: false,
+        enrolment_history: Vec::new(),
+        past_kecamatan: Vec::new(),
     };
     let card = Card {
         card_id: CardId(n),
@@ -349,6 +352,8 @@ pub fn enrolment(n: u64, programs: &[ProgramCode]) -> Vec<RegistryOp> {
         pvv: Pvv("1234".into()),
         wrong_pin_count: 0,
         replaced_by: None,
+        issued_on: None,
+        delivered_on: None,
     };
     vec![
         RegistryOp::Insert(RegistryRecord::Beneficiary(beneficiary)),
