@@ -271,7 +271,17 @@ async fn seed(args: SeedArgs) -> anyhow::Result<ExitCode> {
         terminals: args.terminals,
     };
     let city = ssn_loadtest::city::seed(&ledger, &hsm, &pvk, size, &period, now).await?;
+    // The city starts as a running switch would have left it: what has left the working set
+    // (the disbursement's 100,000 card rows leave at once) in history, and a snapshot of the
+    // rest, so the first run does not pay for the move in its first seconds.
+    ledger
+        .move_to_history(now, ssn_ledger::window::WORKING_SET_PURCHASES_MAX)
+        .context("moving to history")?;
     drop(ledger);
+    let history = Arc::new(ssn_ledger::history::History::open(dir).context("opening history")?);
+    ssn_ledger::snapshot::take(dir, Some((&history, now)), &|| false)
+        .context("taking a snapshot")?;
+    drop(history);
     let path = args.city.unwrap_or_else(|| dir.join(CITY_FILE));
     write_private(&path, &serde_json::to_vec(&city)?)?;
     println!(

@@ -529,6 +529,26 @@ fn fresh_from_starts_every_step_on_a_copy_of_the_city_and_leaves_the_city_alone(
     assert_eq!(journal(&city.0), seeded);
 }
 
+/// A seeded city starts as a running switch would have left it: what leaves the working set at
+/// once (the disbursement's card rows) is already in history, with a snapshot of the rest, so
+/// a run's first seconds do not pay for moving it.
+#[test]
+fn a_seeded_city_has_nothing_left_to_move() {
+    let city = TempDir::new("seeded");
+    seed(&city.0);
+    let snapshots = std::fs::read_dir(city.0.join("snapshots")).map_or(0, |d| d.count());
+    assert_eq!(snapshots, 1, "a snapshot of the seeded city");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ledger = runtime
+        .block_on(Ledger::open(LedgerConfig::embedded(city.0.clone())))
+        .unwrap();
+    let now = ssn_ledger::window::clock_now();
+    let moved = ledger
+        .move_to_history(now, ssn_ledger::window::WORKING_SET_PURCHASES_MAX)
+        .unwrap();
+    assert_eq!(moved, 0, "rows the first move of a run would have moved");
+}
+
 /// `history` writes purchases through the ledger's own calls: every one is in the journal,
 /// approved, spread over the days asked, and the journal verifies.
 #[test]
