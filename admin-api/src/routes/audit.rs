@@ -7,7 +7,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::beneficiaries::{UPDATE_ACTION, correction_withheld};
+use super::beneficiaries::{
+    RESOLVE_ACTION, UPDATE_ACTION, correction_withheld, resolution_withheld,
+};
 use crate::AdminState;
 use crate::error::ApiResult;
 use crate::support::{Caller, Page, Paging, QueryParams, role_name, window, wita_time};
@@ -115,12 +117,17 @@ pub(crate) async fn list_audit(
 /// Audit lines read per registry call while a filtered page is looked for.
 pub const AUDIT_SCAN_CHUNK: usize = 4_096;
 
-/// A line as `caller` reads it: a correction of a person's data names the fields changed but
-/// not their values for roles without personal data (a name, a KK or a birth date before and
-/// after is personal data; UU 27/2022).
+/// A line as `caller` reads it: for roles without personal data, a correction of a person's
+/// data names the fields changed but not their values (a name, a KK or a birth date before
+/// and after is personal data; UU 27/2022), and a settled duplicate its outcome without Dinas
+/// Sosial's note.
 fn view(caller: &Caller, (seq, mut e): (u64, ssn_ledger::AuditEntry)) -> AuditView {
-    if e.action == UPDATE_ACTION && !caller.sees_personal_data() {
-        e.target = correction_withheld(&e.target);
+    if !caller.sees_personal_data() {
+        if e.action == UPDATE_ACTION {
+            e.target = correction_withheld(&e.target);
+        } else if e.action == RESOLVE_ACTION {
+            e.target = resolution_withheld(&e.target);
+        }
     }
     AuditView {
         seq,

@@ -26,6 +26,8 @@ use crate::{AdminState, IMPORT_BODY_BYTES_MAX};
 pub const DECREE_SSNS_MAX: usize = 150_000;
 /// The audit action of every change to a person's data, by `PATCH` or by a DTSEN import.
 pub(crate) const UPDATE_ACTION: &str = "beneficiaries.update";
+/// The audit action of a possible duplicate settled (its line ends with Dinas Sosial's note).
+pub(crate) const RESOLVE_ACTION: &str = "beneficiaries.resolve";
 
 pub(crate) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
@@ -469,6 +471,17 @@ const CORRECTED_FIELDS: [&str; 10] = [
 /// A [`correction`]'s audit target without the values: the person and the names of the
 /// fields changed, each from [`CORRECTED_FIELDS`] (so nothing of a value can come through,
 /// whatever it holds).
+/// A resolution's audit line (`SSN: distinct: NOTE`, `SSN: same person as SSN: NOTE`) without
+/// its note: free text Dinas Sosial wrote about people, which may name or describe them.
+pub(crate) fn resolution_withheld(target: &str) -> String {
+    let (person, rest) = target.split_once(": ").unwrap_or((target, ""));
+    let outcome = match rest.strip_prefix("same person as ") {
+        Some(other) => format!("same person as {}", other.split(": ").next().unwrap_or("")),
+        None => rest.split(": ").next().unwrap_or("").to_string(),
+    };
+    format!("{person}: {outcome} (note withheld)")
+}
+
 pub(crate) fn correction_withheld(target: &str) -> String {
     let (person, changes) = target.split_once(": ").unwrap_or((target, ""));
     let fields: Vec<&str> = CORRECTED_FIELDS
@@ -814,7 +827,7 @@ pub(crate) async fn resolve_duplicate(
     if !current.possible_duplicate {
         let error = ApiError::conflict(format!("{ssn} is not flagged as a possible duplicate"));
         state
-            .audit_failure(&caller, "beneficiaries.resolve", &target, &error)
+            .audit_failure(&caller, RESOLVE_ACTION, &target, &error)
             .await;
         return Err(error);
     }
@@ -844,7 +857,7 @@ pub(crate) async fn resolve_duplicate(
     state
         .apply_audited(
             &caller,
-            "beneficiaries.resolve",
+            RESOLVE_ACTION,
             &format!("{target}: {outcome}"),
             vec![RegistryOp::Replace {
                 expected: RegistryRecord::Beneficiary(current),
