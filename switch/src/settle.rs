@@ -23,16 +23,6 @@ pub struct SettleArgs {
     /// A `bank` (or `admin`) token. Environment only: a flag would show it in the process list.
     #[arg(skip = std::env::var("SSN_ADMIN_TOKEN").ok())]
     token: Option<String>,
-    /// For an `https://` admin URL: trust the certificates in this PEM file (the switch's own,
-    /// or its CA) instead of the system's.
-    #[arg(long, env = "SSN_ADMIN_CA")]
-    admin_ca: Option<PathBuf>,
-    /// For an admin listener with mutual TLS: the client certificate to present (PEM).
-    #[arg(long, env = "SSN_ADMIN_CLIENT_CERT", requires = "admin_client_key")]
-    admin_client_cert: Option<PathBuf>,
-    /// The private key of `--admin-client-cert` (PEM).
-    #[arg(long, env = "SSN_ADMIN_CLIENT_KEY", requires = "admin_client_cert")]
-    admin_client_key: Option<PathBuf>,
     #[command(subcommand)]
     command: SettleCommand,
 }
@@ -78,67 +68,15 @@ pub fn settle(args: SettleArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(run(args))
 }
 
-/// The HTTP client of the batch job: over TLS (rustls, ring) when the URL is `https://`,
-/// trusting `--admin-ca` when given and the system's certificates otherwise, presenting
-/// `--admin-client-cert` when given.
-fn client(args: &SettleArgs) -> anyhow::Result<reqwest::Client> {
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
-    // The same provider as the listeners (see `net::tls`); already installed is fine.
-    #[allow(deprecated)]
-    let provider = std::sync::Arc::new(crypto::ring::default_provider());
-    let _ = crypto::CryptoProvider::install_default((*provider).clone());
-    let builder = reqwest::Client::builder().timeout(CALL_TIMEOUT);
-    let certificates = |path: &PathBuf| -> anyhow::Result<Vec<CertificateDer<'static>>> {
-        CertificateDer::pem_file_iter(path)
-            .and_then(|found| found.collect::<Result<Vec<_>, _>>())
-            .with_context(|| format!("reading certificates from {}", path.display()))
-    };
-    let builder = match (
-        &args.admin_ca,
-        &args.admin_client_cert,
-        &args.admin_client_key,
-    ) {
-        (None, None, _) => builder,
-        (ca, cert, key) => {
-            let mut roots = RootCertStore::empty();
-            match ca {
-                Some(path) => {
-                    for certificate in certificates(path)? {
-                        roots.add(certificate).with_context(|| {
-                            format!("a certificate of {} cannot be trusted", path.display())
-                        })?;
-                    }
-                }
-                None => bail!("--admin-client-cert needs --admin-ca"),
-            }
-            let config = ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .context("TLS protocol versions")?
-                .with_root_certificates(roots);
-            let config = match (cert, key) {
-                (Some(cert), Some(key)) => {
-                    let key = PrivateKeyDer::from_pem_file(key)
-                        .with_context(|| format!("reading {}", key.display()))?;
-                    config
-                        .with_client_auth_cert(certificates(cert)?, key)
-                        .context("the client key does not go with its certificate")?
-                }
-                _ => config.with_no_client_auth(),
-            };
-            builder.tls_backend_preconfigured(config)
-        }
-    };
-    builder.build().context("building the HTTP client")
-}
-
 async fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
-    let client = client(&args)?;
     let Some(token) = args.token.filter(|t| !t.trim().is_empty()) else {
         bail!("SSN_ADMIN_TOKEN must hold a bank or admin token");
     };
     let base = format!("{}/api/v1", args.admin_url.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(CALL_TIMEOUT)
+        .build()
+        .context("building the HTTP client")?;
     let auth = format!("Bearer {}", token.trim());
     let (request, what) = match &args.command {
         SettleCommand::Run { business_date } => (

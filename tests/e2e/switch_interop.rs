@@ -184,9 +184,29 @@ impl TempCerts {
         TempCerts(dir)
     }
 
-    /// A certificate for 127.0.0.1 named `name`, and its key.
+    /// A P-256 certificate for 127.0.0.1 and localhost named `name`, and its key.
     fn make(&self, name: &str) -> (PathBuf, PathBuf) {
-        ssn_ledger::testing::self_signed_certificate(&self.0, name)
+        let (cert, key) = (
+            self.0.join(format!("{name}.pem")),
+            self.0.join(format!("{name}.key")),
+        );
+        let made = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "30"])
+            .args(["-subj", &format!("/CN={name}")])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        (cert, key)
     }
 }
 

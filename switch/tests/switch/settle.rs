@@ -1,10 +1,8 @@
 //! `ssn-switch settle ...` against a real switch: the bank's batch job settles a day, writes the
 //! file, reconciles, and every step can be run again with the same result.
 
-use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const TOKEN: &str = "settle-test-admin-token";
@@ -19,8 +17,10 @@ fn settle(admin: &str, args: &[&str]) -> std::process::Output {
         .expect("ssn-switch settle runs")
 }
 
-/// A demo switch on `dir` with `more` arguments, and its admin address once it listens.
-fn start(dir: &Path, more: &[&OsStr]) -> (Child, String) {
+#[test]
+fn the_batch_job_settles_writes_the_file_and_reconciles_idempotently() {
+    let dir = std::env::temp_dir().join(format!("ssn-settle-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     let mut child = Command::new(env!("CARGO_BIN_EXE_ssn-switch"))
         .args(["serve", "--demo", "--demo-cards", "2", "--log", "warn"])
         .args([
@@ -30,8 +30,7 @@ fn start(dir: &Path, more: &[&OsStr]) -> (Child, String) {
             "127.0.0.1:0",
         ])
         .args(["--admin-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .args(more)
+        .arg(&dir)
         .env("SSN_BOOTSTRAP_TOKEN", TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -44,84 +43,11 @@ fn start(dir: &Path, more: &[&OsStr]) -> (Child, String) {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the switch did not announce its ports in time");
-    };
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the switch announces its ports in time");
     let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
     let admin = ready["admin"].as_str().unwrap().to_string();
-    (child, admin)
-}
-
-/// With TLS and mutual TLS on the admin listener, the batch job reaches it over HTTPS with the
-/// switch's certificate to trust and the bank's to present; without either it is refused.
-#[test]
-fn the_batch_job_settles_over_mutual_tls() {
-    let dir = std::env::temp_dir().join(format!("ssn-settle-tls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let certificate = |name: &str| ssn_ledger::testing::self_signed_certificate(&dir, name);
-    let (switch_cert, switch_key) = certificate("switch");
-    let (bank_cert, bank_key) = certificate("bank");
-    let data_dir = dir.join("data");
-    let (mut child, admin) = start(
-        &data_dir,
-        &[
-            OsStr::new("--tls-cert"),
-            switch_cert.as_os_str(),
-            OsStr::new("--tls-key"),
-            switch_key.as_os_str(),
-            OsStr::new("--admin-client-certs"),
-            bank_cert.as_os_str(),
-        ],
-    );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let yesterday = ssn_ledger::Day::wita_of_unix_seconds(now - 86_400).to_string();
-    let run = |tls: &[&OsStr]| {
-        Command::new(env!("CARGO_BIN_EXE_ssn-switch"))
-            .arg("settle")
-            .args(tls)
-            .args(["run", "--business-date", &yesterday])
-            .env("SSN_ADMIN_URL", format!("https://{admin}"))
-            .env("SSN_ADMIN_TOKEN", TOKEN)
-            .output()
-            .expect("ssn-switch settle runs")
-    };
-    let ca = [OsStr::new("--admin-ca"), switch_cert.as_os_str()];
-    let bank = [
-        OsStr::new("--admin-client-cert"),
-        bank_cert.as_os_str(),
-        OsStr::new("--admin-client-key"),
-        bank_key.as_os_str(),
-    ];
-    let settled = run(&[&ca[..], &bank[..]].concat());
-    assert!(
-        settled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&settled.stderr)
-    );
-    let settlement: serde_json::Value = serde_json::from_slice(&settled.stdout).unwrap();
-    assert_eq!(settlement["business_date"], yesterday.as_str());
-    for (what, refused) in [
-        ("without the bank's certificate", run(&ca)),
-        ("without trusting the switch's", run(&[])),
-    ] {
-        assert!(!refused.status.success(), "settled {what}");
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-#[test]
-fn the_batch_job_settles_writes_the_file_and_reconciles_idempotently() {
-    let dir = std::env::temp_dir().join(format!("ssn-settle-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (mut child, admin) = start(&dir, &[]);
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
