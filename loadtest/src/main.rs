@@ -271,17 +271,9 @@ async fn seed(args: SeedArgs) -> anyhow::Result<ExitCode> {
         terminals: args.terminals,
     };
     let city = ssn_loadtest::city::seed(&ledger, &hsm, &pvk, size, &period, now).await?;
-    // The city starts as a running switch would have left it: what has left the working set
-    // (the disbursement's 100,000 card rows leave at once) in history, and a snapshot of the
-    // rest, so the first run does not pay for the move in its first seconds.
-    ledger
-        .move_to_history(now, ssn_ledger::window::WORKING_SET_PURCHASES_MAX)
-        .context("moving to history")?;
-    drop(ledger);
-    let history = Arc::new(ssn_ledger::history::History::open(dir).context("opening history")?);
-    ssn_ledger::snapshot::take(dir, Some((&history, now)), &|| false)
-        .context("taking a snapshot")?;
-    drop(history);
+    // The disbursement's 100,000 card rows leave the working set at once: moved now, the
+    // first run does not pay for them in its first seconds.
+    as_if_running(Box::new(ledger), dir, now)?;
     let path = args.city.unwrap_or_else(|| dir.join(CITY_FILE));
     write_private(&path, &serde_json::to_vec(&city)?)?;
     println!(
@@ -297,6 +289,24 @@ async fn seed(args: SeedArgs) -> anyhow::Result<ExitCode> {
         })
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Leaves the city in `dir` as a running switch would have by `now`: what has left the
+/// working set in history, and a snapshot of the rest, from which the switch starts. Takes
+/// the ledger to close it before the snapshot is taken.
+fn as_if_running(
+    ledger: impl std::ops::Deref<Target = Ledger>,
+    dir: &Path,
+    now: i64,
+) -> anyhow::Result<()> {
+    ledger
+        .move_to_history(now, ssn_ledger::window::WORKING_SET_PURCHASES_MAX)
+        .context("moving to history")?;
+    drop(ledger);
+    let history = Arc::new(ssn_ledger::history::History::open(dir).context("opening history")?);
+    ssn_ledger::snapshot::take(dir, Some((&history, now)), &|| false)
+        .context("taking a snapshot")?;
+    Ok(())
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
@@ -485,16 +495,7 @@ async fn history(args: HistoryArgs) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("writing history")?;
-    // What has left the working set goes to history, and a snapshot of the rest is taken,
-    // as a running switch would have done by now: the switch starts from it.
-    ledger
-        .move_to_history(now, ssn_ledger::window::WORKING_SET_PURCHASES_MAX)
-        .context("moving old purchases to history")?;
-    drop(ledger);
-    let history =
-        Arc::new(ssn_ledger::history::History::open(&args.data_dir).context("opening history")?);
-    ssn_ledger::snapshot::take(&args.data_dir, Some((&history, now)), &|| false)
-        .context("taking a snapshot")?;
+    as_if_running(ledger, &args.data_dir, now)?;
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "{} approved, {} declined in {seconds:.1} s ({:.0}/s)",

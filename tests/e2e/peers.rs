@@ -21,6 +21,14 @@ fn peers_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/peers"))
 }
 
+/// The Python of the peers' virtualenv (pyiso8583, and `ssl` for the TLS tests).
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("SSN_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| peers_dir().join("venv/bin/python"));
+    must_exist(python, "the pyiso8583 virtualenv")
+}
+
 /// The peer's command, or a failure that says how to get it: these tests never skip.
 fn must_exist(path: PathBuf, what: &str) -> PathBuf {
     assert!(
@@ -48,10 +56,7 @@ impl Peer {
     fn command(self) -> Command {
         match self {
             Peer::PyIso8583 => {
-                let python = std::env::var_os("SSN_PYTHON")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| peers_dir().join("venv/bin/python"));
-                let mut cmd = Command::new(must_exist(python, "the pyiso8583 virtualenv"));
+                let mut cmd = Command::new(python());
                 cmd.arg(workspace_root().join("tests/peers/pyiso/peer.py"));
                 cmd
             }

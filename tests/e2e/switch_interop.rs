@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::peers::{ClientRun, Peer, workspace_root};
+use crate::peers::{ClientRun, Peer, python, workspace_root};
 
 /// How long the switch may take to provision the demo city and announce its ports.
 const LISTENING_DEADLINE: Duration = Duration::from_secs(60);
@@ -162,13 +162,6 @@ with socket.create_connection((host, int(port)), timeout=10) as raw:
             data += chunk
 sys.stdout.write(data.hex())
 ";
-
-/// The Python of the peers' virtualenv.
-fn python() -> PathBuf {
-    std::env::var_os("SSN_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/peers/venv/bin/python"))
-}
 
 /// Self-signed certificates made by the `openssl` command for one test, removed on drop.
 struct TempCerts(PathBuf);
