@@ -217,10 +217,11 @@ impl State {
 
     /// What may move to history at `now` (keeping at most about `purchases_max` purchases):
     /// first up to `max` of the records that stayed behind earlier ([`State::pinned`]), then
-    /// up to `max` entries of the log before the cutoff, with every record of theirs that may
-    /// leave. Reads only; [`State::forget`] drops what
+    /// up to `max` entries of the log before the cutoff and before log index `durable_end`
+    /// (entries from there on may not be in the journal yet: [`crate::journal::InFlight`]),
+    /// with every record of theirs that may leave. Reads only; [`State::forget`] drops what
     /// [`crate::history::History::store`] has stored.
-    pub fn movable(&self, now: i64, purchases_max: usize, max: usize) -> Moved {
+    pub fn movable(&self, now: i64, purchases_max: usize, max: usize, durable_end: u64) -> Moved {
         let mut moved = Moved {
             log_from: self.log_base,
             cutoff: self.cutoff(now, purchases_max),
@@ -233,7 +234,9 @@ impl State {
                 moved.pinned.push(*id);
             }
         }
-        for (i, (at, id)) in self.log.iter().enumerate().take(max) {
+        let durable =
+            usize::try_from(durable_end.saturating_sub(self.log_base)).unwrap_or(usize::MAX);
+        for (i, (at, id)) in self.log.iter().enumerate().take(max.min(durable)) {
             // The log moves in order up to its first purchase or reversal inside the working
             // set; other entries (funding, disbursements: their records stay in memory) never
             // hold it back.
@@ -305,7 +308,7 @@ impl State {
     }
 
     /// Moves everything that may leave at `now` to `history`: the snapshot thread, on a
-    /// projection of its own.
+    /// projection of its own replayed from the journal (all of it durable).
     pub fn move_all(
         &mut self,
         history: &crate::history::History,
@@ -317,7 +320,7 @@ impl State {
             || {
                 state
                     .borrow()
-                    .movable(now, WORKING_SET_PURCHASES_MAX, MOVE_ROWS_MAX)
+                    .movable(now, WORKING_SET_PURCHASES_MAX, MOVE_ROWS_MAX, u64::MAX)
             },
             |moved| state.borrow_mut().forget(moved),
         )

@@ -155,6 +155,8 @@ pub struct Journal {
     poisoned: Arc<AtomicBool>,
     /// Counters.
     stats: Arc<JournalStats>,
+    /// What of the projection is not durable yet.
+    in_flight: Arc<InFlight>,
     /// To the follower thread (a store shared with other nodes only); `None` once closing.
     follow_requests: Option<SyncSender<FollowReply>>,
     /// The sequencer and sync threads, joined on drop (sequencer first: it closes the sync
@@ -234,6 +236,8 @@ impl Journal {
         let poisoned = Arc::new(AtomicBool::new(false));
         let (sender, receiver) = mpsc::sync_channel(JOURNAL_QUEUE_RECORDS_MAX);
         let stats = Arc::new(JournalStats::default());
+        let in_flight = Arc::new(InFlight::default());
+        let recovery_interval = store.recovery_interval();
         let (prepared_sender, prepared_receiver) =
             mpsc::sync_channel(JOURNAL_BATCHES_IN_FLIGHT_MAX);
         let syncer = Syncer {
@@ -242,6 +246,7 @@ impl Journal {
             poisoned: Arc::clone(&poisoned),
             failed_from: None,
             stats: Arc::clone(&stats),
+            in_flight: Arc::clone(&in_flight),
         };
         let sequencer = Sequencer {
             receiver,
@@ -250,7 +255,9 @@ impl Journal {
             poisoned: Arc::clone(&poisoned),
             head,
             recovery_due: None,
+            recovery_interval,
             stats: Arc::clone(&stats),
+            in_flight: Arc::clone(&in_flight),
         };
         let syncer = std::thread::Builder::new()
             .name("ssn-journal-sync".into())
@@ -280,6 +287,7 @@ impl Journal {
             state,
             poisoned,
             stats,
+            in_flight,
             follow_requests,
             threads,
         };
@@ -359,6 +367,11 @@ impl Journal {
         Arc::clone(&self.state)
     }
 
+    /// What of the projection is not durable yet, for the mover.
+    pub(crate) fn in_flight(&self) -> Arc<InFlight> {
+        Arc::clone(&self.in_flight)
+    }
+
     /// Reads the projection. Hold the guard briefly: the writer waits for it.
     pub fn state(&self) -> RwLockReadGuard<'_, State> {
         // A panic while applying would be a bug in `State::apply`, which changes nothing
@@ -392,6 +405,45 @@ pub const JOURNAL_BATCHES_IN_FLIGHT_MAX: usize = 2;
 /// Records applied under one hold of the projection's write lock. Purchases read the
 /// projection before deciding; a whole batch under one hold would stall them for milliseconds.
 pub const JOURNAL_APPLY_CHUNK_RECORDS: usize = 256;
+
+/// Which of the projection's log entries are durable. The sequencer applies a batch before
+/// the sync thread writes it, so the projection's newest entries may be on their way to the
+/// disk, or (after a failed write) never get there. This keeps the log index of the first
+/// entry of each batch applied and not yet written, oldest first: everything before the
+/// first is durable. The mover takes only durable entries to history
+/// ([`crate::state::State::movable`]), so history never holds what the journal lacks.
+#[derive(Debug, Default)]
+pub struct InFlight(std::sync::Mutex<std::collections::VecDeque<u64>>);
+
+impl InFlight {
+    fn queue(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<u64>> {
+        // Each change is one push, pop or clear: a panic cannot leave it half done.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The log index before which every entry is durable. Read it under the projection's
+    /// lock: the sequencer records a batch under its write lock, before anyone can see it.
+    pub fn durable_end(&self) -> u64 {
+        self.queue().front().copied().unwrap_or(u64::MAX)
+    }
+
+    /// A batch whose first entry has log index `first` was applied.
+    fn applied(&self, first: u64) {
+        self.queue().push_back(first);
+    }
+
+    /// The oldest `batches` batches were written and synced.
+    fn written(&self, batches: usize) {
+        let mut queue = self.queue();
+        let n = batches.min(queue.len());
+        queue.drain(..n);
+    }
+
+    /// A recovery replaced the projection with what is durable.
+    fn recovered(&self) {
+        self.queue().clear();
+    }
+}
 
 /// Least time between a failed write (or a failed recovery) and the next attempt to recover:
 /// each attempt re-reads the whole store, so a cluster that is down is not asked more often.

@@ -38,6 +38,13 @@ pub trait JournalStore: Send + fmt::Debug + 'static {
         None
     }
 
+    /// Least time between a failed write and the next attempt to recover (each re-reads the
+    /// whole store): [`JOURNAL_RECOVERY_INTERVAL`] unless a store knows better (a simulated
+    /// disk recovers at once).
+    fn recovery_interval(&self) -> Duration {
+        JOURNAL_RECOVERY_INTERVAL
+    }
+
     /// Other writers' chains in the same store (several switch nodes on one Scylla keyspace),
     /// each by name with its entries up to its first break (a chain still being written, or
     /// torn, is read as far as it is whole). Empty for a store with one writer.

@@ -16,6 +16,8 @@ pub(super) struct PreparedBatch {
     pub(super) entries: Vec<EncodedEntry>,
     /// Who to answer, with what, once the entries are durable.
     pub(super) replies: Vec<(Reply, Result<Applied, JournalError>)>,
+    /// Batches recorded in [`InFlight`] that this one carries (merged ones count each).
+    pub(super) in_flight: usize,
 }
 
 /// The sequencer thread: checks each record against the invariants, applies it to the
@@ -33,8 +35,12 @@ pub(super) struct Sequencer {
     pub(super) head: ChainHead,
     /// After a failed write: when the next recovery may be tried.
     pub(super) recovery_due: Option<Instant>,
+    /// The store's [`JournalStore::recovery_interval`].
+    pub(super) recovery_interval: Duration,
     /// Shared with the handle.
     pub(super) stats: Arc<JournalStats>,
+    /// Shared with the sync thread and the mover.
+    pub(super) in_flight: Arc<InFlight>,
 }
 
 impl Sequencer {
@@ -67,7 +73,7 @@ impl Sequencer {
         let now = Instant::now();
         match self.recovery_due {
             None => {
-                self.recovery_due = Some(now + JOURNAL_RECOVERY_INTERVAL);
+                self.recovery_due = Some(now + self.recovery_interval);
                 return false;
             }
             Some(due) if now < due => return false,
@@ -79,7 +85,7 @@ impl Sequencer {
             Err(_) => None,
         };
         let Some(Ok(loaded)) = loaded else {
-            self.recovery_due = Some(Instant::now() + JOURNAL_RECOVERY_INTERVAL);
+            self.recovery_due = Some(Instant::now() + self.recovery_interval);
             return false;
         };
         let mut state = self
@@ -94,6 +100,8 @@ impl Sequencer {
         // Cleared under the projection's lock: a reader that sees the flag clear sees the
         // rebuilt projection.
         self.poisoned.store(false, Ordering::Release);
+        // Everything sent before the recovery has been answered: nothing is in flight.
+        self.in_flight.recovered();
         drop(state);
         self.recovery_due = None;
         self.stats.recoveries.fetch_add(1, Ordering::Relaxed);
@@ -110,7 +118,11 @@ impl Sequencer {
             for submission in batch.drain(..) {
                 replies.push((submission.into_reply(), Err(JournalError::Poisoned)));
             }
-            return PreparedBatch { entries, replies };
+            return PreparedBatch {
+                entries,
+                replies,
+                in_flight: 0,
+            };
         }
         let bodies: Vec<Result<Vec<u8>, JournalError>> = batch.iter().map(encode).collect();
         let mut state = self
@@ -118,6 +130,9 @@ impl Sequencer {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let locked = std::time::Instant::now();
+        // Recorded before anyone else can see the batch's entries.
+        self.in_flight
+            .applied(state.log_base + state.log.len() as u64);
         for (position, (submission, body)) in batch.drain(..).zip(bodies).enumerate() {
             if position > 0 && position % JOURNAL_APPLY_CHUNK_RECORDS == 0 {
                 // Let waiting readers (every purchase's precheck) in between chunks.
@@ -156,7 +171,11 @@ impl Sequencer {
         // journal (a restart replays it all).
         metrics::gauge!("ssn_projection_entries").set(entries_held as f64);
         metrics::gauge!("ssn_projection_purchases").set(purchases_held as f64);
-        PreparedBatch { entries, replies }
+        PreparedBatch {
+            entries,
+            replies,
+            in_flight: 1,
+        }
     }
 }
 
@@ -173,6 +192,8 @@ pub(super) struct Syncer {
     pub(super) failed_from: Option<u64>,
     /// Shared with the handle.
     pub(super) stats: Arc<JournalStats>,
+    /// Shared with the sequencer and the mover.
+    pub(super) in_flight: Arc<InFlight>,
 }
 
 impl Syncer {
@@ -209,6 +230,7 @@ impl Syncer {
                     {
                         batch.entries.extend(next.entries);
                         batch.replies.extend(next.replies);
+                        batch.in_flight += next.in_flight;
                     }
                     Ok(other) => carried = Some(other),
                     Err(_) => break,
@@ -237,7 +259,9 @@ impl Syncer {
                     .fetch_add(batch.entries.len() as u64, Ordering::Relaxed);
                 written.map_err(|e| Some(Arc::new(e)))
             };
-            if written.is_err() {
+            if written.is_ok() {
+                self.in_flight.written(batch.in_flight);
+            } else {
                 if self.failed_from.is_none() {
                     self.failed_from = batch.entries.first().map(|entry| entry.sequence);
                 }

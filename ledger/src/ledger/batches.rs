@@ -104,6 +104,8 @@ impl Ledger {
         at_unix_seconds: i64,
     ) -> Result<SettlementOutcome, LedgerError> {
         let _admin = self.admin_lock.lock().await;
+        // Decided from the projection: after a failed write, from what is durable.
+        self.settled_books().await?;
         // Batches and purchases of other nodes count too.
         self.follow_others().await?;
         if let Some(done) = self.settlement(business_date) {
@@ -193,6 +195,8 @@ impl Ledger {
         at_unix_seconds: i64,
     ) -> Result<(), LedgerError> {
         let _admin = self.admin_lock.lock().await;
+        // Decided from the projection: after a failed write, from what is durable.
+        self.settled_books().await?;
         let record = Record::Payout {
             business_date,
             merchant: merchant.clone(),

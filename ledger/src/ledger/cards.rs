@@ -13,6 +13,8 @@ impl Ledger {
         at_unix_seconds: i64,
     ) -> Result<Vec<PocketAmount>, LedgerError> {
         let _admin = self.admin_lock.lock().await;
+        // Decided from the projection: after a failed write, from what is durable.
+        self.settled_books().await?;
         // Money another node moved (funding, disbursements, purchases) counts here too.
         self.follow_others().await?;
         let id = TransferId::replacement(old_card);

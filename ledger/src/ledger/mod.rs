@@ -491,6 +491,7 @@ impl Ledger {
             Some(history) => Some(
                 working_set::Mover::start(
                     journal.shared_state(),
+                    journal.in_flight(),
                     Arc::clone(history),
                     Arc::clone(&balances),
                 )

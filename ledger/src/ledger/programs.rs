@@ -41,6 +41,8 @@ impl Ledger {
             ));
         }
         let _admin = self.admin_lock.lock().await;
+        // Decided from the projection: after a failed write, from what is durable.
+        self.settled_books().await?;
         // Money another node moved (funding, disbursements, purchases) counts here too.
         self.follow_others().await?;
         let id = TransferId::funding(reference);
@@ -80,6 +82,8 @@ impl Ledger {
         at_unix_seconds: i64,
     ) -> Result<DisbursementOutcome, LedgerError> {
         let _admin = self.admin_lock.lock().await;
+        // Decided from the projection: after a failed write, from what is durable.
+        self.settled_books().await?;
         // Money another node moved (funding, disbursements, purchases) counts here too.
         self.follow_others().await?;
         let id = TransferId::disbursement(program, period);
@@ -243,6 +247,8 @@ impl Ledger {
         at_unix_seconds: i64,
     ) -> Result<ProgramCloseOutcome, LedgerError> {
         let _admin = self.admin_lock.lock().await;
+        // Decided from the projection: after a failed write, from what is durable.
+        self.settled_books().await?;
         // Money another node moved (funding, disbursements, purchases) counts here too.
         self.follow_others().await?;
         let id = TransferId::program_close(program, as_of);
@@ -307,6 +313,8 @@ impl Ledger {
         at_unix_seconds: i64,
     ) -> Result<RevocationOutcome, LedgerError> {
         let _admin = self.admin_lock.lock().await;
+        // Decided from the projection: after a failed write, from what is durable.
+        self.settled_books().await?;
         self.follow_others().await?;
         let id = TransferId::revocation(program, reference);
         if let Some(outcome) = self.revocation(program, reference)? {

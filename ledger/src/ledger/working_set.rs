@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::history::{History, HistoryError, LogRow, Moved};
+use crate::journal::InFlight;
 use crate::window::{
     MOVE_INTERVAL, MOVE_ROWS_MAX, WORKING_SET_PURCHASES_MAX, is_recent, move_rounds, move_time,
 };
@@ -51,6 +52,7 @@ fn forgotten(moved: &Moved) -> Vec<(CardId, TransferId)> {
 /// read lock, made durable in history with no lock held, then dropped under the write lock.
 fn move_now(
     state: &RwLock<State>,
+    in_flight: &InFlight,
     history: &History,
     balances: &dyn BalanceStore,
     now: i64,
@@ -60,11 +62,10 @@ fn move_now(
         history,
         || {
             let held = std::time::Instant::now();
-            let moved = state.read().unwrap_or_else(|p| p.into_inner()).movable(
-                now,
-                purchases_max,
-                MOVE_ROWS_MAX,
-            );
+            let state = state.read().unwrap_or_else(|p| p.into_inner());
+            // Under the projection's lock, where the sequencer records what it applies.
+            let moved = state.movable(now, purchases_max, MOVE_ROWS_MAX, in_flight.durable_end());
+            drop(state);
             metrics::histogram!("ssn_history_move_lock_seconds", "hold" => "read")
                 .record(held.elapsed());
             moved
@@ -102,6 +103,7 @@ pub(super) struct Mover {
 impl Mover {
     pub(super) fn start(
         state: Arc<RwLock<State>>,
+        in_flight: Arc<InFlight>,
         history: Arc<History>,
         balances: Arc<dyn BalanceStore>,
     ) -> std::io::Result<Mover> {
@@ -120,6 +122,7 @@ impl Mover {
                     }
                     let moved = move_now(
                         &state,
+                        &in_flight,
                         &history,
                         balances.as_ref(),
                         move_time(&state),
@@ -160,6 +163,7 @@ impl Ledger {
         };
         Ok(move_now(
             &self.journal.shared_state(),
+            &self.journal.in_flight(),
             history,
             self.balances.as_ref(),
             now,

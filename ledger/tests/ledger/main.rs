@@ -14,6 +14,7 @@ mod registry;
 mod scylla;
 mod settlement;
 mod silent_redis;
+mod simulation;
 mod snapshots;
 mod support;
 mod verify;

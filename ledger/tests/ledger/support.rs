@@ -459,6 +459,7 @@ pub async fn fund_one_card(ledger: &Ledger) -> CardId {
 }
 
 /// xorshift64*: a deterministic stream of numbers per seed, for the random-sequence tests.
+#[derive(Debug)]
 pub struct Random(pub u64);
 
 impl Random {
@@ -472,4 +473,38 @@ impl Random {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
+}
+
+/// `cards` cards of program `SSN2025` (card 1 from [`fund_one_card`]), each given Rp 300,000
+/// more by the disbursement of period `2025-11`.
+pub async fn fund_cards(ledger: &Ledger, cards: u64) {
+    fund_one_card(ledger).await;
+    let program = ProgramCode::new("SSN2025").unwrap();
+    for n in 2..=cards {
+        ledger
+            .registry()
+            .apply(enrolment(n, std::slice::from_ref(&program)))
+            .await
+            .unwrap();
+    }
+    let amount = rp(300_000 * cards as i64);
+    ledger
+        .fund_program(&program, amount, "APBD-more", t0())
+        .await
+        .unwrap();
+    ledger.disburse(&program, "2025-11", t0()).await.unwrap();
+}
+
+/// DE7 (`MMDDhhmmss`, UTC) of an instant.
+pub fn de7_of(at: i64) -> TransmissionTime {
+    let day = Day(i32::try_from(at.div_euclid(86_400)).unwrap());
+    let (_, month, dom) = day.ymd();
+    let second = at.rem_euclid(86_400);
+    TransmissionTime::new(format!(
+        "{month:02}{dom:02}{:02}{:02}{:02}",
+        second / 3600,
+        second / 60 % 60,
+        second % 60
+    ))
+    .unwrap()
 }

@@ -403,25 +403,6 @@ async fn reference(dir: &TempDir) -> Ledger {
     .unwrap()
 }
 
-/// `CARDS` cards with Rp 300,000 each from program `SSN2025`.
-async fn fund(ledger: &Ledger) {
-    fund_one_card(ledger).await;
-    let program = ProgramCode::new("SSN2025").unwrap();
-    for n in 2..=CARDS {
-        ledger
-            .registry()
-            .apply(enrolment(n, std::slice::from_ref(&program)))
-            .await
-            .unwrap();
-    }
-    let amount = rp(300_000 * CARDS as i64);
-    ledger
-        .fund_program(&program, amount, "APBD-more", t0())
-        .await
-        .unwrap();
-    ledger.disburse(&program, "2025-11", t0()).await.unwrap();
-}
-
 /// One random operation on `ledger`, as of `at`, and what it answered.
 async fn operate(
     ledger: &Ledger,
@@ -437,7 +418,7 @@ async fn operate(
             let amount = rp(1_000 * (1 + random.below(60) as i64));
             // DE7 is the time of the purchase, or (a terminal's clock) hours off it.
             let skew = [0, 0, 0, -7_200, 5_400][random.below(5) as usize];
-            let de7 = window_de7(at + skew);
+            let de7 = de7_of(at + skew);
             let mut key = key(terminal_number, step + 1);
             key.transmitted = de7;
             let request = purchase_at(key, card, amount, None, at);
@@ -467,7 +448,7 @@ async fn operate(
         9 => {
             // A reversal before its original (which a later step may send): a tombstone.
             let mut original = key(terminal_number, step + 2);
-            original.transmitted = window_de7(at);
+            original.transmitted = de7_of(at);
             let outcome = ledger
                 .reverse_purchase(ReversalRequest {
                     original,
@@ -501,20 +482,6 @@ async fn operate(
     }
 }
 
-/// DE7 (`MMDDhhmmss`, UTC) of an instant.
-fn window_de7(at: i64) -> TransmissionTime {
-    let day = Day(i32::try_from(at.div_euclid(86_400)).unwrap());
-    let (_, month, dom) = day.ymd();
-    let second = at.rem_euclid(86_400);
-    TransmissionTime::new(format!(
-        "{month:02}{dom:02}{:02}{:02}{:02}",
-        second / 3600,
-        second / 60 % 60,
-        second % 60
-    ))
-    .unwrap()
-}
-
 /// The same random operations on a ledger that moves its working set to history (at random
 /// times, with random caps, restarting from snapshots taken with history) and on one that
 /// keeps everything in memory give the same answer, every one: moving changes nothing a
@@ -527,8 +494,8 @@ async fn moving_to_history_changes_no_answer() {
         let (moving_dir, reference_dir) = (TempDir::new("moving"), TempDir::new("reference"));
         let mut moving = Backend::Embedded.open(&moving_dir.0).await;
         let kept = reference(&reference_dir).await;
-        fund(&moving).await;
-        fund(&kept).await;
+        fund_cards(&moving, CARDS).await;
+        fund_cards(&kept, CARDS).await;
         let (mut sent_moving, mut sent_kept) = (Vec::new(), Vec::new());
         for step in 0..OPERATIONS {
             let at = t0() + i64::from(step) * 5 * 3_600;
@@ -578,7 +545,7 @@ async fn history_keeps_rows_as_first_written_and_its_log_contiguous() {
     let (moved, log_len) = {
         let state = world.ledger.state();
         (
-            state.movable(later(), WORKING_SET_PURCHASES_MAX, 1_000),
+            state.movable(later(), WORKING_SET_PURCHASES_MAX, 1_000, u64::MAX),
             state.log.len() as u64,
         )
     };
