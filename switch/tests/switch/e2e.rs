@@ -483,6 +483,32 @@ pub(super) fn text(answer: &MessageView, n: u8) -> String {
     String::from_utf8(answer.text(n).unwrap_or_default().to_vec()).unwrap()
 }
 
+/// What a card of the demo city holds at the start: SEMBAKO, and LANSIA for cards in both.
+pub(super) fn start_balance(card: &Card) -> u64 {
+    if card.programs == 2 {
+        SEMBAKO + LANSIA
+    } else {
+        SEMBAKO
+    }
+}
+
+/// `ssn-switch verify --data-dir`: the journal's chain and the balances it implies, and every
+/// snapshot in force, checked; panics with what it printed otherwise.
+pub(super) fn verify(data_dir: &std::path::Path) {
+    let verified = std::process::Command::new(env!("CARGO_BIN_EXE_ssn-switch"))
+        .args(["verify", "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "verify {}: {}{}",
+        data_dir.display(),
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
+
 pub(super) const SEMBAKO: u64 = 30_000_000;
 pub(super) const LANSIA: u64 = 10_000_000;
 

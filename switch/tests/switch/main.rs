@@ -5,6 +5,7 @@
 //! Cassandra.
 
 mod e2e;
+mod full_disk;
 mod multinode;
 mod net;
 mod outage;

@@ -6,8 +6,8 @@
 //! equals the live one.
 
 use super::e2e::{
-    ACTIVE, Backend, Card, DEADLINE, Purchase, SCYLLA_START_DEADLINE, SEMBAKO, Switch, Terminal,
-    cassandra_nodes, code, keyspace_for, redis_url, refuses_to_start, text,
+    ACTIVE, Backend, DEADLINE, Purchase, SCYLLA_START_DEADLINE, SEMBAKO, Switch, Terminal,
+    cassandra_nodes, code, keyspace_for, redis_url, refuses_to_start, start_balance, text, verify,
 };
 use ssn_codec::Profile;
 use std::collections::HashMap;
@@ -112,21 +112,6 @@ fn stop(switch: &mut Switch) {
     }
 }
 
-fn verify(data_dir: &Path) {
-    let verified = Command::new(env!("CARGO_BIN_EXE_ssn-switch"))
-        .args(["verify", "--data-dir"])
-        .arg(data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        verified.status.success(),
-        "verify {}: {}{}",
-        data_dir.display(),
-        String::from_utf8_lossy(&verified.stdout),
-        String::from_utf8_lossy(&verified.stderr)
-    );
-}
-
 /// Code, RRN and authorization id of an answer.
 fn answer_of(answer: &ssn_codec::MessageView) -> (String, String, String) {
     (code(answer), text(answer, 37), text(answer, 38))
@@ -148,14 +133,6 @@ async fn send_all(
         answers.push((p, answer_of(&answer)));
     }
     answers
-}
-
-fn start_balance(card: &Card) -> u64 {
-    if card.programs == 2 {
-        SEMBAKO + super::e2e::LANSIA
-    } else {
-        SEMBAKO
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,7 @@
 //! break the tests running beside this one.
 
 use super::e2e::{
-    ACTIVE, Backend, Card, DEADLINE, LANSIA, Purchase, SEMBAKO, Switch, code, keyspace_for,
-    redis_url, text,
+    ACTIVE, Backend, DEADLINE, Purchase, Switch, code, keyspace_for, redis_url, start_balance, text,
 };
 use ssn_codec::Profile;
 use std::path::{Path, PathBuf};
@@ -169,15 +168,6 @@ fn args_on(cassandra: &PrivateCassandra, keyspace: &str, redis_prefix: &str) -> 
     .iter()
     .map(|s| s.to_string())
     .collect()
-}
-
-/// What a card holds at the start of the demo.
-fn start_balance(card: &Card) -> u64 {
-    if card.programs == 2 {
-        SEMBAKO + LANSIA
-    } else {
-        SEMBAKO
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
