@@ -6,10 +6,17 @@
 //! year-end close, settled) are those accepted within the semester; balances (unspent pockets,
 //! giro accounts) are the sums of every half-year's flows up to the semester's end. So a report
 //! costs O(programs + categories + cards × half-years), never O(purchases). People and cards
-//! are counted as of the window's last day, from the days the registry records (an enrolment's
-//! beginning and end, a card's issue and delivery; records made before it recorded them count
-//! as they are now); E-Warong, PIN locks and lost, stolen, damaged or replaced cards are the
-//! registry as it is when the report is made (it keeps no dates for them).
+//! are counted as of the window's last day, from the days the registry records: an enrolment's
+//! beginning and end, a move, a card's issue, delivery, status changes, PIN locks and unlocks
+//! and replacement, an E-Warong's appointment, suspensions and activations
+//! ([`ssn_ledger::CardChange`], [`ssn_ledger::MerchantChange`]). Records written before the
+//! registry kept those days count as they are when the report is made.
+//!
+//! A duplicate NIK at import is a row whose NIK an earlier row of the same file named (the
+//! import answers it `duplicate`); a NIK of an earlier file is a refresh (`updated` or
+//! `unchanged`), never a duplicate. The semester counts the `duplicate` rows of the imports
+//! whose audit line (dated) falls within it, each import's own: a file sent twice counts twice,
+//! as it was twice sent with the repeat.
 //!
 //! Every figure is an integer sum, so per-program rows add up to the totals exactly and the
 //! journal can be re-walked to check them (`tests/e2e/report.rs` does).
@@ -146,17 +153,18 @@ pub struct Figures {
     pub batch_exceptions: Vec<BatchException>,
     /// How many such batches the semester had.
     pub batch_exceptions_total: u64,
-    /// Cards whose PIN is locked now.
+    /// Cards whose PIN was locked at the end of the window's last day.
     pub pin_locked: u64,
-    /// Cards by status now: lost, stolen, damaged.
+    /// Cards by status at the end of the window's last day: lost, stolen, damaged.
     pub lost: u64,
     /// Stolen.
     pub stolen: u64,
     /// Damaged.
     pub damaged: u64,
-    /// Cards replaced by another card.
+    /// Cards another card had replaced by then.
     pub replaced: u64,
-    /// Rows refused at import in the semester because their NIK was already registered.
+    /// Import rows in the window answered `duplicate`: their NIK was in an earlier row of the
+    /// same file (a NIK of an earlier file is a refresh, not a duplicate).
     pub duplicate_nik_rows: u64,
     /// Rows rejected at import in the semester (bad NIK, bad date, ...).
     pub rejected_rows: u64,
@@ -177,7 +185,7 @@ pub struct NeverUsedCard {
     pub kelurahan: String,
     /// The programs the holder was enrolled in at the end of the semester.
     pub programs: Vec<String>,
-    /// The card's status now.
+    /// The card's status at the end of the semester.
     pub status: CardStatus,
     /// Its pockets at the end of the semester.
     pub balance: Money,
@@ -427,21 +435,22 @@ pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64,
                 kecamatan: beneficiary.kecamatan_on(as_of).to_string(),
                 kelurahan: beneficiary.kelurahan.clone(),
                 programs: programs.clone(),
-                status: card.status,
+                status: card.status_on(as_of),
                 balance,
             });
         }
-        match card.status {
+        if card.issued_on.is_some_and(|day| day > as_of) {
+            continue;
+        }
+        // As the card's dated changes say it was at the end of the last day.
+        match card.status_on(as_of) {
             CardStatus::Lost => figures.lost += 1,
             CardStatus::Stolen => figures.stolen += 1,
             CardStatus::Damaged => figures.damaged += 1,
             _ => {}
         }
-        figures.replaced += u64::from(card.replaced_by.is_some());
-        figures.pin_locked += u64::from(card.pin_locked());
-        if card.issued_on.is_some_and(|day| day > as_of) {
-            continue;
-        }
+        figures.replaced += u64::from(card.replaced_on(as_of));
+        figures.pin_locked += u64::from(card.pin_locked_on(as_of));
         let delivered = u64::from(match (card.issued_on, card.delivered_on) {
             (_, Some(day)) => day <= as_of,
             // Delivered before the registry recorded the day, if at all.
@@ -479,11 +488,11 @@ pub fn compute(journal: &JournalView, registry: &RegistryView<'_>, window: (i64,
     // E-Warong.
     let mut area_merchants: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let (mut active, mut trading) = (0, 0);
-    for merchant in registry.merchants {
+    for merchant in registry.merchants.iter().filter(|m| m.appointed_by(as_of)) {
         let row = area_merchants
             .entry(merchant.kecamatan.clone())
             .or_default();
-        let is_active = u64::from(merchant.active);
+        let is_active = u64::from(merchant.active_on(as_of));
         let is_trading = u64::from(transacting.contains(&merchant.merchant_id));
         row.0 += is_active;
         row.1 += is_trading;

@@ -354,7 +354,7 @@ pub fn html(report: &SemesterReport) -> String {
     );
     let _ = write!(
         html,
-        "<h1>{}</h1><p class=\"meta\">Laporan semester kepada Wali Kota (Perwali 70/2025 Pasal 13 ayat (3)), {} sampai dengan {}; dibuat {}. Arus uang adalah arus selama semester, saldo pada akhir semester; penerima dan kartu per hari terakhir semester; E-Warong, PIN terkunci dan kartu hilang, dicuri, rusak atau diganti menurut keadaan saat laporan dibuat. Jumlah uang dalam rupiah.</p>",
+        "<h1>{}</h1><p class=\"meta\">Laporan semester kepada Wali Kota (Perwali 70/2025 Pasal 13 ayat (3)), {} sampai dengan {}; dibuat {}. Arus uang adalah arus selama semester, saldo pada akhir semester; penerima, kartu, E-Warong, PIN terkunci dan kartu hilang, dicuri, rusak atau diganti per akhir hari terakhir semester. Jumlah uang dalam rupiah.</p>",
         esc(&title),
         esc(&report.from),
         esc(&report.to),

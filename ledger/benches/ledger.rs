@@ -100,6 +100,7 @@ async fn prepare(config: LedgerConfig) -> Ledger {
             replaced_by: None,
             issued_on: None,
             delivered_on: None,
+            changes: Vec::new(),
         })));
     }
     ledger.registry().apply(ops).await.unwrap();

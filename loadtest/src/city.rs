@@ -214,6 +214,8 @@ pub async fn seed(
             kelurahan: "Uji".into(),
             settlement_account: format!("0020{m:07}"),
             active: true,
+            appointed_on: None,
+            changes: Vec::new(),
         })));
         merchants.push(merchant_id.as_str().to_string());
     }
@@ -295,6 +297,7 @@ pub async fn seed(
                 replaced_by: None,
                 issued_on: None,
                 delivered_on: None,
+                changes: Vec::new(),
             })));
             cards.push(CityCard {
                 card_id: u64::from(serial),

@@ -163,6 +163,8 @@ pub async fn provision(
             kelurahan: "Sidodadi".into(),
             settlement_account: format!("00110{m:05}"),
             active,
+            appointed_on: None,
+            changes: Vec::new(),
         })));
         let count = if active { 3 } else { 1 };
         for t in 1..=count {
@@ -279,6 +281,7 @@ pub async fn provision(
             replaced_by: None,
             issued_on: None,
             delivered_on: None,
+            changes: Vec::new(),
         };
         registry
             .apply(vec![

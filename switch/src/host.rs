@@ -620,7 +620,7 @@ impl Host {
         if card.pin_locked() {
             return Err((id, code::PIN_TRIES_EXCEEDED));
         }
-        self.verify_pin(&terminal, &card, req)
+        self.verify_pin(&terminal, &card, req, now)
             .await
             .map_err(|c| (id, c))?;
         Ok((card, Enrolments(holder)))
@@ -633,6 +633,7 @@ impl Host {
         terminal: &Terminal,
         card: &Card,
         req: &FinancialRequest,
+        now: i64,
     ) -> Result<(), [u8; 2]> {
         let tpk =
             WrappedKey::from_slice(&terminal.tpk.ciphertext).map_err(|_| code::SYSTEM_ERROR)?;
@@ -649,7 +650,7 @@ impl Host {
             };
         // The ledger counts with a compare-and-set, so two terminals checking the same card
         // at once both count, and a PIN locked meanwhile stays locked.
-        match self.ledger.record_pin_check_from(card, right).await {
+        match self.ledger.record_pin_check_from(card, right, now).await {
             Ok(ssn_ledger::PinOutcome::Correct) => Ok(()),
             Ok(ssn_ledger::PinOutcome::Wrong) => Err(code::WRONG_PIN),
             Ok(ssn_ledger::PinOutcome::Locked) => Err(code::PIN_TRIES_EXCEEDED),

@@ -226,6 +226,7 @@ fn make_card(state: &AdminState, card_id: u64, ssn: &str, pin: Pin) -> ApiResult
             replaced_by: None,
             issued_on: Some(Day::wita_of_unix_seconds(state.now())),
             delivered_on: None,
+            changes: Vec::new(),
         },
         pin,
     })
@@ -711,11 +712,12 @@ async fn change_status(
         return Err(error);
     }
     let now = state.now();
+    let today = Day::wita_of_unix_seconds(now);
     let mut next = card.clone();
-    next.status = to;
+    // Dated: a report as of a past day reads the status the card had then.
+    next.set_status(to, today);
     if card.status == CardStatus::Issued && to == CardStatus::Active {
-        // The day a report as of a past day counts it delivered from.
-        next.delivered_on = Some(Day::wita_of_unix_seconds(now));
+        next.delivered_on = Some(today);
     }
     state
         .ledger
@@ -911,10 +913,7 @@ pub(crate) async fn replace_card(
     let new_id = state.ledger.registry().next_number("card").await?;
     let new = make_card(&state, new_id, &old.ssn, pin)?;
     let mut retired = old.clone();
-    if !matches!(old.status, CardStatus::Lost | CardStatus::Stolen) {
-        retired.status = CardStatus::Replaced;
-    }
-    retired.replaced_by = Some(CardId(new_id));
+    retired.mark_replaced(CardId(new_id), Day::wita_of_unix_seconds(state.now()));
     state
         .apply_audited(
             &caller,
@@ -997,7 +996,7 @@ pub(crate) async fn reset_pin(
         .map_err(|e| ApiError::internal(format!("making the PVV: {e}")))?;
     let mut next = card.clone();
     next.pvv = Pvv(pvv.as_str().to_string());
-    next.wrong_pin_count = 0;
+    next.set_wrong_pin_count(0, Day::wita_of_unix_seconds(state.now()));
     state
         .apply_audited(
             &caller,

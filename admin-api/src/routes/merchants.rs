@@ -232,6 +232,8 @@ pub(crate) async fn create_merchant(
         kelurahan: text(&new.kelurahan, "kelurahan", 64)?,
         settlement_account: parse_account(&new.settlement_account)?,
         active: true,
+        appointed_on: Some(ssn_ledger::Day::wita_of_unix_seconds(state.now())),
+        changes: Vec::new(),
     };
     state
         .apply_audited(
@@ -310,7 +312,7 @@ async fn set_merchant_active(
         return Err(error);
     }
     let mut next = merchant.clone();
-    next.active = active;
+    next.set_active(active, ssn_ledger::Day::wita_of_unix_seconds(state.now()));
     state
         .apply_audited(
             caller,

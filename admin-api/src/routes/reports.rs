@@ -100,7 +100,7 @@ pub struct KecamatanRow {
     pub returned: String,
     /// Their pocket balances at the end of the semester.
     pub unspent: String,
-    /// E-Warong active (now).
+    /// E-Warong appointed and not suspended at the end of the semester's last day.
     pub e_warong_active: u64,
     /// E-Warong with an approved purchase in the semester.
     pub e_warong_transacting: u64,
@@ -131,7 +131,7 @@ pub struct Totals {
     pub unspent: String,
     /// Giro balances at the end.
     pub giro_balance: String,
-    /// E-Warong active (now).
+    /// E-Warong appointed and not suspended at the end of the semester's last day.
     pub e_warong_active: u64,
     /// E-Warong with an approved purchase in the semester.
     pub e_warong_transacting: u64,
@@ -199,17 +199,19 @@ pub struct Exceptions {
     /// The latest of them (at most 1,000, oldest first; the reconciliation of each business
     /// date lists every one).
     pub batches: Vec<BatchException>,
-    /// Cards whose PIN is locked after three wrong PINs (now).
+    /// Cards whose PIN was locked after three wrong PINs at the end of the semester's last
+    /// day.
     pub pin_locked_cards: u64,
-    /// Cards reported lost (now).
+    /// Cards reported lost by then (and not found since: a card's status then).
     pub cards_lost: u64,
     /// Stolen.
     pub cards_stolen: u64,
     /// Damaged.
     pub cards_damaged: u64,
-    /// Cards replaced by a new card.
+    /// Cards a new card had replaced by then.
     pub cards_replaced: u64,
-    /// Import rows in the semester whose NIK was earlier in the same file.
+    /// Import rows in the semester answered `duplicate`: their NIK was in an earlier row of
+    /// the same file (a NIK of an earlier file is a refresh, not a duplicate).
     pub duplicate_nik_rows: u64,
     /// Import rows in the semester rejected (malformed NIK, date, ...).
     pub rejected_rows: u64,
@@ -228,8 +230,10 @@ pub struct SemesterReport {
     pub from: String,
     /// Last day.
     pub to: String,
-    /// When it was made (WITA); E-Warong, PIN locks and lost, stolen, damaged or replaced
-    /// cards are as of then (people and cards as of the semester's last day).
+    /// When it was made (WITA). People, cards, E-Warong, PIN locks and lost, stolen,
+    /// damaged or replaced cards are as of the end of the semester's last day, as far as the
+    /// registry recorded the days of their changes (records written before it did count as
+    /// they are when the report is made).
     pub generated_at: String,
     /// All programs.
     pub totals: Totals,

@@ -346,6 +346,8 @@ pub fn shop(merchant: &str, terminal: &str) -> Vec<ssn_ledger::RegistryOp> {
             kelurahan: "Rawa Makmur".into(),
             settlement_account: format!("ACC{}", &merchant[13..]),
             active: true,
+            appointed_on: None,
+            changes: Vec::new(),
         })),
         RegistryOp::Insert(RegistryRecord::Terminal(Terminal {
             terminal_id: TerminalId::new(terminal).unwrap(),
@@ -397,6 +399,7 @@ pub fn carded_person(
             replaced_by: None,
             issued_on: None,
             delivered_on: None,
+            changes: Vec::new(),
         })),
     ]
 }

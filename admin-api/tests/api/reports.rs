@@ -10,16 +10,7 @@ use crate::Api;
 async fn reports_and_closes_refuse_what_they_must_and_repeat_what_they_did() {
     let api = Api::start("reports").await;
     // The fixed clock is 2026-11-29 (WITA); the program's pockets expired on the 27th.
-    api.post(
-        "dinsos",
-        "/api/v1/programs",
-        json!({"code": "OLD2026", "name": "Old", "budget_year": 2026,
-               "benefit_amount": "100000.00", "allowed_categories": ["01"],
-               "basket_required": false, "purchase_amount_max": "100000.00",
-               "purchases_per_day_max": 3, "pocket_expires_at": "2026-11-27"}),
-    )
-    .await
-    .expect(201);
+    define_program(&api, ("OLD2026", "Old"), "100000.00", "2026-11-27").await;
     api.post(
         "dinsos",
         "/api/v1/programs/OLD2026/funding",
@@ -361,33 +352,14 @@ async fn a_semester_report_counts_people_and_cards_as_of_its_last_day() {
     // 2026-06-15 10:00 WITA: the first half of the year.
     api.clock
         .store(1_781_488_800, std::sync::atomic::Ordering::SeqCst);
-    api.post(
-        "dinsos",
-        "/api/v1/programs",
-        json!({"code": "SEMBAKO", "name": "Sembako", "budget_year": 2026,
-               "benefit_amount": "200000.00", "allowed_categories": ["01"],
-               "basket_required": false, "purchase_amount_max": "200000.00",
-               "purchases_per_day_max": 3, "pocket_expires_at": "2026-12-31"}),
-    )
-    .await
-    .expect(201);
+    sembako(&api).await;
     let people: Vec<_> = (1..=5).map(|n| person(n, &format!("Warga {n}"))).collect();
     let file = csv(&people.iter().collect::<Vec<_>>());
     api.post_csv("diskominfo", "/api/v1/beneficiaries/import", &file)
         .await
         .expect(200);
     let ssn = |n: u32| format!("SSN00000000{n}");
-    for n in 1..=5 {
-        for step in ["verify", "validate"] {
-            api.post(
-                "dinsos",
-                &format!("/api/v1/beneficiaries/{}/{step}", ssn(n)),
-                json!({"approved": true}),
-            )
-            .await
-            .expect(200);
-        }
-    }
+    verify_and_validate(&api, 5).await;
     let decree = |number: &str, ssns: Vec<String>| {
         json!({"decree_number": number, "decree_date": "2026-06-15",
                "program_code": "SEMBAKO", "ssns": ssns})
@@ -629,4 +601,228 @@ async fn a_semester_report_counts_people_and_cards_as_of_its_last_day() {
         "every number cell is one that never wraps"
     );
     assert!(!html.contains(&format!("<td>{}</td>", cards[0])));
+}
+
+/// Lost, stolen, damaged and replaced cards, PIN lockouts, E-Warong and duplicate NIKs at
+/// import are counted as of the semester's last day: a report on January-June made later
+/// counts neither a card lost in August, a PIN locked then nor an E-Warong appointed then,
+/// and counts what was so in June even when it changed since; the next semester counts them
+/// as they were on its own last day (a PIN unlocked in January still locked). A NIK of an earlier file is a refresh, not a
+/// duplicate.
+#[tokio::test]
+async fn exceptions_and_e_warong_are_counted_as_of_the_semesters_last_day() {
+    use crate::dtsen::{csv, person};
+    use std::sync::atomic::Ordering::SeqCst;
+    let api = Api::start("report-exceptions-as-of").await;
+    // 2026-06-15 10:00 WITA.
+    let june = 1_781_488_800;
+    api.clock.store(june, SeqCst);
+    sembako(&api).await;
+    let people: Vec<_> = (1..=3).map(|n| person(n, &format!("Warga {n}"))).collect();
+    // The first file names the first person twice: one duplicate.
+    let file = csv(&[&people[0], &people[1], &people[2], &people[0]]);
+    let imported = api
+        .post_csv("diskominfo", "/api/v1/beneficiaries/import", &file)
+        .await;
+    assert_eq!(
+        imported.expect(200)["duplicates"].as_array().unwrap().len(),
+        1
+    );
+    let ssn = |n: u32| format!("SSN00000000{n}");
+    verify_and_validate(&api, 3).await;
+    api.post(
+        "walikota",
+        "/api/v1/determinations",
+        json!({"decree_number": "188.45/6/2026", "decree_date": "2026-06-15",
+               "program_code": "SEMBAKO", "ssns": [ssn(1), ssn(2), ssn(3)]}),
+    )
+    .await
+    .expect(201);
+    let mut cards = Vec::new();
+    for n in 1..=3 {
+        let issued = api
+            .post("diskominfo", "/api/v1/cards", json!({"ssn": ssn(n)}))
+            .await;
+        let card = issued.expect(201)["card_id"].as_u64().unwrap();
+        on_card(&api, card, "deliver", json!({}), 200).await;
+        cards.push(card);
+    }
+    let appoint = |id: &str, kecamatan: &str| {
+        json!({"merchant_id": id, "name": format!("Warung {id}"), "kind": "kube",
+               "kecamatan": kecamatan, "kelurahan": "Rawa Makmur",
+               "settlement_account": "0012345678"})
+    };
+    api.post(
+        "bank",
+        "/api/v1/merchants",
+        appoint("EWARONG00000001", "Palaran"),
+    )
+    .await
+    .expect(201);
+    // In June the first card is reported damaged and the second's PIN is locked at a terminal.
+    on_card(&api, cards[0], "report", json!({"kind": "damaged"}), 200).await;
+    lock_pin(&api, cards[1], june).await;
+
+    // 2026-08-10: the damaged card replaced, the third card lost, its PIN and the new card's
+    // locked; a second E-Warong appointed, the first suspended; a refresh naming the first
+    // person again (a new address) and the second twice.
+    let august = 1_786_334_400;
+    api.clock.store(august, SeqCst);
+    let replacement = on_card(&api, cards[0], "replace", json!({}), 201).await;
+    on_card(&api, cards[2], "report", json!({"kind": "lost"}), 200).await;
+    lock_pin(&api, cards[2], august).await;
+    lock_pin(&api, replacement["card_id"].as_u64().unwrap(), august).await;
+    api.post(
+        "bank",
+        "/api/v1/merchants",
+        appoint("EWARONG00000002", "Sambutan"),
+    )
+    .await
+    .expect(201);
+    api.post(
+        "bank",
+        "/api/v1/merchants/EWARONG00000001/suspend",
+        json!({}),
+    )
+    .await
+    .expect(200);
+    let mut moved = people[0].clone();
+    moved.address = "Jl. Baru No. 9".into();
+    let refreshed = api
+        .post_csv(
+            "diskominfo",
+            "/api/v1/beneficiaries/import",
+            &csv(&[&moved, &people[1], &people[1]]),
+        )
+        .await;
+    let refreshed = refreshed.expect(200);
+    assert_eq!(
+        refreshed["updated"].as_array().unwrap().len(),
+        1,
+        "{refreshed}"
+    );
+    assert_eq!(
+        refreshed["duplicates"].as_array().unwrap().len(),
+        1,
+        "{refreshed}"
+    );
+
+    // 2027-01-05: the second card's PIN is reset (unlocked); the reports are made on the
+    // 10th.
+    api.clock.store(1_799_114_400, SeqCst);
+    on_card(&api, cards[1], "pin-reset", json!({}), 200).await;
+    api.clock.store(1_799_546_400, SeqCst);
+    let exceptions = |report: &serde_json::Value| {
+        let e = &report["exceptions"];
+        [
+            "cards_lost",
+            "cards_stolen",
+            "cards_damaged",
+            "cards_replaced",
+            "pin_locked_cards",
+            "duplicate_nik_rows",
+        ]
+        .map(|field| e[field].as_u64().unwrap())
+    };
+    let e_warong = |report: &serde_json::Value| {
+        let areas: Vec<(String, u64)> = report["kecamatan"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                let name = k["kecamatan"].as_str().unwrap().to_string();
+                (name, k["e_warong_active"].as_u64().unwrap())
+            })
+            .collect();
+        (report["totals"]["e_warong_active"].as_u64().unwrap(), areas)
+    };
+    let first = api
+        .get("diskominfo", "/api/v1/reports/semester?year=2026&half=1")
+        .await;
+    let first = first.expect(200);
+    // June: one damaged card not yet replaced, one PIN locked, one file's one duplicate.
+    assert_eq!(exceptions(first), [0, 0, 1, 0, 1, 1], "{first}");
+    assert_eq!(e_warong(first), (1, vec![("Palaran".into(), 1)]), "{first}");
+    let second = api
+        .get("diskominfo", "/api/v1/reports/semester?year=2026&half=2")
+        .await;
+    let second = second.expect(200);
+    // December: the damaged card is replaced (no longer counted damaged), the third lost,
+    // three PINs locked (June's reset only in January); the known NIK is no duplicate.
+    assert_eq!(exceptions(second), [1, 0, 0, 1, 3, 1], "{second}");
+    assert_eq!(
+        e_warong(second),
+        (1, vec![("Palaran".into(), 0), ("Sambutan".into(), 1)]),
+        "{second}"
+    );
+    assert_eq!(second["totals"]["cards_issued"], 4, "{second}");
+    assert_eq!(first["totals"]["cards_issued"], 3, "{first}");
+}
+
+/// Program SEMBAKO (Rp 200,000 of food category `01`, pockets until 2026-12-31), made by
+/// Dinas Sosial.
+pub(crate) async fn sembako(api: &Api) {
+    define_program(api, ("SEMBAKO", "Sembako"), "200000.00", "2026-12-31").await;
+}
+
+/// A 2026 program `(code, name)` of food category `01` without basket, `benefit` a card (and
+/// the largest purchase), pockets until `expires`, made by Dinas Sosial.
+async fn define_program(api: &Api, (code, name): (&str, &str), benefit: &str, expires: &str) {
+    api.post(
+        "dinsos",
+        "/api/v1/programs",
+        json!({"code": code, "name": name, "budget_year": 2026,
+               "benefit_amount": benefit, "allowed_categories": ["01"],
+               "basket_required": false, "purchase_amount_max": benefit,
+               "purchases_per_day_max": 3, "pocket_expires_at": expires}),
+    )
+    .await
+    .expect(201);
+}
+
+/// Dinas Sosial verifies and validates the people imported first, `SSN000000001` to
+/// `count`.
+async fn verify_and_validate(api: &Api, count: u32) {
+    for n in 1..=count {
+        for step in ["verify", "validate"] {
+            api.post(
+                "dinsos",
+                &format!("/api/v1/beneficiaries/SSN00000000{n}/{step}"),
+                json!({"approved": true}),
+            )
+            .await
+            .expect(200);
+        }
+    }
+}
+
+/// Diskominfo's `action` on card `card` with `body`, answered `status`: the answer.
+async fn on_card(
+    api: &Api,
+    card: u64,
+    action: &str,
+    body: serde_json::Value,
+    status: u16,
+) -> serde_json::Value {
+    let answer = api
+        .post(
+            "diskominfo",
+            &format!("/api/v1/cards/{card}/{action}"),
+            body,
+        )
+        .await;
+    answer.expect(status).clone()
+}
+
+/// Three wrong PINs in a row on `card` at `at` (UTC seconds), recorded as the switch records
+/// them: the PIN locks.
+async fn lock_pin(api: &Api, card: u64, at: i64) {
+    for _ in 0..ssn_ledger::WRONG_PIN_COUNT_MAX {
+        api.ledger
+            .record_pin_check(ssn_ledger::CardId(card), false, at)
+            .await
+            .unwrap();
+    }
+    let locked = api.get("auditor", &format!("/api/v1/cards/{card}")).await;
+    assert_eq!(locked.expect(200)["pin_locked"], true);
 }

@@ -133,16 +133,7 @@ async fn a_family_program_on_target_refuses_a_second_family_member_and_the_bette
 #[tokio::test]
 async fn possible_duplicates_are_resolved_before_a_decree() {
     let api = Api::start("duplicates").await;
-    api.post(
-        "dinsos",
-        "/api/v1/programs",
-        json!({"code": "SEMBAKO", "name": "Sembako", "budget_year": 2026,
-               "benefit_amount": "200000.00", "allowed_categories": ["01"],
-               "basket_required": false, "purchase_amount_max": "200000.00",
-               "purchases_per_day_max": 3, "pocket_expires_at": "2026-12-31"}),
-    )
-    .await
-    .expect(201);
+    crate::reports::sembako(&api).await;
     let flagged = |n: u64| {
         let RegistryOp::Insert(RegistryRecord::Beneficiary(mut b)) =
             person(n, &format!("64720100000002{n:02}"), 1)

@@ -37,7 +37,8 @@ impl Ledger {
                 .await?;
             return Ok(moves);
         }
-        self.mark_replaced(old_card, new_card).await?;
+        self.mark_replaced(old_card, new_card, at_unix_seconds)
+            .await?;
         let moves = self.drain_store(old_card, id, None).await?;
         let record = Record::Replacement {
             old_card,
@@ -59,6 +60,7 @@ impl Ledger {
         &self,
         old_card: CardId,
         new_card: CardId,
+        at_unix_seconds: i64,
     ) -> Result<(), LedgerError> {
         let old: Card = self
             .registry
@@ -73,10 +75,7 @@ impl Ledger {
         }
         let mut replaced = old.clone();
         // A lost or stolen card keeps saying so (`41`/`43`) after its replacement.
-        if !matches!(old.status, CardStatus::Lost | CardStatus::Stolen) {
-            replaced.status = CardStatus::Replaced;
-        }
-        replaced.replaced_by = Some(new_card);
+        replaced.mark_replaced(new_card, Day::wita_of_unix_seconds(at_unix_seconds));
         self.registry
             .apply(vec![RegistryOp::Replace {
                 expected: RegistryRecord::Card(old),
@@ -89,18 +88,21 @@ impl Ledger {
     /// Records the result of a PIN check on `card` (§8: a correct PIN resets the count; the
     /// third wrong one in a row locks the PIN). The registry write is a compare-and-set, so
     /// two terminals checking the same card at once both count. A locked PIN stays locked
-    /// whatever is entered, until an operator resets it.
+    /// whatever is entered, until an operator resets it. The WITA day of `at_unix_seconds` is
+    /// the day a lock is recorded on (what a report as of a past day reads).
     pub async fn record_pin_check(
         &self,
         card: CardId,
         correct: bool,
+        at_unix_seconds: i64,
     ) -> Result<PinOutcome, LedgerError> {
         let current = self
             .registry
             .card(card)
             .await?
             .ok_or_else(|| LedgerError::NotFound(format!("card {card}")))?;
-        self.record_pin_check_from(&current, correct).await
+        self.record_pin_check_from(&current, correct, at_unix_seconds)
+            .await
     }
 
     /// [`Ledger::record_pin_check`] for a card the caller has just read (the switch reads it
@@ -110,6 +112,7 @@ impl Ledger {
         &self,
         seen: &Card,
         correct: bool,
+        at_unix_seconds: i64,
     ) -> Result<PinOutcome, LedgerError> {
         let card = seen.card_id;
         // A right PIN on a card with no wrong ones, nearly every purchase, copies nothing.
@@ -138,7 +141,7 @@ impl Ledger {
                 return Ok(outcome);
             }
             let mut updated = current.clone();
-            updated.wrong_pin_count = count;
+            updated.set_wrong_pin_count(count, Day::wita_of_unix_seconds(at_unix_seconds));
             let op = RegistryOp::Replace {
                 expected: RegistryRecord::Card(current.clone()),
                 new: RegistryRecord::Card(updated),

@@ -469,6 +469,7 @@ mod tests {
             replaced_by: None,
             issued_on: None,
             delivered_on: None,
+            changes: Vec::new(),
         }
     }
 

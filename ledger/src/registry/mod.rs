@@ -8,11 +8,13 @@
 //! is also what a Scylla implementation maps onto a logged batch.
 
 mod cached;
+mod dated;
 mod redb;
 mod types;
 
 pub use self::cached::{CachedRegistry, REGISTRY_CACHE_ENTRIES_MAX, REGISTRY_CACHE_TTL};
 pub use self::redb::{REGISTRY_OPS_PER_APPLY_MAX, RedbRegistry};
+pub use dated::*;
 pub use types::*;
 
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};

@@ -486,3 +486,83 @@ impl Registry for RedbRegistry {
         Ok(table.last().map_err(storage)?.map_or(0, |(k, _)| k.value()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::day::Day;
+    use crate::registry::CardStatus;
+    use crate::registry::dated::{card_v2_bytes, merchant_v1_bytes, sample_card, sample_merchant};
+
+    /// A card and an E-Warong stored by the version before dated changes (their bytes as it
+    /// wrote them) load from the database, count as they are whatever the day, and can be
+    /// changed: the change is then dated.
+    #[tokio::test]
+    async fn records_stored_before_dated_changes_load_and_change() {
+        let dir = std::env::temp_dir().join(format!("ssn-redb-old-layouts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let registry = RedbRegistry::open(&dir.join("registry.redb")).unwrap();
+        let day = |text: &str| Day::parse_iso(text).unwrap();
+        let mut stored_card = sample_card();
+        stored_card.status = CardStatus::Active;
+        stored_card.delivered_on = Some(day("2026-01-11"));
+        let stored_merchant = sample_merchant();
+        let txn = registry.db.begin_write().unwrap();
+        let key = stored_card.card_id.0.to_string();
+        txn.open_table(CARDS)
+            .unwrap()
+            .insert(key.as_str(), card_v2_bytes(&stored_card).as_slice())
+            .unwrap();
+        txn.open_table(PAN_INDEX)
+            .unwrap()
+            .insert(stored_card.pan.expose(), key.as_str())
+            .unwrap();
+        txn.open_table(MERCHANTS)
+            .unwrap()
+            .insert(
+                stored_merchant.merchant_id.as_str(),
+                merchant_v1_bytes(&stored_merchant).as_slice(),
+            )
+            .unwrap();
+        txn.commit().unwrap();
+
+        let card = registry.card_by_pan(&stored_card.pan).await.unwrap();
+        let card = card.expect("the card loads");
+        assert_eq!(card, stored_card);
+        assert_eq!(registry.cards().await.unwrap(), vec![card.clone()]);
+        let merchant_id = stored_merchant.merchant_id.clone();
+        let merchant = registry.merchant(&merchant_id).await.unwrap().unwrap();
+        assert_eq!(merchant, stored_merchant);
+        assert_eq!(registry.merchants().await.unwrap(), vec![merchant.clone()]);
+        assert!(merchant.active_on(day("2020-01-01")));
+
+        let mut lost = card.clone();
+        lost.set_status(CardStatus::Lost, day("2026-10-05"));
+        let mut suspended = merchant.clone();
+        suspended.set_active(false, day("2026-09-01"));
+        registry
+            .apply(vec![
+                RegistryOp::Replace {
+                    expected: RegistryRecord::Card(card),
+                    new: RegistryRecord::Card(lost.clone()),
+                },
+                RegistryOp::Replace {
+                    expected: RegistryRecord::Merchant(merchant),
+                    new: RegistryRecord::Merchant(suspended.clone()),
+                },
+            ])
+            .await
+            .unwrap();
+        let card = registry.card(lost.card_id).await.unwrap().unwrap();
+        assert_eq!(card, lost);
+        assert_eq!(card.status_on(day("2026-06-30")), CardStatus::Active);
+        assert_eq!(card.status_on(day("2026-12-31")), CardStatus::Lost);
+        let merchant = registry.merchant(&merchant_id).await.unwrap().unwrap();
+        assert_eq!(merchant, suspended);
+        assert!(merchant.active_on(day("2026-06-30")));
+        assert!(!merchant.active_on(day("2026-12-31")));
+        drop(registry);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

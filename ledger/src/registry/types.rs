@@ -144,40 +144,39 @@ macro_rules! stored_as_is {
     };
 }
 
-stored_as_is!(Determination, Merchant, Terminal, HostKeys, AuditEntry,);
+stored_as_is!(Determination, Terminal, HostKeys, AuditEntry,);
+
+/// `bytes` as a `T` in its current layout, or else in its older layout `Old`, converted.
+pub(super) fn current_or_older<T, Old>(bytes: &[u8], from_old: impl FnOnce(Old) -> T) -> Option<T>
+where
+    T: serde::de::DeserializeOwned,
+    Old: serde::de::DeserializeOwned,
+{
+    postcard::from_bytes(bytes)
+        .ok()
+        .or_else(|| postcard::from_bytes::<Old>(bytes).ok().map(from_old))
+}
 
 impl Stored for ApiToken {
     fn from_stored(bytes: &[u8]) -> Option<Self> {
-        postcard::from_bytes(bytes).ok().or_else(|| {
-            postcard::from_bytes::<ApiTokenV1>(bytes)
-                .ok()
-                .map(|old| ApiToken {
-                    name: old.name,
-                    role: old.role,
-                    token_hash: old.token_hash,
-                    expires_at: None,
-                })
+        current_or_older(bytes, |old: ApiTokenV1| ApiToken {
+            name: old.name,
+            role: old.role,
+            token_hash: old.token_hash,
+            expires_at: None,
         })
     }
 }
 
 impl Stored for Beneficiary {
     fn from_stored(bytes: &[u8]) -> Option<Self> {
-        postcard::from_bytes(bytes).ok().or_else(|| {
-            postcard::from_bytes::<BeneficiaryV1>(bytes)
-                .ok()
-                .map(Beneficiary::from)
-        })
+        current_or_older(bytes, |old: BeneficiaryV1| Beneficiary::from(old))
     }
 }
 
 impl Stored for Program {
     fn from_stored(bytes: &[u8]) -> Option<Self> {
-        postcard::from_bytes(bytes).ok().or_else(|| {
-            postcard::from_bytes::<ProgramV1>(bytes)
-                .ok()
-                .map(Program::from)
-        })
+        current_or_older(bytes, |old: ProgramV1| Program::from(old))
     }
 }
 
@@ -479,6 +478,10 @@ pub struct Card {
     /// The WITA day it was delivered (`issued` → `active`); `None` until then, and for cards
     /// delivered before the registry recorded it.
     pub delivered_on: Option<Day>,
+    /// Its status changes, PIN locks and unlocks and replacement with the WITA days they were
+    /// recorded, oldest first (the latest [`super::CARD_CHANGES_MAX`]): what a report as of
+    /// a past day reads. Empty for cards whose changes were made before the registry kept them.
+    pub changes: Vec<super::CardChange>,
 }
 
 /// [`Card`] as stored before it had `issued_on` and `delivered_on`.
@@ -496,21 +499,26 @@ struct CardV1 {
 
 impl Stored for Card {
     fn from_stored(bytes: &[u8]) -> Option<Self> {
-        postcard::from_bytes(bytes).ok().or_else(|| {
-            postcard::from_bytes::<CardV1>(bytes).ok().map(|old| Card {
-                card_id: old.card_id,
-                ssn: old.ssn,
-                pan: old.pan,
-                expiry: old.expiry,
-                status: old.status,
-                pvv: old.pvv,
-                wrong_pin_count: old.wrong_pin_count,
-                replaced_by: old.replaced_by,
-                issued_on: None,
-                delivered_on: None,
-            })
-        })
+        current_or_older(bytes, |old: super::dated::CardV2| Card::from(old))
+            .or_else(|| card_v1(bytes))
     }
+}
+
+/// A card in its first layout: no days recorded.
+fn card_v1(bytes: &[u8]) -> Option<Card> {
+    postcard::from_bytes::<CardV1>(bytes).ok().map(|old| Card {
+        card_id: old.card_id,
+        ssn: old.ssn,
+        pan: old.pan,
+        expiry: old.expiry,
+        status: old.status,
+        pvv: old.pvv,
+        wrong_pin_count: old.wrong_pin_count,
+        replaced_by: old.replaced_by,
+        issued_on: None,
+        delivered_on: None,
+        changes: Vec::new(),
+    })
 }
 
 impl Card {
@@ -555,6 +563,12 @@ pub struct Merchant {
     pub settlement_account: String,
     /// False when suspended.
     pub active: bool,
+    /// The WITA day it was appointed; `None` for E-Warong appointed before the registry
+    /// recorded it.
+    pub appointed_on: Option<Day>,
+    /// Its suspensions and activations with their WITA days, oldest first (the latest
+    /// [`super::MERCHANT_CHANGES_MAX`]): what a report as of a past day reads.
+    pub changes: Vec<super::MerchantChange>,
 }
 
 /// Key material encrypted under the switch's local master key. The ledger stores the bytes and

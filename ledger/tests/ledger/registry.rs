@@ -188,11 +188,11 @@ async fn the_third_wrong_pin_locks_and_a_correct_one_resets() {
     let card = world.card(&[]).await;
     let ledger = &world.ledger;
     assert_eq!(
-        ledger.record_pin_check(card, false).await.unwrap(),
+        ledger.record_pin_check(card, false, 0).await.unwrap(),
         PinOutcome::Wrong
     );
     assert_eq!(
-        ledger.record_pin_check(card, true).await.unwrap(),
+        ledger.record_pin_check(card, true, 0).await.unwrap(),
         PinOutcome::Correct
     );
     assert_eq!(
@@ -206,19 +206,19 @@ async fn the_third_wrong_pin_locks_and_a_correct_one_resets() {
         0
     );
     assert_eq!(
-        ledger.record_pin_check(card, false).await.unwrap(),
+        ledger.record_pin_check(card, false, 0).await.unwrap(),
         PinOutcome::Wrong
     );
     assert_eq!(
-        ledger.record_pin_check(card, false).await.unwrap(),
+        ledger.record_pin_check(card, false, 0).await.unwrap(),
         PinOutcome::Wrong
     );
     assert_eq!(
-        ledger.record_pin_check(card, false).await.unwrap(),
+        ledger.record_pin_check(card, false, 0).await.unwrap(),
         PinOutcome::Locked
     );
     assert_eq!(
-        ledger.record_pin_check(card, true).await.unwrap(),
+        ledger.record_pin_check(card, true, 0).await.unwrap(),
         PinOutcome::Locked,
         "locked stays locked"
     );
@@ -229,7 +229,13 @@ async fn the_third_wrong_pin_locks_and_a_correct_one_resets() {
     let tasks: Vec<_> = (0..6)
         .map(|_| {
             let world = Arc::clone(&world);
-            tokio::spawn(async move { world.ledger.record_pin_check(other, false).await.unwrap() })
+            tokio::spawn(async move {
+                world
+                    .ledger
+                    .record_pin_check(other, false, 0)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut outcomes = Vec::new();

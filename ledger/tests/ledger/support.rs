@@ -354,6 +354,7 @@ pub fn enrolment(n: u64, programs: &[ProgramCode]) -> Vec<RegistryOp> {
         replaced_by: None,
         issued_on: None,
         delivered_on: None,
+        changes: Vec::new(),
     };
     vec![
         RegistryOp::Insert(RegistryRecord::Beneficiary(beneficiary)),
