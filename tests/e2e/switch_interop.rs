@@ -232,27 +232,7 @@ impl TempCerts {
 
     /// A P-256 certificate for 127.0.0.1 and localhost named `name`, and its key.
     fn make(&self, name: &str) -> (PathBuf, PathBuf) {
-        let (cert, key) = (
-            self.0.join(format!("{name}.pem")),
-            self.0.join(format!("{name}.key")),
-        );
-        let made = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "30"])
-            .args(["-subj", &format!("/CN={name}")])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
-        (cert, key)
+        ssn_ledger::testing::self_signed_certificate(&self.0, name)
     }
 }
 
