@@ -148,6 +148,21 @@ impl MessageView {
         &self.bytes
     }
 
+    /// The message's bytes before field `number`: from the MTI up to where the field's
+    /// encoding (its length prefix, when it has one) begins; `None` when it is absent. For the
+    /// MAC field (DE64 or DE128, always the last present) this is what the MAC is computed
+    /// over (host interface §10).
+    pub fn bytes_before(&self, number: u8) -> Option<&[u8]> {
+        if !self.present.contains(number) {
+            return None;
+        }
+        let spec = spec::field(number)?;
+        let span = self.spans.get(usize::from(number))?;
+        let start =
+            usize::from(span.start).checked_sub(wire::prefix_bytes(self.profile, spec.kind))?;
+        self.bytes.get(..start)
+    }
+
     /// The wire body of a present field, with its definition and logical length.
     fn body(&self, number: u8) -> Option<(&'static spec::FieldSpec, &[u8], usize)> {
         if !self.present.contains(number) {
@@ -363,5 +378,48 @@ impl std::fmt::Debug for MessageView {
 impl From<(u8, FieldError)> for DecodeError {
     fn from((field, error): (u8, FieldError)) -> DecodeError {
         DecodeError::Field { field, error }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::Message;
+
+    /// The bytes before a field end where its encoding starts: its length prefix included for a
+    /// variable field, and exactly the message but its last 8 bytes (bcd) or 16 hex digits
+    /// (ascii) for a MAC in DE64 or DE128.
+    #[test]
+    fn bytes_before_a_field_end_where_its_encoding_starts() {
+        for (profile, mac_wire_bytes, de48_prefix_bytes) in
+            [(Profile::Bcd, 8, 2), (Profile::Ascii, 16, 3)]
+        {
+            for mac_field in [64u8, 128] {
+                let mut message = Message::new(Mti::FINANCIAL_REQUEST);
+                message.set(11, b"000001").unwrap();
+                message.set(41, b"T0000001").unwrap();
+                message.set(48, b"B101").unwrap();
+                message.set(mac_field, &[0xAB; 8]).unwrap();
+                let mut wire = BytesMut::new();
+                message.encode(profile, &mut wire);
+                let view = MessageView::decode(profile, wire.clone().freeze()).unwrap();
+                assert_eq!(
+                    view.bytes_before(mac_field),
+                    Some(&wire[..wire.len() - mac_wire_bytes]),
+                    "{profile:?} DE{mac_field}"
+                );
+                let before_41 = view.bytes_before(41).unwrap().len();
+                let before_48 = view.bytes_before(48).unwrap();
+                assert_eq!(before_48.len(), before_41 + 8, "DE41 is 8 characters");
+                assert_eq!(
+                    view.bytes_before(mac_field).unwrap().len(),
+                    before_48.len() + de48_prefix_bytes + 4,
+                    "{profile:?}: DE48's prefix belongs to DE48"
+                );
+                assert_eq!(view.bytes_before(2), None);
+            }
+        }
     }
 }

@@ -232,15 +232,10 @@ fn read_length(
     buf: &[u8],
     pos: usize,
 ) -> Result<(usize, usize), FieldError> {
-    let digits = match spec.kind {
-        Kind::LlNum | Kind::LlChar => 2,
-        Kind::LllChar => 3,
-        _ => return Ok((usize::from(spec.len), pos)),
-    };
-    let prefix_len = match profile {
-        Profile::Ascii => digits,
-        Profile::Bcd => bcd_bytes(digits),
-    };
+    let prefix_len = prefix_bytes(profile, spec.kind);
+    if prefix_len == 0 {
+        return Ok((usize::from(spec.len), pos));
+    }
     let prefix = buf
         .get(pos..pos + prefix_len)
         .ok_or(FieldError::Truncated)?;
@@ -253,6 +248,21 @@ fn read_length(
         return Err(FieldError::LengthAboveMax { len, max: spec.len });
     }
     Ok((usize::from(len), pos + prefix_len))
+}
+
+/// Wire bytes of a field's length prefix: 2 or 3 ASCII digits, 1 or 2 BCD bytes, or none for
+/// a fixed-length kind.
+#[inline(always)]
+pub(crate) fn prefix_bytes(profile: Profile, kind: Kind) -> usize {
+    let digits = match kind {
+        Kind::LlNum | Kind::LlChar => 2,
+        Kind::LllChar => 3,
+        _ => return 0,
+    };
+    match profile {
+        Profile::Ascii => digits,
+        Profile::Bcd => bcd_bytes(digits),
+    }
 }
 
 /// Wire bytes of a body of `units` logical units.

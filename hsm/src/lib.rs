@@ -8,7 +8,9 @@
 //! - [`ClearPinBlock`], [`EncryptedPinBlock`]: ISO 9564-1 format 0 PIN blocks under a TPK.
 //! - [`Pvv`], [`Pvki`], [`verify_pin`]: the Visa PVV method.
 //! - [`MasterKey`], [`WrappedKey`], [`KeyUsage`]: AES-256-GCM key wrapping at rest.
-//! - [`KeyChange`]: a new TPK under the terminal's TMK for DE48 (DE70 = 101).
+//! - [`KeyChange`]: a new TPK (and TAK) under the terminal's TMK for DE48 (DE70 = 101).
+//! - [`retail_mac`], [`verify_retail_mac`]: ISO 9797-1 MAC algorithm 3 (ANSI X9.19) with
+//!   padding method 1, the MAC of host interface §10.
 //! - [`Pin`]: a PIN that never prints, and random PINs for card issue.
 //!
 //! Architecture invariants: nothing here reads the environment, files or the network (the only
@@ -21,6 +23,7 @@ mod error;
 mod hex;
 mod key;
 mod key_change;
+mod mac;
 mod master;
 mod pin;
 mod pin_block;
@@ -29,9 +32,10 @@ mod soft;
 
 pub use error::{HsmError, PinBlockFault};
 pub use key::{CheckValue, TdesKey};
-pub use key_change::{KEY_CHANGE_DE48_CHARS, KeyChange};
+pub use key_change::{KEY_CHANGE_DE48_CHARS, KEY_CHANGE_WITH_TAK_DE48_CHARS, KeyChange};
+pub use mac::{MAC_BYTES, retail_mac, verify_retail_mac};
 pub use master::{KeyUsage, MasterKey, WrappedKey};
 pub use pin::Pin;
 pub use pin_block::{ClearPinBlock, EncryptedPinBlock};
 pub use pvv::{Pvki, Pvv, verify_pin};
-pub use soft::{REFUSED_PIN_CANDIDATES_MAX, SoftHsm, TpkChange, WORKING_KEYS_MAX};
+pub use soft::{REFUSED_PIN_CANDIDATES_MAX, SoftHsm, TerminalKeyChange, WORKING_KEYS_MAX};

@@ -35,6 +35,9 @@ pub enum KeyUsage {
     Tpk,
     /// PIN verification key: makes and checks PVVs.
     Pvk,
+    /// Terminal authentication key: MACs a terminal's requests and the switch's answers
+    /// (host interface §10).
+    Tak,
 }
 
 impl KeyUsage {
@@ -44,6 +47,7 @@ impl KeyUsage {
             KeyUsage::Tmk => 1,
             KeyUsage::Tpk => 2,
             KeyUsage::Pvk => 3,
+            KeyUsage::Tak => 4,
         }
     }
 
@@ -53,6 +57,7 @@ impl KeyUsage {
             1 => Some(KeyUsage::Tmk),
             2 => Some(KeyUsage::Tpk),
             3 => Some(KeyUsage::Pvk),
+            4 => Some(KeyUsage::Tak),
             _ => None,
         }
     }
@@ -64,6 +69,7 @@ impl fmt::Display for KeyUsage {
             KeyUsage::Tmk => "TMK",
             KeyUsage::Tpk => "TPK",
             KeyUsage::Pvk => "PVK",
+            KeyUsage::Tak => "TAK",
         })
     }
 }

@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use zeroize::Zeroizing;
 
+use crate::mac::{self, MAC_BYTES};
 use crate::{
     CheckValue, EncryptedPinBlock, HsmError, KeyChange, KeyUsage, MasterKey, Pin, Pvki, Pvv,
     TdesKey, WrappedKey, pvv,
@@ -45,13 +46,17 @@ impl fmt::Debug for SoftHsm {
     }
 }
 
-/// A terminal key change, ready to store and to answer (host interface §3.1, DE70 = 101).
-pub struct TpkChange {
+/// A terminal key change, ready to store and to answer (host interface §3.1 and §10, DE70 =
+/// 101).
+pub struct TerminalKeyChange {
     /// The new TPK, wrapped for the terminal's record.
     pub tpk: WrappedKey,
     /// Its check value, for the record and for operators.
     pub check_value: CheckValue,
-    /// DE48 of the 0810: the new TPK under the TMK, then its check value (38 characters).
+    /// The new TAK, wrapped, and its check value, for a terminal that MACs its messages.
+    pub tak: Option<(WrappedKey, CheckValue)>,
+    /// DE48 of the 0810 ([`KeyChange`]): the new TPK under the TMK and its check value (38
+    /// characters), then, with a TAK, the new TAK under the TMK and its check value (76 in all).
     pub de48: String,
 }
 
@@ -171,24 +176,54 @@ impl SoftHsm {
         pvv::verify_pin(&tpk, block, pan, &pvk, pvki, expected)
     }
 
-    /// Makes a new TPK for the terminal whose stored master key is `tmk`.
-    pub fn change_tpk(&self, tmk: &WrappedKey) -> Result<TpkChange, HsmError> {
+    /// Makes a new TPK, and a new TAK when `with_tak`, for the terminal whose stored master
+    /// key is `tmk`.
+    pub fn change_terminal_keys(
+        &self,
+        tmk: &WrappedKey,
+        with_tak: bool,
+    ) -> Result<TerminalKeyChange, HsmError> {
         let tmk = self.master.unwrap(KeyUsage::Tmk, tmk)?;
-        let KeyChange { tpk, de48 } = KeyChange::generate(&tmk)?;
-        Ok(TpkChange {
+        let KeyChange { tpk, tak, de48 } = KeyChange::generate(&tmk, with_tak)?;
+        let tak = match tak {
+            Some(tak) => Some((self.master.wrap(KeyUsage::Tak, &tak)?, tak.check_value())),
+            None => None,
+        };
+        Ok(TerminalKeyChange {
             tpk: self.master.wrap(KeyUsage::Tpk, &tpk)?,
             check_value: tpk.check_value(),
+            tak,
             de48,
         })
     }
+
+    /// The MAC (host interface §10: ISO 9797-1 algorithm 3, padding method 1) of `data` under
+    /// the stored TAK `tak`.
+    pub fn generate_mac(&self, tak: &WrappedKey, data: &[u8]) -> Result<[u8; MAC_BYTES], HsmError> {
+        let tak = self.working_key(KeyUsage::Tak, tak)?;
+        Ok(mac::retail_mac(&tak, data))
+    }
+
+    /// Whether `mac` is the MAC of `data` under the stored TAK `tak`; an error only for a
+    /// stored key that does not unwrap as a TAK (the switch's fault, not the terminal's).
+    pub fn verify_mac(
+        &self,
+        tak: &WrappedKey,
+        data: &[u8],
+        mac: &[u8; MAC_BYTES],
+    ) -> Result<bool, HsmError> {
+        let tak = self.working_key(KeyUsage::Tak, tak)?;
+        Ok(mac::verify_retail_mac(&tak, data, mac))
+    }
 }
 
-impl fmt::Debug for TpkChange {
+impl fmt::Debug for TerminalKeyChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // DE48 is the new TPK under the TMK: encrypted, yet kept out of logs like every key.
-        f.debug_struct("TpkChange")
+        // DE48 holds the new keys under the TMK: encrypted, yet kept out of logs like every key.
+        f.debug_struct("TerminalKeyChange")
             .field("tpk", &self.tpk)
             .field("check_value", &self.check_value)
+            .field("tak", &self.tak)
             .field("de48", &"[redacted]")
             .finish()
     }
@@ -345,14 +380,15 @@ mod tests {
         let hsm = hsm();
         let tmk = hsm.import_key(KeyUsage::Tmk, TEST_KEY, "08D7B4").unwrap();
         let pvk = hsm.generate_key(KeyUsage::Pvk).unwrap();
-        let change = hsm.change_tpk(&tmk).unwrap();
+        let change = hsm.change_terminal_keys(&tmk, false).unwrap();
+        assert!(change.tak.is_none());
         assert_eq!(change.de48.len(), 38);
         assert!(change.de48.ends_with(&change.check_value.to_string()));
         assert_eq!(hsm.check_value(&change.tpk).unwrap(), change.check_value);
         assert!(!format!("{change:?}").contains(&change.de48));
 
         // The terminal opens DE48 with its TMK and sends a PIN block under the new TPK.
-        let terminal_tpk =
+        let (terminal_tpk, _) =
             KeyChange::open(&TdesKey::from_hex(TEST_KEY).unwrap(), &change.de48).unwrap();
         let pan = "6048720000001234";
         let pin = Pin::generate(6).unwrap();
@@ -370,6 +406,42 @@ mod tests {
             Ok(matched) => assert!(!matched || pvv_collides(&hsm, &pvk, pan, &pvv)),
             Err(error) => assert!(error.counts_as_wrong_pin()),
         }
+    }
+
+    #[test]
+    fn macs_under_a_stored_tak_and_a_key_change_that_replaces_it() {
+        let hsm = hsm();
+        let tak_hex = "0123456789ABCDEFFEDCBA9876543210";
+        let tak = hsm.import_key(KeyUsage::Tak, tak_hex, "08D7B4").unwrap();
+        // The X9.19 example (mac.rs) through the stored-key path.
+        let data = b"Now is the time for all ";
+        let mac = hsm.generate_mac(&tak, data).unwrap();
+        assert_eq!(mac, [0xA1, 0xC7, 0x2E, 0x74, 0xEA, 0x3F, 0xA9, 0xB6]);
+        assert_eq!(hsm.verify_mac(&tak, data, &mac), Ok(true));
+        assert_eq!(
+            hsm.verify_mac(&tak, b"Now is the time for all!", &mac),
+            Ok(false)
+        );
+        // A TPK is not a TAK, even with the same clear key.
+        let tpk = hsm.import_key(KeyUsage::Tpk, tak_hex, "08D7B4").unwrap();
+        assert!(matches!(
+            hsm.generate_mac(&tpk, data),
+            Err(HsmError::KeyUsage { .. })
+        ));
+
+        // A key change with a TAK: the terminal opens both from DE48 and MACs with the new TAK.
+        let tmk = hsm.import_key(KeyUsage::Tmk, TEST_KEY, "08D7B4").unwrap();
+        let change = hsm.change_terminal_keys(&tmk, true).unwrap();
+        let (new_tak, check_value) = change.tak.clone().unwrap();
+        assert_eq!(hsm.check_value(&new_tak).unwrap(), check_value);
+        assert_eq!(change.de48.len(), 76);
+        assert!(change.de48.ends_with(&check_value.to_string()));
+        let (_, terminal_tak) =
+            KeyChange::open(&TdesKey::from_hex(TEST_KEY).unwrap(), &change.de48).unwrap();
+        let terminal_mac = mac::retail_mac(&terminal_tak.unwrap(), data);
+        assert_eq!(hsm.verify_mac(&new_tak, data, &terminal_mac), Ok(true));
+        assert_eq!(hsm.verify_mac(&tak, data, &terminal_mac), Ok(false));
+        assert!(!format!("{change:?}").contains(&change.de48));
     }
 
     /// Whether some other 4-digit prefix shares the PVV: 4-digit PVVs collide by design, so a

@@ -92,11 +92,21 @@ proptest! {
     }
 
     #[test]
-    fn key_change_round_trips(tmk in any::<[u8; 16]>(), tpk in any::<[u8; 16]>()) {
-        let (tmk, tpk) = (TdesKey::from_bytes(tmk), TdesKey::from_bytes(tpk));
-        let de48 = KeyChange::encode(&tmk, &tpk);
+    fn key_change_round_trips(
+        tmk in any::<[u8; 16]>(),
+        tpk in any::<[u8; 16]>(),
+        tak in any::<[u8; 16]>(),
+    ) {
+        let (tmk, tpk, tak) =
+            (TdesKey::from_bytes(tmk), TdesKey::from_bytes(tpk), TdesKey::from_bytes(tak));
+        let de48 = KeyChange::encode(&tmk, &tpk, None);
         prop_assert_eq!(de48.len(), 38);
-        prop_assert_eq!(KeyChange::open(&tmk, &de48).unwrap().reveal_hex(), tpk.reveal_hex());
+        prop_assert_eq!(KeyChange::open(&tmk, &de48).unwrap().0.reveal_hex(), tpk.reveal_hex());
+        let de48 = KeyChange::encode(&tmk, &tpk, Some(&tak));
+        prop_assert_eq!(de48.len(), 76);
+        let (opened_tpk, opened_tak) = KeyChange::open(&tmk, &de48).unwrap();
+        prop_assert_eq!(opened_tpk.reveal_hex(), tpk.reveal_hex());
+        prop_assert_eq!(opened_tak.unwrap().reveal_hex(), tak.reveal_hex());
     }
 
     /// Every parser takes any input and answers with a value or an error, never a panic.

@@ -239,6 +239,7 @@ pub async fn seed(
             tmk: wrap(KeyUsage::Tmk, &tmk)?,
             tpk: wrap(KeyUsage::Tpk, &tpk)?,
             active: true,
+            tak: None,
         })));
         terminals.push(CityTerminal {
             terminal_id: terminal_id.as_str().into(),

@@ -39,7 +39,7 @@ pub enum DemoError {
 pub struct Manifest {
     /// The programs, by code.
     pub programs: Vec<String>,
-    /// Terminals with their clear keys (TMK, TPK) as 32 hex characters.
+    /// Terminals with their clear keys (TMK, TPK, and the TAK of the last) as 32 hex characters.
     pub terminals: Vec<DemoTerminal>,
     /// Cards with their PINs.
     pub cards: Vec<DemoCard>,
@@ -56,6 +56,10 @@ pub struct DemoTerminal {
     pub tmk: String,
     /// Terminal PIN key, clear hex (demo only).
     pub tpk: String,
+    /// Terminal authentication key, clear hex (demo only), for the one terminal that MACs its
+    /// messages; absent for the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tak: Option<String>,
     /// False for the suspended terminal (`58`).
     pub active: bool,
     /// False when its E-Warong is suspended (`03`).
@@ -118,6 +122,51 @@ fn nik(serial: u32, female: bool) -> String {
     format!("6472{kecamatan:02}{day:02}0170{:04}", serial % 10_000)
 }
 
+/// Terminal `EWR{merchant}{number:04}` with new random keys (and a TAK when `with_tak`), as the
+/// registry stores it and as the manifest shows it (at an active E-Warong).
+fn demo_terminal(
+    hsm: &SoftHsm,
+    merchant_id: &MerchantId,
+    merchant: u32,
+    number: u32,
+    active: bool,
+    with_tak: bool,
+) -> Result<(Terminal, DemoTerminal), DemoError> {
+    let wrap = |usage, key: &TdesKey| -> Result<EncryptedKey, DemoError> {
+        let wrapped = hsm.import_key(usage, &key.reveal_hex(), &key.check_value().to_string())?;
+        Ok(EncryptedKey {
+            ciphertext: wrapped.as_bytes().to_vec(),
+            kcv: key.check_value().to_string(),
+        })
+    };
+    let tmk = TdesKey::generate()?;
+    let tpk = TdesKey::generate()?;
+    let tak = if with_tak {
+        Some(TdesKey::generate()?)
+    } else {
+        None
+    };
+    let terminal_id = TerminalId::new(format!("EWR{merchant}{number:04}"))?;
+    let terminal = Terminal {
+        terminal_id: terminal_id.clone(),
+        merchant_id: merchant_id.clone(),
+        tmk: wrap(KeyUsage::Tmk, &tmk)?,
+        tpk: wrap(KeyUsage::Tpk, &tpk)?,
+        active,
+        tak: tak.as_ref().map(|k| wrap(KeyUsage::Tak, k)).transpose()?,
+    };
+    let demo = DemoTerminal {
+        terminal_id: terminal_id.as_str().into(),
+        merchant_id: merchant_id.as_str().into(),
+        tmk: tmk.reveal_hex().to_string(),
+        tpk: tpk.reveal_hex().to_string(),
+        tak: tak.map(|k| k.reveal_hex().to_string()),
+        active,
+        merchant_active: true,
+    };
+    Ok((terminal, demo))
+}
+
 /// Provisions the demo city into an empty ledger and returns its manifest.
 pub async fn provision(
     ledger: &Ledger,
@@ -150,7 +199,8 @@ pub async fn provision(
     ledger.define_program(sembako.clone()).await?;
     ledger.define_program(lansia.clone()).await?;
 
-    // E-Warong: one active with three terminals (one suspended), one suspended with one.
+    // E-Warong: one active with three terminals (one suspended) and a fourth that MACs its
+    // messages, one suspended with one.
     let mut ops = Vec::new();
     let mut terminals = Vec::new();
     for (m, active) in [(1u32, true), (2, false)] {
@@ -169,34 +219,20 @@ pub async fn provision(
         let count = if active { 3 } else { 1 };
         for t in 1..=count {
             let terminal_active = !(active && t == 3);
-            let tmk = TdesKey::generate()?;
-            let tpk = TdesKey::generate()?;
-            let wrap = |usage, key: &TdesKey| -> Result<EncryptedKey, DemoError> {
-                let wrapped =
-                    hsm.import_key(usage, &key.reveal_hex(), &key.check_value().to_string())?;
-                Ok(EncryptedKey {
-                    ciphertext: wrapped.as_bytes().to_vec(),
-                    kcv: key.check_value().to_string(),
-                })
-            };
-            let terminal_id = TerminalId::new(format!("EWR{m}{t:04}"))?;
-            ops.push(RegistryOp::Insert(RegistryRecord::Terminal(Terminal {
-                terminal_id: terminal_id.clone(),
-                merchant_id: merchant_id.clone(),
-                tmk: wrap(KeyUsage::Tmk, &tmk)?,
-                tpk: wrap(KeyUsage::Tpk, &tpk)?,
-                active: terminal_active,
-            })));
+            let (terminal, demo) = demo_terminal(hsm, &merchant_id, m, t, terminal_active, false)?;
+            ops.push(RegistryOp::Insert(RegistryRecord::Terminal(terminal)));
             terminals.push(DemoTerminal {
-                terminal_id: terminal_id.as_str().into(),
-                merchant_id: merchant_id.as_str().into(),
-                tmk: tmk.reveal_hex().to_string(),
-                tpk: tpk.reveal_hex().to_string(),
-                active: terminal_active,
                 merchant_active: active,
+                ..demo
             });
         }
     }
+    // Last, so the terminals above keep their places in the manifest: one that MACs its
+    // messages (host interface §10), at the active E-Warong.
+    let merchant_id = MerchantId::new(format!("EWARONG{:08}", 1))?;
+    let (terminal, demo) = demo_terminal(hsm, &merchant_id, 1, 4, true, true)?;
+    ops.push(RegistryOp::Insert(RegistryRecord::Terminal(terminal)));
+    terminals.push(demo);
     registry.apply(ops).await?;
 
     // Beneficiaries and cards: the regular ones, then one of each special state.

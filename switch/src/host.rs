@@ -20,6 +20,8 @@ use ssn_ledger::{
 };
 
 use crate::fields::{self, OriginalData, Totals};
+use crate::fingerprint::content_fingerprint;
+use crate::mac;
 
 /// How long a registry read (terminal, merchant, card) may take before the answer is `91`.
 /// Reads only: a debit is never abandoned half-way by a timeout (the ledger's own bounded
@@ -41,6 +43,7 @@ mod code {
     pub const NOT_PERMITTED: [u8; 2] = *b"57";
     pub const TERMINAL_NOT_PERMITTED: [u8; 2] = *b"58";
     pub const RESTRICTED_CARD: [u8; 2] = *b"62";
+    pub const SECURITY_VIOLATION: [u8; 2] = *b"63";
     pub const PIN_TRIES_EXCEEDED: [u8; 2] = *b"75";
     pub const UNAVAILABLE: [u8; 2] = *b"91";
     pub const DUPLICATE_CONFLICT: [u8; 2] = *b"94";
@@ -199,23 +202,73 @@ impl Host {
             metrics::counter!("ssn_responses_received_total").increment(1);
             return None;
         }
-        if request.has(64) || request.has(128) {
-            // §9: MACs are not in version 1; a request that carries one gets `12` rather
+        // §10: a terminal with a TAK is authenticated before anything else is looked at.
+        let tak = match self.authenticate(&request).await {
+            Ok(tak) => tak,
+            Err(code) => return Some(Reply::new(&request, &[11, 41])?.code(code)),
+        };
+        if tak.is_none() && (request.has(64) || request.has(128)) {
+            // §10: a terminal without a TAK keeps version 1's answer to a MAC, `12`, rather
             // than an answer that would look authenticated.
             return Some(Reply::new(&request, &[11, 41])?.code(code::INVALID_TRANSACTION));
         }
+        let mut answer = self.dispatch(&request, exponent).await?;
+        if let Some(tak) = tak
+            && let Err(error) = mac::sign(&self.hsm, &tak, &mut answer, request.profile())
+        {
+            // The TAK just verified the request, so only a bug gets here; the answer goes
+            // out without a MAC, which the terminal refuses (and reverses a purchase).
+            tracing::error!(%error, "an answer could not be MACed");
+        }
+        Some(answer)
+    }
+
+    /// §10: the TAK of the terminal in DE41 when it has one and the request's MAC verifies
+    /// under it; `None` when the terminal has no TAK (or is unknown, which its handler
+    /// answers). A MAC missing or wrong is `63`, counted in `ssn_mac_refused_total{reason}`.
+    async fn authenticate(&self, request: &MessageView) -> Result<Option<WrappedKey>, [u8; 2]> {
+        let Some(terminal_id) = request
+            .terminal_id()
+            .and_then(|t| TerminalId::new(text(&t)).ok())
+        else {
+            return Ok(None);
+        };
+        let Some(stored) = self
+            .terminal(&terminal_id)
+            .await?
+            .and_then(|t| t.tak.clone())
+        else {
+            return Ok(None);
+        };
+        let tak = WrappedKey::from_slice(&stored.ciphertext).map_err(|_| code::SYSTEM_ERROR)?;
+        match mac::verify(&self.hsm, &tak, request) {
+            Ok(mac::Verdict::Verified) => Ok(Some(tak)),
+            Ok(verdict) => {
+                metrics::counter!("ssn_mac_refused_total", "reason" => verdict.label())
+                    .increment(1);
+                Err(code::SECURITY_VIOLATION)
+            }
+            Err(error) => {
+                tracing::error!(%error, terminal = %terminal_id, "the stored TAK does not unwrap");
+                Err(code::SYSTEM_ERROR)
+            }
+        }
+    }
+
+    /// The handler of a request by its MTI (§3).
+    async fn dispatch(&self, request: &MessageView, exponent: AmountExponent) -> Option<Message> {
         // Each handler's future lives on the heap: they are kilobytes (a financial one is about
         // 4.6 KB, holding the reply and the ledger's futures), and inline they would make every
         // request's future that size, copied whole when the connection queues it.
-        match &mti.digits() {
-            b"0800" => Box::pin(self.network(&request)).await,
-            b"0200" => Box::pin(self.financial(&request, exponent)).await,
+        match &request.mti().digits() {
+            b"0800" => Box::pin(self.network(request)).await,
+            b"0200" => Box::pin(self.financial(request, exponent)).await,
             b"0400" | b"0401" | b"0420" | b"0421" => {
-                Box::pin(self.reversal(&request, exponent)).await
+                Box::pin(self.reversal(request, exponent)).await
             }
-            b"0500" => Box::pin(self.batch_close(&request, exponent)).await,
+            b"0500" => Box::pin(self.batch_close(request, exponent)).await,
             // §3.6 and §9: any other request gets `12`.
-            _ => Some(Reply::new(&request, &[11, 41])?.code(code::INVALID_TRANSACTION)),
+            _ => Some(Reply::new(request, &[11, 41])?.code(code::INVALID_TRANSACTION)),
         }
     }
 
@@ -293,25 +346,39 @@ impl Host {
         }
     }
 
-    /// §3.1 key change: a new TPK under the terminal's TMK; from now on PIN blocks from that
-    /// terminal are read with it.
+    /// §3.1 key change: a new TPK under the terminal's TMK, and for a terminal with a TAK a
+    /// new TAK too (§10); from now on PIN blocks from that terminal are read with the new TPK
+    /// and its MACs checked with the new TAK. The answer itself is MACed with the TAK the
+    /// request was checked with, which the terminal still holds.
     async fn change_key(&self, terminal: &Terminal) -> Result<String, [u8; 2]> {
         let tmk =
             WrappedKey::from_slice(&terminal.tmk.ciphertext).map_err(|_| code::SYSTEM_ERROR)?;
-        let change = self.hsm.change_tpk(&tmk).map_err(|_| code::SYSTEM_ERROR)?;
+        let change = self
+            .hsm
+            .change_terminal_keys(&tmk, terminal.tak.is_some())
+            .map_err(|_| code::SYSTEM_ERROR)?;
         let mut updated = terminal.clone();
         updated.tpk = ssn_ledger::EncryptedKey {
             ciphertext: change.tpk.as_bytes().to_vec(),
             kcv: change.check_value.to_string(),
         };
+        updated.tak = change
+            .tak
+            .as_ref()
+            .map(|(tak, check_value)| ssn_ledger::EncryptedKey {
+                ciphertext: tak.as_bytes().to_vec(),
+                kcv: check_value.to_string(),
+            });
         let op = RegistryOp::Replace {
             expected: RegistryRecord::Terminal(terminal.clone()),
             new: RegistryRecord::Terminal(updated),
         };
         match self.ledger.registry().apply(vec![op]).await {
             Ok(()) => {
-                if let Ok(old) = WrappedKey::from_slice(&terminal.tpk.ciphertext) {
-                    self.hsm.forget(&old);
+                for old in std::iter::once(&terminal.tpk).chain(&terminal.tak) {
+                    if let Ok(old) = WrappedKey::from_slice(&old.ciphertext) {
+                        self.hsm.forget(&old);
+                    }
                 }
                 Ok(change.de48.clone())
             }
@@ -396,54 +463,6 @@ fn parse_financial(request: &MessageView, exponent: AmountExponent) -> Option<Fi
         basket,
         pin_block: request.pin_block()?,
     })
-}
-
-/// §7's "same content": everything the cardholder and the terminal decided, not the
-/// transport (DE7 and DE11 are the key; DE52 changes with every PIN entry). In this order.
-const CONTENT_FIELDS: [u8; 9] = [2, 3, 4, 12, 13, 14, 42, 48, 49];
-
-/// Bytes reserved for a purchase's encoded content (a basket of a few items fits).
-const CONTENT_BYTES_TYPICAL: usize = 256;
-
-/// The fingerprint of a request's content: SHA-256 of the postcard encoding of the present
-/// [`CONTENT_FIELDS`] as `Vec<(u8, Vec<u8>)>` (number, logical value). Fingerprints are
-/// journaled and compared after restarts, so this definition is fixed; the encoding is
-/// written here directly, one buffer instead of a vector per field.
-fn content_fingerprint(request: &MessageView) -> Fingerprint {
-    let mut out = Vec::with_capacity(CONTENT_BYTES_TYPICAL);
-    // The sequence's length: at most nine fields, so one varint byte, filled in at the end.
-    out.push(0);
-    let mut count = 0u8;
-    for &number in &CONTENT_FIELDS {
-        let start = out.len();
-        // The field's number, then its value's length as a one-byte varint to fix up.
-        out.extend_from_slice(&[number, 0]);
-        if !request.logical_into(number, |b| out.push(b)) {
-            out.truncate(start);
-            continue;
-        }
-        count += 1;
-        let mut length = [0u8; VARINT_BYTES_MAX];
-        let used = varint(out.len() - start - 2, &mut length);
-        out.splice(start + 1..start + 2, length[..used].iter().copied());
-    }
-    out[0] = count;
-    Fingerprint::of_encoded(&out)
-}
-
-/// Bytes of the longest postcard varint of a `usize` (64 bits, 7 a byte).
-const VARINT_BYTES_MAX: usize = 10;
-
-/// `value` as postcard writes a length (LEB128: 7 bits a byte, low first); the bytes used.
-fn varint(mut value: usize, out: &mut [u8; VARINT_BYTES_MAX]) -> usize {
-    let mut used = 0;
-    while value >= 0x80 {
-        out[used] = (value as u8) | 0x80;
-        value >>= 7;
-        used += 1;
-    }
-    out[used] = value as u8;
-    used + 1
 }
 
 /// YYMM of today in Samarinda (WITA).
@@ -865,67 +884,4 @@ fn ledger_code(error: &LedgerError) -> [u8; 2] {
 /// reaches logs. Both mask every printed form.
 fn ledger_pan(pan: &Pan) -> ssn_ledger::Pan {
     ssn_ledger::Pan(pan.reveal().to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use bytes::{Bytes, BytesMut};
-    use ssn_codec::{Mti, Profile};
-
-    use super::*;
-
-    /// The fingerprint as first defined: the content built as a value, then `Fingerprint::of`.
-    fn fingerprint_as_a_value(request: &MessageView) -> Fingerprint {
-        let content: Vec<(u8, Vec<u8>)> = CONTENT_FIELDS
-            .iter()
-            .filter_map(|&n| request.logical(n).map(|v| (n, v)))
-            .collect();
-        Fingerprint::of(&content)
-    }
-
-    #[test]
-    fn content_fingerprints_match_the_value_definition_in_both_profiles() {
-        // A basket long enough for a two-byte length, one short, and none (an inquiry).
-        let long = format!("03{}", "0101000000250000".repeat(9));
-        for de48 in [Some(long.as_str()), Some("01010100000025000"), None] {
-            for profile in [Profile::Bcd, Profile::Ascii] {
-                let mut m = Message::new(Mti::FINANCIAL_REQUEST);
-                for (n, v) in [
-                    (2u8, "6037990000000001"),
-                    (3, "000000"),
-                    (4, "000000025000"),
-                    (7, "1130120000"),
-                    (11, "000001"),
-                    (12, "200000"),
-                    (13, "1130"),
-                    (14, "2912"),
-                    (41, "T0000001"),
-                    (42, "EW0000000000001"),
-                    (49, "360"),
-                ] {
-                    m.set(n, v.as_bytes()).expect("valid field");
-                }
-                if let Some(de48) = de48 {
-                    m.set(48, de48.as_bytes()).expect("valid basket");
-                }
-                let mut wire = BytesMut::new();
-                m.encode(profile, &mut wire);
-                let view =
-                    MessageView::decode(profile, Bytes::from(wire.to_vec())).expect("decodes");
-                assert_eq!(
-                    content_fingerprint(&view),
-                    fingerprint_as_a_value(&view),
-                    "{profile:?}, DE48 {de48:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn varints_are_leb128() {
-        let mut out = [0u8; VARINT_BYTES_MAX];
-        assert_eq!((varint(5, &mut out), out[0]), (1, 5));
-        assert_eq!((varint(300, &mut out), &out[..2]), (2, &[0xac, 0x02][..]));
-        assert_eq!(varint(usize::MAX, &mut out), VARINT_BYTES_MAX);
-    }
 }

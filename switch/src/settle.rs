@@ -1,5 +1,6 @@
 //! `ssn-switch settle ...`: the settlement operations for the bank's batch jobs, over the
-//! running switch's admin API (the embedded store has one writer: the serving process). Every
+//! running switch's admin API (the embedded store has one writer: the serving process), in the
+//! clear or over HTTPS (mutual TLS too) when the admin listener speaks TLS. Every
 //! operation is idempotent on the server, so a job that died at any point is simply run again:
 //! `run` answers the settlement made first, `file` writes the same bytes (to a temporary file
 //! renamed into place, so a crash never leaves half a file), `confirm` accepts the same answers
@@ -10,7 +11,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use clap::{Args, Subcommand};
+use http_body_util::{BodyExt, Full};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 /// How long one call to the admin API may take (a settlement of a big city takes seconds).
 const CALL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -23,6 +33,16 @@ pub struct SettleArgs {
     /// A `bank` (or `admin`) token. Environment only: a flag would show it in the process list.
     #[arg(skip = std::env::var("SSN_ADMIN_TOKEN").ok())]
     token: Option<String>,
+    /// For an `https://` admin URL (required there): the certificates to trust, PEM: the
+    /// switch's own certificate or the CA that issued it.
+    #[arg(long, env = "SSN_ADMIN_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// For an admin listener with mutual TLS: the certificate to present (PEM).
+    #[arg(long, env = "SSN_ADMIN_CLIENT_CERT", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The private key of `--client-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "SSN_ADMIN_CLIENT_KEY", requires = "client_cert")]
+    client_key: Option<PathBuf>,
     #[command(subcommand)]
     command: SettleCommand,
 }
@@ -69,24 +89,25 @@ pub fn settle(args: SettleArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
-    let Some(token) = args.token.filter(|t| !t.trim().is_empty()) else {
+    let Some(token) = args.token.as_deref().filter(|t| !t.trim().is_empty()) else {
         bail!("SSN_ADMIN_TOKEN must hold a bank or admin token");
     };
-    let base = format!("{}/api/v1", args.admin_url.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
-        .timeout(CALL_TIMEOUT)
-        .build()
-        .context("building the HTTP client")?;
+    let api = AdminApi::new(&args)?;
     let auth = format!("Bearer {}", token.trim());
-    let (request, what) = match &args.command {
+    let (method, path, body, what) = match &args.command {
         SettleCommand::Run { business_date } => (
-            client
-                .post(format!("{base}/settlements"))
-                .json(&serde_json::json!({ "business_date": business_date })),
+            Method::POST,
+            "/settlements".to_string(),
+            Some((
+                "application/json",
+                serde_json::json!({ "business_date": business_date }).to_string(),
+            )),
             "settling",
         ),
         SettleCommand::File { business_date, .. } => (
-            client.get(format!("{base}/settlements/{business_date}/file")),
+            Method::GET,
+            format!("/settlements/{business_date}/file"),
+            None,
             "fetching the settlement file",
         ),
         SettleCommand::Confirm {
@@ -96,27 +117,28 @@ async fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
             (
-                client
-                    .post(format!("{base}/settlements/{business_date}/confirmation"))
-                    .header("content-type", "text/plain")
-                    .body(text),
+                Method::POST,
+                format!("/settlements/{business_date}/confirmation"),
+                Some(("text/plain", text)),
                 "recording the confirmation",
             )
         }
         SettleCommand::Reconcile { business_date } => (
-            client.get(format!(
-                "{base}/reconciliation?business_date={business_date}"
-            )),
+            Method::GET,
+            format!("/reconciliation?business_date={business_date}"),
+            None,
             "reconciling",
         ),
     };
-    let response = request
-        .header("authorization", auth)
-        .send()
+    let (status, body) = tokio::time::timeout(CALL_TIMEOUT, api.call(method, &path, &auth, body))
         .await
-        .with_context(|| format!("{what}: calling {base}"))?;
-    let status = response.status();
-    let body = response.text().await.context("reading the answer")?;
+        .with_context(|| {
+            format!(
+                "{what}: no answer from {} within {CALL_TIMEOUT:?}",
+                api.base
+            )
+        })?
+        .with_context(|| format!("{what}: calling {}", api.base))?;
     if !status.is_success() {
         bail!("{what}: {status}: {body}");
     }
@@ -151,4 +173,134 @@ async fn run(args: SettleArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The admin API of the running switch, reached with one HTTP/1.1 request per connection: in
+/// the clear for `http://`, over TLS (rustls with the ring provider, given explicitly, as the
+/// listeners have it) for `https://`. The TLS is this client's own, not reqwest's: enabling a
+/// TLS feature of reqwest would switch it on for every reqwest client of the workspace, which
+/// then need a process-wide crypto provider (commit a2a96e2).
+struct AdminApi {
+    /// The URL as given, for error messages.
+    base: String,
+    /// `host:port`, for the connection and the `Host` header.
+    authority: String,
+    /// The path the API's own paths go under (`/api/v1` after any prefix of the URL's).
+    prefix: String,
+    /// For `https://`: the TLS connector and the name the certificate must carry.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
+impl AdminApi {
+    fn new(args: &SettleArgs) -> anyhow::Result<AdminApi> {
+        let base = args.admin_url.trim_end_matches('/').to_string();
+        let uri: Uri = base
+            .parse()
+            .with_context(|| format!("--admin-url {base} is not a URL"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => bail!("--admin-url {base} must start with http:// or https://"),
+        };
+        let Some(host) = uri.host().map(|h| h.trim_matches(['[', ']']).to_string()) else {
+            bail!("--admin-url {base} names no host");
+        };
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let authority = match host.contains(':') {
+            true => format!("[{host}]:{port}"),
+            false => format!("{host}:{port}"),
+        };
+        let client = match (&args.client_cert, &args.client_key) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            _ => None,
+        };
+        let tls = match (https, &args.ca_cert) {
+            (true, Some(ca)) => {
+                let name = ServerName::try_from(host.clone())
+                    .with_context(|| format!("{host} is not a name a certificate can carry"))?;
+                Some((ssn_switch::net::tls::connector(ca, client)?, name))
+            }
+            (true, None) => bail!(
+                "an https:// admin URL needs --ca-cert: the switch's certificate or its CA (PEM)"
+            ),
+            (false, None) if client.is_none() => None,
+            (false, _) => bail!("--ca-cert and --client-cert are for an https:// admin URL"),
+        };
+        Ok(AdminApi {
+            prefix: format!("{}/api/v1", uri.path().trim_end_matches('/')),
+            base,
+            authority,
+            tls,
+        })
+    }
+
+    /// Sends one request (`path` under `/api/v1`, with its query) and reads the whole answer.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        authorization: &str,
+        body: Option<(&str, String)>,
+    ) -> anyhow::Result<(StatusCode, String)> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.prefix))
+            .header(HOST, &self.authority)
+            .header(AUTHORIZATION, authorization);
+        if let Some((content_type, _)) = &body {
+            request = request.header(CONTENT_TYPE, *content_type);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(
+                body.map(|(_, b)| b).unwrap_or_default(),
+            )))
+            .context("building the request")?;
+        let tcp = TcpStream::connect(&self.authority)
+            .await
+            .with_context(|| format!("connecting to {}", self.authority))?;
+        let (status, body) =
+            match &self.tls {
+                None => exchange(tcp, request).await?,
+                Some((connector, name)) => {
+                    let stream = connector.connect(name.clone(), tcp).await.with_context(|| {
+                    format!(
+                        "TLS with {}: the switch's certificate is not one --ca-cert trusts, \
+                         or it refused this client",
+                        self.authority
+                    )
+                })?;
+                    exchange(stream, request).await?
+                }
+            };
+        let body = String::from_utf8(body.to_vec()).context("the answer is not UTF-8")?;
+        Ok((status, body))
+    }
+}
+
+/// One HTTP/1.1 request and its whole answer over `stream`.
+async fn exchange<S>(
+    stream: S,
+    request: Request<Full<Bytes>>,
+) -> anyhow::Result<(StatusCode, Bytes)>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .context("the HTTP handshake")?;
+    let driver = tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .context("sending the request")?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .context("reading the answer")?
+        .to_bytes();
+    drop(sender);
+    driver.abort();
+    Ok((status, body))
 }

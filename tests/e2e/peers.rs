@@ -136,12 +136,31 @@ impl Peer {
 
     /// [`Peer::client`] with more arguments (pyiso8583's `--tls-ca`, `--tls-cert`, `--tls-key`).
     pub fn client_with(self, address: &str, manifest: &Path, more: &[&OsStr]) -> ClientRun {
+        let mut args = vec![
+            OsStr::new("client"),
+            OsStr::new(address),
+            manifest.as_os_str(),
+        ];
+        args.extend(more);
+        self.converse(&args)
+    }
+
+    /// The jPOS terminal that MACs its messages (`mac-client`, host interface §10) on the
+    /// `profile` (`bcd` or `ascii`) listener at `address`.
+    pub fn mac_client(self, profile: &str, address: &str, manifest: &Path) -> ClientRun {
+        self.converse(&[
+            OsStr::new("mac-client"),
+            OsStr::new(profile),
+            OsStr::new(address),
+            manifest.as_os_str(),
+        ])
+    }
+
+    /// Runs the peer with `args` against a running switch and collects its JSON lines.
+    fn converse(self, args: &[&OsStr]) -> ClientRun {
         let mut child = self
             .command()
-            .arg("client")
-            .arg(address)
-            .arg(manifest)
-            .args(more)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -53,6 +53,59 @@ fn pyiso8583_host_runs_the_everyday_conversation_over_ascii() {
     check(&switch, &run);
 }
 
+/// Host interface §10 against jPOS's own MAC (`JCESecurityModule.generateCBC_MAC`, the
+/// BouncyCastle retail MAC) and key import, on each listener: jPOS MACs a sign-on and a purchase
+/// the switch approves, with answers whose MACs jPOS verifies over the bytes it received; a
+/// purchase with one byte changed after MACing gets `63` and no MAC; the key change's DE48
+/// opens under jPOS with both check values right, and the new TAK works where the old one gets
+/// `63`. A switch per profile: the first run changes the terminal's keys.
+#[test]
+fn jpos_macs_what_the_switch_verifies_and_verifies_what_the_switch_macs() {
+    for profile in ["bcd", "ascii"] {
+        let switch = Switch::start();
+        let address = if profile == "bcd" {
+            &switch.bcd
+        } else {
+            &switch.ascii
+        };
+        let run = Peer::JposBinary.mac_client(profile, address, &switch.data_dir.join("demo.json"));
+        let seen: Vec<(String, String, String)> = run
+            .steps
+            .iter()
+            .map(|step| {
+                let field = |value: &Value| value.as_str().unwrap_or_default().to_string();
+                (
+                    field(&step["step"]),
+                    field(&step["fields"]["39"]),
+                    field(&step["mac"]),
+                )
+            })
+            .collect();
+        let expected = [
+            ("sign_on", "00", "verified"),
+            ("purchase", "00", "verified"),
+            ("tampered", "63", "none"),
+            ("key_change", "00", "verified"),
+            ("purchase_new_keys", "00", "verified"),
+            ("purchase_old_tak", "63", "none"),
+        ]
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()));
+        assert_eq!(
+            seen,
+            expected,
+            "{profile}: {}\n{}",
+            run.stderr,
+            switch.log()
+        );
+        assert!(run.success, "{profile}: {}", run.stderr);
+        assert_eq!(
+            text(&run.steps[3]["fields"], "48").len(),
+            76,
+            "DE48 carries the TPK and the TAK"
+        );
+    }
+}
+
 /// TLS on every listener, with Python's `ssl` and curl as the clients: the pyiso8583 host link
 /// runs the whole conversation over TLS with the one client certificate the `ascii` listener
 /// lets in (mutual TLS), and is refused with another certificate, with none, and in the clear;
@@ -179,27 +232,7 @@ impl TempCerts {
 
     /// A P-256 certificate for 127.0.0.1 and localhost named `name`, and its key.
     fn make(&self, name: &str) -> (PathBuf, PathBuf) {
-        let (cert, key) = (
-            self.0.join(format!("{name}.pem")),
-            self.0.join(format!("{name}.key")),
-        );
-        let made = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "30"])
-            .args(["-subj", &format!("/CN={name}")])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
-        (cert, key)
+        ssn_ledger::testing::self_signed_certificate(&self.0, name)
     }
 }
 

@@ -376,6 +376,13 @@ pub struct NewTerminal {
     /// Its key check value.
     #[schema(pattern = r"^[0-9A-Fa-f]{6}$")]
     pub tpk_kcv: String,
+    /// Terminal authentication key, 32 hex digits, for a terminal that MACs its messages (host
+    /// interface §10); leave out for one that does not. Needs `tak_kcv`.
+    #[schema(pattern = r"^[0-9A-Fa-f]{32}$")]
+    pub tak: Option<String>,
+    /// Its key check value; given exactly when `tak` is.
+    #[schema(pattern = r"^[0-9A-Fa-f]{6}$")]
+    pub tak_kcv: Option<String>,
 }
 
 /// A terminal (keys are never shown; their check values are).
@@ -389,6 +396,10 @@ pub struct TerminalView {
     pub tmk_kcv: String,
     /// Check value of the stored TPK (changes with every 0800 key change).
     pub tpk_kcv: String,
+    /// Check value of the stored TAK (changes with every 0800 key change); absent for a
+    /// terminal that does not MAC its messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tak_kcv: Option<String>,
     /// `active` or `suspended`.
     pub status: String,
 }
@@ -399,6 +410,7 @@ fn terminal_view(t: &Terminal) -> TerminalView {
         merchant_id: t.merchant_id.as_str().to_string(),
         tmk_kcv: t.tmk.kcv.clone(),
         tpk_kcv: t.tpk.kcv.clone(),
+        tak_kcv: t.tak.as_ref().map(|k| k.kcv.clone()),
         status: if t.active { "active" } else { "suspended" }.into(),
     }
 }
@@ -448,6 +460,15 @@ pub(crate) async fn create_terminal(
         tmk: import_key(&state, KeyUsage::Tmk, "tmk", &new.tmk, &new.tmk_kcv)?,
         tpk: import_key(&state, KeyUsage::Tpk, "tpk", &new.tpk, &new.tpk_kcv)?,
         active: true,
+        tak: match (&new.tak, &new.tak_kcv) {
+            (Some(tak), Some(kcv)) => Some(import_key(&state, KeyUsage::Tak, "tak", tak, kcv)?),
+            (None, None) => None,
+            _ => {
+                return Err(ApiError::malformed(
+                    "tak and tak_kcv go together: give both or neither",
+                ));
+            }
+        },
     };
     state
         .apply_audited(

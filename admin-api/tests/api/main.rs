@@ -14,6 +14,7 @@ mod roles;
 mod settlement;
 mod statements;
 mod targeting;
+mod terminals;
 mod tokens;
 
 use std::path::PathBuf;
@@ -355,6 +356,7 @@ pub fn shop(merchant: &str, terminal: &str) -> Vec<ssn_ledger::RegistryOp> {
             tmk: key.clone(),
             tpk: key,
             active: true,
+            tak: None,
         })),
     ]
 }

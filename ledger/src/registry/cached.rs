@@ -436,6 +436,7 @@ mod tests {
             tmk: key.clone(),
             tpk: key,
             active,
+            tak: None,
         }
     }
 

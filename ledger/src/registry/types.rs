@@ -144,7 +144,7 @@ macro_rules! stored_as_is {
     };
 }
 
-stored_as_is!(Determination, Terminal, HostKeys, AuditEntry,);
+stored_as_is!(Determination, HostKeys, AuditEntry,);
 
 /// `bytes` as a `T` in its current layout, or else in its older layout `Old`, converted.
 pub(super) fn current_or_older<T, Old>(bytes: &[u8], from_old: impl FnOnce(Old) -> T) -> Option<T>
@@ -600,6 +600,32 @@ pub struct Terminal {
     pub tpk: EncryptedKey,
     /// False when suspended.
     pub active: bool,
+    /// Terminal authentication key, encrypted, for a terminal that MACs its messages (host
+    /// interface §10); `None` for one that does not, and for terminals stored before MACs.
+    pub tak: Option<EncryptedKey>,
+}
+
+/// [`Terminal`] as stored before it had `tak`.
+#[derive(Deserialize)]
+struct TerminalV1 {
+    terminal_id: TerminalId,
+    merchant_id: MerchantId,
+    tmk: EncryptedKey,
+    tpk: EncryptedKey,
+    active: bool,
+}
+
+impl Stored for Terminal {
+    fn from_stored(bytes: &[u8]) -> Option<Self> {
+        current_or_older(bytes, |old: TerminalV1| Terminal {
+            terminal_id: old.terminal_id,
+            merchant_id: old.merchant_id,
+            tmk: old.tmk,
+            tpk: old.tpk,
+            active: old.active,
+            tak: None,
+        })
+    }
 }
 
 /// API roles.
@@ -831,6 +857,29 @@ mod stored_tests {
         let card = Card::from_stored(&old_card).expect("the old layout reads");
         assert_eq!((card.issued_on, card.delivered_on), (None, None));
         assert!(RegistryRecord::Card(card).is_stored_as(&old_card));
+
+        let key = |kcv: &str| EncryptedKey {
+            ciphertext: vec![7; 34],
+            kcv: kcv.into(),
+        };
+        let old_terminal = postcard::to_stdvec(&(
+            TerminalId::new("T0000001").unwrap(),
+            MerchantId::new("EWARONG00000001").unwrap(),
+            key("08D7B4"),
+            key("D2B91C"),
+            true,
+        ))
+        .unwrap();
+        let terminal = Terminal::from_stored(&old_terminal).expect("the old layout reads");
+        assert_eq!(
+            (terminal.tak.as_ref(), terminal.tpk.kcv.as_str()),
+            (None, "D2B91C")
+        );
+        assert!(RegistryRecord::Terminal(terminal.clone()).is_stored_as(&old_terminal));
+        let mut with_tak = terminal;
+        with_tak.tak = Some(key("E18DE2"));
+        let stored = postcard::to_stdvec(&with_tak).unwrap();
+        assert_eq!(Terminal::from_stored(&stored), Some(with_tak));
     }
 
     /// Enrolments count on the days between their beginning and their end.

@@ -1,6 +1,7 @@
 //! TLS on a listener (rustls, TLS 1.2 and 1.3): the node's certificate chain and key from PEM
 //! files, and, for a listener that asks for it, mutual TLS that lets in exactly the client
-//! certificates of a list (the bank's host link, an agency's gateway) and nothing else.
+//! certificates of a list (the bank's host link, an agency's gateway) and nothing else. And
+//! the client side the switch's own tools use to reach a TLS admin listener ([`connector`]).
 //!
 //! The list is *pinning*, not a certificate authority: a client is in when the certificate it
 //! presents is byte for byte one of the list and it proves it holds the key (the handshake's
@@ -15,7 +16,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
 use tokio_rustls::rustls::crypto::{
     WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature,
@@ -24,10 +24,11 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use tokio_rustls::rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use tokio_rustls::rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, Error, ServerConfig,
-    SignatureScheme,
+    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, Error, RootCertStore,
+    ServerConfig, SignatureScheme,
 };
 use tokio_rustls::server::TlsStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_util::either::Either;
 
 /// The acceptor of one listener: `cert` (PEM, the node's certificate first, then any
@@ -37,10 +38,7 @@ pub fn acceptor(cert: &Path, key: &Path, clients: Option<&Path>) -> anyhow::Resu
     let chain = certificates(cert)?;
     let key = PrivateKeyDer::from_pem_file(key)
         .with_context(|| format!("reading the TLS private key {}", key.display()))?;
-    // ring, not aws-lc: it builds with the C compiler alone. It offers no post-quantum key
-    // exchange, which is why rustls marks it deprecated.
-    #[allow(deprecated)]
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let provider = provider();
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?;
@@ -55,6 +53,42 @@ pub fn acceptor(cert: &Path, key: &Path, clients: Option<&Path>) -> anyhow::Resu
         .with_single_cert(chain, key)
         .with_context(|| format!("the TLS key does not go with {}", cert.display()))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The client of a TLS listener (`ssn-switch settle` calling the admin API over HTTPS): trusts
+/// the certificates of `ca` (PEM: the switch's own certificate, or the CA that issued it) and
+/// nothing else, and presents `client` (certificate and key, PEM) for mutual TLS. The crypto
+/// provider is given to rustls here, so nothing depends on a process-wide default.
+pub fn connector(ca: &Path, client: Option<(&Path, &Path)>) -> anyhow::Result<TlsConnector> {
+    let mut roots = RootCertStore::empty();
+    for certificate in certificates(ca)? {
+        roots
+            .add(certificate)
+            .with_context(|| format!("a certificate of {} cannot be trusted", ca.display()))?;
+    }
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let key = PrivateKeyDer::from_pem_file(key)
+                .with_context(|| format!("reading the TLS private key {}", key.display()))?;
+            builder
+                .with_client_auth_cert(certificates(cert)?, key)
+                .with_context(|| format!("the TLS key does not go with {}", cert.display()))?
+        }
+    };
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// The crypto provider of every TLS config here: ring, not aws-lc, because it builds with the
+/// C compiler alone. It offers no post-quantum key exchange, which is why rustls marks it
+/// deprecated.
+fn provider() -> Arc<tokio_rustls::rustls::crypto::CryptoProvider> {
+    #[allow(deprecated)]
+    Arc::new(tokio_rustls::rustls::crypto::ring::default_provider())
 }
 
 /// Every certificate in a PEM file; at least one.

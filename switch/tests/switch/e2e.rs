@@ -103,7 +103,7 @@ fn backend_args(backend: Backend, data_dir: &std::path::Path) -> Vec<String> {
 }
 
 impl Switch {
-    fn start(backend: Backend) -> Switch {
+    pub(super) fn start(backend: Backend) -> Switch {
         Switch::start_with(backend, 12)
     }
 
@@ -212,7 +212,7 @@ impl Switch {
     }
 
     /// A regular card enrolled in both programs (odd serials) or only SEMBAKO.
-    fn regular(&self, both_programs: bool, index: usize) -> Card {
+    pub(super) fn regular(&self, both_programs: bool, index: usize) -> Card {
         self.cards("regular")
             .into_iter()
             .filter(|c| (c.programs == 2) == both_programs)
@@ -234,6 +234,7 @@ impl Switch {
             merchant: t["merchant_id"].as_str().unwrap().into(),
             tmk: TdesKey::from_hex(t["tmk"].as_str().unwrap()).unwrap(),
             tpk: TdesKey::from_hex(t["tpk"].as_str().unwrap()).unwrap(),
+            tak: t["tak"].as_str().map(|k| TdesKey::from_hex(k).unwrap()),
         }
     }
 }
@@ -259,6 +260,8 @@ pub(super) const ACTIVE: usize = 0;
 const ACTIVE_2: usize = 1;
 const SUSPENDED: usize = 2;
 const OF_SUSPENDED_MERCHANT: usize = 3;
+/// The one that MACs its messages (§10), at the active E-Warong.
+pub(super) const WITH_TAK: usize = 4;
 
 static STAN: AtomicU32 = AtomicU32::new(1);
 
@@ -272,8 +275,10 @@ pub(super) struct Terminal {
     buffer: BytesMut,
     id: String,
     merchant: String,
-    tmk: TdesKey,
-    tpk: TdesKey,
+    pub(super) tmk: TdesKey,
+    pub(super) tpk: TdesKey,
+    /// The terminal authentication key of the demo terminal that MACs (§10).
+    pub(super) tak: Option<TdesKey>,
 }
 
 /// What a purchase request is made of; tests change one thing at a time.
@@ -360,7 +365,7 @@ impl Terminal {
         .flatten()
     }
 
-    async fn exchange(&mut self, message: &Message) -> MessageView {
+    pub(super) async fn exchange(&mut self, message: &Message) -> MessageView {
         self.send(message).await;
         let answer = self.receive().await;
         assert_eq!(
@@ -371,7 +376,7 @@ impl Terminal {
         answer
     }
 
-    fn network_message(&self, code: &str) -> Message {
+    pub(super) fn network_message(&self, code: &str) -> Message {
         let mut m = Message::new(Mti::NETWORK_REQUEST);
         m.set(7, b"1129101500").unwrap();
         m.set(11, next_stan().as_bytes()).unwrap();
@@ -544,7 +549,9 @@ async fn network_management_and_key_change(backend: Backend) {
         assert_eq!(de48.len(), 38);
         let old_tpk = std::mem::replace(
             &mut t.tpk,
-            KeyChange::open(&t.tmk, &de48).expect("DE48 opens under the TMK"),
+            KeyChange::open(&t.tmk, &de48)
+                .expect("DE48 opens under the TMK")
+                .0,
         );
         let card = switch.regular(false, profile as usize);
         assert_eq!(

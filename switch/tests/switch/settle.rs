@@ -1,8 +1,11 @@
 //! `ssn-switch settle ...` against a real switch: the bank's batch job settles a day, writes the
-//! file, reconciles, and every step can be run again with the same result.
+//! file, reconciles, and every step can be run again with the same result; over HTTPS and
+//! mutual TLS when the admin listener speaks TLS.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const TOKEN: &str = "settle-test-admin-token";
@@ -17,10 +20,8 @@ fn settle(admin: &str, args: &[&str]) -> std::process::Output {
         .expect("ssn-switch settle runs")
 }
 
-#[test]
-fn the_batch_job_settles_writes_the_file_and_reconciles_idempotently() {
-    let dir = std::env::temp_dir().join(format!("ssn-settle-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+/// A demo switch on `dir` with `more` arguments, and its admin address once it listens.
+fn start(dir: &Path, more: &[&OsStr]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ssn-switch"))
         .args(["serve", "--demo", "--demo-cards", "2", "--log", "warn"])
         .args([
@@ -30,7 +31,8 @@ fn the_batch_job_settles_writes_the_file_and_reconciles_idempotently() {
             "127.0.0.1:0",
         ])
         .args(["--admin-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
+        .arg(dir)
+        .args(more)
         .env("SSN_BOOTSTRAP_TOKEN", TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -43,11 +45,126 @@ fn the_batch_job_settles_writes_the_file_and_reconciles_idempotently() {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("the switch announces its ports in time");
+    let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the switch did not announce its ports in time");
+    };
     let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let admin = ready["admin"].as_str().unwrap().to_string();
+    (child, ready["admin"].as_str().unwrap().to_string())
+}
+
+/// Yesterday in WITA: a business day past its cut-over.
+fn yesterday() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    ssn_ledger::Day::wita_of_unix_seconds(now - 86_400).to_string()
+}
+
+/// With TLS and mutual TLS on the admin listener, the batch job settles over HTTPS trusting the
+/// switch's certificate and presenting the bank's; trusting another certificate, presenting
+/// none, speaking plain HTTP to it, or leaving out what to trust are each refused with a clear
+/// error and settle nothing.
+#[test]
+fn the_batch_job_settles_over_https_with_mutual_tls() {
+    let dir = std::env::temp_dir().join(format!("ssn-settle-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let certificate = |name: &str| ssn_ledger::testing::self_signed_certificate(&dir, name);
+    let (switch_cert, switch_key) = certificate("switch");
+    let (bank_cert, bank_key) = certificate("bank");
+    let (other_cert, _) = certificate("other");
+    let (mut child, admin) = start(
+        &dir.join("data"),
+        &[
+            OsStr::new("--tls-cert"),
+            switch_cert.as_os_str(),
+            OsStr::new("--tls-key"),
+            switch_key.as_os_str(),
+            OsStr::new("--admin-client-certs"),
+            bank_cert.as_os_str(),
+        ],
+    );
+    let yesterday = yesterday();
+    let run = |url: String, tls: &[&OsStr]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_ssn-switch"))
+            .arg("settle")
+            .args(tls)
+            .args(["run", "--business-date", &yesterday])
+            .env("SSN_ADMIN_URL", url)
+            .env("SSN_ADMIN_TOKEN", TOKEN)
+            .output()
+            .expect("ssn-switch settle runs");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output, stderr)
+    };
+    let https = format!("https://{admin}");
+    fn trust(ca: &Path) -> [&OsStr; 2] {
+        [OsStr::new("--ca-cert"), ca.as_os_str()]
+    }
+    let bank = [
+        OsStr::new("--client-cert"),
+        bank_cert.as_os_str(),
+        OsStr::new("--client-key"),
+        bank_key.as_os_str(),
+    ];
+
+    for (what, url, args, expect) in [
+        (
+            "trusting another certificate",
+            https.clone(),
+            [&trust(&other_cert)[..], &bank[..]].concat(),
+            "not one --ca-cert trusts",
+        ),
+        (
+            "without the bank's certificate",
+            https.clone(),
+            trust(&switch_cert).to_vec(),
+            "certificaterequired",
+        ),
+        (
+            "without --ca-cert",
+            https.clone(),
+            bank.to_vec(),
+            "needs --ca-cert",
+        ),
+        (
+            "in plain HTTP",
+            format!("http://{admin}"),
+            Vec::new(),
+            "calling http://",
+        ),
+    ] {
+        let (output, stderr) = run(url, &args);
+        assert!(!output.status.success(), "settled {what}");
+        assert!(stderr.to_lowercase().contains(expect), "{what}: {stderr}");
+    }
+
+    let (settled, stderr) = run(
+        https.clone(),
+        &[&trust(&switch_cert)[..], &bank[..]].concat(),
+    );
+    assert!(settled.status.success(), "{stderr}");
+    let settlement: serde_json::Value = serde_json::from_slice(&settled.stdout).unwrap();
+    assert_eq!(settlement["business_date"], yesterday.as_str());
+    // Run again over HTTPS: the same settlement (the refusals above settled nothing first).
+    let (again, _) = run(https, &[&trust(&switch_cert)[..], &bank[..]].concat());
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&again.stdout).unwrap(),
+        settlement
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_batch_job_settles_writes_the_file_and_reconciles_idempotently() {
+    let dir = std::env::temp_dir().join(format!("ssn-settle-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (mut child, admin) = start(&dir, &[]);
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -20,6 +20,7 @@ import java.util.Map;
 import javax.crypto.Cipher;
 import javax.crypto.spec.SecretKeySpec;
 
+import org.jpos.iso.BaseChannel;
 import org.jpos.iso.ISOBinaryField;
 import org.jpos.iso.ISOComponent;
 import org.jpos.iso.ISOException;
@@ -95,48 +96,78 @@ final class Client {
         if (args.length != 3) {
             throw new Peer.UsageException("client takes HOST:PORT MANIFEST_JSON");
         }
-        int colon = args[1].lastIndexOf(':');
-        if (colon <= 0) {
-            throw new Peer.UsageException(args[1] + " is not HOST:PORT");
-        }
-        String host = args[1].substring(0, colon);
-        int port;
-        try {
-            port = Integer.parseInt(args[1].substring(colon + 1));
-        } catch (NumberFormatException e) {
-            throw new Peer.UsageException(args[1] + " is not HOST:PORT");
-        }
-        Map<String, Object> manifest = Peer.Json.parseObject(
-                Files.readString(Path.of(args[2]), StandardCharsets.UTF_8));
+        String host = host(args[1]);
+        int port = port(args[1]);
+        Map<String, Object> manifest = manifest(args[2]);
         Map<String, Object> terminal = objectAt(manifest, "terminals", 0);
-        Map<String, Object> card = null;
-        for (Object c : (List<?>) manifest.get("cards")) {
-            if ("regular".equals(((Map<?, ?>) c).get("kind"))) {
-                card = cast(c);
-                break;
-            }
-        }
-        if (card == null) {
-            throw new Peer.UsageException("the manifest has no regular card");
-        }
+        Map<String, Object> card = firstRegularCard(manifest);
 
         NACChannel channel = new NACChannel(host, port, new ISO87BPackager(), TPDU);
         channel.setTimeout(ANSWER_TIMEOUT_MS);
+        return converse(channel, args[1], out, () -> new Client(channel, out, terminal, card).conversation());
+    }
+
+    /** A conversation over a connected channel. */
+    interface Conversation {
+        void run() throws Exception;
+    }
+
+    /**
+     * Connects, runs the conversation and disconnects: exit status 0, or 1 with the reason on
+     * stderr for an unexpected answer, a jPOS or crypto error, or a broken connection.
+     */
+    static int converse(BaseChannel channel, String address, Writer out, Conversation conversation)
+            throws IOException {
         try {
             channel.connect();
-            new Client(channel, out, terminal, card).conversation();
+            conversation.run();
             return 0;
-        } catch (UnexpectedAnswer | ISOException | GeneralSecurityException e) {
-            out.flush();
-            System.err.println("error: " + e.getClass().getSimpleName() + ": " + e.getMessage());
-            return 1;
+        } catch (RuntimeException e) {
+            throw e;
         } catch (IOException e) {
             out.flush();
-            System.err.println("error: " + e.getClass().getSimpleName() + " with " + args[1] + ": " + e.getMessage());
+            System.err.println("error: " + e.getClass().getSimpleName() + " with " + address + ": " + e.getMessage());
+            return 1;
+        } catch (Exception e) {
+            out.flush();
+            System.err.println("error: " + e.getClass().getSimpleName() + ": " + e.getMessage());
             return 1;
         } finally {
             channel.disconnect();
         }
+    }
+
+    /** The host of a HOST:PORT argument. */
+    static String host(String address) {
+        int colon = address.lastIndexOf(':');
+        if (colon <= 0) {
+            throw new Peer.UsageException(address + " is not HOST:PORT");
+        }
+        return address.substring(0, colon);
+    }
+
+    /** The port of a HOST:PORT argument. */
+    static int port(String address) {
+        try {
+            return Integer.parseInt(address.substring(host(address).length() + 1));
+        } catch (NumberFormatException e) {
+            throw new Peer.UsageException(address + " is not HOST:PORT");
+        }
+    }
+
+    /** The demo manifest (demo.json) at {@code path}. */
+    static Map<String, Object> manifest(String path) throws IOException {
+        return Peer.Json.parseObject(Files.readString(Path.of(path), StandardCharsets.UTF_8));
+    }
+
+    /** The manifest's first card of kind {@code regular}. */
+    static Map<String, Object> firstRegularCard(Map<String, Object> manifest) {
+        for (Object c : (List<?>) manifest.get("cards")) {
+            if ("regular".equals(((Map<?, ?>) c).get("kind"))) {
+                return cast(c);
+            }
+        }
+        throw new Peer.UsageException("the manifest has no regular card");
     }
 
     private void conversation() throws UnexpectedAnswer, IOException, ISOException, GeneralSecurityException {
@@ -309,7 +340,7 @@ final class Client {
     }
 
     /** The answer in the peers' "fields" convention (tests/peers/README.md). */
-    private static Map<String, Object> fieldsOf(ISOMsg m) throws ISOException {
+    static Map<String, Object> fieldsOf(ISOMsg m) throws ISOException {
         Map<String, Object> fields = new LinkedHashMap<>();
         fields.put("t", m.getMTI());
         for (int i = 2; i <= m.getMaxField(); i++) {
@@ -325,7 +356,7 @@ final class Client {
     }
 
     /** DE7, MMDDhhmmss in UTC. */
-    private static String transmissionTime() {
+    static String transmissionTime() {
         return TRANSMISSION.format(Instant.now().atOffset(ZoneOffset.UTC));
     }
 
@@ -339,7 +370,7 @@ final class Client {
     }
 
     @SuppressWarnings("unchecked")
-    private static Map<String, Object> cast(Object value) {
+    static Map<String, Object> cast(Object value) {
         return (Map<String, Object>) value;
     }
 }

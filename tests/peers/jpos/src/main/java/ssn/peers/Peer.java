@@ -50,6 +50,7 @@ import org.jpos.iso.packager.ISO87BPackager;
  *   Peer ascii-decode                      the same over ISO87APackager
  *   Peer spec binary|ascii                 the packager's field table, one JSON line per field
  *   Peer client HOST:PORT MANIFEST_JSON    an EDC terminal on the switch's bcd port ({@link Client})
+ *   Peer mac-client bcd|ascii HOST:PORT MANIFEST_JSON   a terminal that MACs ({@link MacClient})
  * </pre>
  *
  * The JSON line formats and the field value conventions are in tests/peers/README.md. The program
@@ -74,6 +75,7 @@ public final class Peer {
             System.err.println("       Peer decode|ascii-decode   (JSON lines with a \"hex\" key on stdin)");
             System.err.println("       Peer spec binary|ascii");
             System.err.println("       Peer client HOST:PORT MANIFEST_JSON");
+            System.err.println("       Peer mac-client bcd|ascii HOST:PORT MANIFEST_JSON");
             System.exit(2);
         }
     }
@@ -97,6 +99,8 @@ public final class Peer {
                 return 0;
             case "client":
                 return Client.run(args, out);
+            case "mac-client":
+                return MacClient.run(args, out);
             case "spec":
                 if (args.length != 2) {
                     throw new UsageException("spec takes binary or ascii");
