@@ -302,6 +302,7 @@
 
 mod balances;
 mod day;
+mod days;
 mod doubt;
 pub mod history;
 mod ids;
@@ -327,6 +328,7 @@ pub use balances::{
     redis_debit_script, sort_pockets, spendable,
 };
 pub use day::{Day, WITA_OFFSET_SECONDS};
+pub use days::{BusinessDays, CUTOVER_SECONDS_DEFAULT, LineSums};
 pub use doubt::{DEBITS_IN_DOUBT_MAX, DOUBT_RESOLVE_BATCH_MAX, DOUBT_RESOLVE_INTERVAL};
 pub use ids::{
     AuthorizationId, CardId, Fingerprint, InvalidId, MerchantId, PROGRAM_CODE_BYTES_MAX,
@@ -349,8 +351,9 @@ pub use ledger::{
 };
 pub use money::Money;
 pub use record::{
-    Account, AuthResponse, BasketLine, BatchTotals, Entry, Leg, PocketAmount, PurchaseRecord,
-    Record, ResponseCode, ReversalEffect, ReversalRecord, SettlementLine,
+    Account, AuthResponse, BasketLine, BatchTotals, DayLine, Entry, Leg, PocketAmount,
+    PurchaseRecord, Record, ResponseCode, ReversalEffect, ReversalRecord, SettledLine,
+    SettlementLine,
 };
 pub use registry::*;
 pub use scylla::{
