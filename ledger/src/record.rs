@@ -20,7 +20,9 @@ pub enum Account {
     /// everything funded, which is what keeps the sum of all balances at zero.
     FundingSource,
     /// A program's giro account at the Bank Penyalur: funded money not yet in a pocket, plus
-    /// money spent at E-Warong that is not settled yet.
+    /// money spent at E-Warong that is not settled yet, minus reversals of settled purchases
+    /// whose adjustments are not settled yet (the one way it goes below zero:
+    /// `State::giro_floor`).
     Giro(ProgramCode),
     /// A card's pocket for one program.
     Pocket(CardId, ProgramCode),

@@ -157,7 +157,12 @@ async fn a_reversal_after_its_date_was_settled_is_an_adjustment_of_the_next_date
     assert_eq!(l.amount, rp(10_000));
 
     // The next morning the terminal reverses D's first purchase (its batch is still open).
+    // Every funded rupiah was disbursed: the giro account is short by the adjustment until
+    // it is settled, and the journal still verifies.
     reverse(&world, card, k1, rp(10_000), t0() + DAY + HOUR).await;
+    let giro = Account::Giro(program.clone());
+    assert_eq!(world.ledger.state().balance(&giro), rp(-10_000));
+    verify(&world.dir.0).expect("a giro account short by an adjustment verifies");
     // D+1's only sale is smaller than the adjustment: D+1's line cannot take it back (the
     // bank never pays a negative amount), so it waits for D+2.
     approve(&world, card, rp(3_000), t0() + DAY + 2 * HOUR, 3).await;
