@@ -72,9 +72,6 @@ pub struct AdminConfig {
     pub card_validity_months: u32,
     /// Digits of a generated PIN (4 to 6).
     pub pin_digits: usize,
-    /// When a WITA business day ends, in seconds after its midnight (86,400: at midnight).
-    /// A day is settled only once its cut-over has passed.
-    pub settlement_cutover_seconds: u32,
     /// The institution named in the settlement file's header.
     pub institution: String,
 }
@@ -85,7 +82,6 @@ impl Default for AdminConfig {
             bin: "604872".into(),
             card_validity_months: 60,
             pin_digits: 6,
-            settlement_cutover_seconds: 86_400,
             institution: "SSN-SAMARINDA".into(),
         }
     }

@@ -227,6 +227,14 @@ impl TransferId {
         Self::derive("settlement", &[&business_date.to_string()])
     }
 
+    /// The id of a settlement cut-over journaled in force from an instant.
+    pub fn cutover(from_unix_seconds: i64, seconds: u32) -> TransferId {
+        Self::derive(
+            "cutover",
+            &[&from_unix_seconds.to_string(), &seconds.to_string()],
+        )
+    }
+
     /// The id of the bank's answer (paid or rejected) to one settlement line.
     pub fn payout(business_date: crate::day::Day, merchant: &MerchantId) -> TransferId {
         Self::derive("payout", &[&business_date.to_string(), merchant.as_str()])

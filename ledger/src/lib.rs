@@ -18,7 +18,9 @@
 //!   each program's giro account, each card's pocket per program, each E-Warong's payable
 //!   account. Funding moves funding source → giro; a disbursement giro → pockets; a purchase
 //!   pockets → giro (the giro account at the bank still holds spent money until settlement pays
-//!   the E-Warong, which is why settlement moves giro → payable); a reversal the reverse; a
+//!   the E-Warong, which is why settlement moves giro → payable, per business date); a reversal
+//!   the reverse (after its date was settled, an adjustment of a later date's line moves it
+//!   payable → giro); a
 //!   replacement old pockets → new pockets; a program's year-end close
 //!   ([`Ledger::close_program`]) its expired pockets → giro. An approved purchase keeps its
 //!   DE48 basket item by item, for the reports.
@@ -129,6 +131,9 @@
 //! - `record`: what the journal holds ([`Record`], [`Entry`]) and the legs each record implies.
 //! - `state`: the journal's projection ([`State`]); [`State::apply`] is the one place balances
 //!   change and invariants are checked.
+//! - `days`: business dates ([`BusinessDays`]): the cut-overs journaled, which date each
+//!   approved purchase belongs to, and per date not settled yet and E-Warong what its
+//!   settlement line needs (purchases, reversals, adjustments), kept by [`State::apply`].
 //! - `totals`: running totals per WITA half-year (per program, category, E-Warong and card),
 //!   kept by [`State::apply`]: what reports read instead of walking all of history.
 //! - `journal`: the [`Journal`] (`mod.rs`) over `format` (frames and the hash chain),
@@ -302,6 +307,7 @@
 
 mod balances;
 mod day;
+mod days;
 mod doubt;
 pub mod history;
 mod ids;
@@ -327,6 +333,7 @@ pub use balances::{
     redis_debit_script, sort_pockets, spendable,
 };
 pub use day::{Day, WITA_OFFSET_SECONDS};
+pub use days::{BusinessDays, CUTOVER_SECONDS_DEFAULT, LineSums};
 pub use doubt::{DEBITS_IN_DOUBT_MAX, DOUBT_RESOLVE_BATCH_MAX, DOUBT_RESOLVE_INTERVAL};
 pub use ids::{
     AuthorizationId, CardId, Fingerprint, InvalidId, MerchantId, PROGRAM_CODE_BYTES_MAX,
@@ -349,8 +356,9 @@ pub use ledger::{
 };
 pub use money::Money;
 pub use record::{
-    Account, AuthResponse, BasketLine, BatchTotals, Entry, Leg, PocketAmount, PurchaseRecord,
-    Record, ResponseCode, ReversalEffect, ReversalRecord, SettlementLine,
+    Account, AuthResponse, BasketLine, BatchTotals, DayLine, Entry, Leg, PocketAmount,
+    PurchaseRecord, Record, ResponseCode, ReversalEffect, ReversalRecord, SettledLine,
+    SettlementLine,
 };
 pub use registry::*;
 pub use scylla::{

@@ -20,7 +20,9 @@ pub enum Account {
     /// everything funded, which is what keeps the sum of all balances at zero.
     FundingSource,
     /// A program's giro account at the Bank Penyalur: funded money not yet in a pocket, plus
-    /// money spent at E-Warong that is not settled yet.
+    /// money spent at E-Warong that is not settled yet, minus reversals of settled purchases
+    /// whose adjustments are not settled yet (the one way it goes below zero:
+    /// `State::giro_floor`).
     Giro(ProgramCode),
     /// A card's pocket for one program.
     Pocket(CardId, ProgramCode),
@@ -206,6 +208,33 @@ pub struct SettlementLine {
     pub amount: Money,
 }
 
+/// One E-Warong's line of a business date's settlement ([`Record::DaySettlement`]).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct DayLine {
+    /// DE42.
+    pub merchant: MerchantId,
+    /// Approved purchases authorized on the business date, reversed ones included.
+    pub purchase_count: u32,
+    /// Their amount.
+    pub purchase_amount: Money,
+    /// Those of them reversed before the date was settled.
+    pub reversal_count: u32,
+    /// Their amount.
+    pub reversal_amount: Money,
+    /// Purchases of earlier, already settled dates reversed since: taken back from this line.
+    pub adjustment_count: u32,
+    /// Their amount.
+    pub adjustment_amount: Money,
+    /// Purchases minus reversals minus adjustments, per program (non-zero only, in code
+    /// order): a positive amount moves from the program's giro account to the E-Warong's
+    /// payable account, a negative one back.
+    pub net: Vec<PocketAmount>,
+    /// Earlier lines the bank rejected, paid again with this one.
+    pub carried: Money,
+    /// What the bank is asked to pay: the net over all programs plus `carried`; never negative.
+    pub amount: Money,
+}
+
 /// A journal record: one business event.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum Record {
@@ -295,9 +324,62 @@ pub enum Record {
         /// What each card's pocket returned, by card id; positive amounts only.
         returns: Vec<(CardId, Money)>,
     },
+    /// The settlement cut-over in force from an instant on: which business date (WITA) a
+    /// purchase accepted from then on belongs to. Journaled so a replay dates every purchase
+    /// as it was dated live, whatever the flag says later. Before the first one: midnight.
+    Cutover {
+        /// From when it is in force (UTC seconds; the entry's acceptance time).
+        from_unix_seconds: i64,
+        /// Seconds after a WITA day's midnight at which its business day ends (86,400: the
+        /// midnight at its end).
+        seconds: u32,
+    },
+    /// A business date's settlement: the approved purchases authorized on that date, net of
+    /// their reversals and of adjustments, per E-Warong, moved between the programs' giro
+    /// accounts and the E-Warongs' payable accounts. Replaces [`Record::Settlement`], which
+    /// settled terminal batches and still replays as it did.
+    DaySettlement {
+        /// The WITA business date.
+        business_date: Day,
+        /// One line per E-Warong with a purchase, an adjustment or a carried amount, by DE42.
+        lines: Vec<DayLine>,
+    },
 }
 
+/// One line of a settlement of either kind as [`Record::settlement`] reads it: the E-Warong,
+/// the amount the bank is asked to pay, and the net moved per program.
+pub type SettledLine<'a> = (&'a MerchantId, Money, &'a [PocketAmount]);
+
 impl Record {
+    /// A settlement's business date and lines, by batch ([`Record::Settlement`], journals
+    /// from before settlement by date) or by date ([`Record::DaySettlement`]); `None` for any
+    /// other record.
+    pub fn settlement(&self) -> Option<(Day, Vec<SettledLine<'_>>)> {
+        fn read<'a, L>(
+            date: Day,
+            lines: &'a [L],
+            line: impl Fn(&'a L) -> SettledLine<'a>,
+        ) -> Option<(Day, Vec<SettledLine<'a>>)> {
+            Some((date, lines.iter().map(line).collect()))
+        }
+        match self {
+            Record::Settlement {
+                business_date,
+                lines,
+                ..
+            } => read(*business_date, lines, |l| {
+                (&l.merchant, l.amount, l.net.as_slice())
+            }),
+            Record::DaySettlement {
+                business_date,
+                lines,
+            } => read(*business_date, lines, |l| {
+                (&l.merchant, l.amount, l.net.as_slice())
+            }),
+            _ => None,
+        }
+    }
+
     /// The double-entry legs of this record.
     pub fn legs(&self) -> Vec<Leg> {
         match self {
@@ -387,7 +469,31 @@ impl Record {
                     amount: *amount,
                 })
                 .collect(),
-            Record::Payout { .. } | Record::BatchClose { .. } => Vec::new(),
+            Record::DaySettlement { lines, .. } => {
+                let leg = |merchant: &MerchantId, net: &PocketAmount| {
+                    let payable = Account::Payable(merchant.clone());
+                    let giro = Account::Giro(net.program.clone());
+                    match net.amount.checked_neg() {
+                        Some(back) if net.amount.is_negative() => Leg {
+                            from: payable,
+                            to: giro,
+                            amount: back,
+                        },
+                        _ => Leg {
+                            from: giro,
+                            to: payable,
+                            amount: net.amount,
+                        },
+                    }
+                };
+                lines
+                    .iter()
+                    .flat_map(|line| line.net.iter().map(|net| leg(&line.merchant, net)))
+                    .collect()
+            }
+            Record::Payout { .. } | Record::BatchClose { .. } | Record::Cutover { .. } => {
+                Vec::new()
+            }
         }
     }
 }

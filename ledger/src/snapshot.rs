@@ -30,7 +30,6 @@ use crate::state::{BatchSums, CardState, PurchaseState, State, TerminalBatches};
 use crate::totals::Totals;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -41,7 +40,7 @@ pub const REPLAY_MOVE_EVERY_ENTRIES: u64 = 65_536;
 /// The first bytes of a snapshot file.
 /// (A snapshot of another version is not read: the start replays the journal from the
 /// snapshot before it, or from its beginning.)
-pub const SNAPSHOT_MAGIC: [u8; 8] = *b"SSNSNAP3";
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"SSNSNAP4";
 /// Snapshots kept; older ones are removed after a new one is in place.
 pub const SNAPSHOTS_KEPT: usize = 2;
 /// Journal bytes after the newest snapshot that make the ledger take the next one (about
@@ -99,10 +98,11 @@ struct Image {
     transfers: Vec<(TransferId, Record)>,
     terminals: Vec<(TerminalId, TerminalBatches)>,
     transfer_times: Vec<(TransferId, i64)>,
-    batch_sums: Vec<((TerminalId, u64), BTreeMap<MerchantId, BatchSums>)>,
+    batch_sums: Vec<((TerminalId, u64), BatchSums)>,
     settled_batches: Vec<(TerminalId, u64)>,
     departed_batches: Vec<(TerminalId, crate::state::ClosedBatch)>,
     carried: Vec<(MerchantId, Money)>,
+    days: crate::days::BusinessDays,
     log: Vec<(i64, TransferId)>,
     log_base: u64,
     pinned: Vec<TransferId>,
@@ -232,6 +232,7 @@ fn image(state: &State, core_only: bool) -> Image {
             state.departed_batches.clone()
         },
         carried: sorted(state.carried.iter().map(|(k, v)| (k.clone(), *v))),
+        days: state.days.clone(),
         log: if core_only {
             Vec::new()
         } else {
@@ -265,6 +266,7 @@ pub fn decode_state(bytes: &[u8]) -> Result<State, postcard::Error> {
         settled_batches: image.settled_batches.into_iter().collect(),
         departed_batches: image.departed_batches,
         carried: image.carried.into_iter().collect(),
+        days: image.days,
         log: image.log.into(),
         log_base: image.log_base,
         pinned: image.pinned,

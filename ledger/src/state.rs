@@ -6,6 +6,7 @@
 //! holds a record that breaks an invariant, and `verify` can re-run the same function.
 
 use crate::day::Day;
+use crate::days::{BusinessDays, LineSums};
 use crate::ids::{CardId, MerchantId, ProgramCode, PurchaseKey, TerminalId, TransferId};
 use crate::money::Money;
 use crate::record::{
@@ -145,20 +146,9 @@ impl TerminalBatches {
     }
 }
 
-/// One E-Warong's part of a terminal batch: its settlement line before carry-over.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct BatchSums {
-    /// Approved purchases, reversed ones included.
-    pub purchase_count: u32,
-    /// Their amounts.
-    pub purchase_amount: Money,
-    /// Reversed purchases among them.
-    pub reversal_count: u32,
-    /// Their amounts.
-    pub reversal_amount: Money,
-    /// Unreversed legs per program (may hold zeros).
-    pub net: BTreeMap<ProgramCode, Money>,
-}
+/// What one terminal batch holds per business date and E-Warong, for a batch settlement
+/// ([`Record::Settlement`], before settlement by date).
+pub type BatchSums = BTreeMap<(Day, MerchantId), LineSums>;
 
 /// What applying a record produced, for the caller waiting on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -266,7 +256,8 @@ pub struct State {
     /// kept as purchases and reversals are applied: a settlement (applied under the
     /// projection's lock, and again by every replay and `verify`) sums its batches' lines
     /// without reading a purchase, so purchases may leave memory before they are settled.
-    pub batch_sums: HashMap<(TerminalId, u64), BTreeMap<MerchantId, BatchSums>>,
+    /// Kept only until the first settlement by date ([`BusinessDays::by_date`]).
+    pub batch_sums: HashMap<(TerminalId, u64), BatchSums>,
     /// Closed batches already in a settlement that are still in their terminal's
     /// [`TerminalBatches::closed`] (its last): (DE41, switch-side sequence).
     pub settled_batches: HashSet<(TerminalId, u64)>,
@@ -274,6 +265,8 @@ pub struct State {
     /// until the mover takes them to history ([`crate::window`]); a replay without history
     /// keeps them all.
     pub departed_batches: Vec<(TerminalId, ClosedBatch)>,
+    /// Business dates: the cut-overs journaled and what each date not settled yet holds.
+    pub days: BusinessDays,
     /// Per E-Warong, settlement amounts the bank rejected that the next settlement must carry.
     pub carried: HashMap<MerchantId, Money>,
     /// Every purchase, reversal, funding, disbursement and replacement in journal order, with
@@ -371,7 +364,7 @@ impl State {
             .iter()
             .filter_map(|batch| self.batch_sums.get(batch))
             .flatten();
-        for (merchant, sums) in sums {
+        for ((_, merchant), sums) in sums {
             let (line, net) = lines
                 .entry(merchant.clone())
                 .or_insert_with(|| blank(merchant));
@@ -558,7 +551,16 @@ impl State {
         }
         match record {
             Record::Settlement { batches, lines, .. } => {
+                if self.days.by_date {
+                    return Err(InvariantError::SettlementMismatch(id));
+                }
                 self.check_settlement(id, batches, lines)?;
+            }
+            Record::DaySettlement {
+                business_date,
+                lines,
+            } if self.day_lines(*business_date).0 != *lines => {
+                return Err(InvariantError::SettlementMismatch(id));
             }
             Record::Payout {
                 business_date,
@@ -575,7 +577,8 @@ impl State {
             _ => {}
         }
         let legs = record.legs();
-        let changes = self.balance_changes(id, &legs)?;
+        let late = self.late_reversal_legs(record);
+        let changes = self.balance_changes(id, &legs, &late)?;
         if let Record::Reversal(reversal) = record
             && let ReversalEffect::Reversed { .. } = reversal.effect
         {
@@ -587,7 +590,10 @@ impl State {
         self.entries += 1;
         self.newest_at = self.newest_at.max(entry.at_unix_seconds);
         let applied = self.record_effects(id, entry);
-        if !matches!(entry.record, Record::BatchClose { .. }) {
+        if !matches!(
+            entry.record,
+            Record::BatchClose { .. } | Record::Cutover { .. }
+        ) {
             self.log.push_back((entry.at_unix_seconds, id));
             self.transfer_times.insert(id, entry.at_unix_seconds);
         }
@@ -610,9 +616,14 @@ impl State {
             } => self.seen(TransferId::disbursement(program, period)),
             Record::Reversal(reversal) => self.seen(TransferId::reversal(&reversal.original)),
             Record::Replacement { old_card, .. } => self.seen(TransferId::replacement(*old_card)),
-            Record::Settlement { business_date, .. } => {
+            Record::Settlement { business_date, .. }
+            | Record::DaySettlement { business_date, .. } => {
                 self.seen(TransferId::settlement(*business_date))
             }
+            Record::Cutover {
+                from_unix_seconds,
+                seconds,
+            } => (TransferId::cutover(*from_unix_seconds, *seconds), false),
             Record::Payout {
                 business_date,
                 merchant,
@@ -666,14 +677,8 @@ impl State {
         merchant: &MerchantId,
         amount: Money,
     ) -> Result<(), InvariantError> {
-        match self.transfers.get(&TransferId::settlement(business_date)) {
-            Some(Record::Settlement { lines, .. })
-                if lines
-                    .iter()
-                    .any(|l| l.merchant == *merchant && l.amount == amount) =>
-            {
-                Ok(())
-            }
+        match self.settlement_line_amount(business_date, merchant) {
+            Some(line) if line == amount => Ok(()),
             _ => Err(InvariantError::PayoutWithoutLine(id)),
         }
     }
@@ -683,10 +688,13 @@ impl State {
     }
 
     /// The new balance of every account the legs touch, with every invariant checked.
+    /// A giro account may end below zero only by adjustments not settled yet
+    /// ([`State::giro_floor`]): `late` is what this record adds to them.
     fn balance_changes(
         &self,
         id: TransferId,
         legs: &[Leg],
+        late: &[PocketAmount],
     ) -> Result<Vec<(Account, Money)>, InvariantError> {
         let mut changes: Vec<(Account, Money)> = Vec::with_capacity(legs.len() * 2);
         // Where each account is in `changes`: a disbursement has one leg per card, and a
@@ -716,7 +724,11 @@ impl State {
             }
         }
         for (account, balance) in &changes {
-            if balance.is_negative() && !account.may_be_negative() {
+            let within_floor = match account {
+                Account::Giro(program) => *balance >= self.giro_floor(program, late),
+                _ => false,
+            };
+            if balance.is_negative() && !account.may_be_negative() && !within_floor {
                 return Err(InvariantError::Overdrawn {
                     transfer: id,
                     account: account.clone(),
@@ -810,17 +822,25 @@ impl State {
                     terminal_totals: *terminal_totals,
                     closed_at_unix_seconds: entry.at_unix_seconds,
                 };
-                // The last closed batch, if settled, is no longer the last.
+                // The last closed batch, if settled (or once dates are settled, whatever it
+                // is: it waits for nothing), is no longer the last.
                 if let Some(last) = batches.closed.last()
-                    && self
+                    && (self
                         .settled_batches
                         .remove(&(terminal.clone(), last.sequence))
+                        || self.days.by_date)
                     && let Some(last) = batches.closed.pop()
                 {
                     self.departed_batches.push((terminal.clone(), last));
                 }
                 batches.closed.push(closed.clone());
                 self.totals.batch_closed(terminal, &closed);
+                let date = self.days.date_of(entry.at_unix_seconds);
+                self.days
+                    .closed_batches
+                    .entry(date)
+                    .or_default()
+                    .push((terminal.clone(), sequence));
                 Applied::BatchClosed(closed)
             }
             Record::Disbursement {
@@ -886,9 +906,11 @@ impl State {
                 Applied::Done
             }
             Record::Settlement { batches, lines, .. } => {
-                // A settled batch's purchases are never summed again.
+                // A settled batch's purchases are never summed again, by batch or by date.
                 for batch in batches {
-                    self.batch_sums.remove(batch);
+                    if let Some(sums) = self.batch_sums.remove(batch) {
+                        self.days.settled_by_batch(&sums);
+                    }
                     self.settle_batch(batch);
                 }
                 for line in lines {
@@ -906,6 +928,27 @@ impl State {
                     }
                 }
                 self.transfers.insert(id, entry.record.clone());
+                Applied::Done
+            }
+            Record::DaySettlement {
+                business_date,
+                lines,
+            } => {
+                self.transfers.insert(id, entry.record.clone());
+                self.settle_date(*business_date, lines, entry.at_unix_seconds);
+                Applied::Done
+            }
+            Record::Cutover {
+                from_unix_seconds,
+                seconds,
+            } => {
+                let at = self
+                    .days
+                    .cutovers
+                    .partition_point(|(from, _)| from <= from_unix_seconds);
+                self.days
+                    .cutovers
+                    .insert(at, (*from_unix_seconds, *seconds));
                 Applied::Done
             }
             Record::Payout {
@@ -1025,6 +1068,7 @@ impl State {
                     purchase.amount,
                 );
             }
+            let date = self.purchase_date(at_unix_seconds);
             if !self.terminals.contains_key(&purchase.key.terminal) {
                 self.terminals
                     .insert(purchase.key.terminal.clone(), TerminalBatches::default());
@@ -1046,17 +1090,17 @@ impl State {
                 .checked_add(purchase.amount)
                 .unwrap_or(Money::from_minor(i64::MAX));
             batch_sequence = Some(*sequence);
-            let sums = self
-                .batch_sums
-                .entry((purchase.key.terminal.clone(), *sequence))
-                .or_default()
-                .entry(purchase.merchant.clone())
-                .or_default();
-            sums.purchase_count += 1;
-            add_to(&mut sums.purchase_amount, purchase.amount);
-            for leg in &purchase.legs {
-                add_to(sums.net.entry(leg.program.clone()).or_default(), leg.amount);
+            if !self.days.by_date {
+                self.batch_sums
+                    .entry((purchase.key.terminal.clone(), *sequence))
+                    .or_default()
+                    .entry((date, purchase.merchant.clone()))
+                    .or_default()
+                    .purchase(purchase.amount, &purchase.legs);
             }
+            self.days
+                .sums(date, &purchase.merchant)
+                .purchase(purchase.amount, &purchase.legs);
         }
         self.purchases.insert(
             id,
@@ -1077,20 +1121,22 @@ impl State {
         let amount = purchase.record.amount;
         self.totals
             .unsold(purchase.at_unix_seconds, &purchase.record.basket, amount);
+        let date = self.days.date_of(purchase.at_unix_seconds);
         if let Some(sums) = purchase
             .batch_sequence
             .and_then(|sequence| {
                 self.batch_sums
                     .get_mut(&(original.terminal.clone(), sequence))
             })
-            .and_then(|merchants| merchants.get_mut(&purchase.record.merchant))
+            .and_then(|sums| sums.get_mut(&(date, purchase.record.merchant.clone())))
         {
-            sums.reversal_count += 1;
-            add_to(&mut sums.reversal_amount, amount);
-            for leg in &purchase.record.legs {
-                sub_from(sums.net.entry(leg.program.clone()).or_default(), leg.amount);
-            }
+            sums.reversal(amount, &purchase.record.legs, false);
         }
+        let (merchant, legs) = (
+            purchase.record.merchant.clone(),
+            purchase.record.legs.clone(),
+        );
+        self.date_reversal(date, &merchant, amount, &legs);
         if let Some((_, totals)) = self
             .terminals
             .get_mut(&original.terminal)

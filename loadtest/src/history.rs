@@ -114,7 +114,10 @@ pub async fn write(
         written.approved += day_written.approved;
         written.declined += day_written.declined;
         let last = accepted_at(low - 1, total, days, now);
-        ledger.settle(day, last + 1).await?;
+        // A date is settled once it has ended (the history's cut-over is midnight).
+        ledger
+            .settle(day, ledger.business_date_end(day).max(last + 1))
+            .await?;
         // What has left the working set moves now, as a switch's mover does every few
         // seconds: writing far faster than any switch would outrun it and fill memory.
         ledger.move_to_history(last + 1, ssn_ledger::window::WORKING_SET_PURCHASES_MAX)?;

@@ -94,8 +94,9 @@ struct ServeArgs {
     /// Months a new card is valid.
     #[arg(long, env = "SSN_CARD_VALIDITY_MONTHS", default_value_t = 60)]
     card_validity_months: u32,
-    /// When a business day ends, WITA `HH:MM` (`00:00`: at midnight); a day is settled only
-    /// after its cut-over.
+    /// When a business day ends, WITA `HH:MM` (`00:00`: at midnight): an approved purchase
+    /// belongs to the business date on which it was authorized, and a date is settled only
+    /// after its cut-over. Journaled when it changes; purchases keep the dates they had.
     #[arg(long, env = "SSN_SETTLEMENT_CUTOVER", default_value = "00:00")]
     settlement_cutover: String,
     /// The first admin token's secret, used only while the store has no token. Environment
@@ -482,6 +483,12 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
         millis = u64::try_from(opening.elapsed().as_millis()).unwrap_or(u64::MAX),
         "ledger opened"
     );
+    // The cut-over is journaled when it changes, so purchases keep the business dates they
+    // were authorized on whatever a later start says.
+    ledger
+        .keep_settlement_cutover(settlement_cutover_seconds, now())
+        .await
+        .context("journaling the settlement cut-over")?;
     // The keys, checked against what the registry (shared by every node on a keyspace)
     // recorded: a node with another master key refuses to start (see `ssn_switch::keys`).
     let has_keys = keys::registry_has_keys(&ledger).await?;
@@ -527,7 +534,6 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
             ssn_admin_api::AdminConfig {
                 bin: args.card_bin.clone(),
                 card_validity_months: args.card_validity_months,
-                settlement_cutover_seconds,
                 ..Default::default()
             },
         )

@@ -49,7 +49,8 @@ pub struct SettleArgs {
 
 #[derive(Subcommand)]
 enum SettleCommand {
-    /// Settle a business day (after its cut-over); prints the settlement as JSON.
+    /// Settle a business date (after its cut-over): exactly the purchases authorized on it,
+    /// net of reversals and adjustments, whenever it runs; prints the settlement as JSON.
     Run {
         /// WITA business date, YYYY-MM-DD.
         #[arg(long)]

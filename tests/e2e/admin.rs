@@ -1291,13 +1291,46 @@ pub(crate) struct Switch {
 
 impl Switch {
     pub(crate) fn start() -> Switch {
+        // A business day ends one minute after midnight, so a test can settle yesterday
+        // (most of which is today's calendar day: see `wait_past_cutover`).
+        Switch::start_with_cutover("00:01")
+    }
+
+    /// A switch whose business days end at `cutover` (WITA `HH:MM`).
+    pub(crate) fn start_with_cutover(cutover: &str) -> Switch {
         static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let name = format!("ssn-admin-e2e-{}-{run}", std::process::id());
         let data_dir = std::env::temp_dir().join(&name);
         let log_path = std::env::temp_dir().join(format!("{name}.log"));
         let _ = std::fs::remove_dir_all(&data_dir);
-        let log = std::fs::File::create(&log_path).expect("switch log file");
+        let _ = std::fs::remove_file(&log_path);
+        let mut switch = Switch {
+            child: Switch::spawn(&data_dir, &log_path, cutover),
+            data_dir,
+            log_path,
+            bcd: String::new(),
+            ascii: String::new(),
+            admin: String::new(),
+        };
+        switch.read_ports();
+        switch
+    }
+
+    /// Stops this switch (SIGTERM) and starts it again on its data directory, its business
+    /// days now ending at `cutover`.
+    pub(crate) fn restart(&mut self, cutover: &str) {
+        assert!(self.stop().success(), "{}", self.log());
+        self.child = Switch::spawn(&self.data_dir, &self.log_path, cutover);
+        self.read_ports();
+    }
+
+    fn spawn(data_dir: &Path, log_path: &Path, cutover: &str) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)
+            .expect("switch log file");
         let mut command = Command::new(switch_binary());
         // Nothing from the caller's environment configures this switch but what is set here.
         for (key, _) in std::env::vars_os() {
@@ -1305,9 +1338,9 @@ impl Switch {
                 command.env_remove(key);
             }
         }
-        let child = command
+        command
             .args(["serve", "--data-dir"])
-            .arg(&data_dir)
+            .arg(data_dir)
             .args([
                 "--bcd-listen",
                 "127.0.0.1:0",
@@ -1319,23 +1352,17 @@ impl Switch {
                 "warn",
             ])
             .env("SSN_BOOTSTRAP_TOKEN", BOOTSTRAP)
-            // A business day ends one minute after midnight, so a test can settle today.
-            .env("SSN_SETTLEMENT_CUTOVER", "00:01")
+            .env("SSN_SETTLEMENT_CUTOVER", cutover)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
-            .expect("ssn-switch starts");
-        let mut switch = Switch {
-            child,
-            data_dir,
-            log_path,
-            bcd: String::new(),
-            ascii: String::new(),
-            admin: String::new(),
-        };
-        // The one JSON line the switch prints once it listens, with a deadline.
-        let stdout = switch.child.stdout.take().unwrap();
+            .expect("ssn-switch starts")
+    }
+
+    /// Reads the one JSON line the switch prints once it listens, with a deadline.
+    fn read_ports(&mut self) {
+        let stdout = self.child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
@@ -1346,9 +1373,9 @@ impl Switch {
         });
         let line = rx
             .recv_timeout(DEADLINE)
-            .unwrap_or_else(|_| panic!("no listening line in {DEADLINE:?}\n{}", switch.log()));
+            .unwrap_or_else(|_| panic!("no listening line in {DEADLINE:?}\n{}", self.log()));
         let ready: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("listening line {line:?}: {e}\n{}", switch.log()));
+            .unwrap_or_else(|e| panic!("listening line {line:?}: {e}\n{}", self.log()));
         assert_eq!(ready["event"], "listening", "{line}");
         let address = |key: &str| {
             ready[key]
@@ -1356,10 +1383,9 @@ impl Switch {
                 .unwrap_or_else(|| panic!("{key} in {line}"))
                 .to_string()
         };
-        switch.bcd = address("bcd");
-        switch.ascii = address("ascii");
-        switch.admin = address("admin");
-        switch
+        self.bcd = address("bcd");
+        self.ascii = address("ascii");
+        self.admin = address("admin");
     }
 
     /// SIGTERM to this process by its PID, then waits (with the deadline) for it to exit.

@@ -1,8 +1,14 @@
-//! Issue 8's day: real terminals in both profiles buy and reverse at two E-Warong; one
-//! terminal closes its batch out of balance, the other never closes it; the bank's file is
-//! checked line by line against the journal (through `/transactions`) and by its trailer and
-//! hash; the bank rejects one line, which is carried into the next settlement's file and
-//! nowhere twice; the books balance and the journal verifies.
+//! A business date settled strictly by date, through real terminals in both profiles: the
+//! switch restarts with a cut-over a minute or two ahead; before it, terminals buy and
+//! reverse at two E-Warong (one closes its batch out of balance) and the date cannot be
+//! settled (422); after it, a purchase of the next date, then the date's settlement holds
+//! exactly its own purchases; the other terminal reverses a purchase of the settled date and
+//! closes its batch that evening on its whole batch (`00`); the bank's file is checked line by
+//! line (exactly the spec's fields) against the journal and by its trailer and hash; the
+//! reconciliation shows the terminals' and the journal's view; a restart answers the same
+//! settlement; the books balance and the journal verifies. (The next date's file, with the
+//! adjustment and the carried rejected line, is the admin API's test: its cut-over is
+//! tomorrow.)
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -13,7 +19,7 @@ use ssn_codec::Profile;
 
 use crate::admin::{
     Api, BOOTSTRAP, CSV, Card, Purchase, Switch, Terminal, code, minor, now, rupiah,
-    wait_past_cutover, wita_date,
+    wait_past_cutover,
 };
 
 const M1: &str = "EWARONG00000061";
@@ -69,10 +75,11 @@ fn check_trailer(lines: &[String]) -> HashMap<String, Vec<String>> {
     let details: Vec<&String> = lines.iter().filter(|l| l.starts_with("D|")).collect();
     let trailer: Vec<&str> = lines.last().unwrap().split('|').collect();
     assert_eq!(trailer[0], "T");
+    assert_eq!(trailer.len(), 7, "{trailer:?}");
     assert_eq!(trailer[1], details.len().to_string());
     let total: i64 = details
         .iter()
-        .map(|d| minor(&json!(d.split('|').nth(9).unwrap())))
+        .map(|d| minor(&json!(d.split('|').nth(8).unwrap())))
         .sum();
     assert_eq!(trailer[2], rupiah(total));
     let mut hashed = String::new();
@@ -104,14 +111,22 @@ async fn confirm(api: &Api, date: &str, text: &str) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// WITA `HH:MM` of the whole minute one to two minutes from now, and that instant.
+fn cutover_soon() -> (String, i64) {
+    let now = now();
+    let local = (now + ssn_ledger::WITA_OFFSET_SECONDS).rem_euclid(86_400);
+    let minute = local / 60 + 2;
+    let at = now - local + minute * 60;
+    (format!("{:02}:{:02}", minute / 60, minute % 60), at)
+}
+
 #[tokio::test]
-async fn a_day_is_settled_filed_confirmed_and_a_rejected_line_carried_once() {
-    // Today must be past its cut-over (00:01 WITA) to be settled at the end of the test.
+async fn a_business_date_is_settled_by_date_filed_confirmed_and_reconciled() {
+    // Not near midnight: the cut-over this test sets is later today (WITA).
     wait_past_cutover();
     let mut switch = Switch::start();
     let api = Api::new(&switch.admin);
     let admin = BOOTSTRAP;
-
     // A small city through the API (the bootstrap admin may do every role's step).
     let program = json!({
         "code": "SEMBAKO", "name": "Sembako", "budget_year": 2026,
@@ -189,7 +204,14 @@ async fn a_day_is_settled_filed_confirmed_and_a_rejected_line_carried_once() {
         keys.push(api.install_terminal(admin, t, m).await);
     }
 
-    // Day one: EWR61001 on bcd, EWR62001 on ascii.
+    // The switch restarts with its business day ending a minute or two from now: the
+    // cut-over is journaled, so today's purchases from here on belong to today (D).
+    let (cutover, cutover_at) = cutover_soon();
+    switch.restart(&cutover);
+    let api = Api::new(&switch.admin);
+    let today = ssn_ledger::Day::wita_of_unix_seconds(now()).to_string();
+
+    // D: EWR61001 on bcd, EWR62001 on ascii.
     let mut t1 = Terminal::connect_as(&switch.bcd, Profile::Bcd, &keys[0], T1, M1).await;
     let mut t2 = Terminal::connect_as(&switch.ascii, Profile::Ascii, &keys[1], T2, M2).await;
     let p1 = Purchase::new(&cards[0], &[("01", 1_000_000)]);
@@ -208,40 +230,109 @@ async fn a_day_is_settled_filed_confirmed_and_a_rejected_line_carried_once() {
         code(&t1.close_batch("000001", (2, 3_000_000, 0, 0)).await),
         "95"
     );
-    // EWR62001 never closes its batch.
+    // D has not ended: refused, saying when it does.
+    let (status, refused) = api
+        .request(
+            "POST",
+            "/settlements",
+            Some(admin),
+            Some(&json!({"business_date": today})),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        now() < cutover_at,
+        "the purchases of D took longer than the minute to its cut-over"
+    );
 
-    let yesterday = wita_date(now() - 86_400);
-    let today = wita_date(now());
+    // After the cut-over: a purchase of D+1 at the second E-Warong, then D is settled.
+    while now() < cutover_at {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let p5 = Purchase::new(&cards[1], &[("01", 250_000)]);
+    assert_eq!(code(&t2.purchase(&p5).await), "00");
     let settled = api
         .expect(
             201,
             "POST",
             "/settlements",
             admin,
-            json!({"business_date": yesterday}),
+            json!({"business_date": today}),
         )
         .await;
-    assert_eq!(settled["batches"], 2, "{settled}");
-    let day1 = file(&api, &yesterday).await;
+    assert_eq!(settled["batches"], 0, "{settled}");
+    let again = api
+        .expect(
+            200,
+            "POST",
+            "/settlements",
+            admin,
+            json!({"business_date": today}),
+        )
+        .await;
+    assert_eq!(again, settled);
+    let day1 = file(&api, &today).await;
     let lines = check_trailer(&day1);
     assert_eq!(lines.len(), 2);
-    for (merchant, fields) in &lines {
-        let (count, amount, reversed, reversed_amount) = journal_net(&api, merchant).await;
-        assert_eq!(fields[4], count.to_string(), "{fields:?}");
-        assert_eq!(fields[5], rupiah(amount), "{fields:?}");
-        assert_eq!(fields[6], reversed.to_string(), "{fields:?}");
-        assert_eq!(fields[7], rupiah(reversed_amount), "{fields:?}");
-        assert_eq!(fields[8], "0.00");
-        assert_eq!(fields[9], rupiah(amount - reversed_amount));
-    }
-    assert_eq!(lines[M1][9], rupiah(p1.amount()));
-    assert_eq!(lines[M2][9], rupiah(p3.amount() + p4.amount()));
+    assert_eq!(
+        day1.last().unwrap().split('|').skip(4).collect::<Vec<_>>(),
+        ["0", "0.00", "0.00"]
+    );
+    // Exactly the spec's fields: merchant id, name, account, purchase count and amount,
+    // reversal count and amount, net amount.
+    let merchant_name = |m: &str| format!("Warung {m}");
+    assert_eq!(
+        lines[M1].len(),
+        9,
+        "D + merchant, name, account, 2 purchase, 2 reversal, net: {:?}",
+        lines[M1]
+    );
+    assert_eq!(lines[M1][2], merchant_name(M1), "{:?}", lines[M1]);
+    assert_eq!(
+        lines[M1][4..],
+        [
+            "2".to_string(),
+            rupiah(p1.amount() + p2.amount()),
+            "1".to_string(),
+            rupiah(p2.amount()),
+            rupiah(p1.amount()),
+        ]
+    );
+    // D's purchases only: p5 (D+1's) is not in the file.
+    assert_eq!(
+        lines[M2][4..],
+        [
+            "2".to_string(),
+            rupiah(p3.amount() + p4.amount()),
+            "0".to_string(),
+            "0.00".to_string(),
+            rupiah(p3.amount() + p4.amount()),
+        ]
+    );
+    let (count, _, _, _) = journal_net(&api, M2).await;
+    assert_eq!(count, 3, "the journal holds p5 too");
 
-    // Reconciliation before the bank answers: the out-of-balance batch, the batch the
-    // settlement closed, and two lines without an answer.
+    // That evening, after D was settled: EWR62001 reverses p4 (a purchase of the settled
+    // date, its batch still open: an adjustment of the next date) and closes its batch on
+    // its whole batch, D's and D+1's purchases alike: 00.
+    assert_eq!(code(&t2.reverse(&p4).await), "00");
+    assert_eq!(
+        code(
+            &t2.close_batch("000001", (2, p3.amount() + p5.amount(), 1, p4.amount()))
+                .await
+        ),
+        "00"
+    );
+
+    // Reconciliation before the bank answers: the terminals' view (EWR61001's batch closed
+    // on D, out of balance; EWR62001 closed after D's cut-over, so on D+1) and the journal's
+    // lines without an answer.
     let reconciliation = api
-        .expect_get(&format!("/reconciliation?business_date={yesterday}"), admin)
+        .expect_get(&format!("/reconciliation?business_date={today}"), admin)
         .await;
+    let batches = reconciliation["batches"].as_array().unwrap();
+    assert_eq!(batches.len(), 1, "{reconciliation}");
+    assert_eq!(batches[0]["terminal_id"], T1);
     let mut kinds: Vec<String> = reconciliation["differences"]
         .as_array()
         .unwrap()
@@ -251,67 +342,31 @@ async fn a_day_is_settled_filed_confirmed_and_a_rejected_line_carried_once() {
     kinds.sort();
     assert_eq!(
         kinds,
-        [
-            "bank_no_answer",
-            "bank_no_answer",
-            "batch_not_closed",
-            "batch_out_of_balance"
-        ]
+        ["bank_no_answer", "bank_no_answer", "batch_out_of_balance"]
     );
 
-    // The bank pays M1 and rejects M2.
+    // The bank pays M1 and rejects M2 (it stays payable for the next date's file).
     let answer = format!(
         "{M1}|{}|PAID|BPD-0001\n{M2}|{}|REJECTED|BPD-0002\n",
-        lines[M1][9], lines[M2][9]
+        lines[M1][8], lines[M2][8]
     );
-    let (status, body) = confirm(&api, &yesterday, &answer).await;
+    let (status, body) = confirm(&api, &today, &answer).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (body["paid"].clone(), body["rejected"].clone()),
         (json!(1), json!(1))
     );
 
-    // Day two: one more purchase at M1, batch closed in balance; settle today.
-    let p5 = Purchase::new(&cards[1], &[("01", 250_000)]);
-    assert_eq!(code(&t1.purchase(&p5).await), "00");
-    assert_eq!(
-        code(&t1.close_batch("000002", (1, 250_000, 0, 0)).await),
-        "00"
-    );
-    api.expect(
-        201,
-        "POST",
-        "/settlements",
-        admin,
-        json!({"business_date": today}),
-    )
-    .await;
-    let day2 = file(&api, &today).await;
-    let lines2 = check_trailer(&day2);
-    // M1: only the new purchase; its paid day-one amount is not in the file again.
-    assert_eq!(lines2[M1][8], "0.00");
-    assert_eq!(lines2[M1][9], rupiah(p5.amount()));
-    // M2: nothing new, the rejected line carried once.
-    assert_eq!(lines2[M2][4], "0");
-    assert_eq!(lines2[M2][8], lines[M2][9]);
-    assert_eq!(lines2[M2][9], lines[M2][9]);
-    let (status, body) = confirm(
-        &api,
-        &today,
-        &format!(
-            "{M1}|{}|PAID|BPD-0003\n{M2}|{}|PAID|BPD-0004\n",
-            lines2[M1][9], lines2[M2][9]
-        ),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    // Every rupiah spent was paid out exactly once: day one's M1 line plus day two's lines.
-    let paid_total =
-        minor(&json!(lines[M1][9])) + minor(&json!(lines2[M1][9])) + minor(&json!(lines2[M2][9]));
-    assert_eq!(
-        paid_total,
-        p1.amount() + p3.amount() + p4.amount() + p5.amount()
-    );
+    // A restart replays the journal: the same settlement and file, byte for byte.
+    drop(t1);
+    drop(t2);
+    switch.restart(&cutover);
+    let api = Api::new(&switch.admin);
+    let after = api
+        .expect_get(&format!("/settlements/{today}"), admin)
+        .await;
+    assert_eq!(after["lines"], body["settlement"]["lines"]);
+    assert_eq!(file(&api, &today).await, day1);
 
     // The journal verifies after a clean stop.
     assert!(switch.stop().success());

@@ -1,17 +1,22 @@
-//! Settlement with the Bank Penyalur (`bank`): a business day's settlement over the ledger's
+//! Settlement with the Bank Penyalur (`bank`): a business date's settlement over the ledger's
 //! [`ssn_ledger::Ledger::settle`], its file for the bank, and the bank's confirmation.
 //!
 //! The file (text, `|`-separated, one record per line, `\n` line ends):
 //!
 //! ```text
 //! H|institution|business date|sequence|created at (WITA)
-//! D|merchant id|name|settlement account|purchase count|purchase amount|reversal count|reversal amount|carried|net amount
-//! T|detail line count|total net amount|SHA-256 (hex) of the detail lines, each with its \n
+//! D|merchant id|name|settlement account|purchase count|purchase amount|reversal count|reversal amount|net amount
+//! T|detail line count|total net amount|SHA-256 (hex) of the detail lines, each with its \n|adjustment count|adjustment amount|carried amount
 //! ```
 //!
-//! `net amount` is what the bank pays: purchases minus reversals plus what rejected lines of
-//! earlier days carry. The confirmation the bank sends back has one line per detail line:
-//! `merchant id|net amount|PAID or REJECTED|bank reference`.
+//! The detail lines carry exactly the spec's fields. `net amount` is what the bank pays the
+//! E-Warong: its purchases of the date minus their reversals, minus its adjustments
+//! (purchases of dates settled before, reversed since), plus what its rejected lines of
+//! earlier dates carry. The trailer's last three fields are those adjustments and carried
+//! amounts over the file, so `total net amount` = purchases − reversals − adjustments +
+//! carried; per E-Warong they are in `GET /settlements/{date}`. The confirmation the bank
+//! sends back has one line per detail line: `merchant id|net amount|PAID or REJECTED|bank
+//! reference`.
 
 use std::collections::HashMap;
 
@@ -28,7 +33,7 @@ use utoipa_axum::routes;
 
 use crate::AdminState;
 use crate::error::{ApiError, ApiResult};
-use crate::support::{Caller, JsonBody, parse_amount, parse_day, wita_day_start, wita_time};
+use crate::support::{Caller, JsonBody, parse_amount, parse_day, wita_time};
 
 pub(crate) fn routes() -> OpenApiRouter<AdminState> {
     OpenApiRouter::new()
@@ -74,9 +79,13 @@ pub struct SettlementLineView {
     pub reversal_count: u32,
     /// Their amount.
     pub reversal_amount: String,
+    /// Purchases of dates settled before, reversed since: taken back from this line.
+    pub adjustment_count: u32,
+    /// Their amount.
+    pub adjustment_amount: String,
     /// Rejected amounts of earlier days paid with this line.
     pub carried: String,
-    /// What the bank pays: purchases − reversals + carried.
+    /// What the bank pays: purchases − reversals − adjustments + carried.
     pub net_amount: String,
     /// The bank's answer, once confirmed.
     pub payout: Option<PayoutView>,
@@ -91,12 +100,19 @@ pub struct SettlementView {
     pub status: String,
     /// When it was journaled (WITA).
     pub created_at: String,
-    /// Terminal batches settled.
+    /// Terminal batches settled, for a settlement made by batch before settlement by date;
+    /// 0 for one by date (the date's batches are in its reconciliation).
     pub batches: u64,
     /// Lines.
     pub line_count: u64,
     /// Sum of the lines' net amounts.
     pub total_net_amount: String,
+    /// Adjustments over the lines.
+    pub adjustment_count: u64,
+    /// Their amount.
+    pub total_adjustment_amount: String,
+    /// Carried amounts over the lines.
+    pub total_carried_amount: String,
     /// Per E-Warong.
     pub lines: Vec<SettlementLineView>,
 }
@@ -145,6 +161,8 @@ async fn view(state: &AdminState, outcome: &SettlementOutcome) -> ApiResult<Sett
             purchase_amount: line.purchase_amount.to_string(),
             reversal_count: line.reversal_count,
             reversal_amount: line.reversal_amount.to_string(),
+            adjustment_count: line.adjustment_count,
+            adjustment_amount: line.adjustment_amount.to_string(),
             carried: line.carried.to_string(),
             net_amount: line.amount.to_string(),
             payout: payouts.get(&line.merchant).map(|p| PayoutView {
@@ -170,13 +188,27 @@ async fn view(state: &AdminState, outcome: &SettlementOutcome) -> ApiResult<Sett
         total_net_amount: Money::checked_sum(outcome.lines.iter().map(|l| l.amount))
             .unwrap_or(Money::ZERO)
             .to_string(),
+        adjustment_count: outcome
+            .lines
+            .iter()
+            .map(|l| u64::from(l.adjustment_count))
+            .sum(),
+        total_adjustment_amount: Money::checked_sum(
+            outcome.lines.iter().map(|l| l.adjustment_amount),
+        )
+        .unwrap_or(Money::ZERO)
+        .to_string(),
+        total_carried_amount: Money::checked_sum(outcome.lines.iter().map(|l| l.carried))
+            .unwrap_or(Money::ZERO)
+            .to_string(),
         lines,
     })
 }
 
-/// Settles a business day: closes every terminal batch still open, nets purchases minus
-/// reversals per E-Warong and moves the money giro → payable in the journal. Idempotent per
-/// date (a repeat answers 200 with the same settlement).
+/// Settles a business date: nets the approved purchases authorized on it minus their
+/// reversals and minus adjustments per E-Warong and moves the money giro → payable in the
+/// journal; terminal batches are not touched. Refused (422) before the date's cut-over.
+/// Idempotent per date (a repeat answers 200 with the same settlement).
 #[utoipa::path(post, path = "/settlements", tag = "settlements", request_body = NewSettlement,
     responses((status = 201, description = "Settled", body = SettlementView),
         (status = 200, description = "Settled before; the same settlement", body = SettlementView)))]
@@ -192,18 +224,7 @@ pub(crate) async fn create_settlement(
         return Ok((StatusCode::OK, Json(view(&state, &done).await?)));
     }
     let now = state.now();
-    let cutover = wita_day_start(date) + i64::from(state.config.settlement_cutover_seconds);
     let target = format!("settlement {date}");
-    if now < cutover {
-        let error = ApiError::refused(format!(
-            "business day {date} ends at {}; settle it after its cut-over",
-            wita_time(cutover)
-        ));
-        state
-            .audit_failure(&caller, "settlements.create", &target, &error)
-            .await;
-        return Err(error);
-    }
     let result = state.ledger.settle(date, now).await.map_err(ApiError::from);
     let outcome = state
         .audit_outcome(&caller, "settlements.create", &target, result)
@@ -235,7 +256,7 @@ pub fn file_text(institution: &str, sequence: u64, view: &SettlementView) -> Str
     let mut details = String::new();
     for line in &view.lines {
         details.push_str(&format!(
-            "D|{}|{}|{}|{}|{}|{}|{}|{}|{}\n",
+            "D|{}|{}|{}|{}|{}|{}|{}|{}\n",
             line.merchant_id,
             line.name.replace(['|', '\n', '\r'], " "),
             line.settlement_account,
@@ -243,14 +264,19 @@ pub fn file_text(institution: &str, sequence: u64, view: &SettlementView) -> Str
             line.purchase_amount,
             line.reversal_count,
             line.reversal_amount,
-            line.carried,
             line.net_amount
         ));
     }
     let digest = ssn_ledger::hex(&Sha256::digest(details.as_bytes()));
     format!(
-        "H|{institution}|{}|{sequence}|{}\n{details}T|{}|{}|{digest}\n",
-        view.business_date, view.created_at, view.line_count, view.total_net_amount
+        "H|{institution}|{}|{sequence}|{}\n{details}T|{}|{}|{digest}|{}|{}|{}\n",
+        view.business_date,
+        view.created_at,
+        view.line_count,
+        view.total_net_amount,
+        view.adjustment_count,
+        view.total_adjustment_amount,
+        view.total_carried_amount
     )
 }
 
@@ -270,7 +296,13 @@ pub(crate) async fn settlement_file(
         journal
             .transfers
             .values()
-            .filter(|r| matches!(r, Record::Settlement { business_date: d, .. } if *d <= outcome.business_date))
+            .filter(|r| match r {
+                Record::Settlement { business_date, .. }
+                | Record::DaySettlement { business_date, .. } => {
+                    *business_date <= outcome.business_date
+                }
+                _ => false,
+            })
             .count() as u64
     };
     let view = view(&state, &outcome).await?;
@@ -421,7 +453,8 @@ fn totals(t: &ssn_ledger::BatchTotals) -> TotalsView {
     }
 }
 
-/// One settled terminal batch: what the terminal printed (0500 DE63) and what the journal holds.
+/// One terminal batch of the business date: what the terminal printed (0500 DE63) and what
+/// the journal holds.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BatchReconciliation {
     /// DE41.
@@ -464,9 +497,10 @@ pub struct Reconciliation {
     pub business_date: String,
     /// `balanced` when there is no difference.
     pub status: String,
-    /// Every settled batch.
+    /// The terminal batches closed (0500) on the business date, or those a settlement by
+    /// batch settled: the terminals' view.
     pub batches: Vec<BatchReconciliation>,
-    /// The settlement's lines with the bank's answers.
+    /// The settlement's lines (by business date) with the bank's answers: the journal's view.
     pub settlement: SettlementView,
     /// Every difference found.
     pub differences: Vec<Difference>,
@@ -494,9 +528,23 @@ pub(crate) async fn reconciliation(
     let settlement = view(&state, &outcome).await?;
     let mut differences = Vec::new();
     let mut batches = Vec::new();
+    // A settlement by batch compares the batches it settled; one by date, the batches the
+    // terminals closed on that date (whenever their 0500 came, settled or not).
+    let day_batches = if outcome.batches.is_empty() {
+        state
+            .ledger
+            .state()
+            .days
+            .closed_batches
+            .get(&outcome.business_date)
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        outcome.batches.clone()
+    };
     // The E-Warong of each batch: its terminal's.
     let mut merchants = HashMap::new();
-    for (terminal, _) in &outcome.batches {
+    for (terminal, _) in &day_batches {
         if !merchants.contains_key(terminal) {
             let merchant = state
                 .ledger
@@ -509,7 +557,7 @@ pub(crate) async fn reconciliation(
         }
     }
     {
-        for (terminal, sequence) in &outcome.batches {
+        for (terminal, sequence) in &day_batches {
             let Some(closed) = state.ledger.closed_batch(terminal, *sequence)? else {
                 continue;
             };

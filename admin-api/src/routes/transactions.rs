@@ -203,26 +203,8 @@ fn view_of(
             view.rrn = original.map(|p| p.record.response.rrn.as_str().to_string());
             Some(view)
         }
-        Record::Settlement {
-            business_date,
-            lines,
-            ..
-        } => {
-            if filter.card.is_some() || filter.terminal.is_some() {
-                return None;
-            }
-            let lines: Vec<_> = lines
-                .iter()
-                .filter(|l| filter.merchant.as_ref().is_none_or(|m| *m == l.merchant))
-                .collect();
-            if filter.merchant.is_some() && lines.is_empty() {
-                return None;
-            }
-            let amount = Money::checked_sum(lines.iter().map(|l| l.amount)).unwrap_or(Money::ZERO);
-            let mut view = blank(id, at, "settlement", amount);
-            view.merchant_id = filter.merchant.as_ref().map(|m| m.as_str().to_string());
-            view.reference = Some(business_date.to_string());
-            Some(view)
+        Record::Settlement { .. } | Record::DaySettlement { .. } => {
+            settlement_view(id, at, filter, record)
         }
         Record::Payout {
             business_date,
@@ -313,8 +295,34 @@ fn view_of(
             view.card_id = card;
             Some(view)
         }
-        Record::Purchase(_) | Record::BatchClose { .. } => None,
+        Record::Purchase(_) | Record::BatchClose { .. } | Record::Cutover { .. } => None,
     }
+}
+
+/// A settlement (by batch or by date) as one row: the lines' amounts, or one E-Warong's.
+fn settlement_view(
+    id: &TransferId,
+    at: i64,
+    filter: &Filter,
+    record: &Record,
+) -> Option<TransactionView> {
+    if filter.card.is_some() || filter.terminal.is_some() {
+        return None;
+    }
+    let (business_date, lines) = record.settlement()?;
+    let amounts: Vec<Money> = lines
+        .into_iter()
+        .filter(|(merchant, _, _)| filter.merchant.as_ref().is_none_or(|m| m == *merchant))
+        .map(|(_, amount, _)| amount)
+        .collect();
+    if filter.merchant.is_some() && amounts.is_empty() {
+        return None;
+    }
+    let amount = Money::checked_sum(amounts).unwrap_or(Money::ZERO);
+    let mut view = blank(id, at, "settlement", amount);
+    view.merchant_id = filter.merchant.as_ref().map(|m| m.as_str().to_string());
+    view.reference = Some(business_date.to_string());
+    Some(view)
 }
 
 /// A per-card record (disbursement, program close, revocation) as one card sees it (`None` when the card

@@ -1,6 +1,7 @@
 //! Terminal batches (0500) and the settlement of a business date with the bank's answers.
 
 use super::*;
+use crate::record::DayLine;
 
 impl Ledger {
     /// Closes the terminal's open batch on the journal's totals (§3.5). A repeat of the last
@@ -91,13 +92,54 @@ impl Ledger {
             .unwrap_or_default()
     }
 
-    /// Settles a WITA business day (admin API `POST /settlements`): closes every terminal
-    /// batch still open (DE60 [`SETTLEMENT_BATCH_NUMBER`], no terminal totals), then journals
-    /// one [`Record::Settlement`] over every closed batch not settled yet, moving each
-    /// E-Warong's net per program from the giro accounts to its payable account, with the
-    /// amounts the bank rejected before carried into its line. Idempotent per date: a second
-    /// call (or a rerun after a crash between the two steps) returns the settlement journaled
-    /// first and never moves money twice.
+    /// Journals the settlement cut-over (seconds after a WITA day's midnight at which its
+    /// business day ends; 86,400 for midnight) in force from `at_unix_seconds`, when it is not
+    /// the one in force already. Purchases accepted before keep the business dates they had.
+    pub async fn keep_settlement_cutover(
+        &self,
+        seconds: u32,
+        at_unix_seconds: i64,
+    ) -> Result<(), LedgerError> {
+        if !(1..=86_400).contains(&seconds) {
+            return Err(LedgerError::Invalid(format!(
+                "a cut-over is 1 to 86,400 seconds after midnight, not {seconds}"
+            )));
+        }
+        let _admin = self.admin_lock.lock().await;
+        self.follow_others().await?;
+        if self.journal.state().days.cutover() == seconds {
+            return Ok(());
+        }
+        self.journal
+            .append(Entry {
+                at_unix_seconds,
+                record: Record::Cutover {
+                    from_unix_seconds: at_unix_seconds,
+                    seconds,
+                },
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// When business date `date` ends (UTC seconds), under the cut-over in force.
+    pub fn business_date_end(&self, date: Day) -> i64 {
+        self.journal.state().days.end_of(date)
+    }
+
+    /// The business date of a purchase accepted at `unix_seconds` under the cut-overs journaled.
+    pub fn business_date_of(&self, unix_seconds: i64) -> Day {
+        self.journal.state().days.date_of(unix_seconds)
+    }
+
+    /// Settles a WITA business date (admin API `POST /settlements`): journals one
+    /// [`Record::DaySettlement`] moving, per E-Warong, the approved purchases authorized on
+    /// that date net of their reversals and of adjustments (reversals of purchases of dates
+    /// settled before) from the programs' giro accounts to its payable account, with the
+    /// amounts the bank rejected before carried into its line. It closes no terminal batch and
+    /// reads no purchase. Refused before the date's cut-over has passed at `at_unix_seconds`.
+    /// Idempotent per date: a second call returns the settlement journaled first (also one
+    /// made by batch before settlement by date) and never moves money twice.
     pub async fn settle(
         &self,
         business_date: Day,
@@ -106,52 +148,25 @@ impl Ledger {
         let _admin = self.admin_lock.lock().await;
         // Decided from the projection: after a failed write, from what is durable.
         self.settled_books().await?;
-        // Batches and purchases of other nodes count too.
+        // Purchases of other nodes count too.
         self.follow_others().await?;
         if let Some(done) = self.settlement(business_date) {
             return Ok(done);
         }
-        let open: Vec<TerminalId> = {
-            let state = self.journal.state();
-            let mut open: Vec<TerminalId> = state
-                .terminals
-                .iter()
-                .filter(|(_, batches)| batches.open.is_some())
-                .map(|(terminal, _)| terminal.clone())
-                .collect();
-            open.sort();
-            open
-        };
-        for terminal in open {
-            let _terminal = self.terminal_lock(&terminal).await;
-            let still_open = self
-                .journal
-                .state()
-                .terminals
-                .get(&terminal)
-                .is_some_and(|b| b.open.is_some());
-            if still_open {
-                self.journal
-                    .append(Entry {
-                        at_unix_seconds,
-                        record: Record::BatchClose {
-                            terminal,
-                            batch_number: SETTLEMENT_BATCH_NUMBER.to_string(),
-                            terminal_totals: BatchTotals::default(),
-                        },
-                    })
-                    .await?;
-            }
+        let end = self.business_date_end(business_date);
+        if at_unix_seconds < end {
+            let local = end + crate::day::WITA_OFFSET_SECONDS;
+            let minute = local.rem_euclid(86_400) / 60;
+            return Err(LedgerError::Refused(format!(
+                "business date {business_date} ends at {} {:02}:{:02} WITA; settle it after its cut-over",
+                Day::wita_of_unix_seconds(end),
+                minute / 60,
+                minute % 60
+            )));
         }
-        let record = {
-            let state = self.journal.state();
-            let batches = state.unsettled_batches();
-            let lines = state.settlement_lines(&batches);
-            Record::Settlement {
-                business_date,
-                batches,
-                lines,
-            }
+        let record = Record::DaySettlement {
+            business_date,
+            lines: self.journal.state().day_lines(business_date).0,
         };
         self.journal
             .append(Entry {
@@ -164,20 +179,40 @@ impl Ledger {
         })
     }
 
-    /// The settlement of a business day, if the journal has one.
+    /// The settlement of a business date, if the journal has one (by date, or by batch as
+    /// journals before settlement by date hold them: their lines have no adjustments).
     pub fn settlement(&self, business_date: Day) -> Option<SettlementOutcome> {
         let state = self.journal.state();
         let id = TransferId::settlement(business_date);
-        match state.transfers.get(&id) {
-            Some(Record::Settlement { batches, lines, .. }) => Some(SettlementOutcome {
-                id,
-                business_date,
-                batches: batches.clone(),
-                lines: lines.clone(),
-                at_unix_seconds: state.transfer_times.get(&id).copied().unwrap_or(0),
-            }),
-            _ => None,
-        }
+        let (batches, lines) = match state.transfers.get(&id)? {
+            Record::DaySettlement { lines, .. } => (Vec::new(), lines.clone()),
+            Record::Settlement { batches, lines, .. } => (
+                batches.clone(),
+                lines
+                    .iter()
+                    .map(|line| DayLine {
+                        merchant: line.merchant.clone(),
+                        purchase_count: line.purchase_count,
+                        purchase_amount: line.purchase_amount,
+                        reversal_count: line.reversal_count,
+                        reversal_amount: line.reversal_amount,
+                        adjustment_count: 0,
+                        adjustment_amount: Money::ZERO,
+                        net: line.net.clone(),
+                        carried: line.carried,
+                        amount: line.amount,
+                    })
+                    .collect(),
+            ),
+            _ => return None,
+        };
+        Some(SettlementOutcome {
+            id,
+            business_date,
+            batches,
+            lines,
+            at_unix_seconds: state.transfer_times.get(&id).copied().unwrap_or(0),
+        })
     }
 
     /// Records the bank's answer to one settlement line (admin API `POST
@@ -216,26 +251,20 @@ impl Ledger {
                     )))
                 };
             }
-            let line = match state.transfers.get(&TransferId::settlement(business_date)) {
-                Some(Record::Settlement { lines, .. }) => {
-                    lines.iter().find(|l| l.merchant == *merchant).cloned()
-                }
-                _ => {
-                    return Err(LedgerError::Refused(format!(
-                        "no settlement for {business_date}"
-                    )));
-                }
-            };
-            match line {
+            if !state.is_settled(business_date) {
+                return Err(LedgerError::Refused(format!(
+                    "no settlement for {business_date}"
+                )));
+            }
+            match state.settlement_line_amount(business_date, merchant) {
                 None => {
                     return Err(LedgerError::Refused(format!(
                         "the {business_date} settlement has no line for {merchant}"
                     )));
                 }
-                Some(line) if line.amount != amount => {
+                Some(line) if line != amount => {
                     return Err(LedgerError::Refused(format!(
-                        "the {business_date} line of {merchant} is {}, not {amount}",
-                        line.amount
+                        "the {business_date} line of {merchant} is {line}, not {amount}"
                     )));
                 }
                 Some(_) => {}

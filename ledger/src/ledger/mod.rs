@@ -319,7 +319,8 @@ pub struct BatchCloseOutcome {
     pub matched: bool,
 }
 
-/// DE60 of a batch the settlement closed because its terminal had not (no terminal totals).
+/// DE60 of a batch a settlement by batch closed because its terminal had not (no terminal
+/// totals): journals from before settlement by date hold them.
 pub const SETTLEMENT_BATCH_NUMBER: &str = "SETTLEMENT";
 
 /// A business day's settlement as journaled.
@@ -329,10 +330,10 @@ pub struct SettlementOutcome {
     pub id: TransferId,
     /// The WITA business date.
     pub business_date: Day,
-    /// The batches settled.
+    /// The batches a settlement by batch settled (empty for one by date).
     pub batches: Vec<(TerminalId, u64)>,
     /// One line per E-Warong.
-    pub lines: Vec<crate::record::SettlementLine>,
+    pub lines: Vec<crate::record::DayLine>,
     /// When the journal accepted it.
     pub at_unix_seconds: i64,
 }

@@ -75,9 +75,21 @@ async fn old_day(backend: Backend) -> (World, Old) {
         .await
         .unwrap();
     assert_eq!(outcome, ReversalOutcome::Tombstoned);
+    // The terminal closes its batch (a late reversal of its purchase is then `12`) and the
+    // day is settled.
     world
         .ledger
-        .settle(day("2025-10-15"), t0() + 3_600)
+        .close_batch(BatchCloseRequest {
+            terminal: terminal(1),
+            batch_number: "000001".into(),
+            terminal_totals: BatchTotals::default(),
+            at_unix_seconds: t0() + 60,
+        })
+        .await
+        .unwrap();
+    world
+        .ledger
+        .settle(day("2025-10-15"), t0() + 50_400)
         .await
         .unwrap();
     let old = Old {
@@ -117,7 +129,7 @@ async fn assert_answers_as_before(ledger: &Ledger, old: &Old) {
         ledger.authorize_purchase(conflicting).await,
         Err(LedgerError::Conflict(_))
     ));
-    // A late reversal of a settled purchase: `12`, nothing moves.
+    // A late reversal of a purchase in a closed, settled batch: `12`, nothing moves.
     let reversal = ReversalRequest {
         original: old.approved.key.clone(),
         card: Some(old.card),
@@ -700,9 +712,9 @@ async fn a_snapshot_the_journal_does_not_continue_is_set_aside() {
     assert!(ssn_ledger::verify(&dir.0).is_ok());
 }
 
-/// Settled terminal batches leave memory once they are not their terminal's last: memory
-/// keeps the batches waiting for settlement and each terminal's last (a repeated 0500 is
-/// answered from it), history keeps the rest, found by terminal and sequence across a
+/// Closed terminal batches leave memory once they are not their terminal's last (from the
+/// first settlement by date on, none waits for a settlement): memory keeps each terminal's
+/// last (a repeated 0500 is answered from it), history keeps the rest, found by terminal and sequence across a
 /// restart from a snapshot, and the exception batches a semester report lists come with the
 /// half-year's totals.
 #[tokio::test]
@@ -743,7 +755,7 @@ async fn settled_batches_leave_memory_and_are_found_in_history() {
     assert!(matched.matched);
     world
         .ledger
-        .settle(day("2025-10-15"), t0() + 3_600)
+        .settle(day("2025-10-15"), t0() + 50_400)
         .await
         .unwrap();
     let sequences = |ledger: &Ledger| -> Vec<u64> {

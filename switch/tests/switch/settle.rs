@@ -219,9 +219,12 @@ fn the_batch_job_settles_writes_the_file_and_reconciles_idempotently() {
         lines[0].starts_with(&format!("H|SSN-SAMARINDA|{yesterday}|1|")),
         "{text}"
     );
-    // SHA-256 of no detail lines at all.
+    // SHA-256 of no detail lines at all; no adjustment, nothing carried.
     let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-    assert_eq!(lines.last().unwrap(), &format!("T|0|0.00|{empty}"));
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!("T|0|0.00|{empty}|0|0.00|0.00")
+    );
     assert!(!dir.join("bank-file.partial").exists());
 
     let reconcile = settle(&admin, &["reconcile", "--business-date", &yesterday]);
