@@ -262,10 +262,6 @@ async fn resolve(
         };
         match ledger.authorize_purchase(request).await {
             Ok(answer) => {
-                let answer = Authorization {
-                    duplicate: false,
-                    ..answer
-                };
                 trace(format_args!(
                     "  repeat of #{index} {answer:?} (ledger holds {:?})",
                     ledger.balance(model.sent[index].request.card, at).await
