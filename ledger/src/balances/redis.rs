@@ -725,6 +725,13 @@ impl BalanceStore for RedisBalances {
         let mut connection = self.connection.clone();
         let fields: HashMap<String, String> =
             connection.hgetall(&card_key).await.map_err(unavailable)?;
+        // A card not stamped with this process's generation (a Redis restarted empty, a
+        // flush, an older rebuild) is not known here: fenced, so the ledger rebuilds it from
+        // the journal rather than read it as empty.
+        let stamp = fields.get("e").map_or("", String::as_str);
+        if stamp.parse::<u64>().ok() != Some(self.generation()) {
+            return Err(self.fenced(card, stamp));
+        }
         let Some(order) = fields.get("o") else {
             return Ok(Vec::new());
         };

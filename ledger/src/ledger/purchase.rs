@@ -450,14 +450,21 @@ impl Ledger {
 
     /// A balance inquiry (DE3 `310000`): the spendable balance, from the balance store.
     pub async fn balance(&self, card: CardId, at_unix_seconds: i64) -> Result<Money, LedgerError> {
-        let pockets = self.balances.pockets(card).await?;
+        let pockets = self.pockets(card).await?;
         spendable(&pockets, Day::wita_of_unix_seconds(at_unix_seconds))
             .ok_or_else(|| LedgerError::Internal("balance overflow".into()))
     }
 
     /// The card's pockets as the balance store has them, earliest expiry first.
     pub async fn pockets(&self, card: CardId) -> Result<Vec<PocketBalance>, LedgerError> {
-        Ok(self.balances.pockets(card).await?)
+        match self.balances.pockets(card).await {
+            // Not cached by this generation (Redis restarted empty): rebuilt from the journal.
+            Err(fenced @ StoreError::Fenced { .. }) => {
+                self.recover_fenced(fenced).await?;
+                Ok(self.balances.pockets(card).await?)
+            }
+            other => Ok(other?),
+        }
     }
 }
 

@@ -6,10 +6,12 @@
 //! TAK; `full_disk` fills the journal's filesystem under a running switch.
 
 mod e2e;
+mod faults;
 mod full_disk;
 mod mac;
 mod multinode;
 mod net;
 mod outage;
+mod redis_restart;
 mod settle;
 mod silent_redis;
