@@ -105,8 +105,7 @@ impl Ledger {
                 "a cut-over is 1 to 86,400 seconds after midnight, not {seconds}"
             )));
         }
-        let _admin = self.admin_lock.lock().await;
-        self.follow_others().await?;
+        let _admin = self.admin_turn().await?;
         if self.journal.state().days.cutover() == seconds {
             return Ok(());
         }
@@ -145,11 +144,7 @@ impl Ledger {
         business_date: Day,
         at_unix_seconds: i64,
     ) -> Result<SettlementOutcome, LedgerError> {
-        let _admin = self.admin_lock.lock().await;
-        // Decided from the projection: after a failed write, from what is durable.
-        self.settled_books().await?;
-        // Purchases of other nodes count too.
-        self.follow_others().await?;
+        let _admin = self.admin_turn().await?;
         if let Some(done) = self.settlement(business_date) {
             return Ok(done);
         }
@@ -229,9 +224,7 @@ impl Ledger {
         bank_reference: &str,
         at_unix_seconds: i64,
     ) -> Result<(), LedgerError> {
-        let _admin = self.admin_lock.lock().await;
-        // Decided from the projection: after a failed write, from what is durable.
-        self.settled_books().await?;
+        let _admin = self.admin_turn().await?;
         let record = Record::Payout {
             business_date,
             merchant: merchant.clone(),

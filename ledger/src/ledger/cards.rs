@@ -12,11 +12,7 @@ impl Ledger {
         new_card: CardId,
         at_unix_seconds: i64,
     ) -> Result<Vec<PocketAmount>, LedgerError> {
-        let _admin = self.admin_lock.lock().await;
-        // Decided from the projection: after a failed write, from what is durable.
-        self.settled_books().await?;
-        // Money another node moved (funding, disbursements, purchases) counts here too.
-        self.follow_others().await?;
+        let _admin = self.admin_turn().await?;
         let id = TransferId::replacement(old_card);
         let existing = match self.journal.state().transfers.get(&id) {
             Some(Record::Replacement {

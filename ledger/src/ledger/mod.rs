@@ -706,6 +706,16 @@ impl Ledger {
         }
     }
 
+    /// An admin operation's turn: one at a time (the admin lock), deciding from a projection
+    /// that holds only what is durable ([`Ledger::settled_books`]) and everything the other
+    /// nodes journaled (money another node moved counts here too).
+    async fn admin_turn(&self) -> Result<MutexGuard<'_, ()>, LedgerError> {
+        let turn = self.admin_lock.lock().await;
+        self.settled_books().await?;
+        self.follow_others().await?;
+        Ok(turn)
+    }
+
     /// Waits until the projection holds only what is durable. After a failed journal write it
     /// may hold records that were never written (the sequencer applied them first), so nothing
     /// is answered from it until the journal has recovered; the barrier is also what starts a

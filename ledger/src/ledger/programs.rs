@@ -40,11 +40,7 @@ impl Ledger {
                 "a funding amount must be positive".into(),
             ));
         }
-        let _admin = self.admin_lock.lock().await;
-        // Decided from the projection: after a failed write, from what is durable.
-        self.settled_books().await?;
-        // Money another node moved (funding, disbursements, purchases) counts here too.
-        self.follow_others().await?;
+        let _admin = self.admin_turn().await?;
         let id = TransferId::funding(reference);
         let record = Record::Funding {
             reference: reference.to_string(),
@@ -81,11 +77,7 @@ impl Ledger {
         period: &str,
         at_unix_seconds: i64,
     ) -> Result<DisbursementOutcome, LedgerError> {
-        let _admin = self.admin_lock.lock().await;
-        // Decided from the projection: after a failed write, from what is durable.
-        self.settled_books().await?;
-        // Money another node moved (funding, disbursements, purchases) counts here too.
-        self.follow_others().await?;
+        let _admin = self.admin_turn().await?;
         let id = TransferId::disbursement(program, period);
         let in_memory = match self.journal.state().transfers.get(&id) {
             Some(Record::Disbursement { credits, .. }) => Some(credits.clone()),
@@ -246,11 +238,7 @@ impl Ledger {
         as_of: Day,
         at_unix_seconds: i64,
     ) -> Result<ProgramCloseOutcome, LedgerError> {
-        let _admin = self.admin_lock.lock().await;
-        // Decided from the projection: after a failed write, from what is durable.
-        self.settled_books().await?;
-        // Money another node moved (funding, disbursements, purchases) counts here too.
-        self.follow_others().await?;
+        let _admin = self.admin_turn().await?;
         let id = TransferId::program_close(program, as_of);
         if let Some(outcome) = self.program_close(program, as_of)? {
             return Ok(outcome);
@@ -312,10 +300,7 @@ impl Ledger {
         cards: &[CardId],
         at_unix_seconds: i64,
     ) -> Result<RevocationOutcome, LedgerError> {
-        let _admin = self.admin_lock.lock().await;
-        // Decided from the projection: after a failed write, from what is durable.
-        self.settled_books().await?;
-        self.follow_others().await?;
+        let _admin = self.admin_turn().await?;
         let id = TransferId::revocation(program, reference);
         if let Some(outcome) = self.revocation(program, reference)? {
             return Ok(outcome);

@@ -124,6 +124,18 @@ impl Outcomes {
     }
 }
 
+/// Purchases on `cards` in turn, each amount a little different from the last.
+pub(super) fn purchases(cards: &[Card]) -> impl FnMut(u64) -> Purchase + '_ {
+    let mut next = 0usize;
+    move |amount| {
+        next += 1;
+        Purchase::new(
+            &cards[next % cards.len()],
+            amount + (next as u64 % 5) * 1_000,
+        )
+    }
+}
+
 /// Kills the switch, then checks its journal with `ssn-switch verify`.
 pub(super) fn stop_and_verify(mut switch: Switch) {
     let _ = switch.child.kill();

@@ -6,8 +6,8 @@
 //! what its approvals left, and the journal verifies: nothing lost, nothing corrupted. Mounting
 //! needs root (the test command runs as root, here and in CI).
 
-use super::e2e::{ACTIVE, Backend, Purchase, Switch};
-use super::faults::{Outcomes, stop_and_verify};
+use super::e2e::{ACTIVE, Backend, Switch};
+use super::faults::{Outcomes, purchases, stop_and_verify};
 use ssn_codec::Profile;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -83,14 +83,7 @@ async fn a_full_journal_disk_answers_91_and_approves_again_when_space_returns() 
     let cards = switch.cards("regular");
     let mut t = switch.terminal(Profile::Bcd, ACTIVE).await;
     let mut told = Outcomes::default();
-    let mut next = 0usize;
-    let mut purchase = |amount: u64| {
-        next += 1;
-        Purchase::new(
-            &cards[next % cards.len()],
-            amount + (next as u64 % 5) * 1_000,
-        )
-    };
+    let mut purchase = purchases(&cards);
     told.approve(&mut t, purchase(100_000), "before the disk fills")
         .await;
 

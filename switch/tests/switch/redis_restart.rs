@@ -5,8 +5,8 @@
 //! journal: every approval repeated gets its answer, every card touched holds what its
 //! approvals left, and the journal verifies.
 
-use super::e2e::{ACTIVE, Backend, DEADLINE, Purchase, Switch};
-use super::faults::{Outcomes, stop_and_verify};
+use super::e2e::{ACTIVE, Backend, DEADLINE, Switch};
+use super::faults::{Outcomes, purchases, stop_and_verify};
 use ssn_codec::Profile;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -113,14 +113,7 @@ async fn redis_killed_and_started_empty_answers_91_then_balances_come_back_from_
     let cards = switch.cards("regular");
     let mut t = switch.terminal(Profile::Bcd, ACTIVE).await;
     let mut told = Outcomes::default();
-    let mut next = 0usize;
-    let mut purchase = |amount: u64| {
-        next += 1;
-        Purchase::new(
-            &cards[next % cards.len()],
-            amount + (next as u64 % 5) * 1_000,
-        )
-    };
+    let mut purchase = purchases(&cards);
     for _ in 0..4 {
         told.approve(&mut t, purchase(100_000), "before the outage")
             .await;
