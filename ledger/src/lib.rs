@@ -230,6 +230,7 @@
 //! | [`JOURNAL_BATCH_RECORDS_MAX`] | 8,192 | records per fsync |
 //! | [`JOURNAL_QUEUE_RECORDS_MAX`] | 65,536 | records waiting for the sequencer; full answers `91` |
 //! | [`JOURNAL_BATCHES_IN_FLIGHT_MAX`] | 2 | prepared batches waiting for fsync |
+//! | [`JOURNAL_SYNC_INTERVAL_MIN_DEFAULT`] | 1 ms | least time between the starts of two syncs |
 //! | [`JOURNAL_APPLY_CHUNK_RECORDS`] | 256 | records applied per hold of the projection lock |
 //! | [`JOURNAL_RECOVERY_INTERVAL`] | 1 s | between a failed write (or recovery) and the next recovery |
 //! | [`JOURNAL_FOLLOW_INTERVAL`] | 250 ms | between polls of the other nodes' chains |
@@ -344,8 +345,8 @@ pub use journal::{
     JOURNAL_APPLY_CHUNK_RECORDS, JOURNAL_BATCH_RECORDS_MAX, JOURNAL_BATCHES_IN_FLIGHT_MAX,
     JOURNAL_ENTRY_BYTES_MAX, JOURNAL_FOLLOW_BATCH_ENTRIES, JOURNAL_FOLLOW_INTERVAL,
     JOURNAL_FOLLOW_ROUNDS_MAX, JOURNAL_FOLLOW_WAITERS_MAX, JOURNAL_MAGIC,
-    JOURNAL_QUEUE_RECORDS_MAX, JOURNAL_RECOVERY_INTERVAL, JOURNAL_TORN_TAIL_BYTES_MAX, Journal,
-    JournalError, JournalStats, JournalStore, OpenReport,
+    JOURNAL_QUEUE_RECORDS_MAX, JOURNAL_RECOVERY_INTERVAL, JOURNAL_SYNC_INTERVAL_MIN_DEFAULT,
+    JOURNAL_TORN_TAIL_BYTES_MAX, Journal, JournalError, JournalStats, JournalStore, OpenReport,
 };
 pub use ledger::{
     Authorization, BalanceBackend, BatchCloseOutcome, BatchCloseRequest, DeclineRequest,

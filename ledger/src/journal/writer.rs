@@ -185,6 +185,8 @@ pub(super) struct Syncer {
     pub(super) prepared: Receiver<SyncWork>,
     /// Where entries go.
     pub(super) store: Box<dyn JournalStore>,
+    /// The least time between the starts of two syncs, in nanoseconds; set by the handle.
+    pub(super) sync_interval_min: Arc<AtomicU64>,
     /// Shared with the handle and the sequencer; set here, cleared by the sequencer.
     pub(super) poisoned: Arc<AtomicBool>,
     /// The first sequence number of the first batch whose write failed, until recovered:
@@ -200,6 +202,8 @@ impl Syncer {
     pub(super) fn run(mut self) {
         // Work taken from the channel while gathering a batch that belongs to the next round.
         let mut carried: Option<SyncWork> = None;
+        // When the last sync started.
+        let mut last_sync: Option<Instant> = None;
         loop {
             let work = match carried.take() {
                 Some(work) => work,
@@ -219,6 +223,14 @@ impl Syncer {
                     continue;
                 }
             };
+            // Too soon after the last sync: wait for more to share this one.
+            let interval = Duration::from_nanos(self.sync_interval_min.load(Ordering::Relaxed));
+            if let Some(due) = last_sync.map(|last| last + interval) {
+                let now = Instant::now();
+                if now < due {
+                    std::thread::sleep(due - now);
+                }
+            }
             // Batches the sequencer finished while the last write was syncing go out with this
             // one: one write and one fdatasync for all of them, in order. A recovery request
             // waits for the next round, behind everything sent before it.
@@ -244,6 +256,7 @@ impl Syncer {
                 Ok(())
             } else {
                 let started = std::time::Instant::now();
+                last_sync = Some(started);
                 let written = self.store.append_durable(&batch.entries);
                 let elapsed = started.elapsed();
                 self.stats

@@ -533,6 +533,12 @@ impl Ledger {
         &self.open_report
     }
 
+    /// The least time between two of the journal's syncs
+    /// ([`crate::JOURNAL_SYNC_INTERVAL_MIN_DEFAULT`]).
+    pub fn set_journal_sync_interval_min(&self, interval: std::time::Duration) {
+        self.journal.set_sync_interval_min(interval);
+    }
+
     /// Counters of the journal's work (batches, entries, time in fsync).
     pub fn journal_stats(&self) -> &crate::journal::JournalStats {
         self.journal.stats()

@@ -129,3 +129,78 @@ async fn batches_that_queue_behind_a_slow_sync_share_the_next_write() {
     );
     assert!(writes.len() <= 3, "{writes:?}");
 }
+
+/// A file journal that notes when each write starts.
+#[derive(Debug)]
+struct TimedJournal {
+    inner: FileJournal,
+    starts: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl JournalStore for TimedJournal {
+    fn append_durable(&mut self, entries: &[EncodedEntry]) -> std::io::Result<()> {
+        self.starts.lock().unwrap().push(Instant::now());
+        self.inner.append_durable(entries)
+    }
+
+    fn replay(
+        &mut self,
+        visit: &mut dyn FnMut(EncodedEntry, u64) -> Result<(), Break>,
+    ) -> std::io::Result<Option<Break>> {
+        self.inner.replay(visit)
+    }
+
+    fn cut_tail(
+        &mut self,
+        found: &Break,
+        bytes_max: u64,
+    ) -> std::io::Result<Option<std::path::PathBuf>> {
+        self.inner.cut_tail(found, bytes_max)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_start_no_closer_together_than_the_interval() {
+    let dir = TempDir::new("sync-interval");
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let journal = Box::new(TimedJournal {
+        inner: FileJournal::open(&dir.0.join("journal.log")).unwrap(),
+        starts: Arc::clone(&starts),
+    });
+    let (ledger, _balances, card) = funded_ledger_on(&dir, journal).await;
+    let interval = Duration::from_millis(40);
+    ledger.set_journal_sync_interval_min(interval);
+    let ledger = Arc::new(ledger);
+    starts.lock().unwrap().clear();
+
+    // Four callers, each journaling one purchase after another: without the interval each
+    // answer would start the next sync at once, milliseconds after the last.
+    let callers: Vec<_> = (0..4u32)
+        .map(|caller| {
+            let ledger = Arc::clone(&ledger);
+            tokio::spawn(async move {
+                for n in 0..5 {
+                    let request =
+                        purchase_at(key(1, caller * 100 + n), card, rp(1_000), None, t0());
+                    let answer = ledger.authorize_purchase(request).await;
+                    assert!(answer.is_ok(), "{answer:?}");
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        tokio::time::timeout(DEADLINE, caller)
+            .await
+            .expect("the callers waited past the deadline")
+            .unwrap();
+    }
+
+    let starts = starts.lock().unwrap().clone();
+    assert!(starts.len() >= 5, "20 records in {} writes", starts.len());
+    // A millisecond of slack for when the store notes the time.
+    let least = interval - Duration::from_millis(1);
+    for pair in starts.windows(2) {
+        let apart = pair[1] - pair[0];
+        assert!(apart >= least, "two syncs started {apart:?} apart");
+    }
+}

@@ -7,6 +7,7 @@
 //! unflushed bytes, and time).
 
 mod connection;
+mod cores;
 mod server;
 pub mod tls;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use ssn_codec::{Message, MessageView};
 
 pub use connection::ConnectionEnd;
+pub use cores::{CORES_MAX, Cores};
 pub use server::serve;
 
 /// Answers requests. One handler serves every connection of a listener.

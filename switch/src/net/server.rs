@@ -11,18 +11,20 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::connection::{ConnectionEnd, serve_connection};
-use super::{Handler, Limits};
+use super::{Cores, Handler, Limits};
 
 /// After an accept error (out of file descriptors, usually), wait this long before the next
 /// accept rather than spinning.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Accepts connections on `listener` until `shutdown` is cancelled, serving each on its own
-/// task tracked by `tracker` (so shutdown can wait for their in-flight requests), over TLS
-/// when given an acceptor (the handshake within `limits.read_timeout`). At most
-/// `limits.connections_max` connections are served at once.
+/// task on one of `cores`' threads, tracked by `tracker` (so shutdown can wait for their
+/// in-flight requests), over TLS when given an acceptor (the handshake within
+/// `limits.read_timeout`). At most `limits.connections_max` connections are served at once.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve<H: Handler>(
     listener: TcpListener,
+    cores: Arc<Cores>,
     tls: Option<TlsAcceptor>,
     profile: Profile,
     handler: Arc<H>,
@@ -41,8 +43,8 @@ pub async fn serve<H: Handler>(
             () = shutdown.cancelled() => return,
         };
         let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+            accepted = listener.accept() => match accepted.and_then(|(stream, _peer)| stream.into_std()) {
+                Ok(stream) => stream,
                 Err(error) => {
                     tracing::warn!(%error, "accept failed");
                     tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
@@ -56,7 +58,12 @@ pub async fn serve<H: Handler>(
         let (handler, limits, shutdown) = (handler.clone(), limits.clone(), shutdown.clone());
         let tls = tls.clone();
         metrics::gauge!("ssn_connections", "profile" => profile.name()).increment(1.0);
-        tracker.spawn(async move {
+        cores.spawn(tracker.track_future(async move {
+            // Registered with the reactor of the thread it will live on.
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                metrics::gauge!("ssn_connections", "profile" => profile.name()).decrement(1.0);
+                return;
+            };
             let end = match tls {
                 None => {
                     let halves = stream.into_split();
@@ -81,6 +88,6 @@ pub async fn serve<H: Handler>(
             metrics::counter!("ssn_connections_ended_total", "profile" => profile.name(), "end" => format!("{end:?}"))
                 .increment(1);
             drop(permit);
-        });
+        }));
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ssn_codec::{FrameCodec, Inbound, Message, MessageView, Mti, Outbound, Profile, Tpdu};
-use ssn_switch::net::{Handler, Limits, serve};
+use ssn_switch::net::{Cores, Handler, Limits, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -54,8 +54,11 @@ async fn start(profile: Profile, limits: Limits, permits: usize) -> Server {
         gate: Arc::new(Semaphore::new(permits)),
         entered: AtomicUsize::new(0),
     });
+    // Two connection threads, as on a two-core machine: connections land on both.
+    let cores = Arc::new(Cores::start(2).unwrap());
     let accept = serve(
         listener,
+        cores,
         None,
         profile,
         handler.clone(),
