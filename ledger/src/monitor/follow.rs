@@ -51,6 +51,10 @@ pub struct MonitorFollower {
 impl MonitorFollower {
     /// A follower that starts from the log's beginning.
     pub fn new(config: MonitorConfig) -> MonitorFollower {
+        // Every rule's counter from the start, so a scrape shows the zeros too.
+        for rule in super::Rule::ALL {
+            metrics::counter!("ssn_alerts_total", "rule" => rule.as_str()).increment(0);
+        }
         MonitorFollower {
             monitor: Monitor::new(config),
             limits: HashMap::new(),

@@ -402,11 +402,9 @@ impl Rules {
                 u64::try_from(limit.minor()).unwrap_or(0),
             ),
             format!(
-                "{} purchases on one card within {} s total {} against a per-purchase maximum of {} (minor units)",
+                "{} purchases on one card within {} s total Rp {sum} against a per-purchase maximum of Rp {limit}",
                 window.len(),
                 rule.window_seconds,
-                sum.minor(),
-                limit.minor()
             ),
         );
         window.clear();
@@ -462,11 +460,11 @@ impl Rules {
                     u64::try_from(median).unwrap_or(0),
                 ),
                 format!(
-                    "{} items of category {} this week above {}% of the city's median unit amount {} (minor units)",
+                    "{} items of category {} this week above {}% of the city's median unit amount Rp {}",
                     items.len(),
                     line.category,
                     rule.above_median_percent,
-                    median
+                    Money::from_minor(median)
                 ),
             ));
         }
@@ -586,8 +584,8 @@ impl Rules {
                 credited.saturating_mul(rule.drained_percent),
             ),
             format!(
-                "a card idle for at least {} s spent {spent} of the {credited} credited meanwhile within {} s (minor units)",
-                rule.dormant_seconds, rule.drain_window_seconds
+                "a card idle for at least {} s spent Rp {} of the Rp {} credited meanwhile within {} s",
+                rule.dormant_seconds, drain.spent, drain.credited, rule.drain_window_seconds
             ),
         );
         activity.drain = None;
