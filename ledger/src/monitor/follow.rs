@@ -88,10 +88,15 @@ impl MonitorFollower {
             _ => tokio::task::block_in_place(read)?,
         };
         let caught_up = entries.len() < MONITOR_BATCH_ENTRIES_MAX;
+        let observed_end = entries.last().map_or(from, |(position, _)| position + 1);
+        // How far the rules are behind the log: what an operator watches to see the monitor lag.
+        let behind = ledger.log_len().saturating_sub(observed_end);
+        metrics::gauge!("ssn_monitor_behind_entries").set(behind as f64);
         for (position, entry) in &entries {
             for alert in self.monitor.observe(*position, entry, &self.limits) {
                 if self.pending.len() >= MONITOR_PENDING_ALERTS_MAX {
                     self.dropped = self.dropped.saturating_add(1);
+                    metrics::counter!("ssn_alerts_dropped_total").increment(1);
                 } else {
                     self.pending.push_back(alert);
                 }
