@@ -31,6 +31,7 @@ mod error;
 mod nik;
 mod openapi;
 mod report;
+mod report_alerts;
 mod report_html;
 mod routes;
 pub use routes::reports::{

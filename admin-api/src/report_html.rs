@@ -131,6 +131,7 @@ pub fn csv(report: &SemesterReport) -> String {
             row("batch", &key, field, &value);
         }
     }
+    crate::report_alerts::csv_rows(&report.alerts, &mut row);
     String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
@@ -672,6 +673,7 @@ pub fn html(report: &SemesterReport) -> String {
             })
             .collect::<Vec<_>>(),
     ));
+    html.push_str(&crate::report_alerts::html(&report.alerts, 7, table));
     html.push_str("<p class=\"note\">Dihitung dari jurnal dan registri switch SSN; setiap jumlah uang cocok dengan jurnal sampai ke rupiah.</p></body></html>");
     html
 }

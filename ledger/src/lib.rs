@@ -315,6 +315,7 @@ mod ids;
 mod journal;
 mod ledger;
 mod money;
+pub mod monitor;
 pub mod priority;
 mod record;
 mod registry;

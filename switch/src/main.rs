@@ -203,6 +203,13 @@ struct ServeArgs {
     /// Without it such a listener must speak TLS.
     #[arg(long, env = "SSN_ALLOW_PLAINTEXT")]
     allow_plaintext: bool,
+    /// Run without the misuse monitor (issue 22), e.g. to measure what it costs.
+    #[arg(long, env = "SSN_NO_MONITOR")]
+    no_monitor: bool,
+    /// The misuse monitor's thresholds, a JSON file in the shape of `MonitorConfig`; a rule
+    /// or field left out keeps its default (README, "Misuse monitoring").
+    #[arg(long, env = "SSN_MONITOR_THRESHOLDS")]
+    monitor_thresholds: Option<PathBuf>,
 }
 
 /// A listener, as `--tls-listeners` names it.
@@ -453,6 +460,7 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
     let Some(node_id) = node_id else {
         bail!("--node-id must be one character 0-9 or A-Z")
     };
+    let monitor_config = monitor_config(args.monitor_thresholds.as_deref())?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     if args.card_bin.len() != 6 || !args.card_bin.bytes().all(|b| b.is_ascii_digit()) {
@@ -642,6 +650,13 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
         );
     }
     tracker.spawn(resolve_debits_in_doubt(ledger.clone(), shutdown.clone()));
+    if !args.no_monitor {
+        tracker.spawn(monitor_misuse(
+            ledger.clone(),
+            monitor_config,
+            shutdown.clone(),
+        ));
+    }
     tracing::info!(bcd = %args.bcd_listen, ascii = %args.ascii_listen, admin = %args.admin_listen, "serving");
 
     wait_for_signal().await;
@@ -694,6 +709,61 @@ async fn resolve_debits_in_doubt(ledger: Arc<Ledger>, shutdown: CancellationToke
             }
         }
     }
+}
+
+/// Follows the transaction log with the misuse monitor and stores its alerts, beside the
+/// switch: nothing here is on a purchase's path, and a slow round only makes alerts later.
+async fn monitor_misuse(
+    ledger: Arc<Ledger>,
+    config: ssn_ledger::monitor::MonitorConfig,
+    shutdown: CancellationToken,
+) {
+    let mut follower = ssn_ledger::monitor::MonitorFollower::new(config);
+    loop {
+        let caught_up = match follower.round(&ledger).await {
+            Ok(round) => {
+                for alert in &round.stored {
+                    tracing::info!(
+                        alert = %alert.id,
+                        rule = alert.rule.as_str(),
+                        merchant = alert.merchant.as_ref().map(|m| m.as_str()),
+                        "misuse alert"
+                    );
+                }
+                if let Some(error) = round.storage_error {
+                    tracing::warn!(%error, "misuse alerts wait for the registry");
+                }
+                round.caught_up
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the misuse monitor could not read the log");
+                true
+            }
+        };
+        if caught_up {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(ssn_ledger::monitor::MONITOR_POLL_INTERVAL) => {}
+            }
+        } else if shutdown.is_cancelled() {
+            return;
+        }
+    }
+}
+
+/// The monitor's thresholds: the defaults, overridden by the file's fields.
+fn monitor_config(path: Option<&Path>) -> anyhow::Result<ssn_ledger::monitor::MonitorConfig> {
+    let Some(path) = path else {
+        return Ok(Default::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the monitor's thresholds {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "the monitor's thresholds in {} do not parse",
+            path.display()
+        )
+    })
 }
 
 async fn wait_for_signal() {

@@ -289,11 +289,14 @@ pub(crate) async fn get_merchant(
     )))
 }
 
-async fn set_merchant_active(
+/// Suspends or activates an E-Warong, audited; `because` (an alert, say) is added to the
+/// audit line's target.
+pub(crate) async fn set_merchant_active(
     state: &AdminState,
     caller: &Caller,
     id: &str,
     active: bool,
+    because: Option<&str>,
 ) -> ApiResult<Json<MerchantView>> {
     let merchant = find_merchant(state, id).await?;
     let action = if active {
@@ -301,7 +304,10 @@ async fn set_merchant_active(
     } else {
         "merchants.suspend"
     };
-    let target = format!("merchant {}", merchant.merchant_id);
+    let target = match because {
+        Some(reason) => format!("merchant {} ({reason})", merchant.merchant_id),
+        None => format!("merchant {}", merchant.merchant_id),
+    };
     if merchant.active == active {
         let error = ApiError::conflict(format!(
             "E-Warong {} is already {}",
@@ -337,7 +343,7 @@ pub(crate) async fn suspend_merchant(
     Path(merchant_id): Path<String>,
 ) -> ApiResult<Json<MerchantView>> {
     caller.require(&[Role::Bank])?;
-    set_merchant_active(&state, &caller, &merchant_id, false).await
+    set_merchant_active(&state, &caller, &merchant_id, false, None).await
 }
 
 /// Activates a suspended E-Warong.
@@ -350,7 +356,7 @@ pub(crate) async fn activate_merchant(
     Path(merchant_id): Path<String>,
 ) -> ApiResult<Json<MerchantView>> {
     caller.require(&[Role::Bank])?;
-    set_merchant_active(&state, &caller, &merchant_id, true).await
+    set_merchant_active(&state, &caller, &merchant_id, true, None).await
 }
 
 // ------------------------------------------------------------------------------------ terminals

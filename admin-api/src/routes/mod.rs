@@ -1,5 +1,6 @@
 //! One module per resource of the spec.
 
+pub(crate) mod alerts;
 pub(crate) mod audit;
 pub(crate) mod beneficiaries;
 pub(crate) mod cards;
@@ -40,6 +41,7 @@ pub(crate) fn api() -> OpenApiRouter<AdminState> {
         .merge(settlements::routes())
         .merge(reports::routes())
         .merge(audit::routes())
+        .merge(alerts::routes())
 }
 
 /// `GET /api/v1/openapi.json` (any role).

@@ -247,6 +247,8 @@ pub struct SemesterReport {
     pub cards_never_used: NeverUsed,
     /// Exceptions.
     pub exceptions: Exceptions,
+    /// The misuse monitor's alerts fired in the semester.
+    pub alerts: crate::report_alerts::AlertsSection,
 }
 
 fn status_name(status: CardStatus) -> &'static str {
@@ -295,7 +297,12 @@ fn never_used_view(cards: &[NeverUsedCard]) -> NeverUsed {
     }
 }
 
-fn report_view(figures: &Figures, semester: Semester, generated_at: i64) -> SemesterReport {
+fn report_view(
+    figures: &Figures,
+    semester: Semester,
+    generated_at: i64,
+    alerts: crate::report_alerts::AlertsSection,
+) -> SemesterReport {
     let (people, flows, active, trading) = figures.totals;
     SemesterReport {
         year: semester.year as u16,
@@ -379,6 +386,7 @@ fn report_view(figures: &Figures, semester: Semester, generated_at: i64) -> Seme
             rejected_rows: figures.rejected_rows,
             possible_duplicates: figures.possible_duplicates,
         },
+        alerts,
     }
 }
 
@@ -525,8 +533,10 @@ async fn made_report(state: &AdminState, semester: Semester) -> ApiResult<Arc<Ma
             SEMESTER_REPORT_MAX_AGE_SECONDS,
             || async {
                 let figures = figures(state, semester.window(), true).await?;
+                let alerts = state.ledger.registry().alerts().await?;
+                let alerts = crate::report_alerts::section(&alerts, semester.window());
                 Ok(Arc::new(MadeReport {
-                    report: report_view(&figures, semester, now),
+                    report: report_view(&figures, semester, now, alerts),
                     never_used: figures.never_used,
                     json: std::sync::OnceLock::new(),
                     csv: std::sync::OnceLock::new(),

@@ -319,6 +319,20 @@ fn table(f: &Fixtures) -> Vec<Row> {
         ),
         row("GET", "/transactions", Everyone, Send::Nothing),
         row("GET", "/audit", Everyone, Send::Nothing),
+        row("GET", "/alerts", Everyone, Send::Nothing),
+        row("GET", "/alerts/{alert_id}", Everyone, Send::Nothing),
+        row(
+            "POST",
+            "/alerts/{alert_id}/review",
+            Role("dinsos"),
+            Send::Json(json!({"status": "dismissed", "note": "checked"})),
+        ),
+        row(
+            "POST",
+            "/alerts/{alert_id}/suspend-merchant",
+            Role("bank"),
+            Send::Nothing,
+        ),
     ]
 }
 
@@ -330,7 +344,8 @@ fn concrete(path: &str, f: &Fixtures) -> String {
         .replace("{card_id}", &f.card_id.to_string())
         .replace("{merchant_id}", MERCHANT)
         .replace("{terminal_id}", TERMINAL)
-        .replace("{business_date}", SETTLED_DAY);
+        .replace("{business_date}", SETTLED_DAY)
+        .replace("{alert_id}", "0badc0de");
     let path = if path.starts_with("/determinations/") {
         path.replace("{id}", &f.determination_id.to_string())
     } else {

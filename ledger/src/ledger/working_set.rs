@@ -328,4 +328,50 @@ impl Ledger {
             None => Ok(Vec::new()),
         }
     }
+
+    /// Up to `max` entries of the transaction log from number `from` on, each with its
+    /// number, oldest first: what the misuse monitor reads. The working set's are read under
+    /// one hold of the projection's lock; older ones come from history, one lookup each.
+    /// Batch closes and cut-overs are not in the log; neither is anything here.
+    pub fn log_entries(&self, from: u64, max: usize) -> Result<Vec<(u64, Entry)>, LedgerError> {
+        {
+            let state = self.journal.state();
+            if from >= state.log_base {
+                let start = usize::try_from(from - state.log_base)
+                    .unwrap_or(usize::MAX)
+                    .min(state.log.len());
+                let base = state.log_base + start as u64;
+                let entries = state.log.range(start..).take(max).zip(base..);
+                return Ok(entries
+                    .filter_map(|((at, id), number)| {
+                        let record = match state.purchases.get(id) {
+                            Some(purchase) => Record::Purchase(purchase.record.clone()),
+                            None => state.transfers.get(id)?.clone(),
+                        };
+                        let entry = Entry {
+                            at_unix_seconds: *at,
+                            record,
+                        };
+                        Some((number, entry))
+                    })
+                    .collect());
+            }
+        }
+        let mut entries = Vec::new();
+        for (row, number) in self.log_rows(from, max)?.into_iter().zip(from..) {
+            let record = match self.purchase_by_id(&row.id)? {
+                Some(purchase) => Record::Purchase(purchase.record),
+                None => match self.transfer_by_id(&row.id)? {
+                    Some((_, record)) => record,
+                    None => continue,
+                },
+            };
+            let entry = Entry {
+                at_unix_seconds: row.at_unix_seconds,
+                record,
+            };
+            entries.push((number, entry));
+        }
+        Ok(entries)
+    }
 }

@@ -19,8 +19,8 @@
 //! lock, which the write's removal takes too).
 
 use super::{
-    ApiToken, AuditEntry, Beneficiary, Card, Determination, HostKeys, Merchant, Nik, Pan, Program,
-    Registry, RegistryError, RegistryOp, RegistryRecord, Terminal,
+    AlertRecord, ApiToken, AuditEntry, Beneficiary, Card, Determination, HostKeys, Merchant, Nik,
+    Pan, Program, Registry, RegistryError, RegistryOp, RegistryRecord, Terminal,
 };
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
 use async_trait::async_trait;
@@ -126,7 +126,8 @@ fn touched(ops: &[RegistryOp]) -> Vec<Touched> {
         RegistryRecord::HostKeys(_)
         | RegistryRecord::Program(_)
         | RegistryRecord::Determination(_)
-        | RegistryRecord::Token(_) => None,
+        | RegistryRecord::Token(_)
+        | RegistryRecord::Alert(_) => None,
     };
     let mut out = Vec::new();
     for op in ops {
@@ -417,6 +418,14 @@ impl Registry for CachedRegistry {
 
     async fn audit_last(&self) -> Result<u64, RegistryError> {
         self.inner.audit_last().await
+    }
+
+    async fn alert(&self, id: &str) -> Result<Option<AlertRecord>, RegistryError> {
+        self.inner.alert(id).await
+    }
+
+    async fn alerts(&self) -> Result<Vec<AlertRecord>, RegistryError> {
+        self.inner.alerts().await
     }
 }
 

@@ -1,17 +1,19 @@
-//! The registry: people, cards, merchants, terminals, tokens and the audit log — everything the
-//! ledger keeps that is not money. Behind the [`Registry`] trait; [`RedbRegistry`] is the
-//! embedded implementation.
+//! The registry: people, cards, merchants, terminals, tokens, the misuse monitor's alerts and
+//! the audit log — everything the ledger keeps that is not money. Behind the [`Registry`]
+//! trait; [`RedbRegistry`] is the embedded implementation.
 //!
 //! Writes go through [`Registry::apply`], one all-or-nothing list of [`RegistryOp`]s, with
 //! `Insert` (fails if the key exists) and `Replace` (fails unless the stored record is the
 //! expected one) for the admin API's 409s and for compare-and-set without locks. That one call
 //! is also what a Scylla implementation maps onto a logged batch.
 
+mod alerts;
 mod cached;
 mod dated;
 mod redb;
 mod types;
 
+pub use self::alerts::{AlertRecord, AlertStatus};
 pub use self::cached::{CachedRegistry, REGISTRY_CACHE_ENTRIES_MAX, REGISTRY_CACHE_TTL};
 pub use self::redb::{REGISTRY_OPS_PER_APPLY_MAX, RedbRegistry};
 pub use dated::*;
@@ -116,6 +118,10 @@ pub trait Registry: Send + Sync + fmt::Debug {
     -> Result<Vec<(u64, AuditEntry)>, RegistryError>;
     /// The last audit sequence number given (entries are numbered from 1; 0 when none).
     async fn audit_last(&self) -> Result<u64, RegistryError>;
+    /// An alert by id.
+    async fn alert(&self, id: &str) -> Result<Option<AlertRecord>, RegistryError>;
+    /// Every alert, in id order (the admin API filters and pages).
+    async fn alerts(&self) -> Result<Vec<AlertRecord>, RegistryError>;
 
     /// Whether no other process can write this store while this handle is open (an embedded
     /// file locked by this process). A read cache in front of it may then keep what it read

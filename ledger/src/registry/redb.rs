@@ -7,8 +7,8 @@
 
 use super::Stored;
 use super::{
-    ApiToken, AuditEntry, Beneficiary, Card, Determination, HOST_KEYS_KEY, HostKeys, Merchant, Nik,
-    Pan, Program, Registry, RegistryError, RegistryOp, RegistryRecord, Terminal,
+    AlertRecord, ApiToken, AuditEntry, Beneficiary, Card, Determination, HOST_KEYS_KEY, HostKeys,
+    Merchant, Nik, Pan, Program, Registry, RegistryError, RegistryOp, RegistryRecord, Terminal,
 };
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
 use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -27,6 +27,7 @@ const MERCHANTS: Bytes = TableDefinition::new("merchants");
 const TERMINALS: Bytes = TableDefinition::new("terminals");
 const TOKENS: Bytes = TableDefinition::new("tokens");
 const HOST_KEYS: Bytes = TableDefinition::new("host_keys");
+const ALERTS: Bytes = TableDefinition::new("alerts");
 const NIK_INDEX: Index = TableDefinition::new("beneficiaries_by_nik");
 const PAN_INDEX: Index = TableDefinition::new("cards_by_pan");
 const TOKEN_INDEX: Index = TableDefinition::new("tokens_by_hash");
@@ -115,6 +116,12 @@ fn placement(record: &RegistryRecord) -> Placement {
             index: Some((TOKEN_INDEX, crate::ids::hex(&t.token_hash))),
             what: "token",
         },
+        RegistryRecord::Alert(a) => Placement {
+            table: ALERTS,
+            key: a.alert.id.clone(),
+            index: None,
+            what: "alert",
+        },
     }
 }
 
@@ -128,6 +135,7 @@ fn stored_bytes(record: &RegistryRecord) -> Vec<u8> {
         RegistryRecord::Merchant(m) => encode(m),
         RegistryRecord::Terminal(t) => encode(t),
         RegistryRecord::Token(t) => encode(t),
+        RegistryRecord::Alert(a) => encode(a),
     }
 }
 
@@ -250,6 +258,7 @@ impl RedbRegistry {
             TERMINALS,
             TOKENS,
             HOST_KEYS,
+            ALERTS,
         ] {
             txn.open_table(table).map_err(storage)?;
         }
@@ -484,6 +493,14 @@ impl Registry for RedbRegistry {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(AUDIT).map_err(storage)?;
         Ok(table.last().map_err(storage)?.map_or(0, |(k, _)| k.value()))
+    }
+
+    async fn alert(&self, id: &str) -> Result<Option<AlertRecord>, RegistryError> {
+        self.get(ALERTS, id, "alert")
+    }
+
+    async fn alerts(&self) -> Result<Vec<AlertRecord>, RegistryError> {
+        self.all(ALERTS, "alert").await
     }
 }
 

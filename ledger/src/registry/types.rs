@@ -735,6 +735,8 @@ pub enum RegistryRecord {
     Terminal(Terminal),
     /// A token.
     Token(ApiToken),
+    /// An alert of the misuse monitor. (Last, so intents written before it still decode.)
+    Alert(super::AlertRecord),
 }
 
 impl RegistryRecord {
@@ -754,6 +756,7 @@ impl RegistryRecord {
             RegistryRecord::Merchant(m) => same(m, bytes),
             RegistryRecord::Terminal(t) => same(t, bytes),
             RegistryRecord::Token(t) => same(t, bytes),
+            RegistryRecord::Alert(a) => same(a, bytes),
         }
     }
 }

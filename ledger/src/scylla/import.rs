@@ -104,6 +104,14 @@ pub async fn import_embedded(
             .into_iter()
             .map(|r| upsert(RegistryRecord::Token(r))),
     );
+    ops.extend(
+        source
+            .alerts()
+            .await
+            .map_err(registry)?
+            .into_iter()
+            .map(|r| upsert(RegistryRecord::Alert(r))),
+    );
     let mut sequences = Vec::new();
     for name in SEQUENCES {
         // `next_numbers(name, 0)` reads the next number without taking it.

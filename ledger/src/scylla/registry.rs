@@ -16,9 +16,9 @@ use super::{ScyllaCluster, ScyllaError};
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
 use crate::registry::Stored;
 use crate::registry::{
-    ApiToken, AuditEntry, Beneficiary, Card, Determination, HOST_KEYS_KEY, HostKeys, Merchant, Nik,
-    Pan, Program, REGISTRY_OPS_PER_APPLY_MAX, Registry, RegistryError, RegistryOp, RegistryRecord,
-    Terminal,
+    AlertRecord, ApiToken, AuditEntry, Beneficiary, Card, Determination, HOST_KEYS_KEY, HostKeys,
+    Merchant, Nik, Pan, Program, REGISTRY_OPS_PER_APPLY_MAX, Registry, RegistryError, RegistryOp,
+    RegistryRecord, Terminal,
 };
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
@@ -184,6 +184,7 @@ fn placement(record: &RegistryRecord) -> Placement {
             Some(("token", crate::ids::hex(&t.token_hash))),
             encode(t),
         ),
+        RegistryRecord::Alert(a) => ("alert", a.alert.id.clone(), None, encode(a)),
     };
     Placement {
         kind,
@@ -880,6 +881,14 @@ impl Registry for ScyllaRegistry {
     async fn audit_last(&self) -> Result<u64, RegistryError> {
         self.with(|session, s| async move { read_sequence(&session, &s, AUDIT_SEQUENCE).await })
             .await
+    }
+
+    async fn alert(&self, id: &str) -> Result<Option<AlertRecord>, RegistryError> {
+        self.get("alert", id).await
+    }
+
+    async fn alerts(&self) -> Result<Vec<AlertRecord>, RegistryError> {
+        self.all("alert").await
     }
 
     async fn audit(
