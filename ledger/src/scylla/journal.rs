@@ -11,11 +11,12 @@
 //! journal sets aside a torn last write. Nothing after a gap was ever acknowledged, because the
 //! sync thread answers a batch only when all of it is written and writes one batch at a time.
 
+use super::snapshots::ScyllaSnapshots;
 use super::{ScyllaCluster, ScyllaError, cluster};
 use crate::journal::{
-    Break, BreakKind, ChainFollower, EncodedEntry, Hash, JOURNAL_BATCH_RECORDS_MAX,
-    JOURNAL_ENTRY_BYTES_MAX, JOURNAL_FOLLOW_BATCH_ENTRIES, JournalStore, apply_merged,
-    replay_until,
+    Break, BreakKind, ChainFollower, ChainPosition, EncodedEntry, Hash, JOURNAL_BATCH_RECORDS_MAX,
+    JOURNAL_ENTRY_BYTES_MAX, JOURNAL_FOLLOW_BATCH_ENTRIES, JournalStore, SharedSnapshot,
+    SharedSnapshotTaker, apply_merged, replay_after, replay_until,
 };
 use crate::money::Money;
 use crate::record::Account;
@@ -70,6 +71,8 @@ pub struct ScyllaJournal {
     list_chains: PreparedStatement,
     /// Reads a partition from a sequence on, a bounded number of rows (following).
     select_from: PreparedStatement,
+    /// The keyspace's shared snapshots.
+    pub(super) snapshots: ScyllaSnapshots,
 }
 
 impl fmt::Debug for ScyllaJournal {
@@ -134,6 +137,7 @@ impl ScyllaJournal {
             .run(async move { session.execute_unpaged(&register, (name,)).await })
             .await?
             .map_err(cluster_error)?;
+        let snapshots = ScyllaSnapshots::open(Arc::clone(&cluster)).await?;
         Ok(ScyllaJournal {
             cluster,
             chain,
@@ -143,11 +147,12 @@ impl ScyllaJournal {
             delete_from,
             list_chains,
             select_from,
+            snapshots,
         })
     }
 
     /// A reader of another chain of the same keyspace (it never writes).
-    fn for_chain(&self, chain: String) -> ScyllaJournal {
+    pub(super) fn for_chain(&self, chain: String) -> ScyllaJournal {
         ScyllaJournal {
             cluster: Arc::clone(&self.cluster),
             chain,
@@ -157,6 +162,7 @@ impl ScyllaJournal {
             delete_from: self.delete_from.clone(),
             list_chains: self.list_chains.clone(),
             select_from: self.select_from.clone(),
+            snapshots: self.snapshots.clone(),
         }
     }
 
@@ -200,8 +206,8 @@ impl ScyllaJournal {
             .map_err(io_error)?
     }
 
-    /// The names of every chain but this one, sorted.
-    fn other_chain_names(&self) -> io::Result<Vec<String>> {
+    /// The names of every chain of the keyspace, sorted.
+    pub(super) fn all_chain_names(&self) -> io::Result<Vec<String>> {
         let session = Arc::clone(self.cluster.session());
         let list = self.list_chains.clone();
         let mut names: Vec<String> = self
@@ -217,9 +223,70 @@ impl ScyllaJournal {
                     .await
             })
             .map_err(io_error)??;
-        names.retain(|name| *name != self.chain);
         names.sort();
         Ok(names)
+    }
+
+    /// The names of every chain but this one, sorted.
+    fn other_chain_names(&self) -> io::Result<Vec<String>> {
+        let mut names = self.all_chain_names()?;
+        names.retain(|name| *name != self.chain);
+        Ok(names)
+    }
+
+    /// Whether every chain still holds, at each position, the very entry it names (one read
+    /// per chain): only then do the chains continue a snapshot taken there.
+    pub(super) fn continues(&mut self, positions: &[ChainPosition]) -> io::Result<bool> {
+        for position in positions {
+            if position.next_sequence <= 1 {
+                continue;
+            }
+            let last = position.next_sequence - 1;
+            let found = self.read_from(&position.chain, last, 1)?;
+            let holds = found.first().is_some_and(|entry| {
+                entry.sequence == last && entry.hash == position.last_hash && entry.hash_is_intact()
+            });
+            if !holds {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads `chain` after `position` (from its start when `None`) as far as it is whole,
+    /// each link and hash checked; returns the entries and where the chain then stands.
+    pub(super) fn read_chain_after(
+        &self,
+        chain: &str,
+        position: Option<&crate::snapshot::Position>,
+    ) -> io::Result<(Vec<Entry>, ChainPosition)> {
+        let mut reader = self.for_chain(chain.to_string());
+        let mut entries = Vec::new();
+        // A chain still being written, or torn, is read as far as it is whole.
+        let (head, _end) = replay_after(&mut reader, position, None, &mut |entry| {
+            entries.push(entry);
+            Ok(())
+        })?;
+        let position = ChainPosition {
+            chain: chain.to_string(),
+            next_sequence: head.next_sequence,
+            last_hash: head.last_hash,
+        };
+        Ok((entries, position))
+    }
+
+    /// Takes a shared snapshot of the keyspace now, as a node's snapshot thread does when
+    /// the chains have grown (see [`crate::journal::SharedSnapshotTaker`]): returns the
+    /// entries it covers, `None` when it wrote none (nothing new since the newest). Blocks.
+    pub fn take_snapshot(&self, stop: &dyn Fn() -> bool) -> io::Result<Option<u64>> {
+        let mut taker =
+            super::snapshots::ScyllaSnapshotTaker::new(self.for_chain(self.chain.clone()));
+        taker.take(stop)
+    }
+
+    /// The keyspace's name.
+    pub(super) fn keyspace(&self) -> &str {
+        &self.cluster.config().keyspace
     }
 
     /// True when the chain has no entry yet.
@@ -230,6 +297,12 @@ impl ScyllaJournal {
     /// Every row of one partition, in order.
     fn partition(&self, bucket: i64) -> io::Result<Vec<Row>> {
         self.rows_of(self.select.clone(), (self.chain.clone(), bucket))
+    }
+
+    /// The rows of one partition from sequence `from` on, in order (paged).
+    fn partition_from(&self, bucket: i64, from: u64) -> io::Result<Vec<Row>> {
+        let arguments = (self.chain.clone(), bucket, from as i64, i32::MAX);
+        self.rows_of(self.select_from.clone(), arguments)
     }
 
     /// Rows with sequence `from` or later, in the two partitions a torn batch can touch.
@@ -405,7 +478,17 @@ impl JournalStore for ScyllaJournal {
         &mut self,
         visit: &mut dyn FnMut(EncodedEntry, u64) -> Result<(), Break>,
     ) -> io::Result<Option<Break>> {
-        let mut expected = 1u64;
+        self.replay_from(0, 1, visit)
+    }
+
+    /// From entry `sequence` on (rows are found by sequence: `offset` is not used).
+    fn replay_from(
+        &mut self,
+        _offset: u64,
+        sequence: u64,
+        visit: &mut dyn FnMut(EncodedEntry, u64) -> Result<(), Break>,
+    ) -> io::Result<Option<Break>> {
+        let mut expected = sequence.max(1);
         let torn = |sequence| {
             Ok(Some(Break {
                 sequence,
@@ -415,7 +498,7 @@ impl JournalStore for ScyllaJournal {
         };
         loop {
             let bucket = bucket_of(expected);
-            let (entries, ended_inside) = assemble(self.partition(bucket)?);
+            let (entries, ended_inside) = assemble(self.partition_from(bucket, expected)?);
             for entry in entries {
                 if entry.sequence != expected {
                     // A missing entry: what follows was never acknowledged.
@@ -456,6 +539,47 @@ impl JournalStore for ScyllaJournal {
             chains.push((name, entries));
         }
         Ok(chains)
+    }
+
+    fn other_chains_after(
+        &mut self,
+        after: &[ChainPosition],
+    ) -> io::Result<Vec<(String, Vec<Entry>)>> {
+        let mut chains = Vec::new();
+        for name in self.other_chain_names()? {
+            let position = ChainPosition::position_of(after, &name);
+            let (entries, _) = self.read_chain_after(&name, position.as_ref())?;
+            chains.push((name, entries));
+        }
+        Ok(chains)
+    }
+
+    fn shared_snapshot(&mut self) -> io::Result<Option<SharedSnapshot>> {
+        for listed in self.snapshots.list()? {
+            if !self.continues(&listed.chains)? {
+                continue;
+            }
+            match self.snapshots.load(&listed) {
+                Ok(state) => {
+                    return Ok(Some(SharedSnapshot {
+                        id: listed.id,
+                        chains: listed.chains,
+                        state,
+                    }));
+                }
+                Err(error) => {
+                    // Removed meanwhile by another node, or damaged: the next older one.
+                    tracing::warn!(id = %listed.id, %error, "passing over a shared snapshot");
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn snapshot_taker(&self) -> Option<Box<dyn SharedSnapshotTaker>> {
+        Some(Box::new(super::snapshots::ScyllaSnapshotTaker::new(
+            self.for_chain(self.chain.clone()),
+        )))
     }
 
     fn chain_name(&self) -> &str {
@@ -529,6 +653,7 @@ pub fn verify_scylla(journal: &mut ScyllaJournal) -> Result<VerifyReport, Verify
     }
     let mut chains = journal.other_chains()?;
     chains.push((journal.chain.clone(), own));
+    let snapshots = super::snapshots::check_snapshots(journal, &chains)?;
     let mut state = State::default();
     apply_merged(&mut state, chains).map_err(|(_, found)| VerifyError::Broken(found))?;
     check_balances(&state)?;
@@ -542,6 +667,6 @@ pub fn verify_scylla(journal: &mut ScyllaJournal) -> Result<VerifyReport, Verify
         last_hash: head.last_hash,
         accounts: state.accounts.len() + pockets,
         funded,
-        snapshots: 0,
+        snapshots,
     })
 }
