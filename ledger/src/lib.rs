@@ -182,8 +182,9 @@
 //! - **Journal**: the same entries, hashes and chain as the file, one row per entry (a large
 //!   body in parts of [`SCYLLA_ENTRY_PART_BYTES`]) keyed `((chain, bucket), sequence, part)`;
 //!   a bucket is [`SCYLLA_JOURNAL_PARTITION_ENTRIES`] consecutive entries, so partitions are
-//!   bounded. Writes are plain inserts, idempotent (a retry writes the same bytes under the same
-//!   key), at `LOCAL_QUORUM` unless configured otherwise: no lightweight transaction on the
+//!   bounded. Writes are plain inserts (a group commit's rows in single-partition unlogged
+//!   batches of [`SCYLLA_JOURNAL_BATCH_ROWS_MAX`]), idempotent (a retry writes the same bytes
+//!   under the same key), at `LOCAL_QUORUM` unless configured otherwise: no lightweight transaction on the
 //!   purchase path, because the journal's sequencer is its chain's only writer. A failed batch
 //!   may leave some of its entries: replay stops at the first missing one and opening sets the
 //!   rest aside in `journal_torn`, as the file journal does with a torn write. [`verify`]
@@ -373,11 +374,13 @@ pub use registry::*;
 pub use scylla::{
     Consistency, ImportReport, SCHEMA_VERSION, SCYLLA_AUDIT_PARTITION_ENTRIES,
     SCYLLA_CONNECT_TIMEOUT, SCYLLA_DRIVER_THREADS, SCYLLA_ENTRY_PART_BYTES,
+    SCYLLA_JOURNAL_BATCH_BYTES_MAX, SCYLLA_JOURNAL_BATCH_ROWS_MAX,
     SCYLLA_JOURNAL_PARTITION_ENTRIES, SCYLLA_KEYSPACE_BYTES_MAX, SCYLLA_POINTER_FILE,
     SCYLLA_REGISTRY_BUCKETS, SCYLLA_REGISTRY_INTENT_BYTES_MAX, SCYLLA_REGISTRY_LEASE_TTL_SECONDS,
     SCYLLA_REGISTRY_LEASE_WAIT_MAX, SCYLLA_REQUEST_TIMEOUT_DEFAULT, SCYLLA_SNAPSHOT_CHUNK_BYTES,
     SCYLLA_SNAPSHOTS_KEPT, SCYLLA_WRITES_IN_FLIGHT_MAX, ScyllaCluster, ScyllaConfig, ScyllaError,
-    ScyllaJournal, ScyllaRegistry, import_embedded, scylla_stores, verify, verify_scylla,
+    ScyllaJournal, ScyllaRegistry, import_embedded, scylla_stores, take_shared_snapshot, verify,
+    verify_scylla,
 };
 pub use state::{
     Applied, CardRow, CardState, CardTransfer, ClosedBatch, InvariantError, PURCHASE_SHARDS,

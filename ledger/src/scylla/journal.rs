@@ -1,10 +1,13 @@
 //! The journal on Scylla: each switch node appends its own hash chain (partition key
-//! `(chain, bucket)`), entry by entry with plain idempotent inserts; the chain, the hashes and
+//! `(chain, bucket)`), with plain idempotent inserts; the chain, the hashes and
 //! replay are exactly the embedded journal's ([`crate::journal`]), only the bytes live in CQL
 //! rows instead of a file.
 //!
-//! A batch is written with up to [`super::SCYLLA_WRITES_IN_FLIGHT_MAX`] inserts in flight and
-//! is durable (at the configured consistency) when every one has succeeded. A failed batch can
+//! A group commit's rows go as single-partition unlogged CQL batches (at most
+//! [`SCYLLA_JOURNAL_BATCH_ROWS_MAX`] rows and [`SCYLLA_JOURNAL_BATCH_BYTES_MAX`] body bytes
+//! each: one request instead of one per entry), up to [`super::SCYLLA_WRITES_IN_FLIGHT_MAX`]
+//! in flight; the group commit is durable (at the configured consistency) when every one has
+//! succeeded. A failed batch can
 //! leave any subset of its entries behind: that is this store's torn write. Replay stops at the
 //! first missing entry and reports it as [`BreakKind::Truncated`]; opening then sets aside what
 //! follows it (into `journal_torn`) if it is no more than one batch, exactly as the file
@@ -36,6 +39,13 @@ pub const SCYLLA_JOURNAL_PARTITION_ENTRIES: u64 = 65_536;
 /// Largest part of an entry's body in one row; a larger body (a disbursement to many cards)
 /// is cut into parts, so no row comes near the cluster's mutation size limit.
 pub const SCYLLA_ENTRY_PART_BYTES: usize = 1 << 20;
+/// Most body bytes of the rows in one CQL batch: a group commit's purchases (a few hundred
+/// bytes each) go as one single-partition unlogged batch per this many bytes, one request
+/// instead of one per entry; well under ScyllaDB's batch size warning (128 KiB), and
+/// Cassandra does not size-check a single-partition batch.
+pub const SCYLLA_JOURNAL_BATCH_BYTES_MAX: usize = 64 << 10;
+/// Most rows in one CQL batch.
+pub const SCYLLA_JOURNAL_BATCH_ROWS_MAX: usize = 256;
 /// Rows per page when replaying a partition.
 const REPLAY_PAGE_ROWS: i32 = 512;
 
@@ -350,6 +360,48 @@ fn rows_of(chain: &str, entries: &[EncodedEntry]) -> Vec<NewRow> {
     rows
 }
 
+/// Cuts a batch's rows into the groups written with one request each: consecutive rows of
+/// one partition, at most [`SCYLLA_JOURNAL_BATCH_ROWS_MAX`] rows and
+/// [`SCYLLA_JOURNAL_BATCH_BYTES_MAX`] body bytes (a larger row goes alone).
+fn batch_groups(rows: Vec<NewRow>) -> Vec<Vec<NewRow>> {
+    let mut groups: Vec<Vec<NewRow>> = Vec::new();
+    let mut bytes = 0usize;
+    for row in rows {
+        let row_bytes = row.7.len();
+        let fits = groups.last().is_some_and(|group| {
+            group.len() < SCYLLA_JOURNAL_BATCH_ROWS_MAX
+                && bytes + row_bytes <= SCYLLA_JOURNAL_BATCH_BYTES_MAX
+                && group[0].1 == row.1
+        });
+        if fits {
+            bytes += row_bytes;
+            groups.last_mut().expect("checked").push(row);
+        } else {
+            bytes = row_bytes;
+            groups.push(vec![row]);
+        }
+    }
+    groups
+}
+
+/// An unlogged batch of `rows` inserts, with the configured consistency and timeout. All its
+/// rows are in one partition, so it is applied atomically, and the driver routes it to that
+/// partition's replicas like a single insert.
+fn batch_of(
+    insert: &PreparedStatement,
+    rows: usize,
+    config: &super::ScyllaConfig,
+) -> scylla::statement::batch::Batch {
+    use scylla::statement::batch::{Batch, BatchStatement, BatchType};
+    let statements = vec![BatchStatement::PreparedStatement(insert.clone()); rows];
+    let mut batch = Batch::new_with_statements(BatchType::Unlogged, statements);
+    batch.set_consistency(config.consistency);
+    batch.set_request_timeout(Some(config.request_timeout));
+    // The same rows under the same keys when retried.
+    batch.set_is_idempotent(true);
+    batch
+}
+
 /// Reassembles the entries of a partition's rows, stopping at the first entry missing a part.
 /// Returns the entries and whether the rows ended inside an entry.
 fn assemble(rows: Vec<Row>) -> (Vec<EncodedEntry>, bool) {
@@ -454,16 +506,26 @@ impl JournalStore for ScyllaJournal {
     }
 
     fn append_durable(&mut self, entries: &[EncodedEntry]) -> io::Result<()> {
-        let rows = rows_of(&self.chain, entries);
+        let groups = batch_groups(rows_of(&self.chain, entries));
         let session = Arc::clone(self.cluster.session());
         let insert = self.insert.clone();
+        let config = self.cluster.config().clone();
+        let requests = groups.len() as u64;
         self.cluster
             .block_on(async move {
-                futures::stream::iter(rows)
-                    .map(|row| {
+                futures::stream::iter(groups)
+                    .map(|group| {
                         let session = Arc::clone(&session);
                         let insert = insert.clone();
-                        async move { session.execute_unpaged(&insert, row).await.map(|_| ()) }
+                        let config = config.clone();
+                        async move {
+                            if group.len() == 1 {
+                                let row = group.into_iter().next().expect("one row");
+                                return session.execute_unpaged(&insert, row).await.map(|_| ());
+                            }
+                            let batch = batch_of(&insert, group.len(), &config);
+                            session.batch(&batch, group).await.map(|_| ())
+                        }
                     })
                     .buffer_unordered(super::SCYLLA_WRITES_IN_FLIGHT_MAX)
                     .try_collect::<Vec<()>>()
@@ -471,7 +533,9 @@ impl JournalStore for ScyllaJournal {
                     .map(|_| ())
                     .map_err(io_error)
             })
-            .map_err(io_error)?
+            .map_err(io_error)??;
+        metrics::counter!("ssn_scylla_journal_requests_total").increment(requests);
+        Ok(())
     }
 
     fn replay(
@@ -669,4 +733,44 @@ pub fn verify_scylla(journal: &mut ScyllaJournal) -> Result<VerifyReport, Verify
         funded,
         snapshots,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn purchase_sized(sequence: u64) -> EncodedEntry {
+        EncodedEntry {
+            sequence,
+            previous_hash: [1; 32],
+            body: vec![7; 200],
+            hash: [2; 32],
+        }
+    }
+
+    /// A full group commit of purchases costs one CQL request per 256 entries, not one per
+    /// entry; a partition boundary and a body larger than a batch start a new request.
+    #[test]
+    fn a_group_commit_is_written_with_one_request_per_batch_of_rows() {
+        let entries: Vec<EncodedEntry> = (1..=JOURNAL_BATCH_RECORDS_MAX as u64)
+            .map(purchase_sized)
+            .collect();
+        let groups = batch_groups(rows_of("1", &entries));
+        assert_eq!(
+            groups.len(),
+            JOURNAL_BATCH_RECORDS_MAX / SCYLLA_JOURNAL_BATCH_ROWS_MAX
+        );
+        assert!(groups.iter().all(|g| g.iter().all(|row| row.1 == g[0].1)));
+
+        let across = SCYLLA_JOURNAL_PARTITION_ENTRIES - 1;
+        let mut entries: Vec<EncodedEntry> = (across..across + 4).map(purchase_sized).collect();
+        entries[3].body = vec![9; SCYLLA_JOURNAL_BATCH_BYTES_MAX + 1];
+        let groups = batch_groups(rows_of("1", &entries));
+        let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+        assert_eq!(
+            sizes,
+            [2, 1, 1],
+            "split at the partition, the large body alone"
+        );
+    }
 }

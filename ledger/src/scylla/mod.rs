@@ -30,7 +30,8 @@ mod snapshots;
 pub use import::{ImportReport, import_embedded};
 
 pub use journal::{
-    SCYLLA_ENTRY_PART_BYTES, SCYLLA_JOURNAL_PARTITION_ENTRIES, ScyllaJournal, verify_scylla,
+    SCYLLA_ENTRY_PART_BYTES, SCYLLA_JOURNAL_BATCH_BYTES_MAX, SCYLLA_JOURNAL_BATCH_ROWS_MAX,
+    SCYLLA_JOURNAL_PARTITION_ENTRIES, ScyllaJournal, verify_scylla,
 };
 pub use registry::{
     SCYLLA_AUDIT_PARTITION_ENTRIES, SCYLLA_REGISTRY_BUCKETS, SCYLLA_REGISTRY_INTENT_BYTES_MAX,
@@ -180,6 +181,23 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
         .map_err(io)?
         .map_err(io)?;
     verify_scylla(&mut journal)
+}
+
+/// Takes a shared snapshot of the keyspace that `data_dir`'s [`SCYLLA_POINTER_FILE`] names,
+/// as a node's snapshot thread does (an operator's `ssn-switch snapshot`, e.g. before adding
+/// a node): returns the entries it covers, `None` when the newest already covers every chain.
+/// Blocks; call it from any thread.
+pub fn take_shared_snapshot(data_dir: &Path) -> Result<Option<u64>, ScyllaError> {
+    let Some(config) = ScyllaConfig::load_pointer(data_dir).map_err(cluster)? else {
+        return Err(ScyllaError::Config(format!(
+            "{} has no {SCYLLA_POINTER_FILE}: not a Scylla node's data directory",
+            data_dir.display()
+        )));
+    };
+    let connected = ScyllaCluster::connect_blocking(config)?;
+    let opener = Arc::clone(&connected);
+    let journal = connected.block_on(async move { ScyllaJournal::open(opener).await })??;
+    journal.take_snapshot(&|| false).map_err(cluster)
 }
 
 /// Errors of the Scylla stores.
