@@ -160,8 +160,9 @@
 //!   balance inquiries and debits in doubt), `reversal`, `batches` (batch close, settlement,
 //!   payouts), `programs` (definition, funding, disbursement, year-end close) and `cards`
 //!   (replacement, wrong-PIN counts).
-//! - `scylla`: the Scylla journal store and registry, the schema and its migrations, the
-//!   driver's own runtime, and [`verify`] following a data directory's pointer to Scylla.
+//! - `scylla`: the Scylla journal store, its shared snapshots and registry, the schema and
+//!   its migrations, the driver's own runtime, and [`verify`] following a data directory's
+//!   pointer to Scylla.
 //!
 //! ## Architecture invariants
 //!
@@ -181,12 +182,20 @@
 //! - **Journal**: the same entries, hashes and chain as the file, one row per entry (a large
 //!   body in parts of [`SCYLLA_ENTRY_PART_BYTES`]) keyed `((chain, bucket), sequence, part)`;
 //!   a bucket is [`SCYLLA_JOURNAL_PARTITION_ENTRIES`] consecutive entries, so partitions are
-//!   bounded. Writes are plain inserts, idempotent (a retry writes the same bytes under the same
-//!   key), at `LOCAL_QUORUM` unless configured otherwise: no lightweight transaction on the
+//!   bounded. Writes are plain inserts (a group commit's rows in single-partition unlogged
+//!   batches of [`SCYLLA_JOURNAL_BATCH_ROWS_MAX`]), idempotent (a retry writes the same bytes
+//!   under the same key), at `LOCAL_QUORUM` unless configured otherwise: no lightweight transaction on the
 //!   purchase path, because the journal's sequencer is its chain's only writer. A failed batch
 //!   may leave some of its entries: replay stops at the first missing one and opening sets the
 //!   rest aside in `journal_torn`, as the file journal does with a torn write. [`verify`]
 //!   checks a Scylla chain when the data directory holds a [`SCYLLA_POINTER_FILE`].
+//! - **Shared snapshots**: a node opens from the newest complete snapshot in the keyspace
+//!   that every chain still continues ([`JournalStore::shared_snapshot`], [`ChainPosition`])
+//!   and replays only each chain's tail after it; each node's snapshot thread
+//!   ([`SharedSnapshotTaker`]) takes the next once the projection holds
+//!   [`SHARED_SNAPSHOT_EVERY_ENTRIES`] more, from the newest snapshot and the chains (never
+//!   the live projection). Chunks first, the catalog row last: a crash while one is written
+//!   leaves the previous in force (see the `scylla::snapshots` docs).
 //! - **Registry**: the same records and bytes as redb; `apply` stays all-or-nothing with a
 //!   lease (one LWT) and a redo intent (see the `scylla::registry` docs). Only registry writes
 //!   (admin API, wrong-PIN counts) take the lease; reads never do.
@@ -342,12 +351,14 @@ pub use ids::{
     ProgramCode, PurchaseKey, Rrn, Stan, TerminalId, TransferId, TransmissionTime, hex,
 };
 pub use journal::{
-    Break, BreakKind, ChainFollower, ChainHead, EncodedEntry, FileJournal, FollowedChain, Hash,
-    JOURNAL_APPLY_CHUNK_RECORDS, JOURNAL_BATCH_RECORDS_MAX, JOURNAL_BATCHES_IN_FLIGHT_MAX,
-    JOURNAL_ENTRY_BYTES_MAX, JOURNAL_FOLLOW_BATCH_ENTRIES, JOURNAL_FOLLOW_INTERVAL,
-    JOURNAL_FOLLOW_ROUNDS_MAX, JOURNAL_FOLLOW_WAITERS_MAX, JOURNAL_MAGIC,
+    Break, BreakKind, ChainFollower, ChainHead, ChainPosition, EncodedEntry, FileJournal,
+    FollowedChain, Hash, JOURNAL_APPLY_CHUNK_RECORDS, JOURNAL_BATCH_RECORDS_MAX,
+    JOURNAL_BATCHES_IN_FLIGHT_MAX, JOURNAL_ENTRY_BYTES_MAX, JOURNAL_FOLLOW_BATCH_ENTRIES,
+    JOURNAL_FOLLOW_INTERVAL, JOURNAL_FOLLOW_ROUNDS_MAX, JOURNAL_FOLLOW_WAITERS_MAX, JOURNAL_MAGIC,
     JOURNAL_QUEUE_RECORDS_MAX, JOURNAL_RECOVERY_INTERVAL, JOURNAL_SYNC_INTERVAL_MIN_DEFAULT,
-    JOURNAL_TORN_TAIL_BYTES_MAX, Journal, JournalError, JournalStats, JournalStore, OpenReport,
+    JOURNAL_TORN_TAIL_BYTES_MAX, Journal,
+    JournalError, JournalStats, JournalStore, OpenReport, SHARED_SNAPSHOT_CHECK_INTERVAL,
+    SHARED_SNAPSHOT_EVERY_ENTRIES, SHARED_SNAPSHOT_SPACING, SharedSnapshot, SharedSnapshotTaker,
 };
 pub use ledger::{
     Authorization, BalanceBackend, BatchCloseOutcome, BatchCloseRequest, DeclineRequest,
@@ -366,11 +377,13 @@ pub use registry::*;
 pub use scylla::{
     Consistency, ImportReport, SCHEMA_VERSION, SCYLLA_AUDIT_PARTITION_ENTRIES,
     SCYLLA_CONNECT_TIMEOUT, SCYLLA_DRIVER_THREADS, SCYLLA_ENTRY_PART_BYTES,
+    SCYLLA_JOURNAL_BATCH_BYTES_MAX, SCYLLA_JOURNAL_BATCH_ROWS_MAX,
     SCYLLA_JOURNAL_PARTITION_ENTRIES, SCYLLA_KEYSPACE_BYTES_MAX, SCYLLA_POINTER_FILE,
     SCYLLA_REGISTRY_BUCKETS, SCYLLA_REGISTRY_INTENT_BYTES_MAX, SCYLLA_REGISTRY_LEASE_TTL_SECONDS,
-    SCYLLA_REGISTRY_LEASE_WAIT_MAX, SCYLLA_REQUEST_TIMEOUT_DEFAULT, SCYLLA_WRITES_IN_FLIGHT_MAX,
-    ScyllaCluster, ScyllaConfig, ScyllaError, ScyllaJournal, ScyllaRegistry, import_embedded,
-    scylla_stores, verify, verify_scylla,
+    SCYLLA_REGISTRY_LEASE_WAIT_MAX, SCYLLA_REQUEST_TIMEOUT_DEFAULT, SCYLLA_SNAPSHOT_CHUNK_BYTES,
+    SCYLLA_SNAPSHOTS_KEPT, SCYLLA_WRITES_IN_FLIGHT_MAX, ScyllaCluster, ScyllaConfig, ScyllaError,
+    ScyllaJournal, ScyllaRegistry, import_embedded, scylla_stores, take_shared_snapshot, verify,
+    verify_scylla,
 };
 pub use state::{
     Applied, CardRow, CardState, CardTransfer, ClosedBatch, InvariantError, PURCHASE_SHARDS,

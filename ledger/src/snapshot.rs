@@ -19,8 +19,8 @@
 //! [`take`] reads the newest snapshot and the journal file after it into a private state,
 //! and writes the next one. The ledger runs it on its own thread ([`Snapshotter`]) once the
 //! journal has grown by [`SNAPSHOT_EVERY_BYTES`] since the newest snapshot; operators may run
-//! it with `ssn-ledger snapshot`. Snapshots are for the embedded file journal; on ScyllaDB every node
-//! still replays the chains.
+//! it with `ssn-ledger snapshot`. These files are the embedded file journal's; on ScyllaDB the
+//! nodes of a keyspace share snapshots in it (`scylla::snapshots`), in the same encoding.
 
 use crate::ids::{CardId, MerchantId, TerminalId, TransferId};
 use crate::journal::{BreakKind, ChainHead, EncodedEntry, Hash, read_frames_from};
@@ -169,6 +169,19 @@ pub fn is_working_set_of(working: &State, full: &State) -> bool {
             .iter()
             .all(|(id, at)| full.transfer_times.get(id) == Some(at))
         && encode_core(working) == encode_core(full)
+}
+
+/// Whether two projections of the same entries, applied in different orders (several
+/// chains merged at different moments, as a shared snapshot and its tails are), agree on
+/// everything but the order-dependent log: [`encode_core`], every purchase with its answer,
+/// and the tombstones.
+pub fn same_beyond_order(a: &State, b: &State) -> bool {
+    encode_core(a) == encode_core(b)
+        && a.purchases.len() == b.purchases.len()
+        && a.purchases
+            .iter()
+            .all(|(id, p)| b.purchases.get(id) == Some(p))
+        && a.tombstones == b.tombstones
 }
 
 /// The canonical bytes of a projection: equal states, equal bytes.

@@ -72,6 +72,13 @@ enum Command {
         #[arg(long, env = "SSN_DATA_DIR", default_value = "ssn-data")]
         data_dir: PathBuf,
     },
+    /// Take a snapshot of a Scylla keyspace's ledger now (the node whose data directory is
+    /// given): nodes that start later load it and replay only what follows.
+    Snapshot {
+        /// The data directory of a node of the keyspace.
+        #[arg(long, env = "SSN_DATA_DIR", default_value = "ssn-data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -290,6 +297,13 @@ fn main() -> anyhow::Result<ExitCode> {
     ssn_ledger::priority::without_huge_pages();
     match Cli::parse().command {
         Command::Verify { data_dir } => verify(&data_dir),
+        Command::Snapshot { data_dir } => {
+            match ssn_ledger::take_shared_snapshot(&data_dir).context("taking a snapshot")? {
+                Some(entries) => println!("ok: a snapshot of {entries} entries"),
+                None => println!("ok: the newest snapshot covers every chain"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Settle(args) => settle::settle(args),
         Command::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -63,8 +63,15 @@ pub use follow::{
 pub use format::{Break, BreakKind, ChainHead, EncodedEntry};
 pub(crate) use format::{read_frames, read_frames_from};
 use replay::*;
-pub(crate) use replay::{apply_merged, replay_until};
-pub use store::{ChainFollower, FileJournal, FollowedChain, JournalStore};
+pub(crate) use replay::{apply_merged, replay_after, replay_until};
+mod shared;
+pub use shared::{
+    SHARED_SNAPSHOT_CHECK_INTERVAL, SHARED_SNAPSHOT_EVERY_ENTRIES, SHARED_SNAPSHOT_SPACING,
+};
+pub use store::{
+    ChainFollower, ChainPosition, FileJournal, FollowedChain, JournalStore, SharedSnapshot,
+    SharedSnapshotTaker,
+};
 use writer::*;
 
 /// The first bytes of every journal file (format version 2: purchases keep their DE48 basket,
@@ -128,7 +135,8 @@ pub enum JournalError {
 pub struct OpenReport {
     /// Entries in the projection (from the snapshot and replayed).
     pub entries: u64,
-    /// Entries the snapshot it started from covered (`None`: the whole journal was replayed).
+    /// Entries the snapshot it started from covered, over every chain for a shared one
+    /// (`None`: the whole journal was replayed).
     pub from_snapshot: Option<u64>,
     /// A torn last write that was set aside, and where its bytes were kept.
     pub torn_tail: Option<(Break, PathBuf)>,
@@ -163,6 +171,9 @@ pub struct Journal {
     /// The least time between the starts of two syncs, in nanoseconds (see
     /// [`JOURNAL_SYNC_INTERVAL_MIN_DEFAULT`]).
     sync_interval_min: Arc<AtomicU64>,
+    /// To the shared snapshot thread (a store shared with other nodes only): dropping it
+    /// stops the thread, abandoning a snapshot it is writing.
+    snapshot_stop: Option<SyncSender<()>>,
     /// The sequencer and sync threads, joined on drop (sequencer first: it closes the sync
     /// thread's queue when it ends), and the follower thread if any.
     threads: Vec<JoinHandle<()>>,
@@ -195,6 +206,7 @@ impl Journal {
         history: Option<Arc<crate::history::History>>,
     ) -> Result<(Journal, OpenReport), JournalError> {
         let follower = store.follower();
+        let taker = store.snapshot_taker();
         let history_log_len = match &history {
             Some(history) => history
                 .log_len()
@@ -230,7 +242,9 @@ impl Journal {
             state,
             head,
             torn_tail,
+            from_shared,
         } = loaded;
+        let from_snapshot = from_snapshot.or(from_shared);
         let report = OpenReport {
             entries: state.entries,
             from_snapshot,
@@ -290,6 +304,24 @@ impl Journal {
             );
             follow_requests = Some(requests);
         }
+        let mut snapshot_stop = None;
+        if let Some(taker) = taker {
+            let (stop, stopped) = mpsc::sync_channel(1);
+            let thread = shared::SharedSnapshotThread {
+                taker,
+                stopped,
+                state: Arc::clone(&state),
+                replayed_at_open: report
+                    .entries
+                    .saturating_sub(report.from_snapshot.unwrap_or(0)),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name("ssn-shared-snapshot".into())
+                    .spawn(move || thread.run())?,
+            );
+            snapshot_stop = Some(stop);
+        }
         let journal = Journal {
             sender: Some(sender),
             state,
@@ -298,6 +330,7 @@ impl Journal {
             in_flight,
             follow_requests,
             sync_interval_min,
+            snapshot_stop,
             threads,
         };
         Ok((journal, report))
@@ -402,6 +435,7 @@ impl Drop for Journal {
     fn drop(&mut self) {
         self.sender = None;
         self.follow_requests = None;
+        self.snapshot_stop = None;
         for thread in self.threads.drain(..) {
             // A panicked thread has nothing left to clean up.
             let _ = thread.join();

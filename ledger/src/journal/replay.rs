@@ -17,7 +17,7 @@ pub(crate) fn replay_until(
 }
 
 /// [`replay_until`] after a snapshot's position (`None`: from the chain's start).
-pub(super) fn replay_after(
+pub(crate) fn replay_after(
     store: &mut dyn JournalStore,
     start: Option<&crate::snapshot::Position>,
     stop_at: Option<u64>,
@@ -87,6 +87,8 @@ pub(super) struct Loaded {
     pub(super) head: ChainHead,
     /// What was set aside, and where it was kept.
     pub(super) torn_tail: Option<(Break, PathBuf)>,
+    /// Entries of the shared snapshot it started from, if any.
+    pub(super) from_shared: Option<u64>,
 }
 
 /// Replays `store` into a fresh projection (entries from `stop_at` on count as torn) and
@@ -105,9 +107,30 @@ pub(super) fn load_after(
     history: Option<Arc<crate::history::History>>,
     stop_at: Option<u64>,
 ) -> Result<Loaded, JournalError> {
-    let others = store.other_chains()?;
-    let (mut state, start) = match snapshot {
-        Some(snapshot) if others.is_empty() => (snapshot.state, Some(snapshot.position)),
+    // A store several nodes share keeps its own snapshots; one that covers entries a
+    // recovery treats as torn (`stop_at`) is not used.
+    let shared = match snapshot {
+        Some(_) => None,
+        None => store.shared_snapshot()?.filter(|shared| {
+            let own = ChainPosition::covered_of(&shared.chains, store.chain_name());
+            stop_at.is_none_or(|stop| own < stop)
+        }),
+    };
+    let positions = shared.as_ref().map_or_else(Vec::new, |s| s.chains.clone());
+    let from_shared = shared.as_ref().map(SharedSnapshot::covered);
+    let others = match &shared {
+        Some(shared) => store.other_chains_after(&shared.chains)?,
+        None => store.other_chains()?,
+    };
+    let (mut state, start) = match (snapshot, shared) {
+        (Some(snapshot), _) if others.is_empty() => (snapshot.state, Some(snapshot.position)),
+        (_, Some(shared)) => {
+            let start = ChainPosition::position_of(&shared.chains, store.chain_name());
+            let mut state = shared.state;
+            // The writer's view of the other chains; this node's is set below.
+            state.followed.clear();
+            (state, start)
+        }
         _ => (State::default(), None),
     };
     // A reversal after the snapshot may need a purchase the snapshot left in history.
@@ -133,7 +156,7 @@ pub(super) fn load_after(
     } else {
         // Entries of this chain may depend on other chains' (a purchase here spending a
         // disbursement journaled by another node): read first, apply merged below.
-        replay_until(store, stop_at, &mut |entry| {
+        replay_after(store, start.as_ref(), stop_at, &mut |entry| {
             own.push(entry);
             Ok(())
         })?
@@ -152,13 +175,19 @@ pub(super) fn load_after(
         let followed: Vec<(String, FollowedChain)> = others
             .iter()
             .map(|(name, entries)| {
-                let cursor = if entries.is_empty() {
-                    FollowedChain::default()
-                } else {
-                    FollowedChain {
-                        next_sequence: entries.len() as u64 + 1,
+                let base = positions.iter().find(|p| p.chain == *name);
+                let cursor = match (entries.is_empty(), base) {
+                    (true, None) => FollowedChain::default(),
+                    (true, Some(base)) => FollowedChain {
+                        next_sequence: base.next_sequence,
+                        last_hash: Some(base.last_hash),
+                    },
+                    (false, _) => FollowedChain {
+                        next_sequence: ChainPosition::covered_of(&positions, name)
+                            + entries.len() as u64
+                            + 1,
                         last_hash: None,
-                    }
+                    },
                 };
                 (name.clone(), cursor)
             })
@@ -172,6 +201,7 @@ pub(super) fn load_after(
         state,
         head,
         torn_tail,
+        from_shared,
     })
 }
 

@@ -52,6 +52,36 @@ pub trait JournalStore: Send + fmt::Debug + 'static {
         Ok(Vec::new())
     }
 
+    /// The newest snapshot shared by every writer of the store (Scylla) that every chain it
+    /// covers still continues; `Ok(None)` when there is none, or for a store with one writer.
+    fn shared_snapshot(&mut self) -> io::Result<Option<SharedSnapshot>> {
+        Ok(None)
+    }
+
+    /// Like [`JournalStore::other_chains`], each chain only after the position `after` gives
+    /// for it (a shared snapshot's); a chain `after` does not name is read from its start.
+    fn other_chains_after(
+        &mut self,
+        after: &[ChainPosition],
+    ) -> io::Result<Vec<(String, Vec<Entry>)>> {
+        let mut chains = self.other_chains()?;
+        for (name, entries) in &mut chains {
+            let covered = ChainPosition::covered_of(after, name);
+            entries.drain(
+                ..usize::try_from(covered)
+                    .unwrap_or(usize::MAX)
+                    .min(entries.len()),
+            );
+        }
+        Ok(chains)
+    }
+
+    /// A taker of shared snapshots that works beside this store while it writes (see
+    /// [`SharedSnapshotTaker`]); `None` for a store with one writer.
+    fn snapshot_taker(&self) -> Option<Box<dyn SharedSnapshotTaker>> {
+        None
+    }
+
     /// This store's chain's name, which orders its entries among other chains' (see
     /// [`JournalStore::other_chains`]).
     fn chain_name(&self) -> &str {
@@ -84,6 +114,78 @@ pub trait ChainFollower: Send + fmt::Debug + 'static {
         from: u64,
         entries_max: usize,
     ) -> io::Result<Vec<EncodedEntry>>;
+}
+
+/// Where a shared snapshot stands in one chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChainPosition {
+    /// The chain's name.
+    pub chain: String,
+    /// The chain's next entry after the snapshot.
+    pub next_sequence: u64,
+    /// The hash of the chain's last entry the snapshot covers (zeros when none).
+    pub last_hash: Hash,
+}
+
+impl ChainPosition {
+    /// Entries of `chain` that `positions` cover (0 when it does not name it).
+    pub fn covered_of(positions: &[ChainPosition], chain: &str) -> u64 {
+        positions
+            .iter()
+            .find(|p| p.chain == chain)
+            .map_or(0, |p| p.next_sequence.saturating_sub(1))
+    }
+
+    /// The position of `chain` in `positions` as a snapshot position (no byte offsets: a
+    /// shared store finds entries by sequence).
+    pub fn position_of(
+        positions: &[ChainPosition],
+        chain: &str,
+    ) -> Option<crate::snapshot::Position> {
+        positions
+            .iter()
+            .find(|p| p.chain == chain)
+            .map(|p| crate::snapshot::Position {
+                next_sequence: p.next_sequence,
+                last_hash: p.last_hash,
+                last_offset: 0,
+                next_offset: 0,
+            })
+    }
+}
+
+/// A snapshot shared by the writers of one store (several switch nodes on one keyspace): the
+/// projection after each chain's entries up to its position, applied merged.
+#[derive(Debug)]
+pub struct SharedSnapshot {
+    /// Its name in the store.
+    pub id: String,
+    /// Where it stands in every chain it covers.
+    pub chains: Vec<ChainPosition>,
+    /// The projection (its `followed` is the writer's; the loader sets its own).
+    pub state: State,
+}
+
+impl SharedSnapshot {
+    /// Entries it covers, over all chains.
+    pub fn covered(&self) -> u64 {
+        self.chains
+            .iter()
+            .map(|p| p.next_sequence.saturating_sub(1))
+            .sum()
+    }
+}
+
+/// Takes shared snapshots beside a running journal (Scylla): any node may take one covering
+/// what the chains hold whole; readers take the newest complete one.
+pub trait SharedSnapshotTaker: Send + fmt::Debug + 'static {
+    /// Entries the newest complete snapshot covers (0 when there is none).
+    fn covered(&mut self) -> io::Result<u64>;
+
+    /// Makes the next snapshot from the newest usable one and every chain's entries after it,
+    /// as far as each is whole, without touching the chains; returns the entries it covers,
+    /// `None` when it wrote none (nothing new, or `stop` said so).
+    fn take(&mut self, stop: &dyn Fn() -> bool) -> io::Result<Option<u64>>;
 }
 
 /// How far the projection has applied another node's chain.

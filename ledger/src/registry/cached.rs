@@ -264,6 +264,8 @@ impl CachedRegistry {
         }
         let generation = self.generation.load(Ordering::Acquire);
         let read_at = Instant::now();
+        // Reads that reach the store: what a purchase costs the registry (benchmarks).
+        metrics::counter!("ssn_registry_store_reads_total").increment(1);
         let found = read.await?.map(Arc::new);
         if let Some(value) = &found {
             shelf.put(
@@ -308,7 +310,10 @@ impl CachedRegistry {
     pub async fn card_by_pan_shared(&self, pan: &Pan) -> Result<Option<Arc<Card>>, RegistryError> {
         match &self.cards {
             Some(cards) => self.through(cards, pan, self.inner.card_by_pan(pan)).await,
-            None => Ok(self.inner.card_by_pan(pan).await?.map(Arc::new)),
+            None => {
+                metrics::counter!("ssn_registry_store_reads_total").increment(1);
+                Ok(self.inner.card_by_pan(pan).await?.map(Arc::new))
+            }
         }
     }
 }

@@ -1,21 +1,25 @@
 //! The journal on Scylla: each switch node appends its own hash chain (partition key
-//! `(chain, bucket)`), entry by entry with plain idempotent inserts; the chain, the hashes and
+//! `(chain, bucket)`), with plain idempotent inserts; the chain, the hashes and
 //! replay are exactly the embedded journal's ([`crate::journal`]), only the bytes live in CQL
 //! rows instead of a file.
 //!
-//! A batch is written with up to [`super::SCYLLA_WRITES_IN_FLIGHT_MAX`] inserts in flight and
-//! is durable (at the configured consistency) when every one has succeeded. A failed batch can
+//! A group commit's rows go as single-partition unlogged CQL batches (at most
+//! [`SCYLLA_JOURNAL_BATCH_ROWS_MAX`] rows and [`SCYLLA_JOURNAL_BATCH_BYTES_MAX`] body bytes
+//! each: one request instead of one per entry), up to [`super::SCYLLA_WRITES_IN_FLIGHT_MAX`]
+//! in flight; the group commit is durable (at the configured consistency) when every one has
+//! succeeded. A failed batch can
 //! leave any subset of its entries behind: that is this store's torn write. Replay stops at the
 //! first missing entry and reports it as [`BreakKind::Truncated`]; opening then sets aside what
 //! follows it (into `journal_torn`) if it is no more than one batch, exactly as the file
 //! journal sets aside a torn last write. Nothing after a gap was ever acknowledged, because the
 //! sync thread answers a batch only when all of it is written and writes one batch at a time.
 
+use super::snapshots::ScyllaSnapshots;
 use super::{ScyllaCluster, ScyllaError, cluster};
 use crate::journal::{
-    Break, BreakKind, ChainFollower, EncodedEntry, Hash, JOURNAL_BATCH_RECORDS_MAX,
-    JOURNAL_ENTRY_BYTES_MAX, JOURNAL_FOLLOW_BATCH_ENTRIES, JournalStore, apply_merged,
-    replay_until,
+    Break, BreakKind, ChainFollower, ChainPosition, EncodedEntry, Hash, JOURNAL_BATCH_RECORDS_MAX,
+    JOURNAL_ENTRY_BYTES_MAX, JOURNAL_FOLLOW_BATCH_ENTRIES, JournalStore, SharedSnapshot,
+    SharedSnapshotTaker, apply_merged, replay_after, replay_until,
 };
 use crate::money::Money;
 use crate::record::Account;
@@ -35,6 +39,13 @@ pub const SCYLLA_JOURNAL_PARTITION_ENTRIES: u64 = 65_536;
 /// Largest part of an entry's body in one row; a larger body (a disbursement to many cards)
 /// is cut into parts, so no row comes near the cluster's mutation size limit.
 pub const SCYLLA_ENTRY_PART_BYTES: usize = 1 << 20;
+/// Most body bytes of the rows in one CQL batch: a group commit's purchases (a few hundred
+/// bytes each) go as one single-partition unlogged batch per this many bytes, one request
+/// instead of one per entry; well under ScyllaDB's batch size warning (128 KiB), and
+/// Cassandra does not size-check a single-partition batch.
+pub const SCYLLA_JOURNAL_BATCH_BYTES_MAX: usize = 64 << 10;
+/// Most rows in one CQL batch.
+pub const SCYLLA_JOURNAL_BATCH_ROWS_MAX: usize = 256;
 /// Rows per page when replaying a partition.
 const REPLAY_PAGE_ROWS: i32 = 512;
 
@@ -70,6 +81,8 @@ pub struct ScyllaJournal {
     list_chains: PreparedStatement,
     /// Reads a partition from a sequence on, a bounded number of rows (following).
     select_from: PreparedStatement,
+    /// The keyspace's shared snapshots.
+    pub(super) snapshots: ScyllaSnapshots,
 }
 
 impl fmt::Debug for ScyllaJournal {
@@ -134,6 +147,7 @@ impl ScyllaJournal {
             .run(async move { session.execute_unpaged(&register, (name,)).await })
             .await?
             .map_err(cluster_error)?;
+        let snapshots = ScyllaSnapshots::open(Arc::clone(&cluster)).await?;
         Ok(ScyllaJournal {
             cluster,
             chain,
@@ -143,11 +157,12 @@ impl ScyllaJournal {
             delete_from,
             list_chains,
             select_from,
+            snapshots,
         })
     }
 
     /// A reader of another chain of the same keyspace (it never writes).
-    fn for_chain(&self, chain: String) -> ScyllaJournal {
+    pub(super) fn for_chain(&self, chain: String) -> ScyllaJournal {
         ScyllaJournal {
             cluster: Arc::clone(&self.cluster),
             chain,
@@ -157,6 +172,7 @@ impl ScyllaJournal {
             delete_from: self.delete_from.clone(),
             list_chains: self.list_chains.clone(),
             select_from: self.select_from.clone(),
+            snapshots: self.snapshots.clone(),
         }
     }
 
@@ -200,8 +216,8 @@ impl ScyllaJournal {
             .map_err(io_error)?
     }
 
-    /// The names of every chain but this one, sorted.
-    fn other_chain_names(&self) -> io::Result<Vec<String>> {
+    /// The names of every chain of the keyspace, sorted.
+    pub(super) fn all_chain_names(&self) -> io::Result<Vec<String>> {
         let session = Arc::clone(self.cluster.session());
         let list = self.list_chains.clone();
         let mut names: Vec<String> = self
@@ -217,9 +233,70 @@ impl ScyllaJournal {
                     .await
             })
             .map_err(io_error)??;
-        names.retain(|name| *name != self.chain);
         names.sort();
         Ok(names)
+    }
+
+    /// The names of every chain but this one, sorted.
+    fn other_chain_names(&self) -> io::Result<Vec<String>> {
+        let mut names = self.all_chain_names()?;
+        names.retain(|name| *name != self.chain);
+        Ok(names)
+    }
+
+    /// Whether every chain still holds, at each position, the very entry it names (one read
+    /// per chain): only then do the chains continue a snapshot taken there.
+    pub(super) fn continues(&mut self, positions: &[ChainPosition]) -> io::Result<bool> {
+        for position in positions {
+            if position.next_sequence <= 1 {
+                continue;
+            }
+            let last = position.next_sequence - 1;
+            let found = self.read_from(&position.chain, last, 1)?;
+            let holds = found.first().is_some_and(|entry| {
+                entry.sequence == last && entry.hash == position.last_hash && entry.hash_is_intact()
+            });
+            if !holds {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads `chain` after `position` (from its start when `None`) as far as it is whole,
+    /// each link and hash checked; returns the entries and where the chain then stands.
+    pub(super) fn read_chain_after(
+        &self,
+        chain: &str,
+        position: Option<&crate::snapshot::Position>,
+    ) -> io::Result<(Vec<Entry>, ChainPosition)> {
+        let mut reader = self.for_chain(chain.to_string());
+        let mut entries = Vec::new();
+        // A chain still being written, or torn, is read as far as it is whole.
+        let (head, _end) = replay_after(&mut reader, position, None, &mut |entry| {
+            entries.push(entry);
+            Ok(())
+        })?;
+        let position = ChainPosition {
+            chain: chain.to_string(),
+            next_sequence: head.next_sequence,
+            last_hash: head.last_hash,
+        };
+        Ok((entries, position))
+    }
+
+    /// Takes a shared snapshot of the keyspace now, as a node's snapshot thread does when
+    /// the chains have grown (see [`crate::journal::SharedSnapshotTaker`]): returns the
+    /// entries it covers, `None` when it wrote none (nothing new since the newest). Blocks.
+    pub fn take_snapshot(&self, stop: &dyn Fn() -> bool) -> io::Result<Option<u64>> {
+        let mut taker =
+            super::snapshots::ScyllaSnapshotTaker::new(self.for_chain(self.chain.clone()));
+        taker.take(stop)
+    }
+
+    /// The keyspace's name.
+    pub(super) fn keyspace(&self) -> &str {
+        &self.cluster.config().keyspace
     }
 
     /// True when the chain has no entry yet.
@@ -230,6 +307,12 @@ impl ScyllaJournal {
     /// Every row of one partition, in order.
     fn partition(&self, bucket: i64) -> io::Result<Vec<Row>> {
         self.rows_of(self.select.clone(), (self.chain.clone(), bucket))
+    }
+
+    /// The rows of one partition from sequence `from` on, in order (paged).
+    fn partition_from(&self, bucket: i64, from: u64) -> io::Result<Vec<Row>> {
+        let arguments = (self.chain.clone(), bucket, from as i64, i32::MAX);
+        self.rows_of(self.select_from.clone(), arguments)
     }
 
     /// Rows with sequence `from` or later, in the two partitions a torn batch can touch.
@@ -275,6 +358,48 @@ fn rows_of(chain: &str, entries: &[EncodedEntry]) -> Vec<NewRow> {
         }
     }
     rows
+}
+
+/// Cuts a batch's rows into the groups written with one request each: consecutive rows of
+/// one partition, at most [`SCYLLA_JOURNAL_BATCH_ROWS_MAX`] rows and
+/// [`SCYLLA_JOURNAL_BATCH_BYTES_MAX`] body bytes (a larger row goes alone).
+fn batch_groups(rows: Vec<NewRow>) -> Vec<Vec<NewRow>> {
+    let mut groups: Vec<Vec<NewRow>> = Vec::new();
+    let mut bytes = 0usize;
+    for row in rows {
+        let row_bytes = row.7.len();
+        let fits = groups.last().is_some_and(|group| {
+            group.len() < SCYLLA_JOURNAL_BATCH_ROWS_MAX
+                && bytes + row_bytes <= SCYLLA_JOURNAL_BATCH_BYTES_MAX
+                && group[0].1 == row.1
+        });
+        if fits {
+            bytes += row_bytes;
+            groups.last_mut().expect("checked").push(row);
+        } else {
+            bytes = row_bytes;
+            groups.push(vec![row]);
+        }
+    }
+    groups
+}
+
+/// An unlogged batch of `rows` inserts, with the configured consistency and timeout. All its
+/// rows are in one partition, so it is applied atomically, and the driver routes it to that
+/// partition's replicas like a single insert.
+fn batch_of(
+    insert: &PreparedStatement,
+    rows: usize,
+    config: &super::ScyllaConfig,
+) -> scylla::statement::batch::Batch {
+    use scylla::statement::batch::{Batch, BatchStatement, BatchType};
+    let statements = vec![BatchStatement::PreparedStatement(insert.clone()); rows];
+    let mut batch = Batch::new_with_statements(BatchType::Unlogged, statements);
+    batch.set_consistency(config.consistency);
+    batch.set_request_timeout(Some(config.request_timeout));
+    // The same rows under the same keys when retried.
+    batch.set_is_idempotent(true);
+    batch
 }
 
 /// Reassembles the entries of a partition's rows, stopping at the first entry missing a part.
@@ -381,16 +506,26 @@ impl JournalStore for ScyllaJournal {
     }
 
     fn append_durable(&mut self, entries: &[EncodedEntry]) -> io::Result<()> {
-        let rows = rows_of(&self.chain, entries);
+        let groups = batch_groups(rows_of(&self.chain, entries));
         let session = Arc::clone(self.cluster.session());
         let insert = self.insert.clone();
+        let config = self.cluster.config().clone();
+        let requests = groups.len() as u64;
         self.cluster
             .block_on(async move {
-                futures::stream::iter(rows)
-                    .map(|row| {
+                futures::stream::iter(groups)
+                    .map(|group| {
                         let session = Arc::clone(&session);
                         let insert = insert.clone();
-                        async move { session.execute_unpaged(&insert, row).await.map(|_| ()) }
+                        let config = config.clone();
+                        async move {
+                            if group.len() == 1 {
+                                let row = group.into_iter().next().expect("one row");
+                                return session.execute_unpaged(&insert, row).await.map(|_| ());
+                            }
+                            let batch = batch_of(&insert, group.len(), &config);
+                            session.batch(&batch, group).await.map(|_| ())
+                        }
                     })
                     .buffer_unordered(super::SCYLLA_WRITES_IN_FLIGHT_MAX)
                     .try_collect::<Vec<()>>()
@@ -398,14 +533,26 @@ impl JournalStore for ScyllaJournal {
                     .map(|_| ())
                     .map_err(io_error)
             })
-            .map_err(io_error)?
+            .map_err(io_error)??;
+        metrics::counter!("ssn_scylla_journal_requests_total").increment(requests);
+        Ok(())
     }
 
     fn replay(
         &mut self,
         visit: &mut dyn FnMut(EncodedEntry, u64) -> Result<(), Break>,
     ) -> io::Result<Option<Break>> {
-        let mut expected = 1u64;
+        self.replay_from(0, 1, visit)
+    }
+
+    /// From entry `sequence` on (rows are found by sequence: `offset` is not used).
+    fn replay_from(
+        &mut self,
+        _offset: u64,
+        sequence: u64,
+        visit: &mut dyn FnMut(EncodedEntry, u64) -> Result<(), Break>,
+    ) -> io::Result<Option<Break>> {
+        let mut expected = sequence.max(1);
         let torn = |sequence| {
             Ok(Some(Break {
                 sequence,
@@ -415,7 +562,7 @@ impl JournalStore for ScyllaJournal {
         };
         loop {
             let bucket = bucket_of(expected);
-            let (entries, ended_inside) = assemble(self.partition(bucket)?);
+            let (entries, ended_inside) = assemble(self.partition_from(bucket, expected)?);
             for entry in entries {
                 if entry.sequence != expected {
                     // A missing entry: what follows was never acknowledged.
@@ -456,6 +603,47 @@ impl JournalStore for ScyllaJournal {
             chains.push((name, entries));
         }
         Ok(chains)
+    }
+
+    fn other_chains_after(
+        &mut self,
+        after: &[ChainPosition],
+    ) -> io::Result<Vec<(String, Vec<Entry>)>> {
+        let mut chains = Vec::new();
+        for name in self.other_chain_names()? {
+            let position = ChainPosition::position_of(after, &name);
+            let (entries, _) = self.read_chain_after(&name, position.as_ref())?;
+            chains.push((name, entries));
+        }
+        Ok(chains)
+    }
+
+    fn shared_snapshot(&mut self) -> io::Result<Option<SharedSnapshot>> {
+        for listed in self.snapshots.list()? {
+            if !self.continues(&listed.chains)? {
+                continue;
+            }
+            match self.snapshots.load(&listed) {
+                Ok(state) => {
+                    return Ok(Some(SharedSnapshot {
+                        id: listed.id,
+                        chains: listed.chains,
+                        state,
+                    }));
+                }
+                Err(error) => {
+                    // Removed meanwhile by another node, or damaged: the next older one.
+                    tracing::warn!(id = %listed.id, %error, "passing over a shared snapshot");
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn snapshot_taker(&self) -> Option<Box<dyn SharedSnapshotTaker>> {
+        Some(Box::new(super::snapshots::ScyllaSnapshotTaker::new(
+            self.for_chain(self.chain.clone()),
+        )))
     }
 
     fn chain_name(&self) -> &str {
@@ -529,6 +717,7 @@ pub fn verify_scylla(journal: &mut ScyllaJournal) -> Result<VerifyReport, Verify
     }
     let mut chains = journal.other_chains()?;
     chains.push((journal.chain.clone(), own));
+    let snapshots = super::snapshots::check_snapshots(journal, &chains)?;
     let mut state = State::default();
     apply_merged(&mut state, chains).map_err(|(_, found)| VerifyError::Broken(found))?;
     check_balances(&state)?;
@@ -542,6 +731,46 @@ pub fn verify_scylla(journal: &mut ScyllaJournal) -> Result<VerifyReport, Verify
         last_hash: head.last_hash,
         accounts: state.accounts.len() + pockets,
         funded,
-        snapshots: 0,
+        snapshots,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn purchase_sized(sequence: u64) -> EncodedEntry {
+        EncodedEntry {
+            sequence,
+            previous_hash: [1; 32],
+            body: vec![7; 200],
+            hash: [2; 32],
+        }
+    }
+
+    /// A full group commit of purchases costs one CQL request per 256 entries, not one per
+    /// entry; a partition boundary and a body larger than a batch start a new request.
+    #[test]
+    fn a_group_commit_is_written_with_one_request_per_batch_of_rows() {
+        let entries: Vec<EncodedEntry> = (1..=JOURNAL_BATCH_RECORDS_MAX as u64)
+            .map(purchase_sized)
+            .collect();
+        let groups = batch_groups(rows_of("1", &entries));
+        assert_eq!(
+            groups.len(),
+            JOURNAL_BATCH_RECORDS_MAX / SCYLLA_JOURNAL_BATCH_ROWS_MAX
+        );
+        assert!(groups.iter().all(|g| g.iter().all(|row| row.1 == g[0].1)));
+
+        let across = SCYLLA_JOURNAL_PARTITION_ENTRIES - 1;
+        let mut entries: Vec<EncodedEntry> = (across..across + 4).map(purchase_sized).collect();
+        entries[3].body = vec![9; SCYLLA_JOURNAL_BATCH_BYTES_MAX + 1];
+        let groups = batch_groups(rows_of("1", &entries));
+        let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+        assert_eq!(
+            sizes,
+            [2, 1, 1],
+            "split at the partition, the large body alone"
+        );
+    }
 }

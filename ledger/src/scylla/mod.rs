@@ -25,17 +25,20 @@
 mod import;
 mod journal;
 mod registry;
+mod snapshots;
 
 pub use import::{ImportReport, import_embedded};
 
 pub use journal::{
-    SCYLLA_ENTRY_PART_BYTES, SCYLLA_JOURNAL_PARTITION_ENTRIES, ScyllaJournal, verify_scylla,
+    SCYLLA_ENTRY_PART_BYTES, SCYLLA_JOURNAL_BATCH_BYTES_MAX, SCYLLA_JOURNAL_BATCH_ROWS_MAX,
+    SCYLLA_JOURNAL_PARTITION_ENTRIES, ScyllaJournal, verify_scylla,
 };
 pub use registry::{
     SCYLLA_AUDIT_PARTITION_ENTRIES, SCYLLA_REGISTRY_BUCKETS, SCYLLA_REGISTRY_INTENT_BYTES_MAX,
     SCYLLA_REGISTRY_LEASE_TTL_SECONDS, SCYLLA_REGISTRY_LEASE_WAIT_MAX, ScyllaRegistry,
 };
 pub use scylla::statement::Consistency;
+pub use snapshots::{SCYLLA_SNAPSHOT_CHUNK_BYTES, SCYLLA_SNAPSHOTS_KEPT};
 
 use crate::balances::{BalanceStore, RedisBalances, RedisConfig};
 use crate::ledger::{LedgerError, LedgerStores};
@@ -62,7 +65,7 @@ pub const SCYLLA_WRITES_IN_FLIGHT_MAX: usize = 128;
 /// Longest keyspace name Cassandra and ScyllaDB accept.
 pub const SCYLLA_KEYSPACE_BYTES_MAX: usize = 48;
 /// The schema version this code creates and expects (see `MIGRATIONS`).
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// How to reach the cluster and where the ledger lives in it.
 #[derive(Clone, Debug)]
@@ -180,6 +183,23 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyError> {
     verify_scylla(&mut journal)
 }
 
+/// Takes a shared snapshot of the keyspace that `data_dir`'s [`SCYLLA_POINTER_FILE`] names,
+/// as a node's snapshot thread does (an operator's `ssn-switch snapshot`, e.g. before adding
+/// a node): returns the entries it covers, `None` when the newest already covers every chain.
+/// Blocks; call it from any thread.
+pub fn take_shared_snapshot(data_dir: &Path) -> Result<Option<u64>, ScyllaError> {
+    let Some(config) = ScyllaConfig::load_pointer(data_dir).map_err(cluster)? else {
+        return Err(ScyllaError::Config(format!(
+            "{} has no {SCYLLA_POINTER_FILE}: not a Scylla node's data directory",
+            data_dir.display()
+        )));
+    };
+    let connected = ScyllaCluster::connect_blocking(config)?;
+    let opener = Arc::clone(&connected);
+    let journal = connected.block_on(async move { ScyllaJournal::open(opener).await })??;
+    journal.take_snapshot(&|| false).map_err(cluster)
+}
+
 /// Errors of the Scylla stores.
 #[derive(Debug, thiserror::Error)]
 pub enum ScyllaError {
@@ -256,28 +276,41 @@ fn check_identifier(name: &str, what: &str) -> Result<(), ScyllaError> {
 }
 
 /// The schema, one migration per version, each a list of idempotent statements.
-const MIGRATIONS: &[(i32, &str, &[&str])] = &[(
-    1,
-    "journal, chains, torn tails, registry records, indexes, sequences, audit, lease, intent",
-    &[
-        "CREATE TABLE IF NOT EXISTS journal (chain text, bucket bigint, sequence bigint, \
+const MIGRATIONS: &[(i32, &str, &[&str])] = &[
+    (
+        1,
+        "journal, chains, torn tails, registry records, indexes, sequences, audit, lease, intent",
+        &[
+            "CREATE TABLE IF NOT EXISTS journal (chain text, bucket bigint, sequence bigint, \
          part int, parts int, previous_hash blob, hash blob, body blob, \
          PRIMARY KEY ((chain, bucket), sequence, part))",
-        "CREATE TABLE IF NOT EXISTS journal_chains (chain text PRIMARY KEY, created_at timestamp)",
-        "CREATE TABLE IF NOT EXISTS journal_torn (chain text, sequence bigint, part int, \
+            "CREATE TABLE IF NOT EXISTS journal_chains (chain text PRIMARY KEY, created_at timestamp)",
+            "CREATE TABLE IF NOT EXISTS journal_torn (chain text, sequence bigint, part int, \
          parts int, previous_hash blob, hash blob, body blob, \
          PRIMARY KEY ((chain), sequence, part))",
-        "CREATE TABLE IF NOT EXISTS registry_records (kind text, bucket int, key text, \
+            "CREATE TABLE IF NOT EXISTS registry_records (kind text, bucket int, key text, \
          value blob, PRIMARY KEY ((kind, bucket), key))",
-        "CREATE TABLE IF NOT EXISTS registry_index (index_name text, index_key text, \
+            "CREATE TABLE IF NOT EXISTS registry_index (index_name text, index_key text, \
          owner text, PRIMARY KEY ((index_name, index_key)))",
-        "CREATE TABLE IF NOT EXISTS registry_sequences (name text PRIMARY KEY, value bigint)",
-        "CREATE TABLE IF NOT EXISTS registry_audit (bucket bigint, sequence bigint, entry blob, \
+            "CREATE TABLE IF NOT EXISTS registry_sequences (name text PRIMARY KEY, value bigint)",
+            "CREATE TABLE IF NOT EXISTS registry_audit (bucket bigint, sequence bigint, entry blob, \
          PRIMARY KEY ((bucket), sequence))",
-        "CREATE TABLE IF NOT EXISTS registry_lease (name text PRIMARY KEY, holder text)",
-        "CREATE TABLE IF NOT EXISTS registry_intent (name text PRIMARY KEY, writes blob)",
-    ],
-)];
+            "CREATE TABLE IF NOT EXISTS registry_lease (name text PRIMARY KEY, holder text)",
+            "CREATE TABLE IF NOT EXISTS registry_intent (name text PRIMARY KEY, writes blob)",
+        ],
+    ),
+    (
+        2,
+        "shared snapshots: their catalog and chunks",
+        &[
+            "CREATE TABLE IF NOT EXISTS snapshots (ledger text, covered bigint, id text, \
+         chains blob, chunks int, bytes bigint, digest blob, taken_at timestamp, \
+         PRIMARY KEY ((ledger), covered, id))",
+            "CREATE TABLE IF NOT EXISTS snapshot_chunks (id text, chunk int, bytes blob, \
+         PRIMARY KEY ((id, chunk)))",
+        ],
+    ),
+];
 
 impl ScyllaCluster {
     /// Connects, creates the keyspace if needed and brings its schema to [`SCHEMA_VERSION`].

@@ -13,6 +13,7 @@ mod fencing;
 mod group_commit;
 mod registry;
 mod scylla;
+mod scylla_snapshots;
 mod settlement;
 mod silent_redis;
 mod simulation;

@@ -128,8 +128,9 @@ async fn an_embedded_ledger_moves_onto_scylla_with_its_chain() {
     assert_eq!(imported, embedded);
 }
 
-/// Opens the keyspace of `world_dir` as switch node `chain`, its pointer in `pointer_dir`.
-async fn open_node(world_dir: &TempDir, chain: &str, pointer_dir: &TempDir) -> Ledger {
+/// Opens the keyspace of `world_dir` as switch node `chain`, its pointer in `pointer_dir`
+/// (no history: the whole projection stays in memory).
+pub(crate) async fn open_node(world_dir: &TempDir, chain: &str, pointer_dir: &TempDir) -> Ledger {
     let mut config = ScyllaConfig::new(cassandra_nodes(), keyspace_for(&world_dir.0));
     config.chain = chain.to_string();
     config.save_pointer(&pointer_dir.0).unwrap();
