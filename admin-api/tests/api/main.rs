@@ -7,6 +7,7 @@
 //!   token.
 //! - `lifecycle`: a file of 1,000 people from import to cards, money, replacement and audit.
 
+mod console;
 mod dtsen;
 mod lifecycle;
 mod reports;
