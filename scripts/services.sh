@@ -33,10 +33,12 @@ source "$root/scripts/cassandra.sh"
 
 # Debian's chromium renders the semester report's HTML in tests/e2e/report.rs (headless, no
 # network). Installed when missing, like redis-server.
+# The console's browser test (tests/e2e/console.rs) drives it through chromedriver, Debian's
+# chromium-driver (the same chromium version, so they always match).
 ensure_chromium() {
-  if ! command -v chromium >/dev/null 2>&1; then
-    step "installing chromium (Debian package)"
-    apt-get update && apt-get install -y --no-install-recommends chromium
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    step "installing chromium and chromium-driver (Debian packages)"
+    apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver
   fi
 }
 

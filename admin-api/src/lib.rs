@@ -27,6 +27,7 @@
 //! - Registry changes are written with their audit line in the same transaction; journal
 //!   changes (funding, disbursement, replacement) are audited right after, with the outcome.
 
+mod console;
 mod error;
 mod nik;
 mod openapi;
@@ -75,6 +76,8 @@ pub struct AdminConfig {
     pub pin_digits: usize,
     /// The institution named in the settlement file's header.
     pub institution: String,
+    /// Whether the console's cookies are marked `Secure` (the admin listener speaks TLS).
+    pub console_secure_cookie: bool,
 }
 
 impl Default for AdminConfig {
@@ -84,6 +87,7 @@ impl Default for AdminConfig {
             card_validity_months: 60,
             pin_digits: 6,
             institution: "SSN-SAMARINDA".into(),
+            console_secure_cookie: false,
         }
     }
 }
@@ -170,11 +174,12 @@ pub fn system_clock() -> Clock {
     })
 }
 
-/// The whole HTTP service: `/api/v1/...`, `/healthz`, `/readyz`, `/metrics`.
+/// The whole HTTP service: `/api/v1/...`, `/healthz`, `/readyz`, `/metrics`, and the
+/// console at `/console` (a client of the first, in the same process).
 pub fn router(state: AdminState) -> Router {
     let (api, document) = routes::api().split_for_parts();
     let document = Arc::new(openapi::finish(document));
-    Router::new()
+    let service = Router::new()
         .nest("/api/v1", api.merge(routes::openapi_route(document)))
         .merge(routes::health::routes())
         .fallback(routes::not_found)
@@ -184,7 +189,8 @@ pub fn router(state: AdminState) -> Router {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
-        .with_state(state)
+        .with_state(state.clone());
+    service.clone().merge(console::router(state, service))
 }
 
 /// What [`bootstrap`] did.

@@ -135,8 +135,8 @@ pub fn csv(report: &SemesterReport) -> String {
     String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
-/// Escapes text for HTML.
-fn esc(text: &str) -> String {
+/// Escapes text for HTML (the console's pages too).
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -142,6 +142,12 @@ async fn authenticate(parts: &Parts, state: &AdminState) -> ApiResult<Caller> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::unauthorized("the Authorization header is not a Bearer token"))?;
+    caller_of_secret(state, secret).await
+}
+
+/// The caller a bearer secret names: the one token check, for the API's header and the
+/// console's sign-in form alike.
+pub(crate) async fn caller_of_secret(state: &AdminState, secret: &str) -> ApiResult<Caller> {
     let token = state
         .ledger
         .registry()

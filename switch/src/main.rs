@@ -559,7 +559,7 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
         tracing::info!(path = %path.display(), cards = manifest.cards.len(), "provisioned the demo city");
     }
 
-    let admin_state = ssn_admin_api::AdminState {
+    let mut admin_state = ssn_admin_api::AdminState {
         metrics: Some(metrics),
         ..ssn_admin_api::AdminState::new(
             ledger.clone(),
@@ -589,6 +589,8 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
     let bcd_tls = args.tls(ListenerName::Bcd, args.bcd_listen)?;
     let ascii_tls = args.tls(ListenerName::Ascii, args.ascii_listen)?;
     let admin_tls = args.tls(ListenerName::Admin, args.admin_listen)?;
+    // The console's cookies are `Secure` exactly when the admin listener speaks TLS.
+    admin_state.config.console_secure_cookie = admin_tls.is_some();
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let bcd = TcpListener::bind(args.bcd_listen)

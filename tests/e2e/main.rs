@@ -3,7 +3,9 @@
 //! their whereabouts in the environment.
 
 mod admin;
+mod browser;
 mod codec_interop;
+mod console;
 mod peers;
 mod report;
 mod settlement;

@@ -8,6 +8,7 @@
 //! - `lifecycle`: a file of 1,000 people from import to cards, money, replacement and audit.
 
 mod alerts;
+mod console;
 mod dtsen;
 mod lifecycle;
 mod reports;
