@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A file journal that, once `armed`, holds its next write until `release` says so (a very
-/// slow fdatasync), and counts the entries of every write.
+/// slow fdatasync), and notes the entries of every write and when it started.
 #[derive(Debug)]
 struct HeldJournal {
     inner: FileJournal,
@@ -20,10 +20,26 @@ struct HeldJournal {
     entered: Sender<()>,
     release: Mutex<Receiver<()>>,
     writes: Arc<Mutex<Vec<usize>>>,
+    starts: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl HeldJournal {
+    /// A journal in `dir` that holds no write unless armed.
+    fn never_held(dir: &TempDir) -> HeldJournal {
+        HeldJournal {
+            inner: FileJournal::open(&dir.0.join("journal.log")).unwrap(),
+            armed: Arc::new(AtomicBool::new(false)),
+            entered: std::sync::mpsc::channel().0,
+            release: Mutex::new(std::sync::mpsc::channel().1),
+            writes: Arc::new(Mutex::new(Vec::new())),
+            starts: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
 }
 
 impl JournalStore for HeldJournal {
     fn append_durable(&mut self, entries: &[EncodedEntry]) -> std::io::Result<()> {
+        self.starts.lock().unwrap().push(Instant::now());
         if self.armed.swap(false, Ordering::SeqCst) {
             let _ = self.entered.send(());
             let held = self.release.lock().unwrap().recv_timeout(DEADLINE);
@@ -75,6 +91,7 @@ async fn batches_that_queue_behind_a_slow_sync_share_the_next_write() {
         entered,
         release: Mutex::new(release_rx),
         writes: Arc::clone(&writes),
+        starts: Arc::new(Mutex::new(Vec::new())),
     });
     let (ledger, _balances, card) = funded_ledger_on(&dir, journal).await;
     let ledger = Arc::new(ledger);
@@ -130,44 +147,12 @@ async fn batches_that_queue_behind_a_slow_sync_share_the_next_write() {
     assert!(writes.len() <= 3, "{writes:?}");
 }
 
-/// A file journal that notes when each write starts.
-#[derive(Debug)]
-struct TimedJournal {
-    inner: FileJournal,
-    starts: Arc<Mutex<Vec<Instant>>>,
-}
-
-impl JournalStore for TimedJournal {
-    fn append_durable(&mut self, entries: &[EncodedEntry]) -> std::io::Result<()> {
-        self.starts.lock().unwrap().push(Instant::now());
-        self.inner.append_durable(entries)
-    }
-
-    fn replay(
-        &mut self,
-        visit: &mut dyn FnMut(EncodedEntry, u64) -> Result<(), Break>,
-    ) -> std::io::Result<Option<Break>> {
-        self.inner.replay(visit)
-    }
-
-    fn cut_tail(
-        &mut self,
-        found: &Break,
-        bytes_max: u64,
-    ) -> std::io::Result<Option<std::path::PathBuf>> {
-        self.inner.cut_tail(found, bytes_max)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syncs_start_no_closer_together_than_the_interval() {
     let dir = TempDir::new("sync-interval");
-    let starts = Arc::new(Mutex::new(Vec::new()));
-    let journal = Box::new(TimedJournal {
-        inner: FileJournal::open(&dir.0.join("journal.log")).unwrap(),
-        starts: Arc::clone(&starts),
-    });
-    let (ledger, _balances, card) = funded_ledger_on(&dir, journal).await;
+    let journal = HeldJournal::never_held(&dir);
+    let starts = Arc::clone(&journal.starts);
+    let (ledger, _balances, card) = funded_ledger_on(&dir, Box::new(journal)).await;
     let interval = Duration::from_millis(40);
     ledger.set_journal_sync_interval_min(interval);
     let ledger = Arc::new(ledger);

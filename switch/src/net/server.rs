@@ -21,6 +21,8 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// task on one of `cores`' threads, tracked by `tracker` (so shutdown can wait for their
 /// in-flight requests), over TLS when given an acceptor (the handshake within
 /// `limits.read_timeout`). At most `limits.connections_max` connections are served at once.
+/// Keep `cores` alive until `tracker`'s tasks have ended: dropping the last handle on it stops
+/// its threads, and the connections on them with it.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve<H: Handler>(
     listener: TcpListener,

@@ -43,6 +43,9 @@ struct Server {
     shutdown: CancellationToken,
     tracker: TaskTracker,
     handler: Arc<Echo>,
+    /// The connection threads, kept until the server is dropped (as `ssn-switch serve` keeps
+    /// them until its connections have ended).
+    _cores: Arc<Cores>,
 }
 
 async fn start(profile: Profile, limits: Limits, permits: usize) -> Server {
@@ -58,7 +61,7 @@ async fn start(profile: Profile, limits: Limits, permits: usize) -> Server {
     let cores = Arc::new(Cores::start(2).unwrap());
     let accept = serve(
         listener,
-        cores,
+        Arc::clone(&cores),
         None,
         profile,
         handler.clone(),
@@ -72,6 +75,7 @@ async fn start(profile: Profile, limits: Limits, permits: usize) -> Server {
         shutdown,
         tracker,
         handler,
+        _cores: cores,
     }
 }
 
