@@ -27,6 +27,28 @@ pub struct MonitorConfig {
     pub ghost_shop: GhostShopConfig,
     /// Rule 8.
     pub dormant: DormantConfig,
+    /// Every rule: how soon one rule may raise again about the same subject.
+    pub repeat: RepeatConfig,
+}
+
+/// Repeats: a rule that keeps matching the same subject (a terminal, an E-Warong, a card at a
+/// terminal) raises one alert and then stays quiet about it for a while, so a pattern that
+/// goes on all day is one alert for Dinas Sosial to open, not one per purchase (and the
+/// registry is not written at the rate of purchases).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepeatConfig {
+    /// After an alert, the same rule about the same subject raises nothing for this long
+    /// (journal time). Default 86,400 s (a day); 0 raises every match.
+    pub quiet_seconds: i64,
+}
+
+impl Default for RepeatConfig {
+    fn default() -> Self {
+        RepeatConfig {
+            quiet_seconds: 86_400,
+        }
+    }
 }
 
 /// Card collection: PIN-entered purchases (approved, or declined for a wrong PIN) at one

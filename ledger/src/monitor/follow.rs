@@ -21,6 +21,8 @@ use std::time::Duration;
 pub const MONITOR_BATCH_ENTRIES_MAX: usize = 4_096;
 /// How long the follower waits after a round that caught up with the log.
 pub const MONITOR_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Alerts stored with one registry write, at most.
+pub const MONITOR_ALERTS_PER_WRITE_MAX: usize = 256;
 /// Alerts raised but not stored yet (the registry is failing); more are dropped and counted.
 pub const MONITOR_PENDING_ALERTS_MAX: usize = 1_024;
 
@@ -106,7 +108,52 @@ impl MonitorFollower {
             caught_up,
             ..Round::default()
         };
-        while let Some(alert) = self.pending.front() {
+        // One registry write for the round's alerts; one at a time only when some were
+        // stored before (a restart's replay, or another node), so those are told apart.
+        while !self.pending.is_empty() {
+            let take = self.pending.len().min(MONITOR_ALERTS_PER_WRITE_MAX);
+            let inserts: Vec<RegistryOp> = self
+                .pending
+                .iter()
+                .take(take)
+                .map(|alert| {
+                    RegistryOp::Insert(RegistryRecord::Alert(AlertRecord::open(alert.clone())))
+                })
+                .collect();
+            match ledger.registry().apply(inserts).await {
+                Ok(()) => {
+                    for alert in self.pending.drain(..take) {
+                        metrics::counter!("ssn_alerts_total", "rule" => alert.rule.as_str())
+                            .increment(1);
+                        round.stored.push(alert);
+                    }
+                }
+                Err(RegistryError::Conflict(_)) => {
+                    if let Err(error) = self.store_one_by_one(ledger, take, &mut round).await {
+                        round.storage_error = Some(error);
+                        break;
+                    }
+                }
+                Err(error) => {
+                    round.storage_error = Some(error.into());
+                    break;
+                }
+            }
+        }
+        Ok(round)
+    }
+
+    /// Stores the first `count` pending alerts one write each, skipping those stored before.
+    async fn store_one_by_one(
+        &mut self,
+        ledger: &Ledger,
+        count: usize,
+        round: &mut Round,
+    ) -> Result<(), LedgerError> {
+        for _ in 0..count {
+            let Some(alert) = self.pending.front() else {
+                break;
+            };
             let insert =
                 RegistryOp::Insert(RegistryRecord::Alert(AlertRecord::open(alert.clone())));
             match ledger.registry().apply(vec![insert]).await {
@@ -119,12 +166,9 @@ impl MonitorFollower {
                 Err(RegistryError::Conflict(_)) => {
                     self.pending.pop_front();
                 }
-                Err(error) => {
-                    round.storage_error = Some(error.into());
-                    break;
-                }
+                Err(error) => return Err(error.into()),
             }
         }
-        Ok(round)
+        Ok(())
     }
 }

@@ -23,11 +23,11 @@ mod tests;
 
 pub use config::{
     CardCollectionConfig, DormantConfig, FixedPackageConfig, GhostShopConfig, MonitorConfig,
-    PinGuessingConfig, PriceConfig, SplitPurchaseConfig, SweepConfig,
+    PinGuessingConfig, PriceConfig, RepeatConfig, SplitPurchaseConfig, SweepConfig,
 };
 pub use follow::{
-    MONITOR_BATCH_ENTRIES_MAX, MONITOR_PENDING_ALERTS_MAX, MONITOR_POLL_INTERVAL, MonitorFollower,
-    Round,
+    MONITOR_ALERTS_PER_WRITE_MAX, MONITOR_BATCH_ENTRIES_MAX, MONITOR_PENDING_ALERTS_MAX,
+    MONITOR_POLL_INTERVAL, MonitorFollower, Round,
 };
 
 use crate::ids::{CardId, Fingerprint, MerchantId, ProgramCode, Rrn, TerminalId, hex};
@@ -173,6 +173,8 @@ pub struct Monitor {
     config: MonitorConfig,
     /// Each rule's windows.
     rules: rules::Rules,
+    /// When each (rule, subject) last raised an alert ([`RepeatConfig`]).
+    raised: HashMap<Subject, i64>,
     /// Records observed, for pruning.
     observed: u64,
     /// The next position expected, for the assertion that entries come in log order.
@@ -195,6 +197,7 @@ impl Monitor {
         Monitor {
             config,
             rules: rules::Rules::default(),
+            raised: HashMap::new(),
             observed: 0,
             next_position: 0,
         }
@@ -221,7 +224,30 @@ impl Monitor {
         let at = entry.at_unix_seconds;
         if self.observed.is_multiple_of(PRUNE_EVERY_RECORDS) {
             self.rules.prune(&self.config, at);
+            let quiet = self.config.repeat.quiet_seconds;
+            self.raised
+                .retain(|_, raised| at.saturating_sub(*raised) < quiet);
         }
+        let mut alerts = self.match_rules(position, entry, limits);
+        let quiet = self.config.repeat.quiet_seconds;
+        alerts.retain(|alert| {
+            let subject = Subject::of(alert);
+            match self.raised.get(&subject) {
+                Some(raised) if alert.fired_at_unix_seconds.saturating_sub(*raised) < quiet => {
+                    false
+                }
+                _ => {
+                    self.raised.insert(subject, alert.fired_at_unix_seconds);
+                    true
+                }
+            }
+        });
+        alerts
+    }
+
+    /// What the rules make of one entry, before repeats are held back.
+    fn match_rules(&mut self, position: u64, entry: &Entry, limits: &dyn Limits) -> Vec<Alert> {
+        let at = entry.at_unix_seconds;
         match &entry.record {
             Record::Disbursement {
                 program, credits, ..
@@ -249,6 +275,34 @@ impl Monitor {
                 self.rules.purchase(&self.config, &seen, limits)
             }
             _ => Vec::new(),
+        }
+    }
+}
+
+/// What an alert is about, for [`RepeatConfig`]: the rule and where it looked. Rules about
+/// one card (split purchases, dormant cards) count each card apart; the others, the terminal
+/// or E-Warong (and program) whatever cards were involved.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+struct Subject {
+    rule: Rule,
+    merchant: Option<MerchantId>,
+    terminal: Option<TerminalId>,
+    program: Option<ProgramCode>,
+    card: Option<CardId>,
+}
+
+impl Subject {
+    fn of(alert: &Alert) -> Subject {
+        let card = match alert.rule {
+            Rule::SplitPurchase | Rule::DormantDrained => alert.cards.first().copied(),
+            _ => None,
+        };
+        Subject {
+            rule: alert.rule,
+            merchant: alert.merchant.clone(),
+            terminal: alert.terminal.clone(),
+            program: alert.program.clone(),
+            card,
         }
     }
 }

@@ -432,3 +432,59 @@ fn rule_names_round_trip() {
     }
     assert_eq!(Rule::parse("nope"), None);
 }
+
+/// A facilitator swiping collected cards all day at one terminal: 6 cards in rapid succession,
+/// `runs` times, starting at `start`, an hour apart.
+fn collection_runs(feed: &mut Feed, start: i64, runs: u64) {
+    for run in 0..runs {
+        for i in 0..6u64 {
+            let at = start + 3_600 * run as i64 + 12 * i as i64;
+            feed.buy(buy(at, 100 + 6 * run + i, TERM, SHOP));
+        }
+    }
+}
+
+#[test]
+fn a_pattern_that_goes_on_raises_once_per_quiet_period() {
+    let mut feed = Feed::new(MonitorConfig::default());
+    collection_runs(&mut feed, T0, 10);
+    // Ten runs in ten hours: one alert for the terminal, not ten.
+    assert_eq!(
+        feed.fired(Rule::CardCollection).len(),
+        1,
+        "{:?}",
+        feed.alerts
+    );
+    // Another terminal doing the same is a subject of its own.
+    for i in 0..6u64 {
+        feed.buy(buy(T0 + 7_200 + 12 * i as i64, 500 + i, "TERM0002", OTHER));
+    }
+    assert_eq!(
+        feed.fired(Rule::CardCollection).len(),
+        2,
+        "{:?}",
+        feed.alerts
+    );
+    // The next day, the first terminal again: a new alert.
+    collection_runs(&mut feed, T0 + 86_400 + 60, 1);
+    assert_eq!(
+        feed.fired(Rule::CardCollection).len(),
+        3,
+        "{:?}",
+        feed.alerts
+    );
+}
+
+#[test]
+fn a_quiet_period_of_zero_raises_every_match() {
+    let mut config = MonitorConfig::default();
+    config.repeat.quiet_seconds = 0;
+    let mut feed = Feed::new(config);
+    collection_runs(&mut feed, T0, 10);
+    assert_eq!(
+        feed.fired(Rule::CardCollection).len(),
+        10,
+        "{:?}",
+        feed.alerts
+    );
+}
