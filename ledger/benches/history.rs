@@ -70,15 +70,6 @@ fn city(dir: &std::path::Path) -> State {
 fn purchase(n: u64) -> Entry {
     let at = start() + (n / RATE) as i64;
     let terminal = n % TERMINALS;
-    // DE7 is UTC.
-    let (_, month, day) = Day(i32::try_from(at.div_euclid(86_400)).unwrap()).ymd();
-    let seconds = at.rem_euclid(86_400);
-    let de7 = format!(
-        "{month:02}{day:02}{:02}{:02}{:02}",
-        seconds / 3600,
-        seconds / 60 % 60,
-        seconds % 60
-    );
     let approved = n % 20 != 7;
     let amount = Money::from_minor(25_000 + (n % 7) as i64 * 5_000);
     let lines = 1 + n % 3;
@@ -97,7 +88,7 @@ fn purchase(n: u64) -> Entry {
         key: PurchaseKey {
             terminal: TerminalId::new(format!("T{terminal:07}")).unwrap(),
             stan: Stan::new(format!("{:06}", (n / TERMINALS) % 1_000_000)).unwrap(),
-            transmitted: TransmissionTime::new(de7).unwrap(),
+            transmitted: TransmissionTime::of_unix_seconds(at),
         },
         fingerprint: Fingerprint([n as u8; 32]),
         card: Some(CardId(n.wrapping_mul(7_919) % CARDS)),

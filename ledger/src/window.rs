@@ -435,6 +435,8 @@ mod tests {
     fn de7_is_read_as_the_instant_nearest_now() {
         let now = utc("2025-10-15", 2);
         assert_eq!(transmitted_at(&de7("1015020000"), now), Some(now));
+        let written = TransmissionTime::of_unix_seconds(now + 3_723);
+        assert_eq!(written, de7("1015030203"));
         // Across new year, both ways.
         let new_year = utc("2026-01-01", 0) + 10;
         assert_eq!(
