@@ -126,6 +126,22 @@ string_id!(
     TransmissionTime, "transmission time", 10, 10, |b: u8| b.is_ascii_digit()
 );
 
+impl TransmissionTime {
+    /// DE7 (`MMDDhhmmss`, UTC) of an instant in UTC seconds: what a terminal sends at that
+    /// instant (`window::transmitted_at` reads it back).
+    pub fn of_unix_seconds(unix_seconds: i64) -> TransmissionTime {
+        let day = crate::day::Day(i32::try_from(unix_seconds.div_euclid(86_400)).unwrap_or(0));
+        let (_, month, dom) = day.ymd();
+        let second = unix_seconds.rem_euclid(86_400);
+        TransmissionTime(format!(
+            "{month:02}{dom:02}{:02}{:02}{:02}",
+            second / 3600,
+            second / 60 % 60,
+            second % 60
+        ))
+    }
+}
+
 /// A card's internal id (not its PAN): stable across PIN resets, new per replacement card.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct CardId(pub u64);

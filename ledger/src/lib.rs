@@ -145,7 +145,8 @@
 //!   own thread and loaded at open when the journal still continues them.
 //! - `window`: what the working set keeps, the cutoff and horizon, which keys memory alone
 //!   answers for, and how records move out ([`State::movable`], [`State::forget`]).
-//! - `history`: the redb file of what left the working set, and its lookups.
+//! - `history`: the redb file of what left the working set, and its lookups; `history/runs.rs`
+//!   its indexes by id and by card, written as sorted runs per move and merged lazily.
 //! - `ledger/working_set.rs`: the mover thread and the ledger's lookups that reach history.
 //! - [`priority`]: the lower CPU priority (nice 10) of background threads: the mover, the
 //!   snapshot thread, and the switch's admin API runtime.
@@ -283,7 +284,8 @@
 //! | [`window::WORKING_SET_SECONDS`] | 3 days | purchases, reversals, tombstones stay in memory at most this long |
 //! | [`window::WORKING_SET_PURCHASES_MAX`] | 131,072 | purchases in memory before the cutoff moves closer |
 //! | [`window::RECENT_SECONDS`], [`window::FUTURE_SECONDS`] | 2 days, 1 day | DE7 window answered from memory alone |
-//! | [`window::MOVE_INTERVAL`], [`window::MOVE_ROWS_MAX`] | 10 s, 2,048 | the mover's period and rows per lock hold |
+//! | [`window::MOVE_INTERVAL`], [`window::MOVE_ROWS_MAX`] | 10 s, 2,048 | the mover's period, and log entries and card rows per lock hold |
+//! | [`history::runs::CHUNK_ENTRIES`], [`history::runs::RUN_ENTRIES_MAX`] | 128, 524,288 | entries per value of history's sorted runs; entries a merge makes at most |
 //! | [`history::HISTORY_CACHE_BYTES`] | 16 MiB | redb's page cache for `history.redb` (part of resident memory once the mover has run) |
 //!
 //! ## Back of the envelope

@@ -121,7 +121,7 @@ fn sorted<K: Ord + Clone, V: Clone>(map: impl IntoIterator<Item = (K, V)>) -> Ve
 
 /// The canonical bytes of what a projection holds beyond history ([`crate::window`]): no
 /// purchases, reversals, per-card records (disbursements, closes, revocations), tombstones, log,
-/// card transfers or departed batches. Equal for a
+/// card transfers, departed batches or the batches closed on settled dates. Equal for a
 /// projection and any working set of it.
 pub fn encode_core(state: &State) -> Vec<u8> {
     postcard::to_stdvec(&image(state, true)).expect("a projection encodes")
@@ -245,7 +245,15 @@ fn image(state: &State, core_only: bool) -> Image {
             state.departed_batches.clone()
         },
         carried: sorted(state.carried.iter().map(|(k, v)| (k.clone(), *v))),
-        days: state.days.clone(),
+        days: {
+            // The batches closed on a settled date move to history.
+            let mut days = state.days.clone();
+            if core_only {
+                days.closed_batches
+                    .retain(|date, _| !state.is_settled(*date));
+            }
+            days
+        },
         log: if core_only {
             Vec::new()
         } else {

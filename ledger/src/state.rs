@@ -283,6 +283,11 @@ pub struct State {
     /// The latest cutoff anything left memory at ([`crate::window`]): keys whose DE7 is after
     /// it are answered from memory alone.
     pub horizon: i64,
+    /// Cards of `log[0]` whose rows have left for history already: an entry naming more cards
+    /// than a move's round takes (a disbursement names every card) leaves in slices
+    /// ([`crate::window`]). Not in snapshots: a projection that starts over finds those rows
+    /// in memory again and moves them again (history keeps each row once).
+    pub card_rows_moved: usize,
     /// Where what left memory is, so a reversal of a purchase that left can bring it back;
     /// `None` when nothing leaves.
     pub history: Option<std::sync::Arc<crate::history::History>>,

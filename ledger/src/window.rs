@@ -114,9 +114,9 @@ enum Fate {
 }
 
 impl State {
-    /// Decides one record named by the log, adding it to `moved` when it leaves (accepted
-    /// before `moved.cutoff`, its key's DE7 too).
-    fn decide(&self, id: &TransferId, now: i64, moved: &mut Moved) -> Fate {
+    /// Decides one record named by the log (entry `number`, when it leaves with it), adding it
+    /// to `moved` when it leaves (accepted before `moved.cutoff`, its key's DE7 too).
+    fn decide(&self, id: &TransferId, number: Option<u64>, now: i64, moved: &mut Moved) -> Fate {
         let cutoff = moved.cutoff;
         if let Some(purchase) = self.purchases.get(id) {
             if purchase.at_unix_seconds >= cutoff
@@ -124,7 +124,7 @@ impl State {
             {
                 return Fate::Stays;
             }
-            moved.purchases.push((*id, purchase.clone()));
+            moved.purchases.push((*id, purchase.clone(), number));
             return Fate::Moves;
         }
         let at = self.transfer_times.get(id).copied().unwrap_or_default();
@@ -228,14 +228,28 @@ impl State {
             ..Moved::default()
         };
         moved.batches = self.departed_batches[..self.departed_batches.len().min(max)].to_vec();
+        // The batches closed on each settled date: its reconciliation reads them from history.
+        let mut closed = 0;
+        for (date, batches) in &self.days.closed_batches {
+            if closed + batches.len() > max && closed > 0 {
+                break;
+            }
+            if self.is_settled(*date) {
+                closed += batches.len();
+                moved.closed_on.push((*date, batches.clone()));
+            }
+        }
         moved.pinned_checked = self.pinned.len().min(max);
         for id in &self.pinned[..moved.pinned_checked] {
-            if let Fate::Stays = self.decide(id, now, &mut moved) {
+            if let Fate::Stays = self.decide(id, None, now, &mut moved) {
                 moved.pinned.push(*id);
             }
         }
         let durable =
             usize::try_from(durable_end.saturating_sub(self.log_base)).unwrap_or(usize::MAX);
+        // Card rows taken: at most `max` a round too, so a record naming every card (a
+        // disbursement) leaves in slices over several rounds instead of in one.
+        let mut card_rows = 0usize;
         for (i, (at, id)) in self.log.iter().enumerate().take(max.min(durable)) {
             // The log moves in order up to its first purchase or reversal inside the working
             // set; other entries (funding, disbursements: their records stay in memory) never
@@ -246,29 +260,50 @@ impl State {
                 break;
             }
             let index = self.log_base + i as u64;
-            moved.log.push(self.log_row(*at, id));
-            for card in self.cards_of(id) {
-                let Some(state) = self.cards.get(&card) else {
-                    continue;
-                };
-                let from = state.history.partition_point(|row| row.index < index);
-                for row in state.history[from..]
-                    .iter()
-                    .take_while(|r| r.index == index)
-                {
-                    moved.card_log.push((card, *row));
+            let cards = self.cards_of(id);
+            // Cards of `log[0]` whose rows left in earlier slices.
+            let done = if i == 0 {
+                self.card_rows_moved.min(cards.len())
+            } else {
+                0
+            };
+            let room = max.saturating_sub(card_rows);
+            if cards.len() - done > room {
+                if i == 0 {
+                    self.card_rows_of(&cards[done..done + room], index, &mut moved);
+                    moved.card_slice = Some(done + room);
                 }
+                break;
             }
-            if let Fate::Stays = self.decide(id, now, &mut moved) {
+            card_rows += cards.len() - done;
+            moved.log.push(self.log_row(*at, id));
+            self.card_rows_of(&cards[done..], index, &mut moved);
+            if let Fate::Stays = self.decide(id, Some(index), now, &mut moved) {
                 moved.pinned.push(*id);
             }
         }
         moved
     }
 
+    /// Adds the rows of log entry `index` of each of `cards` to `moved`.
+    fn card_rows_of(&self, cards: &[CardId], index: u64, moved: &mut Moved) {
+        for card in cards {
+            let Some(state) = self.cards.get(card) else {
+                continue;
+            };
+            let from = state.history.partition_point(|row| row.index < index);
+            for row in state.history[from..]
+                .iter()
+                .take_while(|r| r.index == index)
+            {
+                moved.card_log.push((*card, *row));
+            }
+        }
+    }
+
     /// Drops from memory what `moved` took to history (after it is stored there).
     pub fn forget(&mut self, moved: &Moved) {
-        for (id, purchase) in &moved.purchases {
+        for (id, purchase, _) in &moved.purchases {
             // Unless it changed since it was copied (a late reversal brought it back from
             // history and reversed it): then it stays, and moves again later.
             if self.purchases.get(id) == Some(purchase) {
@@ -287,15 +322,42 @@ impl State {
         for id in &moved.tombstones {
             self.tombstones.remove(id);
         }
+        for (date, batches) in &moved.closed_on {
+            // Those closed on the date since (a terminal whose clock is behind) stay for the
+            // next round.
+            if let Some(list) = self.days.closed_batches.get_mut(date) {
+                let gone: HashSet<&(crate::ids::TerminalId, u64)> = batches.iter().collect();
+                list.retain(|batch| !gone.contains(&batch));
+                if list.is_empty() {
+                    self.days.closed_batches.remove(date);
+                }
+            }
+        }
         let checked = moved.pinned_checked.min(self.pinned.len());
         self.pinned.drain(..checked);
         self.pinned.extend(moved.pinned.iter().copied());
-        if moved.log.is_empty() || moved.log_from != self.log_base {
+        if moved.log_from != self.log_base {
+            return;
+        }
+        if let Some(done) = moved.card_slice {
+            // A slice of `log[0]`'s card rows (the entry itself stays).
+            let index = self.log_base;
+            for (card, _) in &moved.card_log {
+                if let Some(state) = self.cards.get_mut(card) {
+                    let keep = state.history.partition_point(|row| row.index <= index);
+                    state.history.drain(..keep);
+                }
+            }
+            self.card_rows_moved = done;
+            return;
+        }
+        if moved.log.is_empty() {
             return;
         }
         let count = moved.log.len().min(self.log.len());
         self.log.drain(..count);
         self.log_base += count as u64;
+        self.card_rows_moved = 0;
         let cards: HashSet<CardId> = moved.card_log.iter().map(|(card, _)| *card).collect();
         for card in cards {
             if let Some(state) = self.cards.get_mut(&card) {
@@ -345,7 +407,9 @@ pub fn move_rounds(
         // A round with no log entries in which every record looked at stayed is the last:
         // the log is inside the working set and what is pinned must wait.
         if moved.log.is_empty()
+            && moved.card_slice.is_none()
             && moved.batches.is_empty()
+            && moved.closed_on.is_empty()
             && moved.pinned.len() == moved.pinned_checked
         {
             history.sync()?;
@@ -371,6 +435,8 @@ mod tests {
     fn de7_is_read_as_the_instant_nearest_now() {
         let now = utc("2025-10-15", 2);
         assert_eq!(transmitted_at(&de7("1015020000"), now), Some(now));
+        let written = TransmissionTime::of_unix_seconds(now + 3_723);
+        assert_eq!(written, de7("1015030203"));
         // Across new year, both ways.
         let new_year = utc("2026-01-01", 0) + 10;
         assert_eq!(

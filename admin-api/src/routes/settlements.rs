@@ -531,14 +531,7 @@ pub(crate) async fn reconciliation(
     // A settlement by batch compares the batches it settled; one by date, the batches the
     // terminals closed on that date (whenever their 0500 came, settled or not).
     let day_batches = if outcome.batches.is_empty() {
-        state
-            .ledger
-            .state()
-            .days
-            .closed_batches
-            .get(&outcome.business_date)
-            .cloned()
-            .unwrap_or_default()
+        state.ledger.closed_on(outcome.business_date)?
     } else {
         outcome.batches.clone()
     };

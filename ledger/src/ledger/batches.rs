@@ -81,6 +81,23 @@ impl Ledger {
         }
     }
 
+    /// The terminal batches closed (0500) on business date `date`, in the order they closed:
+    /// from history once the date is settled and they have moved there, and from memory.
+    pub fn closed_on(&self, date: Day) -> Result<Vec<(TerminalId, u64)>, LedgerError> {
+        let mut batches = match &self.history {
+            Some(history) => history.closed_on(date)?,
+            None => Vec::new(),
+        };
+        let state = self.journal.state();
+        if let Some(in_memory) = state.days.closed_batches.get(&date) {
+            // A move may have stored them and not yet dropped them from memory.
+            let held: std::collections::HashSet<(TerminalId, u64)> =
+                batches.iter().cloned().collect();
+            batches.extend(in_memory.iter().filter(|b| !held.contains(*b)).cloned());
+        }
+        Ok(batches)
+    }
+
     /// The totals of the terminal's open batch (zeros when none is open).
     pub fn open_batch_totals(&self, terminal: &TerminalId) -> BatchTotals {
         self.journal

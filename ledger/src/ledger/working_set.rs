@@ -23,7 +23,7 @@ fn forgotten(moved: &Moved) -> Vec<(CardId, TransferId)> {
     let purchases = moved
         .purchases
         .iter()
-        .filter_map(|(id, p)| p.record.card.map(|card| (card, *id)));
+        .filter_map(|(id, p, _)| p.record.card.map(|card| (card, *id)));
     // A disbursement, close or revocation that left memory is never sent to the store again
     // (a repeated call answers from history), so the store may drop its per-card records.
     let transfers = moved
@@ -292,11 +292,18 @@ impl Ledger {
                 .unwrap_or_default();
             (state.log_base, recent)
         };
+        // Up to and with the log's first entry: a slice of its rows may have left already
+        // (`State::card_rows_moved`); memory's rows follow the last one history has.
         let mut rows = match &self.history {
-            Some(history) => history.card_log(card, base)?,
+            Some(history) => history.card_log(card, base.saturating_add(1))?,
             None => Vec::new(),
         };
-        rows.extend(recent);
+        let last = rows.last().map(|row| row.index);
+        rows.extend(
+            recent
+                .into_iter()
+                .filter(|row| last.is_none_or(|last| row.index > last)),
+        );
         Ok(rows)
     }
 

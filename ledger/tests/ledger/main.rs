@@ -21,3 +21,4 @@ mod snapshots;
 mod support;
 mod verify;
 mod working_set;
+mod working_set_history;

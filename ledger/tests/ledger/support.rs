@@ -498,14 +498,5 @@ pub async fn fund_cards(ledger: &Ledger, cards: u64) {
 
 /// DE7 (`MMDDhhmmss`, UTC) of an instant.
 pub fn de7_of(at: i64) -> TransmissionTime {
-    let day = Day(i32::try_from(at.div_euclid(86_400)).unwrap());
-    let (_, month, dom) = day.ymd();
-    let second = at.rem_euclid(86_400);
-    TransmissionTime::new(format!(
-        "{month:02}{dom:02}{:02}{:02}{:02}",
-        second / 3600,
-        second / 60 % 60,
-        second % 60
-    ))
-    .unwrap()
+    TransmissionTime::of_unix_seconds(at)
 }

@@ -579,14 +579,14 @@ async fn history_keeps_rows_as_first_written_and_its_log_contiguous() {
     // Stored twice, and once more with the purchase changed: the first row stands.
     history.store(&moved).unwrap();
     let mut changed = moved.clone();
-    for (_, purchase) in &mut changed.purchases {
+    for (_, purchase, _) in &mut changed.purchases {
         purchase.reversed = !purchase.reversed;
     }
     history.store(&changed).unwrap();
     drop(history);
     let history = History::open(&dir.0).unwrap();
     assert_eq!(history.log_len().unwrap(), log_len);
-    for (id, purchase) in &moved.purchases {
+    for (id, purchase, _) in &moved.purchases {
         assert_eq!(history.purchase(id).unwrap().as_ref(), Some(purchase));
     }
     assert_eq!(

@@ -16,13 +16,28 @@
 //! has moved more of its log than this file holds cannot be used (the file was lost or is
 //! older): the ledger then replays the journal from its start.
 //!
+//! What is written per purchase is appended, never inserted at a random place: its row keyed
+//! by its log number, its log row. The two indexes a purchase adds to (by id; each card's
+//! transfers by card) are [`runs`], sorted runs written whole per move and merged lazily, so
+//! a move costs a few sequential writes per purchase instead of random B-tree inserts (the
+//! mover cost a quarter of the switch's CPU at 12,000 purchases a second: BENCHMARKS.md). A
+//! file written before the runs (its `purchases_by_id` and `card_log` tables) is read as it
+//! is: lookups consult those tables too, and new rows go to the runs.
+//!
 //! [`State::log_base`]: crate::state::State::log_base
 
+use crate::day::Day;
 use crate::ids::{CardId, MerchantId, TerminalId, TransferId};
 use crate::record::Record;
 use crate::state::{CardRow, CardTransfer, ClosedBatch, PurchaseState};
-use ::redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use ::redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
 use std::path::{Path, PathBuf};
+
+pub mod runs;
+use runs::{KEY_BYTES, RunIndex};
 
 /// The file, in the data directory.
 pub const HISTORY_FILE: &str = "history.redb";
@@ -33,21 +48,50 @@ pub const HISTORY_FILE: &str = "history.redb";
 pub const HISTORY_CACHE_BYTES: usize = 16 << 20;
 
 type Id = [u8; 16];
-/// Purchases by row number, in the order they left memory: inserts append.
+/// Purchases by log number: those that leave memory with their log entry (nearly all), in
+/// log order, so inserts append.
+const PURCHASES_BY_LOG: TableDefinition<'static, u64, &'static [u8]> =
+    TableDefinition::new("purchases_by_log");
+/// Purchases by row number, in the order they left memory: those that left after their log
+/// entry (pinned: [`crate::state::State::pinned`]), and every purchase of a file written
+/// before [`PURCHASES_BY_LOG`].
 const PURCHASE_ROWS: TableDefinition<'static, u64, &'static [u8]> =
     TableDefinition::new("purchase_rows");
-/// Each purchase's row number by its id: small entries, so random inserts touch few pages.
+/// Each purchase's row number by its id, in a file written before [`ID_INDEX`]: read, no
+/// longer written.
 const PURCHASES_BY_ID: TableDefinition<'static, Id, u64> = TableDefinition::new("purchases_by_id");
+/// Where each purchase is, by its id: entries of the id (16 bytes) and its [`Location`]
+/// (8 bytes, big-endian).
+const ID_INDEX: RunIndex = RunIndex {
+    chunks: TableDefinition::new("id_chunks"),
+    runs: TableDefinition::new("id_runs"),
+    width: KEY_BYTES + 8,
+};
+/// Each card's transfers: entries of the card and log number (8 bytes each, big-endian), how
+/// (1 byte) and the transfer id (16 bytes).
+const CARD_INDEX: RunIndex = RunIndex {
+    chunks: TableDefinition::new("card_chunks"),
+    runs: TableDefinition::new("card_runs"),
+    width: KEY_BYTES + 1 + 16,
+};
+/// In an [`ID_INDEX`] location, the bit that says the rest is a [`PURCHASE_ROWS`] row number
+/// (else it is a log number of [`PURCHASES_BY_LOG`]).
+const LOCATION_ROW: u64 = 1 << 63;
 /// Records other than purchases that left memory (reversals, disbursements, year-end closes,
 /// revocations), by transfer id, with when they were accepted. (Named for its first kind.)
 const TRANSFERS: TableDefinition<'static, Id, &'static [u8]> = TableDefinition::new("reversals");
 const TOMBSTONES: TableDefinition<'static, Id, ()> = TableDefinition::new("tombstones");
 const LOG: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("log");
+/// Each card's transfers, in a file written before [`CARD_INDEX`]: read, no longer written.
 const CARD_LOG: TableDefinition<'static, (u64, u64), (u8, Id)> = TableDefinition::new("card_log");
 const META: TableDefinition<'static, &'static str, u64> = TableDefinition::new("meta");
 /// Settled terminal batches by (DE41, switch-side sequence).
 const BATCHES: TableDefinition<'static, (&'static str, u64), &'static [u8]> =
     TableDefinition::new("batches");
+/// The terminal batches closed on each settled business date (DE41, switch-side sequence), by
+/// (date, position in the order they closed): what the date's reconciliation compares.
+const CLOSED_ON: TableDefinition<'static, (i32, u64), (&'static str, u64)> =
+    TableDefinition::new("closed_on");
 const LOG_LEN: &str = "log_len";
 const PURCHASE_ROWS_NEXT: &str = "purchase_rows_next";
 
@@ -70,8 +114,9 @@ pub struct LogRow {
 /// What leaves memory in one move, written in one transaction.
 #[derive(Clone, Debug, Default)]
 pub struct Moved {
-    /// Purchases whose batch is settled (or declines), old enough.
-    pub purchases: Vec<(TransferId, PurchaseState)>,
+    /// Purchases whose batch is settled (or declines), old enough, each with its log number
+    /// when it leaves with its log entry (`None`: its log entry left before it).
+    pub purchases: Vec<(TransferId, PurchaseState, Option<u64>)>,
     /// Records other than purchases (reversals, disbursements, closes, revocations), with when
     /// they were accepted, by transfer id.
     pub transfers: Vec<(TransferId, i64, Record)>,
@@ -96,6 +141,15 @@ pub struct Moved {
     /// Settled batches that left their terminal's list: a prefix of
     /// `State::departed_batches`.
     pub batches: Vec<(TerminalId, ClosedBatch)>,
+    /// Set when `card_log` is a slice of the rows of the log's first entry (one naming more
+    /// cards than a round takes) and `log` is empty: how many of its cards' rows have left
+    /// with this one ([`State::card_rows_moved`]).
+    ///
+    /// [`State::card_rows_moved`]: crate::state::State::card_rows_moved
+    pub card_slice: Option<usize>,
+    /// The batches closed on business dates settled since, in the order they closed: a
+    /// prefix of `BusinessDays::closed_batches`' settled dates.
+    pub closed_on: Vec<(Day, Vec<(TerminalId, u64)>)>,
 }
 
 impl Moved {
@@ -105,7 +159,9 @@ impl Moved {
             && self.transfers.is_empty()
             && self.tombstones.is_empty()
             && self.log.is_empty()
+            && self.card_log.is_empty()
             && self.batches.is_empty()
+            && self.closed_on.is_empty()
     }
 
     /// Rows in it.
@@ -116,6 +172,11 @@ impl Moved {
             + self.log.len()
             + self.card_log.len()
             + self.batches.len()
+            + self
+                .closed_on
+                .iter()
+                .map(|(_, batches)| batches.len())
+                .sum::<usize>()
     }
 }
 
@@ -140,6 +201,36 @@ pub enum HistoryError {
 
 fn storage(error: impl Into<::redb::Error>) -> HistoryError {
     HistoryError::Storage(error.into().to_string())
+}
+
+/// An [`ID_INDEX`] entry.
+fn id_entry(id: &TransferId, location: u64) -> [u8; KEY_BYTES + 8] {
+    let mut entry = [0; KEY_BYTES + 8];
+    entry[..KEY_BYTES].copy_from_slice(&id.0);
+    entry[KEY_BYTES..].copy_from_slice(&location.to_be_bytes());
+    entry
+}
+
+/// A [`CARD_INDEX`] entry.
+fn card_entry(card: CardId, row: &CardRow) -> [u8; KEY_BYTES + 17] {
+    let mut entry = [0; KEY_BYTES + 17];
+    entry[..8].copy_from_slice(&card.0.to_be_bytes());
+    entry[8..16].copy_from_slice(&row.index.to_be_bytes());
+    entry[16] = how_byte(row.how);
+    entry[17..].copy_from_slice(&row.id.0);
+    entry
+}
+
+/// The row of a [`CARD_INDEX`] entry.
+fn card_row(entry: &[u8]) -> Result<CardRow, HistoryError> {
+    let number = |bytes: &[u8]| u64::from_be_bytes(bytes.try_into().unwrap_or_default());
+    let mut id = [0; 16];
+    id.copy_from_slice(&entry[17..33]);
+    Ok(CardRow {
+        index: number(&entry[8..16]),
+        id: TransferId(id),
+        how: how_of(entry[16])?,
+    })
 }
 
 fn how_byte(how: CardTransfer) -> u8 {
@@ -182,14 +273,18 @@ impl History {
         let mut txn = db.begin_write().map_err(storage)?;
         txn.set_quick_repair(true);
         {
+            txn.open_table(PURCHASES_BY_LOG).map_err(storage)?;
             txn.open_table(PURCHASE_ROWS).map_err(storage)?;
             txn.open_table(PURCHASES_BY_ID).map_err(storage)?;
+            ID_INDEX.create(&txn).map_err(storage)?;
+            CARD_INDEX.create(&txn).map_err(storage)?;
             txn.open_table(TRANSFERS).map_err(storage)?;
             txn.open_table(TOMBSTONES).map_err(storage)?;
             txn.open_table(LOG).map_err(storage)?;
             txn.open_table(CARD_LOG).map_err(storage)?;
             txn.open_table(META).map_err(storage)?;
             txn.open_table(BATCHES).map_err(storage)?;
+            txn.open_table(CLOSED_ON).map_err(storage)?;
         }
         txn.commit().map_err(storage)?;
         Ok(History { db, path })
@@ -218,7 +313,7 @@ impl History {
         let mut txn = self.db.begin_write().map_err(storage)?;
         txn.set_durability(::redb::Durability::None)
             .map_err(|e| HistoryError::Storage(e.to_string()))?;
-        {
+        let held = {
             let mut meta = txn.open_table(META).map_err(storage)?;
             let held = meta.get(LOG_LEN).map_err(storage)?.map_or(0, |v| v.value());
             if !moved.log.is_empty() {
@@ -233,29 +328,10 @@ impl History {
                     meta.insert(LOG_LEN, end).map_err(storage)?;
                 }
             }
-            let mut rows = txn.open_table(PURCHASE_ROWS).map_err(storage)?;
-            let mut by_id = txn.open_table(PURCHASES_BY_ID).map_err(storage)?;
-            let mut next = meta
-                .get(PURCHASE_ROWS_NEXT)
-                .map_err(storage)?
-                .map_or(0, |v| v.value());
-            for (id, purchase) in &moved.purchases {
-                // A purchase is kept as it was accepted, unreversed, and only once: whether it
-                // is reversed is its reversal's row, which lookups consult, so a replay that
-                // brings it back (`State::restore`) never finds a reversal from its future.
-                if by_id.get(id.0).map_err(storage)?.is_some() {
-                    continue;
-                }
-                let accepted = PurchaseState {
-                    reversed: false,
-                    ..purchase.clone()
-                };
-                let bytes = postcard::to_stdvec(&accepted).expect("a purchase encodes");
-                rows.insert(next, bytes.as_slice()).map_err(storage)?;
-                by_id.insert(id.0, next).map_err(storage)?;
-                next += 1;
-            }
-            meta.insert(PURCHASE_ROWS_NEXT, next).map_err(storage)?;
+            held
+        };
+        store_purchases(&txn, &moved.purchases, held)?;
+        {
             let mut transfers = txn.open_table(TRANSFERS).map_err(storage)?;
             for (id, at, record) in &moved.transfers {
                 let bytes = postcard::to_stdvec(&(at, record)).expect("a record encodes");
@@ -276,12 +352,6 @@ impl History {
                 let bytes = postcard::to_stdvec(row).expect("a log row encodes");
                 log.insert(number, bytes.as_slice()).map_err(storage)?;
             }
-            let mut card_log = txn.open_table(CARD_LOG).map_err(storage)?;
-            for (card, row) in moved.card_log.iter().filter(|(_, row)| row.index >= held) {
-                card_log
-                    .insert((card.0, row.index), (how_byte(row.how), row.id.0))
-                    .map_err(storage)?;
-            }
             let mut batches = txn.open_table(BATCHES).map_err(storage)?;
             for (terminal, closed) in &moved.batches {
                 let bytes = postcard::to_stdvec(closed).expect("a batch encodes");
@@ -290,6 +360,14 @@ impl History {
                     .map_err(storage)?;
             }
         }
+        store_closed_on(&txn, &moved.closed_on)?;
+        let cards: Vec<u8> = moved
+            .card_log
+            .iter()
+            .filter(|(_, row)| row.index >= held)
+            .flat_map(|(card, row)| card_entry(*card, row))
+            .collect();
+        CARD_INDEX.add(&txn, cards).map_err(storage)?;
         txn.commit().map_err(storage)?;
         Ok(())
     }
@@ -313,15 +391,27 @@ impl History {
     /// A purchase that left memory.
     pub fn purchase(&self, id: &TransferId) -> Result<Option<PurchaseState>, HistoryError> {
         let txn = self.db.begin_read().map_err(storage)?;
-        let by_id = txn.open_table(PURCHASES_BY_ID).map_err(storage)?;
-        let Some(row) = by_id.get(id.0).map_err(storage)? else {
+        let location = locate(
+            &txn.open_table(PURCHASES_BY_ID).map_err(storage)?,
+            &txn.open_table(ID_INDEX.runs).map_err(storage)?,
+            &txn.open_table(ID_INDEX.chunks).map_err(storage)?,
+            id,
+        )?;
+        let Some(location) = location else {
             return Ok(None);
         };
-        let rows = txn.open_table(PURCHASE_ROWS).map_err(storage)?;
-        let bytes = rows
-            .get(row.value())
-            .map_err(storage)?
-            .ok_or(HistoryError::Corrupt("purchase row"))?;
+        let bytes = if location & LOCATION_ROW == 0 {
+            txn.open_table(PURCHASES_BY_LOG)
+                .map_err(storage)?
+                .get(location)
+                .map_err(storage)?
+        } else {
+            txn.open_table(PURCHASE_ROWS)
+                .map_err(storage)?
+                .get(location & !LOCATION_ROW)
+                .map_err(storage)?
+        }
+        .ok_or(HistoryError::Corrupt("purchase row"))?;
         postcard::from_bytes(bytes.value())
             .map(Some)
             .map_err(|_| HistoryError::Corrupt("purchase"))
@@ -379,6 +469,21 @@ impl History {
                 how: how_of(how)?,
             });
         }
+        let found = CARD_INDEX
+            .find(
+                &txn.open_table(CARD_INDEX.runs).map_err(storage)?,
+                &txn.open_table(CARD_INDEX.chunks).map_err(storage)?,
+                &card.0.to_be_bytes(),
+            )
+            .map_err(storage)?;
+        for entry in found.chunks_exact(CARD_INDEX.width) {
+            let row = card_row(entry)?;
+            if row.index < before {
+                rows.push(row);
+            }
+        }
+        // The file's older table holds older rows; the runs hold each row once, sorted.
+        rows.dedup_by_key(|row| row.index);
         Ok(rows)
     }
 
@@ -398,10 +503,136 @@ impl History {
         }
     }
 
+    /// The batches closed on settled business date `date` that left memory, in the order
+    /// they closed.
+    pub fn closed_on(&self, date: Day) -> Result<Vec<(TerminalId, u64)>, HistoryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(CLOSED_ON).map_err(storage)?;
+        let mut batches = Vec::new();
+        for item in table
+            .range((date.0, 0)..=(date.0, u64::MAX))
+            .map_err(storage)?
+        {
+            let (_, value) = item.map_err(storage)?;
+            let (terminal, sequence) = value.value();
+            let terminal =
+                TerminalId::new(terminal).map_err(|_| HistoryError::Corrupt("closed batch"))?;
+            batches.push((terminal, sequence));
+        }
+        Ok(batches)
+    }
+
     /// Purchases held (for operators and tests).
     pub fn purchases_held(&self) -> Result<u64, HistoryError> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(PURCHASES_BY_ID).map_err(storage)?;
-        table.len().map_err(storage)
+        let runs = txn.open_table(ID_INDEX.runs).map_err(storage)?;
+        Ok(table.len().map_err(storage)? + ID_INDEX.held(&runs).map_err(storage)?)
     }
+}
+
+/// Stores the purchases of a move whose log starts at `held`, each once, as it was accepted,
+/// unreversed: whether it is reversed is its reversal's row, which lookups consult, so a
+/// replay that brings it back (`State::restore`) never finds a reversal from its future.
+///
+/// A purchase that leaves with a log entry at or past `held` is not here (what is here left
+/// with its log entry, or after it); one before is looked for by its log number, and one
+/// pinned (or not found so) by its id: the snapshot thread moves again what the ledger's
+/// mover moved, and a purchase a late reversal brought back leaves again.
+fn store_purchases(
+    txn: &WriteTransaction,
+    purchases: &[(TransferId, PurchaseState, Option<u64>)],
+    held: u64,
+) -> Result<(), HistoryError> {
+    let mut index = Vec::with_capacity(purchases.len() * ID_INDEX.width);
+    {
+        let mut by_log = txn.open_table(PURCHASES_BY_LOG).map_err(storage)?;
+        let mut rows = txn.open_table(PURCHASE_ROWS).map_err(storage)?;
+        let mut meta = txn.open_table(META).map_err(storage)?;
+        let mut next = meta
+            .get(PURCHASE_ROWS_NEXT)
+            .map_err(storage)?
+            .map_or(0, |v| v.value());
+        for (id, purchase, number) in purchases {
+            let stored = match number {
+                Some(number) if *number >= held => false,
+                Some(number) if by_log.get(*number).map_err(storage)?.is_some() => true,
+                _ => locate(
+                    &txn.open_table(PURCHASES_BY_ID).map_err(storage)?,
+                    &txn.open_table(ID_INDEX.runs).map_err(storage)?,
+                    &txn.open_table(ID_INDEX.chunks).map_err(storage)?,
+                    id,
+                )?
+                .is_some(),
+            };
+            if stored {
+                continue;
+            }
+            let accepted = PurchaseState {
+                reversed: false,
+                ..purchase.clone()
+            };
+            let bytes = postcard::to_stdvec(&accepted).expect("a purchase encodes");
+            let location = match number {
+                Some(number) => {
+                    by_log.insert(*number, bytes.as_slice()).map_err(storage)?;
+                    *number
+                }
+                None => {
+                    rows.insert(next, bytes.as_slice()).map_err(storage)?;
+                    next += 1;
+                    LOCATION_ROW | (next - 1)
+                }
+            };
+            index.extend_from_slice(&id_entry(id, location));
+        }
+        meta.insert(PURCHASE_ROWS_NEXT, next).map_err(storage)?;
+    }
+    ID_INDEX.add(txn, index).map_err(storage)
+}
+
+/// Adds the batches closed on settled dates after those of each date held already (the
+/// snapshot thread moves again what the ledger's mover moved).
+fn store_closed_on(
+    txn: &WriteTransaction,
+    closed_on: &[(Day, Vec<(TerminalId, u64)>)],
+) -> Result<(), HistoryError> {
+    let mut table = txn.open_table(CLOSED_ON).map_err(storage)?;
+    for (date, batches) in closed_on {
+        let mut held = std::collections::HashSet::new();
+        for item in table
+            .range((date.0, 0)..=(date.0, u64::MAX))
+            .map_err(storage)?
+        {
+            let (_, value) = item.map_err(storage)?;
+            let (terminal, sequence) = value.value();
+            held.insert((terminal.to_string(), sequence));
+        }
+        let mut next = held.len() as u64;
+        for (terminal, sequence) in batches {
+            if held.insert((terminal.as_str().to_string(), *sequence)) {
+                table
+                    .insert((date.0, next), (terminal.as_str(), *sequence))
+                    .map_err(storage)?;
+                next += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where purchase `id` is: a [`PURCHASE_ROWS`] row (with [`LOCATION_ROW`]) or a log number.
+fn locate(
+    legacy: &impl ReadableTable<Id, u64>,
+    runs: &impl ReadableTable<u64, u64>,
+    chunks: &impl ReadableTable<(u64, [u8; KEY_BYTES]), &'static [u8]>,
+    id: &TransferId,
+) -> Result<Option<u64>, HistoryError> {
+    if let Some(row) = legacy.get(id.0).map_err(storage)? {
+        return Ok(Some(LOCATION_ROW | row.value()));
+    }
+    let found = ID_INDEX.find(runs, chunks, &id.0).map_err(storage)?;
+    Ok(found
+        .get(KEY_BYTES..ID_INDEX.width)
+        .map(|location| u64::from_be_bytes(location.try_into().unwrap_or_default())))
 }
