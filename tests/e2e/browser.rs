@@ -170,6 +170,18 @@ impl Browser {
         .await;
     }
 
+    /// Chooses the file at `path` in the file input `css` selects (WebDriver sends a file
+    /// input its path as typed text).
+    pub(crate) async fn upload(&self, css: &str, path: &std::path::Path) {
+        let element = self.find(css).await;
+        self.call(
+            "POST",
+            &self.at(&format!("/element/{element}/value")),
+            json!({ "text": path.to_str().expect("a UTF-8 path") }),
+        )
+        .await;
+    }
+
     /// Chooses the option of value `value` in the `select` `css` selects.
     pub(crate) async fn choose(&self, css: &str, value: &str) {
         let option = format!(r#"{css} option[value="{value}"]"#);
