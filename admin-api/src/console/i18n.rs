@@ -260,7 +260,6 @@ fn text(key: &str) -> Option<(&'static str, &'static str)> {
         "role" => ("Peran", "Role"),
         "target" => ("Sasaran", "Target"),
         "outcome" => ("Hasil", "Outcome"),
-        "open_batches" => ("Batch terminal terbuka", "Open terminal batches"),
         _ => return None,
     })
 }

@@ -29,8 +29,8 @@ use crate::admin::{
 };
 use crate::browser::Browser;
 use steps::{
-    HttpSession, act, check_answer, check_page, expect_done, expect_refused, shot, sign_in,
-    sign_out, tick_and_press, visit,
+    HttpSession, act, check_answer, check_page, expect_done, expect_refused, hand_over, people,
+    press, send_file, shot, sign_in, sign_out, tick_and_press, visit,
 };
 
 const MERCHANT: &str = "EWARONG00000071";
@@ -146,58 +146,42 @@ async fn the_agencies_run_the_whole_flow_from_the_console_in_a_browser() {
         ),
         "{program}"
     );
-    sign_out(&browser).await;
 
     // Diskominfo uploads the file: one that is not text and one that is not DTSEN's are
     // refused with a message; then three people, a bad date and a repeated NIK, row by row;
     // then two possible duplicates.
-    sign_in(&browser, &base, &tokens["diskominfo"]).await;
+    hand_over(&browser, &base, &tokens["diskominfo"]).await;
     visit(
         &browser,
         &format!("{base}/console/penerima"),
         "Penerima manfaat",
     )
     .await;
-    browser
-        .upload("#csv_file", &files.write("foto.png", PNG))
-        .await;
-    browser
-        .submit(r#"form:has(input[value="import"]) button"#)
-        .await;
-    check_page(&browser, "Penerima manfaat").await;
+    let import = |name: &'static str, bytes: &'static [u8]| {
+        let (browser, path) = (&browser, files.write(name, bytes));
+        async move {
+            send_file(browser, "#csv_file", &path, "import").await;
+            check_page(browser, "Penerima manfaat").await;
+        }
+    };
+    import("foto.png", PNG).await;
     expect_refused(&browser, "bukan berkas teks").await;
-    browser
-        .upload(
-            "#csv_file",
-            &files.write("lain.csv", b"nama,alamat\nSiti,Jl. A\n"),
-        )
-        .await;
-    browser
-        .submit(r#"form:has(input[value="import"]) button"#)
-        .await;
-    check_page(&browser, "Penerima manfaat").await;
+    import("lain.csv", b"nama,alamat\nSiti,Jl. A\n").await;
     expect_refused(&browser, "the header lacks column").await;
     let (status, none) = api
         .request("GET", "/beneficiaries", Some(BOOTSTRAP), None)
         .await;
     assert_eq!((status, &none["total"]), (200, &json!(0)), "{none}");
-    browser
-        .upload("#csv_file", &files.write("dtsen.csv", CSV.as_bytes()))
-        .await;
-    act(&browser, "import", "Penerima manfaat").await;
+    import("dtsen.csv", CSV.as_bytes()).await;
+    expect_done(&browser).await;
     assert_eq!(browser.text("#imported").await, "3");
     let report = browser.text("#import-report + p + .table").await;
     assert!(
         report.contains("NIK sudah ada") && report.contains("Ditolak"),
         "{report}"
     );
-    browser
-        .upload(
-            "#csv_file",
-            &files.write("ganda.csv", DUPLICATES_CSV.as_bytes()),
-        )
-        .await;
-    act(&browser, "import", "Penerima manfaat").await;
+    import("ganda.csv", DUPLICATES_CSV.as_bytes()).await;
+    expect_done(&browser).await;
     assert_eq!(browser.text("#imported").await, "2");
     let report = browser.text("#import-report + p + .table").await;
     assert_eq!(report.matches("Kemungkinan ganda").count(), 2, "{report}");
@@ -221,12 +205,7 @@ async fn the_agencies_run_the_whole_flow_from_the_console_in_a_browser() {
     // Dinas Sosial settles the possible duplicates (different people; the same person, whose
     // second record is rejected), then verifies and validates.
     sign_in(&browser, &base, &tokens["dinsos"]).await;
-    visit(
-        &browser,
-        &format!("{base}/console/penerima?status=imported"),
-        "Penerima manfaat",
-    )
-    .await;
+    people(&browser, &base, "imported").await;
     browser.choose("#flagged", &budi_again).await;
     browser.fill("#resolve_note", "KK dan alamat berbeda").await;
     browser.submit("#resolve button").await;
@@ -252,21 +231,10 @@ async fn the_agencies_run_the_whole_flow_from_the_console_in_a_browser() {
     assert_eq!(budi["status"], "imported", "{budi}");
     assert_eq!(again["status"], "rejected", "{again}");
     tick_and_press(&browser, &ssn, "verify").await;
-    visit(
-        &browser,
-        &format!("{base}/console/penerima?status=verified"),
-        "Penerima manfaat",
-    )
-    .await;
+    people(&browser, &base, "verified").await;
     tick_and_press(&browser, &ssn, "validate").await;
-    sign_out(&browser).await;
-    sign_in(&browser, &base, &tokens["walikota"]).await;
-    visit(
-        &browser,
-        &format!("{base}/console/penerima?status=validated"),
-        "Penerima manfaat",
-    )
-    .await;
+    hand_over(&browser, &base, &tokens["walikota"]).await;
+    people(&browser, &base, "validated").await;
     browser.click(&format!("#pick-{ssn}")).await;
     browser.fill("#decree_number", "SK-KONSOL-1").await;
     browser.fill("#decree_date", "2026-11-01").await;
@@ -275,10 +243,9 @@ async fn the_agencies_run_the_whole_flow_from_the_console_in_a_browser() {
     check_page(&browser, "Penerima manfaat").await;
     expect_done(&browser).await;
     assert_eq!(person(ssn.clone()).await["status"], "determined");
-    sign_out(&browser).await;
 
     // The cards page and its forms are refused to the bank.
-    sign_in(&browser, &base, &tokens["bank"]).await;
+    hand_over(&browser, &base, &tokens["bank"]).await;
     assert_eq!(browser.count(r#"nav a[href="/console/ewarong"]"#).await, 1);
     assert_eq!(browser.count(r#"nav a[href="/console/kartu"]"#).await, 0);
     browser.open(&format!("{base}/console/kartu")).await;
@@ -288,8 +255,7 @@ async fn the_agencies_run_the_whole_flow_from_the_console_in_a_browser() {
         Some(403),
     )
     .await;
-    sign_out(&browser).await;
-    sign_in(&browser, &base, &tokens["diskominfo"]).await;
+    hand_over(&browser, &base, &tokens["diskominfo"]).await;
     visit(&browser, &format!("{base}/console/kartu"), "Kartu").await;
     browser.fill("#ssn", &ssn).await;
     act(&browser, "issue", "Kartu").await;
@@ -315,10 +281,9 @@ async fn the_agencies_run_the_whole_flow_from_the_console_in_a_browser() {
         "{found}"
     );
     assert!(!found.contains(&card.pan), "{found}");
-    sign_out(&browser).await;
 
     // Dinas Sosial: money from the city budget, typed the Indonesian way, then the benefit.
-    sign_in(&browser, &base, &tokens["dinsos"]).await;
+    hand_over(&browser, &base, &tokens["dinsos"]).await;
     visit(
         &browser,
         &format!("{base}/console/program"),
@@ -327,9 +292,7 @@ async fn the_agencies_run_the_whole_flow_from_the_console_in_a_browser() {
     .await;
     browser.fill("#amount", "12,345").await;
     browser.fill("#reference", "APBD-K1").await;
-    browser
-        .submit(r#"form:has(input[value="fund"]) button"#)
-        .await;
+    press(&browser, "fund").await;
     expect_refused(&browser, "bukan jumlah rupiah").await;
     browser.fill("#amount", "Rp 900.000").await;
     browser.fill("#reference", "APBD-K1").await;
@@ -340,10 +303,9 @@ async fn the_agencies_run_the_whole_flow_from_the_console_in_a_browser() {
     act(&browser, "disburse", "Program dan dana").await;
     assert_eq!(browser.text("#disbursed-cards").await, "1");
     assert_eq!(browser.text("#disbursed-total").await, "Rp 300.000");
-    sign_out(&browser).await;
 
     // The bank: an E-Warong and a terminal (a wrong check value first: refused).
-    sign_in(&browser, &base, &tokens["bank"]).await;
+    hand_over(&browser, &base, &tokens["bank"]).await;
     let merchants = format!("{base}/console/ewarong");
     visit(&browser, &merchants, "E-Warong dan terminal").await;
     browser.fill("#merchant_id", MERCHANT).await;
@@ -364,9 +326,7 @@ async fn the_agencies_run_the_whole_flow_from_the_console_in_a_browser() {
         browser.fill("#tpk", tpk.reveal_hex().as_str()).await;
         browser.fill("#tpk_kcv", &tpk_kcv).await;
         if tpk_kcv == "000000" {
-            browser
-                .submit(r#"form:has(input[value="install"]) button"#)
-                .await;
+            press(&browser, "install").await;
             check_answer(&browser, "E-Warong dan terminal", Some(422)).await;
             expect_refused(&browser, "").await;
             let (status, _) = api
@@ -453,22 +413,15 @@ async fn the_agencies_run_the_whole_flow_from_the_console_in_a_browser() {
         .unwrap_or_else(|| panic!("{file}"));
     let net = line.split('|').nth(8).unwrap();
     assert_eq!(net, "17500.00", "{line}");
-    browser
-        .upload("#confirmation_file", &files.write("jawaban.png", PNG))
-        .await;
-    browser
-        .submit(r#"form:has(input[value="confirm"]) button"#)
-        .await;
+    let answer_file = files.write("jawaban.png", PNG);
+    send_file(&browser, "#confirmation_file", &answer_file, "confirm").await;
     check_answer(&browser, "Setelmen harian", Some(422)).await;
     expect_refused(&browser, "bukan berkas teks").await;
     let answer = format!("{MERCHANT}|{net}|PAID|BPD-K1\n");
-    browser
-        .upload(
-            "#confirmation_file",
-            &files.write("jawaban.txt", answer.as_bytes()),
-        )
-        .await;
-    act(&browser, "confirm", "Setelmen harian").await;
+    let answer_file = files.write("jawaban.txt", answer.as_bytes());
+    send_file(&browser, "#confirmation_file", &answer_file, "confirm").await;
+    check_page(&browser, "Setelmen harian").await;
+    expect_done(&browser).await;
     let settled = api
         .expect_get(&format!("/settlements/{date}"), BOOTSTRAP)
         .await;
@@ -478,11 +431,10 @@ async fn the_agencies_run_the_whole_flow_from_the_console_in_a_browser() {
         browser.count("main table").await >= 2,
         "lines and differences"
     );
-    sign_out(&browser).await;
 
     // Diskominfo: block and unblock, a new PIN (which then buys), the statement the
     // Indonesian way; the card reported lost and replaced, its pockets on the new card.
-    sign_in(&browser, &base, &tokens["diskominfo"]).await;
+    hand_over(&browser, &base, &tokens["diskominfo"]).await;
     let card_page = format!("{base}/console/kartu?kartu={}", card.id);
     visit(&browser, &card_page, "Kartu").await;
     let card_status = |id: u64| {
@@ -527,10 +479,9 @@ async fn the_agencies_run_the_whole_flow_from_the_console_in_a_browser() {
     assert!(browser.text("main").await.contains("Rp 281.500"));
     assert_eq!(card_status(card.id).await, "lost");
     assert_eq!(card_status(new_card).await, "issued");
-    sign_out(&browser).await;
 
     // The auditor: the dashboard, the records, the semester report; English; the keyboard.
-    sign_in(&browser, &base, &tokens["auditor"]).await;
+    hand_over(&browser, &base, &tokens["auditor"]).await;
     assert_eq!(browser.text("#purchases").await, "2");
     assert_eq!(browser.text("#amount").await, "Rp 18.500");
     assert_eq!(browser.text("#active-terminals").await, "1");
@@ -596,11 +547,9 @@ async fn the_agencies_run_the_whole_flow_from_the_console_in_a_browser() {
         }
         assert_ne!(focus[2], "none", "{focus}");
     }
-    sign_out(&browser).await;
-
     // Every page at a phone's width (as admin, who may open them all): nothing wider than
     // the screen.
-    sign_in(&browser, &base, BOOTSTRAP).await;
+    hand_over(&browser, &base, BOOTSTRAP).await;
     browser.resize(390, 844).await;
     for (page, heading) in [
         ("/console".to_string(), "Dasbor"),

@@ -2,6 +2,8 @@
 //! browser console error, every control labelled), signing in and out, the notices, and the
 //! same over plain HTTP for what a browser would not send (a form without its CSRF token).
 
+use std::path::Path;
+
 use serde_json::json;
 
 use crate::browser::Browser;
@@ -73,14 +75,38 @@ pub(super) async fn expect_refused(browser: &Browser, reason: &str) {
     );
 }
 
-/// Presses the submit button of the form whose hidden `action` is `action`, and checks the
-/// page it leads to (`heading`) says the action was done.
-pub(super) async fn act(browser: &Browser, action: &str, heading: &str) {
+/// Presses the submit button of the form whose hidden `action` is `action`.
+pub(super) async fn press(browser: &Browser, action: &str) {
     browser
         .submit(&format!(r#"form:has(input[value="{action}"]) button"#))
         .await;
+}
+
+/// Presses the button of the form of `action`, and checks the page it leads to (`heading`)
+/// says the action was done.
+pub(super) async fn act(browser: &Browser, action: &str, heading: &str) {
+    press(browser, action).await;
     check_page(browser, heading).await;
     expect_done(browser).await;
+}
+
+/// Chooses the file at `path` in the file input `input` and presses the button of the form
+/// of `action`.
+pub(super) async fn send_file(browser: &Browser, input: &str, path: &Path, action: &str) {
+    browser.upload(input, path).await;
+    press(browser, action).await;
+}
+
+/// The beneficiaries page listing the people in `status`.
+pub(super) async fn people(browser: &Browser, base: &str, status: &str) {
+    let url = format!("{base}/console/penerima?status={status}");
+    visit(browser, &url, "Penerima manfaat").await;
+}
+
+/// Signs the person out and the next one, with `token`, in.
+pub(super) async fn hand_over(browser: &Browser, base: &str, token: &str) {
+    sign_out(browser).await;
+    sign_in(browser, base, token).await;
 }
 
 /// Ticks the person `ssn` on the beneficiaries list and presses the bulk button `action`.
