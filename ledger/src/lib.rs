@@ -364,7 +364,7 @@ pub use journal::{
 };
 pub use ledger::{
     Authorization, BalanceBackend, BatchCloseOutcome, BatchCloseRequest, DeclineRequest,
-    DisbursementOutcome, Enrolments, Ledger, LedgerConfig, LedgerError, LedgerStores,
+    DisbursementOutcome, Enrolments, Ledger, LedgerConfig, LedgerError, LedgerStores, OpenBatch,
     PIN_UPDATE_ATTEMPTS_MAX, PURCHASE_LOCK_STRIPES, PinOutcome, ProgramCloseOutcome,
     PurchaseLookup, PurchaseRequest, ReversalOutcome, ReversalRequest, RevocationOutcome,
     SETTLEMENT_BATCH_NUMBER, SettlementOutcome, TERMINAL_LOCK_STRIPES,

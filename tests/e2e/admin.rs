@@ -58,18 +58,7 @@ async fn a_city_goes_from_an_empty_switch_to_purchases_incidents_and_a_verified_
     assert_eq!(body["error"], "unauthorized", "{body}");
     let mut tokens = std::collections::HashMap::new();
     for role in ["diskominfo", "dinsos", "walikota", "bank"] {
-        let created = api
-            .expect(
-                201,
-                "POST",
-                "/tokens",
-                BOOTSTRAP,
-                json!({"name": format!("{role}-operator-1"), "role": role}),
-            )
-            .await;
-        assert_eq!(created["role"], role, "{created}");
-        let secret = created["token"].as_str().expect("the secret").to_string();
-        assert!(!secret.is_empty() && secret != BOOTSTRAP, "{created}");
+        let secret = api.token(&format!("{role}-operator-1"), role).await;
         tokens.insert(role, secret);
     }
     let (diskominfo, dinsos, walikota, bank) = (
@@ -819,6 +808,16 @@ impl Api {
         let (got, answer) = self.request(method, path, Some(token), Some(&body)).await;
         assert_eq!(got, status, "{method} {path} {body}: {answer}");
         answer
+    }
+
+    /// A new token named `name` with `role`, made by the bootstrap admin: its secret.
+    pub(crate) async fn token(&self, name: &str, role: &str) -> String {
+        let body = json!({"name": name, "role": role});
+        let created = self.expect(201, "POST", "/tokens", BOOTSTRAP, body).await;
+        assert_eq!(created["role"], role, "{created}");
+        let secret = created["token"].as_str().expect("the secret").to_string();
+        assert!(!secret.is_empty() && secret != BOOTSTRAP, "{created}");
+        secret
     }
 
     pub(crate) async fn expect_get(&self, path: &str, token: &str) -> Value {

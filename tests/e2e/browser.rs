@@ -170,6 +170,18 @@ impl Browser {
         .await;
     }
 
+    /// Chooses the file at `path` in the file input `css` selects (WebDriver sends a file
+    /// input its path as typed text).
+    pub(crate) async fn upload(&self, css: &str, path: &std::path::Path) {
+        let element = self.find(css).await;
+        self.call(
+            "POST",
+            &self.at(&format!("/element/{element}/value")),
+            json!({ "text": path.to_str().expect("a UTF-8 path") }),
+        )
+        .await;
+    }
+
     /// Chooses the option of value `value` in the `select` `css` selects.
     pub(crate) async fn choose(&self, css: &str, value: &str) {
         let option = format!(r#"{css} option[value="{value}"]"#);
@@ -311,15 +323,32 @@ impl Browser {
 impl Browser {
     /// Ends the session, which ends its chromium (killing only the driver would leave it
     /// running); the driver goes when the browser drops.
-    pub(crate) async fn quit(self) {
+    pub(crate) async fn quit(mut self) {
         let _ = self
             .try_call("DELETE", &format!("/session/{}", self.session), Value::Null)
             .await;
+        self.session.clear();
     }
 }
 
 impl Drop for Browser {
+    /// Ends the session first (a test that failed never reached [`Browser::quit`], and
+    /// killing the driver alone would leave its chromium running), with a plain blocking
+    /// request: Drop cannot await.
     fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let address = self.base.trim_start_matches("http://").to_string();
+            let request = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            if let Ok(mut stream) = std::net::TcpStream::connect(&address) {
+                use std::io::{Read, Write};
+                let _ = stream.set_read_timeout(Some(DEADLINE));
+                let _ = stream.write_all(request.as_bytes());
+                let _ = stream.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

@@ -1,10 +1,11 @@
-//! Beneficiaries: the CSV import with its per-row report, the lists by status (the
-//! verification and validation queues) with bulk actions, possible duplicates, and a decree
-//! made of the people ticked. A bulk action is one API call per person, each refused,
+//! Beneficiaries: the CSV import (a file uploaded, or its text pasted) with its per-row
+//! report, the lists by status (the verification and validation queues) with bulk actions,
+//! settling the possible duplicates listed (different people, or the same person as another
+//! record), and a decree made of the people ticked. A bulk action is one API call per person, each refused,
 //! validated and audited on its own; the page says how many were done and why the others
 //! were refused.
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::Method;
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::cards::pager;
+use super::form::FormBody;
 use super::i18n::t;
 use super::layout::{Notice, csrf_field, esc, input, table};
 use super::{Console, Signed, enc};
@@ -46,16 +48,20 @@ pub(super) async fn show(
     signed: Signed,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(refused) = signed.may_open("beneficiaries") {
-        return *refused;
-    }
-    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let query = match signed.open("beneficiaries", query) {
+        Ok(query) => query,
+        Err(refused) => return *refused,
+    };
     let body = render(&console, &signed, &query, "").await;
     signed.page("beneficiaries", None, &body)
 }
 
 /// `POST /console/penerima`: an import, a bulk step, a decree or a duplicate's resolution.
-pub(super) async fn act(State(console): State<Console>, signed: Signed, body: Bytes) -> Response {
+pub(super) async fn act(
+    State(console): State<Console>,
+    signed: Signed,
+    body: FormBody,
+) -> Response {
     let fields = match signed.form("beneficiaries", &body) {
         Ok(fields) => fields,
         Err(refused) => return *refused,
@@ -64,21 +70,24 @@ pub(super) async fn act(State(console): State<Console>, signed: Signed, body: By
     let ssns: Vec<String> = fields.all("ssn").map(str::to_string).collect();
     let mut report = String::new();
     let notice = match fields.text("action") {
-        "import" => {
-            let reply = console
-                .call(
-                    &signed,
-                    Method::POST,
-                    "/beneficiaries/import",
-                    "text/csv",
-                    Body::from(fields.text("csv").to_string() + "\n"),
-                )
-                .await;
-            if reply.status.is_success() {
-                report = import_report(&signed, &reply.json);
+        "import" => match fields.file_or_pasted("csv_file", "csv") {
+            Ok(csv) => {
+                let reply = console
+                    .call(
+                        &signed,
+                        Method::POST,
+                        "/beneficiaries/import",
+                        "text/csv",
+                        Body::from(csv + "\n"),
+                    )
+                    .await;
+                if reply.status.is_success() {
+                    report = import_report(&signed, &reply.json);
+                }
+                reply.notice(lang)
             }
-            reply.notice(lang)
-        }
+            Err(key) => Notice::Refused(t(lang, key).to_string()),
+        },
         action @ ("verify" | "validate" | "verify-reject" | "validate-reject") => {
             let (step, approved) = match action.split_once('-') {
                 Some((step, _)) => (step, false),
@@ -115,9 +124,15 @@ pub(super) async fn act(State(console): State<Console>, signed: Signed, body: By
                 .await
                 .notice(lang)
         }
-        "distinct" => {
-            let body = json!({"distinct": true, "note": fields.text("note")});
-            let path = format!("/beneficiaries/{}/resolve", enc(fields.text("ssn")));
+        "resolve" => {
+            let body = match fields.text("outcome") {
+                "same" => json!({
+                    "same_person_as": fields.text("same_person_as"),
+                    "note": fields.text("resolve_note"),
+                }),
+                _ => json!({"distinct": true, "note": fields.text("resolve_note")}),
+            };
+            let path = format!("/beneficiaries/{}/resolve", enc(fields.text("flagged")));
             console.post(&signed, &path, body).await.notice(lang)
         }
         _ => Notice::Refused(t(lang, "not_found").to_string()),
@@ -204,9 +219,10 @@ async fn render(console: &Console, signed: &Signed, query: &ListQuery, report: &
             .collect::<String>()
     };
     let mut html = format!(
-        r#"{report}<div class="cards"><form method="post" action="/console/penerima" class="card"><h2>{import}</h2>{csrf}<input type="hidden" name="action" value="import"><p><label for="csv">{csv_label}</label><br><textarea id="csv" name="csv" rows="6" cols="60" required></textarea></p><p><button type="submit">{import}</button></p></form>
+        r#"{report}<div class="cards"><form method="post" action="/console/penerima" enctype="multipart/form-data" class="card"><h2>{import}</h2>{csrf}<input type="hidden" name="action" value="import"><p><label for="csv_file">{file_label}</label><br><input type="file" id="csv_file" name="csv_file" accept=".csv,text/csv,text/plain"></p><p><label for="csv">{csv_label}</label><br><textarea id="csv" name="csv" rows="6" cols="60"></textarea></p><p><button type="submit">{import}</button></p></form>
 <form method="get" action="/console/penerima" class="card"><h2>{filter}</h2><p><label for="status">{status_text}</label> <select id="status" name="status">{options}</select></p>{q_input}<p><button type="submit">{filter}</button></p></form></div>"#,
         import = t(lang, "import"),
+        file_label = t(lang, "csv_file"),
         csv_label = t(lang, "csv_label"),
         filter = t(lang, "filter"),
         status_text = t(lang, "status"),
@@ -221,6 +237,7 @@ async fn render(console: &Console, signed: &Signed, query: &ListQuery, report: &
         Ok(list) => list,
         Err(message) => return html + &Notice::Refused(message).html(lang),
     };
+    let mut flagged = Vec::new();
     let rows: Vec<Vec<String>> = list["items"]
         .as_array()
         .into_iter()
@@ -228,11 +245,8 @@ async fn render(console: &Console, signed: &Signed, query: &ListQuery, report: &
         .map(|b| {
             let ssn = esc(str_of(&b["ssn"]));
             let flag = if b["possible_duplicate"] == true {
-                format!(
-                    r#" <form method="post" action="/console/penerima" class="inline">{csrf}<input type="hidden" name="action" value="distinct"><input type="hidden" name="ssn" value="{ssn}"><input type="hidden" name="note" value="checked in the console"><strong>{}</strong> <button type="submit">{}</button></form>"#,
-                    t(lang, "possible_duplicate"),
-                    t(lang, "distinct"),
-                )
+                flagged.push(ssn.clone());
+                format!(" <strong>{}</strong>", t(lang, "possible_duplicate"))
             } else {
                 String::new()
             };
@@ -265,6 +279,9 @@ async fn render(console: &Console, signed: &Signed, query: &ListQuery, report: &
         PAGE_SIZE,
         list["total"].as_u64().unwrap_or(0),
     ));
+    if !flagged.is_empty() {
+        html.push_str(&resolve_form(signed, status, &flagged));
+    }
     let programs = console.get(signed, "/programs?page_size=1000").await.ok();
     let program_options = programs
         .as_ref()
@@ -292,4 +309,26 @@ async fn render(console: &Console, signed: &Signed, query: &ListQuery, report: &
         program = t(lang, "program"),
     ));
     html
+}
+
+/// The form that settles one of the possible duplicates listed (`flagged`, escaped SSN
+/// numbers): different people, or the same person as another record (this one is then
+/// rejected), with what was checked.
+fn resolve_form(signed: &Signed, status: &str, flagged: &[String]) -> String {
+    let lang = signed.lang;
+    let options = flagged
+        .iter()
+        .map(|ssn| format!(r#"<option value="{ssn}">{ssn}</option>"#))
+        .collect::<String>();
+    format!(
+        r#"<form method="post" action="/console/penerima" class="card" id="resolve"><h2>{title}</h2>{csrf}<input type="hidden" name="action" value="resolve"><input type="hidden" name="status" value="{status}"><p><label for="flagged">{ssn}</label> <select id="flagged" name="flagged">{options}</select></p><fieldset><legend>{outcome}</legend><p><input type="radio" id="outcome-distinct" name="outcome" value="distinct" checked> <label for="outcome-distinct">{distinct}</label></p><p><input type="radio" id="outcome-same" name="outcome" value="same"> <label for="outcome-same">{same}</label></p>{same_as}</fieldset>{note}<p><button type="submit">{title}</button></p></form>"#,
+        title = t(lang, "resolve_duplicate"),
+        csrf = csrf_field(&signed.session),
+        ssn = t(lang, "ssn"),
+        outcome = t(lang, "outcome"),
+        distinct = t(lang, "distinct"),
+        same = t(lang, "same_person"),
+        same_as = input(t(lang, "same_person_as"), "same_person_as", "", ""),
+        note = input(t(lang, "note"), "resolve_note", "", "required"),
+    )
 }

@@ -2,13 +2,13 @@
 //! stolen or damaged, replace, reset the PIN, and the statement. Every form posts to
 //! `/console/kartu` with an `action`, which becomes the one API call of that action.
 
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::form::FormBody;
 use super::format::{rupiah, time};
 use super::i18n::{Lang, t};
 use super::layout::{Notice, csrf_field, esc, input, table};
@@ -31,16 +31,20 @@ pub(super) async fn show(
     signed: Signed,
     query: Result<Query<CardsQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(refused) = signed.may_open("cards") {
-        return *refused;
-    }
-    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let query = match signed.open("cards", query) {
+        Ok(query) => query,
+        Err(refused) => return *refused,
+    };
     let body = render(&console, &signed, &query, "").await;
     signed.page("cards", None, &body)
 }
 
 /// `POST /console/kartu`: one card action.
-pub(super) async fn act(State(console): State<Console>, signed: Signed, body: Bytes) -> Response {
+pub(super) async fn act(
+    State(console): State<Console>,
+    signed: Signed,
+    body: FormBody,
+) -> Response {
     let fields = match signed.form("cards", &body) {
         Ok(fields) => fields,
         Err(refused) => return *refused,
@@ -80,20 +84,31 @@ pub(super) async fn act(State(console): State<Console>, signed: Signed, body: By
     let mut once = String::new();
     let mut shown = card_id.parse().ok();
     if reply.status.is_success() && reply.json.get("pin").is_some() {
-        // Issued or replaced: the full PAN and the PIN, this once.
+        // Issued, replaced or a PIN reset: the full PAN and the PIN, this once.
         let card = &reply.json;
         shown = card["card_id"].as_u64();
+        let facts: String = [
+            ("card_id", "new-card-id"),
+            ("pan", "new-pan"),
+            ("expiry", "new-expiry"),
+            ("pin", "new-pin"),
+        ]
+        .iter()
+        .filter_map(|(field, id)| {
+            let value = match &card[*field] {
+                Value::String(text) => esc(text),
+                Value::Number(number) => number.to_string(),
+                _ => return None,
+            };
+            Some(format!(
+                r#"<dt>{}</dt><dd id="{id}">{value}</dd>"#,
+                t(lang, field)
+            ))
+        })
+        .collect();
         once = format!(
-            r#"<section aria-labelledby="once"><h2 id="once">{pin_once}</h2><dl><dt>{card_id}</dt><dd id="new-card-id">{id}</dd><dt>{pan}</dt><dd id="new-pan">{number}</dd><dt>{expiry}</dt><dd>{exp}</dd><dt>{pin}</dt><dd id="new-pin">{secret}</dd></dl></section>"#,
-            pin_once = t(lang, "pin_once"),
-            card_id = t(lang, "card_id"),
-            id = card["card_id"],
-            pan = t(lang, "pan"),
-            number = esc(card["pan"].as_str().unwrap_or_default()),
-            expiry = t(lang, "expiry"),
-            exp = esc(card["expiry"].as_str().unwrap_or_default()),
-            pin = t(lang, "pin"),
-            secret = esc(card["pin"].as_str().unwrap_or_default()),
+            r#"<section aria-labelledby="once"><h2 id="once">{}</h2><dl>{facts}</dl></section>"#,
+            t(lang, "pin_once"),
         );
     }
     let query = CardsQuery {

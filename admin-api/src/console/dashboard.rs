@@ -1,5 +1,6 @@
 //! The dashboard: today's approved purchases and their amount, declines by response code,
-//! active terminals and the settlement status of the last days, all read from the API.
+//! active terminals, the terminals' open batches and the settlement status of the last days,
+//! all read from the API.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use ssn_ledger::Day;
 
 use super::format::{day, rupiah};
 use super::i18n::t;
-use super::layout::{esc, table};
+use super::layout::{Notice, esc, table};
 use super::{Console, Signed};
 
 /// Pages of 1,000 of today's transactions the dashboard reads at most; past them it says
@@ -17,6 +18,8 @@ use super::{Console, Signed};
 const TODAY_PAGES_MAX: u32 = 10;
 /// Days of settlement status shown.
 const RECENT_DAYS: i32 = 7;
+/// Open terminal batches listed (the count covers all).
+const OPEN_BATCHES_SHOWN: u32 = 50;
 
 /// `GET /console`.
 pub(super) async fn show(State(console): State<Console>, signed: Signed) -> Response {
@@ -95,6 +98,7 @@ pub(super) async fn show(State(console): State<Console>, signed: Signed) -> Resp
             &rows,
         ));
     }
+    body.push_str(&open_batches(&console, &signed).await);
     let mut rows = Vec::new();
     for back in 1..=RECENT_DAYS {
         let date = Day(today.0 - back).to_string();
@@ -115,6 +119,56 @@ pub(super) async fn show(State(console): State<Console>, signed: Signed) -> Resp
         &rows,
     ));
     signed.page("dashboard", None, &body)
+}
+
+/// The terminals' open batches (`GET /batches?status=open`): the first page, and how many
+/// there are in all.
+async fn open_batches(console: &Console, signed: &Signed) -> String {
+    let lang = signed.lang;
+    let path = format!("/batches?status=open&page_size={OPEN_BATCHES_SHOWN}");
+    let page = match console.get(signed, &path).await.ok() {
+        Ok(page) => page,
+        Err(message) => return Notice::Refused(message).html(lang),
+    };
+    let total = page["total"].as_u64().unwrap_or(0);
+    let rows: Vec<Vec<String>> = page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|batch| {
+            let totals = &batch["journal_totals"];
+            vec![
+                esc(batch["terminal_id"].as_str().unwrap_or_default()),
+                esc(batch["merchant_id"].as_str().unwrap_or_default()),
+                totals["sales_count"].to_string(),
+                rupiah(totals["sales_amount"].as_str().unwrap_or_default()),
+                totals["reversal_count"].to_string(),
+            ]
+        })
+        .collect();
+    let mut html = format!(
+        r#"<h2 id="open-batches-title">{title}: <span id="open-batches">{total}</span></h2>"#,
+        title = t(lang, "open_batches"),
+    );
+    if rows.is_empty() {
+        html.push_str(&format!("<p>{}</p>", t(lang, "none")));
+        return html;
+    }
+    html.push_str(&table(
+        t(lang, "open_batches"),
+        &[
+            t(lang, "terminal"),
+            t(lang, "merchant"),
+            t(lang, "purchases"),
+            t(lang, "amount"),
+            t(lang, "reversals"),
+        ],
+        &rows,
+    ));
+    if total > rows.len() as u64 {
+        html.push_str(&format!("<p>({} / {total})</p>", rows.len()));
+    }
+    html
 }
 
 /// Minor units of an API amount string (`"1250000.00"`); 0 when it is not one.

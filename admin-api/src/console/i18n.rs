@@ -170,10 +170,35 @@ fn text(key: &str) -> Option<(&'static str, &'static str)> {
         "rejected" => ("Ditolak", "Rejected"),
         "revoked" => ("Dicabut", "Revoked"),
         "import" => ("Impor CSV", "Import CSV"),
-        "csv_label" => (
-            "Isi berkas CSV dari Portal Data SSN (dengan baris judul)",
+        "csv_file" => (
+            "Berkas CSV dari Portal Data SSN (dengan baris judul)",
             "The CSV file from the Portal Data SSN (with its header line)",
         ),
+        "csv_label" => (
+            "Atau tempel isi berkas CSV di sini",
+            "Or paste the CSV file's contents here",
+        ),
+        "file_not_text" => (
+            "Berkas yang dipilih bukan berkas teks (CSV UTF-8). Simpan sebagai CSV lalu unggah lagi.",
+            "The file chosen is not a text file (UTF-8 CSV). Save it as CSV and upload it again.",
+        ),
+        "file_or_paste" => (
+            "Pilih berkas atau tempel isinya terlebih dahulu.",
+            "Choose a file or paste its contents first.",
+        ),
+        "resolve_duplicate" => (
+            "Selesaikan kemungkinan ganda",
+            "Settle a possible duplicate",
+        ),
+        "same_person" => (
+            "Orang yang sama (data ini ditolak)",
+            "The same person (this record is rejected)",
+        ),
+        "same_person_as" => (
+            "Nomor SSN data yang sama (bila orang yang sama)",
+            "SSN number of the same person's record (when the same person)",
+        ),
+        "confirmation_file" => ("Berkas jawaban bank", "The bank's answer file"),
         "filter" => ("Saring", "Filter"),
         "search_people" => ("Nama, NIK atau nomor SSN", "Name, NIK or SSN number"),
         "nik" => ("NIK", "NIK"),
@@ -220,8 +245,8 @@ fn text(key: &str) -> Option<(&'static str, &'static str)> {
         "payout" => ("Pembayaran bank", "Bank payout"),
         "upload_confirmation" => ("Unggah konfirmasi bank", "Upload the bank's confirmation"),
         "confirmation_help" => (
-            "Isi berkas jawaban bank: ID E-Warong|jumlah bersih|PAID atau REJECTED|referensi bank",
-            "The bank's answer file: E-Warong id|net amount|PAID or REJECTED|bank reference",
+            "Atau tempel isinya: ID E-Warong|jumlah bersih|PAID atau REJECTED|referensi bank",
+            "Or paste its lines: E-Warong id|net amount|PAID or REJECTED|bank reference",
         ),
         "differences" => ("Selisih rekonsiliasi", "Reconciliation differences"),
         "journal" => ("Jurnal", "Journal"),
@@ -268,6 +293,10 @@ mod tests {
             include_str!("report.rs"),
             include_str!("records.rs"),
         ];
+        // Text keys a page passes on (`Err(key)` of an upload).
+        for key in ["file_not_text", "file_or_paste"] {
+            assert!(text(key).is_some(), "{key}");
+        }
         let mut keys = 0;
         for source in sources {
             for (at, pattern) in source.match_indices("t(lang, \"") {

@@ -20,19 +20,29 @@ pub struct MenuItem {
     pub roles: &'static [Role],
 }
 
+/// Every role but `admin`: pages every role reads.
+const EVERY_ROLE: &[Role] = &[
+    Role::Diskominfo,
+    Role::Dinsos,
+    Role::Walikota,
+    Role::Bank,
+    Role::Auditor,
+];
+/// The semester report's readers (the spec's "Reports" roles).
+const REPORT_ROLES: &[Role] = &[
+    Role::Diskominfo,
+    Role::Dinsos,
+    Role::Walikota,
+    Role::Auditor,
+];
+
 /// Every page, in menu order. Pages are about what a role does; every role may still read
 /// through the API what its pages do not show.
 pub const MENU: [MenuItem; 9] = [
     MenuItem {
         key: "dashboard",
         path: "/console",
-        roles: &[
-            Role::Diskominfo,
-            Role::Dinsos,
-            Role::Walikota,
-            Role::Bank,
-            Role::Auditor,
-        ],
+        roles: EVERY_ROLE,
     },
     MenuItem {
         key: "beneficiaries",
@@ -62,23 +72,12 @@ pub const MENU: [MenuItem; 9] = [
     MenuItem {
         key: "report",
         path: "/console/laporan",
-        roles: &[
-            Role::Diskominfo,
-            Role::Dinsos,
-            Role::Walikota,
-            Role::Auditor,
-        ],
+        roles: REPORT_ROLES,
     },
     MenuItem {
         key: "transactions",
         path: "/console/transaksi",
-        roles: &[
-            Role::Diskominfo,
-            Role::Dinsos,
-            Role::Walikota,
-            Role::Bank,
-            Role::Auditor,
-        ],
+        roles: EVERY_ROLE,
     },
     MenuItem {
         key: "audit",
@@ -208,7 +207,7 @@ pub fn page(
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="data:,">
+<link rel="icon" href="/favicon.ico" type="image/svg+xml">
 <title>{title} · {app}</title>
 <style>{STYLE}</style>
 </head>

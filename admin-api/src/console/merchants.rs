@@ -2,11 +2,11 @@
 //! check values, suspend and activate either. Every form posts to `/console/ewarong` with an
 //! `action`, which becomes the one API call of that action.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use super::form::FormBody;
 use super::i18n::t;
 use super::layout::{Notice, csrf_field, esc, input, table};
 use super::{Console, Fields, Signed, enc};
@@ -24,7 +24,11 @@ pub(super) async fn show(State(console): State<Console>, signed: Signed) -> Resp
 }
 
 /// `POST /console/ewarong`: one action.
-pub(super) async fn act(State(console): State<Console>, signed: Signed, body: Bytes) -> Response {
+pub(super) async fn act(
+    State(console): State<Console>,
+    signed: Signed,
+    body: FormBody,
+) -> Response {
     let fields = match signed.form("merchants", &body) {
         Ok(fields) => fields,
         Err(refused) => return *refused,

@@ -6,7 +6,8 @@
 //! person's token as the bearer, so an action from the console is refused, validated and
 //! audited exactly as the same call with `curl` would be.
 //!
-//! - `session`: sessions, cookies, CSRF tokens.
+//! - `session`: sessions, cookies, CSRF tokens; `form`: a form's fields, urlencoded or
+//!   multipart with an uploaded file.
 //! - `layout`: the page around every page, the role-filtered menu, HTML pieces.
 //! - `i18n`: the two languages' texts; `format`: money, dates and times the Indonesian way.
 //! - one module per page group: `dashboard`, `beneficiaries`, `programs` (with funding and
@@ -25,6 +26,7 @@
 mod beneficiaries;
 mod cards;
 mod dashboard;
+mod form;
 mod format;
 mod i18n;
 mod layout;
@@ -38,7 +40,7 @@ mod settlement;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Extension, FromRequestParts, Query, State};
 use axum::http::request::Parts;
@@ -49,6 +51,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::AdminState;
+use form::{Fields, FormBody};
 use i18n::{Lang, t};
 use layout::{Notice, page};
 use session::{Session, Sessions};
@@ -106,6 +109,7 @@ pub(crate) fn router(admin: AdminState, api: Router) -> Router {
         .route("/console/transaksi", get(records::transactions))
         .route("/console/audit", get(records::audit))
         .route("/console/{*rest}", get(not_found).post(not_found))
+        .route("/favicon.ico", get(icon))
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::IMPORT_BODY_BYTES_MAX,
         ))
@@ -162,9 +166,20 @@ impl Signed {
         Err(self.refusal("forbidden", "forbidden"))
     }
 
+    /// The page's query (its default when it does not read) once this person's role may
+    /// open the page `key`; the 403 page otherwise.
+    fn open<Q: Default>(
+        &self,
+        key: &str,
+        query: Result<Query<Q>, QueryRejection>,
+    ) -> Result<Q, Box<Response>> {
+        self.may_open(key)?;
+        Ok(query.map(|Query(q)| q).unwrap_or_default())
+    }
+
     /// The form's fields after checking its CSRF token; the 403 page when it is missing or
     /// wrong, before anything is done.
-    fn form(&self, key: &str, body: &Bytes) -> Result<Fields, Box<Response>> {
+    fn form(&self, key: &str, body: &FormBody) -> Result<Fields, Box<Response>> {
         self.may_open(key)?;
         let fields = Fields::parse(body);
         match fields.get("csrf") {
@@ -179,42 +194,6 @@ impl Signed {
         let body = format!("<p>{}</p>", t(lang, text));
         let html = page(lang, Some(&self.session), "", t(lang, title), &body);
         Box::new((StatusCode::FORBIDDEN, Html(html)).into_response())
-    }
-}
-
-/// The fields of a submitted form, in order (a field may repeat: bulk actions).
-#[derive(Debug, Default)]
-pub(crate) struct Fields(Vec<(String, String)>);
-
-impl Fields {
-    /// Parses `application/x-www-form-urlencoded`; what does not decode is dropped.
-    fn parse(body: &[u8]) -> Fields {
-        Fields(
-            form_urlencoded::parse(body)
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
-
-    /// The first value of `name`, trimmed.
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim())
-    }
-
-    /// Every value of `name`, trimmed and not empty (the people ticked for a bulk action).
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(k, v)| k == name && !v.trim().is_empty())
-            .map(|(_, v)| v.trim())
-    }
-
-    /// The first value of `name`, or empty.
-    fn text(&self, name: &str) -> &str {
-        self.get(name).unwrap_or_default()
     }
 }
 
@@ -369,7 +348,7 @@ async fn sign_in(
     State(console): State<Console>,
     address: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: FormBody,
 ) -> Response {
     let lang = session::lang(&headers);
     let fields = Fields::parse(&body);
@@ -434,7 +413,7 @@ async fn sign_out(
     State(console): State<Console>,
     signed: Signed,
     headers: HeaderMap,
-    body: Bytes,
+    body: FormBody,
 ) -> Response {
     if let Err(refused) = signed.form("dashboard", &body) {
         return *refused;
@@ -487,6 +466,20 @@ async fn language(
             (header::SET_COOKIE, cookie),
             (header::LOCATION, "/console".to_string()),
         ],
+    )
+        .into_response()
+}
+
+/// The console's icon, an SVG the browser asks for at `/favicon.ico` (the semester report's
+/// page, served as the API makes it, names none: without this its every visit logged a 404).
+async fn icon() -> Response {
+    const ICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#0b4f9c"/><path d="M4 3h2v4l4-4h2.5l-4.5 4.5 4.8 5.5h-2.6L6.6 8.4 6 9v4H4z" fill="#fff"/></svg>"##;
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        ICON,
     )
         .into_response()
 }

@@ -3,11 +3,11 @@
 //! call of that action. Amounts are typed the Indonesian way (`Rp 1.250.000`) and sent as
 //! the API's strings; what is not an amount is refused here, with the field named.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use serde_json::json;
 
+use super::form::FormBody;
 use super::format::{amount_input, day, rupiah, time};
 use super::i18n::{Lang, t};
 use super::layout::{Notice, csrf_field, esc, input, table};
@@ -29,7 +29,11 @@ fn amount(lang: Lang, fields: &Fields, name: &str, label: &str) -> Result<String
 }
 
 /// `POST /console/program`: a new program, a funding or a disbursement.
-pub(super) async fn act(State(console): State<Console>, signed: Signed, body: Bytes) -> Response {
+pub(super) async fn act(
+    State(console): State<Console>,
+    signed: Signed,
+    body: FormBody,
+) -> Response {
     let fields = match signed.form("programs", &body) {
         Ok(fields) => fields,
         Err(refused) => return *refused,

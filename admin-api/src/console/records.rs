@@ -142,11 +142,11 @@ pub(super) async fn transactions(
     signed: Signed,
     filter: Result<Query<Filter>, QueryRejection>,
 ) -> Response {
-    if let Err(refused) = signed.may_open("transactions") {
-        return *refused;
-    }
+    let filter = match signed.open("transactions", filter) {
+        Ok(filter) => filter,
+        Err(refused) => return *refused,
+    };
     let lang = signed.lang;
-    let filter = filter.map(|Query(f)| f).unwrap_or_default();
     let names = ["from", "to", "card_id", "merchant_id", "terminal_id"];
     let query = filter.query(&names);
     let listing = Listing {
@@ -187,11 +187,11 @@ pub(super) async fn audit(
     signed: Signed,
     filter: Result<Query<Filter>, QueryRejection>,
 ) -> Response {
-    if let Err(refused) = signed.may_open("audit") {
-        return *refused;
-    }
+    let filter = match signed.open("audit", filter) {
+        Ok(filter) => filter,
+        Err(refused) => return *refused,
+    };
     let lang = signed.lang;
-    let filter = filter.map(|Query(f)| f).unwrap_or_default();
     let names = ["from", "to", "actor"];
     let query = filter.query(&names);
     let listing = Listing {

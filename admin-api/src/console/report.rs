@@ -38,11 +38,11 @@ pub(super) async fn show(
     signed: Signed,
     query: Result<Query<Semester>, QueryRejection>,
 ) -> Response {
-    if let Err(refused) = signed.may_open("report") {
-        return *refused;
-    }
+    let query = match signed.open("report", query) {
+        Ok(query) => query,
+        Err(refused) => return *refused,
+    };
     let lang = signed.lang;
-    let query = query.map(|Query(q)| q).unwrap_or_default();
     let (year, half) = query.resolve(&console);
     let halves = [1u8, 2]
         .iter()
@@ -85,10 +85,10 @@ pub(super) async fn printable(
     signed: Signed,
     query: Result<Query<Semester>, QueryRejection>,
 ) -> Response {
-    if let Err(refused) = signed.may_open("report") {
-        return *refused;
-    }
-    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let query = match signed.open("report", query) {
+        Ok(query) => query,
+        Err(refused) => return *refused,
+    };
     let (year, half) = query.resolve(&console);
     let reply = console
         .get(

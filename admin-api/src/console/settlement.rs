@@ -2,7 +2,7 @@
 //! upload the bank's confirmation, and the reconciliation's differences (terminals' batches,
 //! journal and bank). Each is the one API call of that action; the file is the API's own.
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, header};
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use ssn_ledger::Day;
 
+use super::form::FormBody;
 use super::format::{day, rupiah, time};
 use super::i18n::t;
 use super::layout::{Notice, csrf_field, esc, table};
@@ -40,10 +41,10 @@ pub(super) async fn show(
     signed: Signed,
     query: Result<Query<DateQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(refused) = signed.may_open("settlement") {
-        return *refused;
-    }
-    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let query = match signed.open("settlement", query) {
+        Ok(query) => query,
+        Err(refused) => return *refused,
+    };
     let date = query.date(&console);
     let body = render(&console, &signed, &date).await;
     signed.page("settlement", None, &body)
@@ -55,10 +56,10 @@ pub(super) async fn file(
     signed: Signed,
     query: Result<Query<DateQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(refused) = signed.may_open("settlement") {
-        return *refused;
-    }
-    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let query = match signed.open("settlement", query) {
+        Ok(query) => query,
+        Err(refused) => return *refused,
+    };
     let date = query.date(&console);
     let reply = console
         .get(&signed, &format!("/settlements/{date}/file"))
@@ -88,7 +89,11 @@ pub(super) async fn file(
 }
 
 /// `POST /console/setelmen`: run a date's settlement or upload the bank's confirmation.
-pub(super) async fn act(State(console): State<Console>, signed: Signed, body: Bytes) -> Response {
+pub(super) async fn act(
+    State(console): State<Console>,
+    signed: Signed,
+    body: FormBody,
+) -> Response {
     let fields = match signed.form("settlement", &body) {
         Ok(fields) => fields,
         Err(refused) => return *refused,
@@ -104,17 +109,26 @@ pub(super) async fn act(State(console): State<Console>, signed: Signed, body: By
                 .post(&signed, "/settlements", json!({"business_date": date}))
                 .await
         }
-        "confirm" => {
-            console
-                .call(
-                    &signed,
-                    Method::POST,
-                    &format!("/settlements/{date}/confirmation"),
-                    "text/plain",
-                    Body::from(fields.text("confirmation").to_string() + "\n"),
-                )
-                .await
-        }
+        "confirm" => match fields.file_or_pasted("confirmation_file", "confirmation") {
+            Ok(text) => {
+                console
+                    .call(
+                        &signed,
+                        Method::POST,
+                        &format!("/settlements/{date}/confirmation"),
+                        "text/plain",
+                        Body::from(text + "\n"),
+                    )
+                    .await
+            }
+            Err(key) => {
+                let notice = Notice::Refused(t(lang, key).to_string());
+                let body = render(&console, &signed, &date).await;
+                let mut response = signed.page("settlement", Some(&notice), &body);
+                *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+                return response;
+            }
+        },
         _ => {
             let notice = Notice::Refused(t(lang, "not_found").to_string());
             let body = render(&console, &signed, &date).await;
@@ -199,8 +213,9 @@ async fn render(console: &Console, signed: &Signed, date: &str) -> String {
         &rows,
     ));
     html.push_str(&format!(
-        r#"</section><form method="post" action="/console/setelmen"><h2>{confirm}</h2>{csrf}<input type="hidden" name="action" value="confirm"><input type="hidden" name="business_date" value="{date}"><p><label for="confirmation">{confirmation}</label><br><textarea id="confirmation" name="confirmation" rows="5" cols="70" required></textarea></p><p><button type="submit">{confirm}</button></p></form>"#,
+        r#"</section><form method="post" action="/console/setelmen" enctype="multipart/form-data"><h2>{confirm}</h2>{csrf}<input type="hidden" name="action" value="confirm"><input type="hidden" name="business_date" value="{date}"><p><label for="confirmation_file">{file}</label><br><input type="file" id="confirmation_file" name="confirmation_file" accept=".txt,.csv,text/plain"></p><p><label for="confirmation">{confirmation}</label><br><textarea id="confirmation" name="confirmation" rows="5" cols="70"></textarea></p><p><button type="submit">{confirm}</button></p></form>"#,
         confirm = t(lang, "upload_confirmation"),
+        file = t(lang, "confirmation_file"),
         confirmation = t(lang, "confirmation_help"),
     ));
     let reconciliation = console

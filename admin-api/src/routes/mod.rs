@@ -2,6 +2,7 @@
 
 pub(crate) mod alerts;
 pub(crate) mod audit;
+pub(crate) mod batches;
 pub(crate) mod beneficiaries;
 pub(crate) mod cards;
 pub(crate) mod disbursements;
@@ -39,6 +40,7 @@ pub(crate) fn api() -> OpenApiRouter<AdminState> {
         .merge(merchants::routes())
         .merge(transactions::routes())
         .merge(settlements::routes())
+        .merge(batches::routes())
         .merge(reports::routes())
         .merge(audit::routes())
         .merge(alerts::routes())

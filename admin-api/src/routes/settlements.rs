@@ -444,7 +444,7 @@ pub struct TotalsView {
     pub reversal_amount: String,
 }
 
-fn totals(t: &ssn_ledger::BatchTotals) -> TotalsView {
+pub(crate) fn totals(t: &ssn_ledger::BatchTotals) -> TotalsView {
     TotalsView {
         sales_count: t.sales_count,
         sales_amount: t.sales_amount.to_string(),

@@ -197,14 +197,8 @@ async fn a_role_sees_only_its_pages_and_a_form_without_its_csrf_token_changes_no
         .expect(404);
 
     // With it: appointed through the API, audited under the bank's own token.
-    let done = send(
-        &api,
-        "POST",
-        "/console/ewarong",
-        &bank,
-        &format!("csrf={bank_csrf}&{appoint}"),
-    )
-    .await;
+    let with_token = format!("csrf={bank_csrf}&{appoint}");
+    let done = send(&api, "POST", "/console/ewarong", &bank, &with_token).await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.html);
     assert!(done.html.contains("Berhasil."), "{}", done.html);
     api.get("admin", "/api/v1/merchants/EWARONG00000091")
@@ -220,14 +214,7 @@ async fn a_role_sees_only_its_pages_and_a_form_without_its_csrf_token_changes_no
         "{lines:?}"
     );
     // The same action again: the API's own refusal (a duplicate), shown with its reason.
-    let again = send(
-        &api,
-        "POST",
-        "/console/ewarong",
-        &bank,
-        &format!("csrf={bank_csrf}&{appoint}"),
-    )
-    .await;
+    let again = send(&api, "POST", "/console/ewarong", &bank, &with_token).await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.html);
     assert!(again.html.contains("Ditolak"), "{}", again.html);
     // A page of the console that does not exist is the console's 404, not the API's JSON.

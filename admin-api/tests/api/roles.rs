@@ -238,6 +238,7 @@ fn table(f: &Fixtures) -> Vec<Row> {
             Send::Csv(format!("{MERCHANT}|0.00|PAID|BANK-REF-1\n")),
         ),
         row("GET", "/reconciliation", Everyone, Send::Nothing),
+        row("GET", "/batches", Everyone, Send::Nothing),
         row(
             "GET",
             "/reports/semester",

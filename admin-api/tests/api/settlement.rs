@@ -110,6 +110,30 @@ async fn a_day_is_settled_into_the_bank_file_and_confirmed() {
             .sales_amount,
         rp(5_000)
     );
+    // Both terminals' open batches, by terminal id: the first's since its 0500 (D+1's
+    // purchase), the second's since D; any role reads them, a page at a time.
+    let open = api.get("auditor", "/api/v1/batches?status=open").await;
+    let open = open.expect(200);
+    assert_eq!(open["total"], 2, "{open}");
+    let item = |i: usize| {
+        (
+            open["items"][i]["terminal_id"].clone(),
+            open["items"][i]["merchant_id"].clone(),
+            open["items"][i]["journal_totals"]["sales_amount"].clone(),
+        )
+    };
+    assert_eq!(item(0), (json!("EWR11001"), json!(m11.0), json!("7000.00")));
+    assert_eq!(item(1), (json!("EWR12001"), json!(m12.0), json!("5000.00")));
+    assert_eq!(
+        open["items"][0]["sequence"].as_u64(),
+        Some(open["items"][1]["sequence"].as_u64().unwrap() + 1),
+        "{open}"
+    );
+    let second = api.get("bank", "/api/v1/batches?page=2&page_size=1").await;
+    assert_eq!(second.expect(200)["items"][0]["terminal_id"], "EWR12001");
+    api.get("bank", "/api/v1/batches?status=closed")
+        .await
+        .expect_error(400, "malformed");
 
     // The file: header, details with exactly the spec's fields, trailer; every figure from
     // the journal; the hash over the details; byte for byte the same on a second read.

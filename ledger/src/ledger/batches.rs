@@ -3,6 +3,17 @@
 use super::*;
 use crate::record::DayLine;
 
+/// A terminal's open batch: the purchases approved since its last 0500.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenBatch {
+    /// DE41.
+    pub terminal: TerminalId,
+    /// The switch's sequence number the batch will close under.
+    pub sequence: u64,
+    /// The journal's totals so far.
+    pub totals: BatchTotals,
+}
+
 impl Ledger {
     /// Closes the terminal's open batch on the journal's totals (§3.5). A repeat of the last
     /// close (same DE60, nothing approved since) returns the same outcome.
@@ -107,6 +118,36 @@ impl Ledger {
             .and_then(|t| t.open)
             .map(|(_, totals)| totals)
             .unwrap_or_default()
+    }
+
+    /// A page of the terminals' open batches (an approved purchase since their last 0500),
+    /// by terminal id: `(total, page)` for the `limit` batches after the first `offset`. It
+    /// reads each terminal's batch state in memory (one entry per terminal, never a purchase),
+    /// so its cost grows with the terminals, not with history.
+    pub fn open_batches(&self, offset: usize, limit: usize) -> (usize, Vec<OpenBatch>) {
+        let state = self.journal.state();
+        let mut open: Vec<(&TerminalId, u64, BatchTotals)> = state
+            .terminals
+            .iter()
+            .filter_map(|(terminal, batches)| {
+                batches
+                    .open
+                    .map(|(sequence, totals)| (terminal, sequence, totals))
+            })
+            .collect();
+        open.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let total = open.len();
+        let page = open
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(terminal, sequence, totals)| OpenBatch {
+                terminal: terminal.clone(),
+                sequence,
+                totals,
+            })
+            .collect();
+        (total, page)
     }
 
     /// Journals the settlement cut-over (seconds after a WITA day's midnight at which its

@@ -31,6 +31,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{Mutex, MutexGuard};
 
 mod batches;
+pub use batches::OpenBatch;
 mod cards;
 mod programs;
 mod purchase;

@@ -972,6 +972,13 @@ async fn batches_close_on_the_journal_totals(backend: Backend) {
         reversal_amount: rp(20_000),
     };
     assert_eq!(world.ledger.open_batch_totals(&terminal(1)), expected);
+    let (total, open) = world.ledger.open_batches(0, 10);
+    assert_eq!(total, 1);
+    assert_eq!(
+        (&open[0].terminal, open[0].totals),
+        (&terminal(1), expected)
+    );
+    assert_eq!(world.ledger.open_batches(1, 10), (1, Vec::new()), "paged");
 
     let close = BatchCloseRequest {
         terminal: terminal(1),
@@ -981,6 +988,8 @@ async fn batches_close_on_the_journal_totals(backend: Backend) {
     };
     let closed = world.ledger.close_batch(close.clone()).await.unwrap();
     assert!(closed.matched);
+    assert_eq!(closed.batch.sequence, open[0].sequence);
+    assert_eq!(world.ledger.open_batches(0, 10), (0, Vec::new()), "closed");
     assert_eq!(closed.batch.switch_totals, expected);
     assert_eq!(
         world.ledger.close_batch(close).await.unwrap(),
