@@ -15,19 +15,21 @@
 //! Rule 8's other half, cards delivered but never used, is a list, not an alarm: the semester
 //! report's `cards-never-used` (admin API) already serves it.
 
+mod checkpoint;
 mod config;
 mod follow;
 mod rules;
 #[cfg(test)]
 mod tests;
 
+pub use checkpoint::MONITOR_RESUME_SEARCH_ENTRIES;
 pub use config::{
     CardCollectionConfig, DormantConfig, FixedPackageConfig, GhostShopConfig, MonitorConfig,
     PinGuessingConfig, PriceConfig, SplitPurchaseConfig, SweepConfig,
 };
 pub use follow::{
-    MONITOR_BATCH_ENTRIES_MAX, MONITOR_PENDING_ALERTS_MAX, MONITOR_POLL_INTERVAL, MonitorFollower,
-    Round,
+    MONITOR_BATCH_ENTRIES_MAX, MONITOR_CHECKPOINT_EVERY_ENTRIES, MONITOR_CHECKPOINT_INTERVAL,
+    MONITOR_PENDING_ALERTS_MAX, MONITOR_POLL_INTERVAL, MonitorFollower, Round,
 };
 
 use crate::ids::{CardId, Fingerprint, MerchantId, ProgramCode, Rrn, TerminalId, hex};
