@@ -920,12 +920,24 @@ async fn run_switch(
                 profile: config.profile,
             };
             let cards = load::card_secrets(city)?;
-            let (outcome, labels) = tokio::join!(
+            // Alerts are watched for while the load still runs, so their latency is the
+            // monitor's, not the run's length.
+            let (send, sent) = tokio::sync::oneshot::channel();
+            let injected = async {
+                let labels = misuse::inject(city, &cards, &injection).await?;
+                let _ = send.send(labels);
+                Ok::<_, ssn_loadtest::Error>(())
+            };
+            let (outcome, injected, watched) = tokio::join!(
                 drive(city, config, addr, args.no_progress),
-                misuse::inject(city, &cards, &injection)
+                injected,
+                misuse::watch(admin, token, sent)
             );
-            let score = async { misuse::score(admin, token, labels?).await };
-            (outcome, Some(score.await.context("--misuse")?))
+            injected.context("--misuse")?;
+            let (labels, seen) = watched.context("--misuse")?;
+            let labels = labels.context("--misuse: the injection stopped")?;
+            let score = misuse::score(admin, token, labels, seen).await;
+            (outcome, Some(score.context("--misuse")?))
         }
         (Some(_), _, _) => bail!("--misuse: the switch announced no admin address"),
         _ => (drive(city, config, addr, args.no_progress).await, None),

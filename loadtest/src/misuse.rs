@@ -5,10 +5,11 @@
 //! `--terminals N` uses the city's first N terminals, and terminal `t` belongs to E-Warong
 //! `t mod merchants`), from its own TCP connections, as a cashier who holds the cards would:
 //! one request at a time. Its [`Label`] names the rule it should raise, the terminal, the
-//! E-Warong and the cards, and when its first request was sent. After the run the alerts are
-//! read from the admin API (`GET /alerts`, every page) and scored per rule ([`score`]): an
-//! alert of the label's rule naming its terminal or E-Warong, fired no earlier than the label's
-//! first second, detects it; recall is labels detected over labels, precision alerts that
+//! E-Warong and the cards, and when its first request was sent. While the load still runs the
+//! alerts are read from the admin API (`GET /alerts`, every page; [`watch`]) until each label
+//! has one, and once more after it ([`score`]), and scored per rule: an
+//! alert of the label's rule naming its terminal or E-Warong (which no honest terminal
+//! uses) detects it; recall is labels detected over labels, precision alerts that
 //! detect a label over alerts of the rule, and the latency from the first misuse request to
 //! the moment the harness first saw the alert in `GET /alerts` (polled every
 //! [`ALERT_POLL_INTERVAL`]). An alert detecting no label is a false positive; honest traffic
@@ -146,6 +147,9 @@ pub struct Label {
     /// Its first request, for the latency.
     #[serde(skip)]
     pub started: Option<Instant>,
+    /// Its last request's answer, for the latency after the pattern completed.
+    #[serde(skip)]
+    pub completed: Option<Instant>,
 }
 
 /// Terminals (indices in the city) of one E-Warong the honest load does not use.
@@ -364,6 +368,7 @@ pub async fn inject(
             cards: used.iter().map(|c| c.card_id).collect(),
             started_unix_seconds: clock::unix_seconds_now(),
             started: Some(Instant::now()),
+            completed: None,
         };
         let want = |code: String, expected: &str| -> Result<(), Error> {
             if code == expected {
@@ -374,6 +379,8 @@ pub async fn inject(
                 )))
             }
         };
+        // When the pattern's last answer came.
+        let mut done = Instant::now();
         match pattern {
             Pattern::CardCollection => {
                 for card in &used {
@@ -383,6 +390,7 @@ pub async fn inject(
                             .await?,
                         "00",
                     )?;
+                    done = Instant::now();
                     tokio::time::sleep(MISUSE_GAP).await;
                 }
             }
@@ -395,6 +403,7 @@ pub async fn inject(
                                 .await?,
                             "55",
                         )?;
+                        done = Instant::now();
                         tokio::time::sleep(MISUSE_GAP).await;
                     }
                 }
@@ -408,6 +417,7 @@ pub async fn inject(
                             .await?,
                         "00",
                     )?;
+                    done = Instant::now();
                     tokio::time::sleep(MISUSE_GAP).await;
                 }
             }
@@ -427,11 +437,15 @@ pub async fn inject(
                             .await?,
                         "00",
                     )?;
+                    done = Instant::now();
                     tokio::time::sleep(MISUSE_GAP).await;
                 }
             }
         }
-        labels.push(label);
+        labels.push(Label {
+            completed: Some(done),
+            ..label
+        });
     }
     Ok(labels)
 }
@@ -458,6 +472,9 @@ pub struct RuleScore {
     pub latency_s_max: Option<f64>,
     /// The mean.
     pub latency_s_mean: Option<f64>,
+    /// From a pattern's last request to its alert seen, seconds (zero when the alert was
+    /// seen before the pattern's last request): the largest.
+    pub after_completion_s_max: Option<f64>,
 }
 
 /// The run's detection, per rule.
@@ -481,14 +498,14 @@ impl Score {
     pub fn text(&self) -> String {
         use std::fmt::Write;
         let mut t = String::from(
-            "  misuse       rule               injected detected recall  alerts  precision  latency s (max / mean)\n",
+            "  misuse       rule               injected detected recall  alerts  precision  latency s (max / mean / after the last request)\n",
         );
         let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}"));
         let seconds = |s: Option<f64>| s.map_or("-".into(), |s| format!("{s:.1}"));
         for r in &self.rules {
             let _ = writeln!(
                 t,
-                "               {:<18} {:>8} {:>8} {:>6} {:>7} {:>10}  {} / {}",
+                "               {:<18} {:>8} {:>8} {:>6} {:>7} {:>10}  {} / {} / {}",
                 r.rule,
                 r.injected,
                 r.detected,
@@ -496,7 +513,8 @@ impl Score {
                 r.alerts,
                 ratio(r.precision),
                 seconds(r.latency_s_max),
-                seconds(r.latency_s_mean)
+                seconds(r.latency_s_mean),
+                seconds(r.after_completion_s_max)
             );
         }
         let _ = writeln!(
@@ -572,25 +590,54 @@ async fn read_alerts(
     Ok(())
 }
 
-/// Reads `GET /alerts` until every label is detected (and [`ALERT_POLL_INTERVAL`] × 8 more,
-/// for alerts that come later) or [`ALERT_WAIT`] passes, and scores the labels.
-pub async fn score(admin: SocketAddr, token: &str, labels: Vec<Label>) -> Result<Score, Error> {
+/// The alerts seen so far, each with when the harness first saw it.
+#[derive(Debug, Default)]
+pub struct Sightings(BTreeMap<String, Seen>);
+
+/// Reads `GET /alerts` from the start of the injection (so an alert's latency is the
+/// monitor's, not the other patterns'), until the injection sends its labels and every label
+/// is detected, or [`ALERT_WAIT`] after the labels came; the labels (none if the injection
+/// failed: it says why) and when each alert was first seen.
+pub async fn watch(
+    admin: SocketAddr,
+    token: &str,
+    mut injected: tokio::sync::oneshot::Receiver<Vec<Label>>,
+) -> Result<(Option<Vec<Label>>, Sightings), Error> {
+    use tokio::sync::oneshot::error::TryRecvError;
     let client = reqwest::Client::new();
-    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
-    let deadline = Instant::now() + ALERT_WAIT;
-    let mut settled_at: Option<Instant> = None;
+    let mut seen = Sightings::default();
+    let mut labels: Option<(Vec<Label>, Instant)> = None;
     loop {
-        read_alerts(&client, admin, token, &mut seen).await?;
-        let all = labels.iter().all(|l| seen.values().any(|a| a.detects(l)));
-        let now = Instant::now();
-        if all && settled_at.is_none() {
-            settled_at = Some(now + ALERT_POLL_INTERVAL * 8);
+        read_alerts(&client, admin, token, &mut seen.0).await?;
+        if labels.is_none() {
+            match injected.try_recv() {
+                Ok(sent) => labels = Some((sent, Instant::now() + ALERT_WAIT)),
+                Err(TryRecvError::Closed) => return Ok((None, seen)),
+                Err(TryRecvError::Empty) => {}
+            }
         }
-        if now >= deadline || settled_at.is_some_and(|at| now >= at) {
-            break;
+        if let Some((sent, deadline)) = &labels {
+            let all = sent.iter().all(|l| seen.0.values().any(|a| a.detects(l)));
+            if all || Instant::now() >= *deadline {
+                return Ok((labels.map(|(sent, _)| sent), seen));
+            }
         }
         tokio::time::sleep(ALERT_POLL_INTERVAL).await;
     }
+}
+
+/// After the load: waits [`ALERT_POLL_INTERVAL`] × 8 for the monitor's last round, reads
+/// `GET /alerts` once more (what honest traffic raised meanwhile counts too), and scores the
+/// labels against every alert.
+pub async fn score(
+    admin: SocketAddr,
+    token: &str,
+    labels: Vec<Label>,
+    mut seen: Sightings,
+) -> Result<Score, Error> {
+    tokio::time::sleep(ALERT_POLL_INTERVAL * 8).await;
+    read_alerts(&reqwest::Client::new(), admin, token, &mut seen.0).await?;
+    let seen = seen.0;
     let mut rules: BTreeMap<String, RuleScore> = BTreeMap::new();
     let entry = |rules: &mut BTreeMap<String, RuleScore>, rule: &str| {
         rules
@@ -605,6 +652,7 @@ pub async fn score(admin: SocketAddr, token: &str, labels: Vec<Label>) -> Result
                 precision: None,
                 latency_s_max: None,
                 latency_s_mean: None,
+                after_completion_s_max: None,
             })
             .rule
             .clone()
@@ -626,6 +674,13 @@ pub async fn score(admin: SocketAddr, token: &str, labels: Vec<Label>) -> Result
                 .entry(label.rule.to_string())
                 .or_default()
                 .push(latency);
+            let after = label
+                .completed
+                .map(|done| first.saturating_duration_since(done).as_secs_f64());
+            r.after_completion_s_max = match (r.after_completion_s_max, after) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
         }
     }
     let mut alerts_false = 0;
