@@ -140,21 +140,29 @@ pub(super) async fn alert_keys(
     Ok((matched, keys))
 }
 
-/// `node`'s checkpoint: its chunks read and checked against the digest that names them.
-pub(super) async fn checkpoint(
+/// The generation, chunk count and digest of `node`'s checkpoint.
+async fn named(
     session: &Session,
     s: &AlertStatements,
     node: &str,
-) -> Result<Option<Vec<u8>>, RegistryError> {
-    let named = session
+) -> Result<Option<(String, i32, Vec<u8>)>, RegistryError> {
+    session
         .execute_unpaged(&s.get_checkpoint, (node,))
         .await
         .map_err(storage)?
         .into_rows_result()
         .map_err(storage)?
         .maybe_first_row::<(String, i32, Vec<u8>)>()
-        .map_err(storage)?;
-    let Some((generation, chunks, digest)) = named else {
+        .map_err(storage)
+}
+
+/// `node`'s checkpoint: its chunks read and checked against the digest that names them.
+pub(super) async fn checkpoint(
+    session: &Session,
+    s: &AlertStatements,
+    node: &str,
+) -> Result<Option<Vec<u8>>, RegistryError> {
+    let Some((generation, chunks, digest)) = named(session, s, node).await? else {
         return Ok(None);
     };
     let mut bytes = Vec::new();
@@ -185,14 +193,7 @@ pub(super) async fn set_checkpoint(
     generation: &str,
     bytes: &[u8],
 ) -> Result<(), RegistryError> {
-    let previous = session
-        .execute_unpaged(&s.get_checkpoint, (node,))
-        .await
-        .map_err(storage)?
-        .into_rows_result()
-        .map_err(storage)?
-        .maybe_first_row::<(String, i32, Vec<u8>)>()
-        .map_err(storage)?;
+    let previous = named(session, s, node).await?;
     let mut chunks = 0i32;
     for part in bytes.chunks(SCYLLA_SNAPSHOT_CHUNK_BYTES) {
         session
