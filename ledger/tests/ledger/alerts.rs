@@ -30,6 +30,7 @@ on_every_backend!(
     alerts_are_stored_once_reviewed_by_compare_and_set_and_kept,
     the_monitor_resumes_from_its_checkpoint_after_a_restart,
     alerts_are_listed_a_page_at_a_time_from_the_store,
+    the_log_is_read_in_bounded_copies_that_add_up_to_all_of_it,
 );
 
 /// Two purchases on one card at one terminal that together pass the program's per-purchase
@@ -316,4 +317,31 @@ async fn alerts_are_listed_a_page_at_a_time_from_the_store(backend: Backend) {
         registry.alerts(&confirmed, None, 0, 50).await.unwrap(),
         vec![reviewed]
     );
+}
+
+/// `Ledger::log_entries` copies at most `LOG_ENTRIES_PER_HOLD_MAX` entries per hold of the
+/// projection's lock; a read of more spans several holds and still returns every entry once,
+/// numbered in order, exactly what reads of one entry at a time return.
+async fn the_log_is_read_in_bounded_copies_that_add_up_to_all_of_it(backend: Backend) {
+    let (world, _, card) = World::with_card(backend, Rules::default()).await;
+    for _ in 0..(LOG_ENTRIES_PER_HOLD_MAX + 50) {
+        let paid = world
+            .ledger
+            .authorize_purchase(world.purchase(card, rp(1), Some(&["01"])))
+            .await
+            .unwrap();
+        assert_eq!(paid.response.code, ResponseCode::APPROVED);
+    }
+    let len = world.ledger.log_len();
+    assert!(len >= LOG_ENTRIES_PER_HOLD_MAX as u64 + 50);
+    let all = world.ledger.log_entries(0, usize::MAX).unwrap();
+    let numbers: Vec<u64> = all.iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, (0..len).collect::<Vec<u64>>());
+    for (number, entry) in all.iter().step_by(37) {
+        let one = world.ledger.log_entries(*number, 1).unwrap();
+        assert_eq!(one, vec![(*number, entry.clone())]);
+    }
+    let tail = world.ledger.log_entries(5, 300).unwrap();
+    assert_eq!(tail.len(), 300);
+    assert_eq!(tail[..], all[5..305]);
 }
