@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 use ssn_ledger::monitor::Rule;
-use ssn_ledger::{AlertRecord, AlertStatus};
+use ssn_ledger::{AlertCursor, AlertFilter, AlertRecord, AlertStatus, Registry, RegistryError};
 use utoipa::ToSchema;
 
 /// One rule's alerts in the semester.
@@ -29,6 +29,34 @@ pub struct AlertsSection {
     pub rules: Vec<AlertRuleRow>,
     /// The E-Warong (DE42) with at least one confirmed alert fired in the semester, sorted.
     pub merchants_confirmed: Vec<String>,
+}
+
+/// Alerts read per registry call while a report gathers the semester's.
+pub const REPORT_ALERTS_PAGE: usize = 1_000;
+
+/// The alerts fired within `window` (UTC seconds, inclusive), read from the registry's index
+/// by time a page at a time: a semester's alerts, never all of them.
+pub async fn fired_within(
+    registry: &dyn Registry,
+    window: (i64, i64),
+) -> Result<Vec<AlertRecord>, RegistryError> {
+    let filter = AlertFilter {
+        fired_from: window.0,
+        fired_to: window.1,
+        ..AlertFilter::default()
+    };
+    let mut alerts: Vec<AlertRecord> = Vec::new();
+    loop {
+        let after = alerts.last().map(AlertCursor::after);
+        let page = registry
+            .alerts(&filter, after.as_ref(), 0, REPORT_ALERTS_PAGE)
+            .await?;
+        let done = page.len() < REPORT_ALERTS_PAGE;
+        alerts.extend(page);
+        if done {
+            return Ok(alerts);
+        }
+    }
 }
 
 /// The section for the alerts fired within `window` (UTC seconds, inclusive).

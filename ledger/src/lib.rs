@@ -364,10 +364,10 @@ pub use journal::{
 };
 pub use ledger::{
     Authorization, BalanceBackend, BatchCloseOutcome, BatchCloseRequest, DeclineRequest,
-    DisbursementOutcome, Enrolments, Ledger, LedgerConfig, LedgerError, LedgerStores, OpenBatch,
-    PIN_UPDATE_ATTEMPTS_MAX, PURCHASE_LOCK_STRIPES, PinOutcome, ProgramCloseOutcome,
-    PurchaseLookup, PurchaseRequest, ReversalOutcome, ReversalRequest, RevocationOutcome,
-    SETTLEMENT_BATCH_NUMBER, SettlementOutcome, TERMINAL_LOCK_STRIPES,
+    DisbursementOutcome, Enrolments, LOG_ENTRIES_PER_HOLD_MAX, Ledger, LedgerConfig, LedgerError,
+    LedgerStores, OpenBatch, PIN_UPDATE_ATTEMPTS_MAX, PURCHASE_LOCK_STRIPES, PinOutcome,
+    ProgramCloseOutcome, PurchaseLookup, PurchaseRequest, ReversalOutcome, ReversalRequest,
+    RevocationOutcome, SETTLEMENT_BATCH_NUMBER, SettlementOutcome, TERMINAL_LOCK_STRIPES,
 };
 pub use money::Money;
 pub use record::{
@@ -377,9 +377,9 @@ pub use record::{
 };
 pub use registry::*;
 pub use scylla::{
-    Consistency, ImportReport, SCHEMA_VERSION, SCYLLA_AUDIT_PARTITION_ENTRIES,
-    SCYLLA_CONNECT_TIMEOUT, SCYLLA_DRIVER_THREADS, SCYLLA_ENTRY_PART_BYTES,
-    SCYLLA_JOURNAL_BATCH_BYTES_MAX, SCYLLA_JOURNAL_BATCH_ROWS_MAX,
+    Consistency, ImportReport, SCHEMA_VERSION, SCYLLA_ALERT_PERIOD_SECONDS,
+    SCYLLA_AUDIT_PARTITION_ENTRIES, SCYLLA_CONNECT_TIMEOUT, SCYLLA_DRIVER_THREADS,
+    SCYLLA_ENTRY_PART_BYTES, SCYLLA_JOURNAL_BATCH_BYTES_MAX, SCYLLA_JOURNAL_BATCH_ROWS_MAX,
     SCYLLA_JOURNAL_PARTITION_ENTRIES, SCYLLA_KEYSPACE_BYTES_MAX, SCYLLA_POINTER_FILE,
     SCYLLA_REGISTRY_BUCKETS, SCYLLA_REGISTRY_INTENT_BYTES_MAX, SCYLLA_REGISTRY_LEASE_TTL_SECONDS,
     SCYLLA_REGISTRY_LEASE_WAIT_MAX, SCYLLA_REQUEST_TIMEOUT_DEFAULT, SCYLLA_SNAPSHOT_CHUNK_BYTES,

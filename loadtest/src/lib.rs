@@ -19,6 +19,8 @@
 //! - [`load`]: starts the terminals, waits for them, merges what they saw ([`load::Outcome`]).
 //! - [`report`]: the text and JSON report and the latency-over-time SVG.
 //! - [`books`]: approvals minus reversals seen by the terminals against the journal.
+//! - [`misuse`]: misuse patterns injected beside the load, labelled, and the monitor's alerts
+//!   (`GET /alerts`) scored against the labels per rule (`run --misuse`).
 //! - [`baseline`]: a server that frames and echoes, with no business logic: this machine's
 //!   bare TCP path, to compare the switch with.
 //! - [`clock`], [`rng`]: ISO 8583 date fields from Unix time; a small seeded generator so a
@@ -45,6 +47,9 @@
 //! | [`load::SIGN_ON_DEADLINE`] | 60 s | every terminal connected and signed on |
 //! | [`load::DRAIN_DEADLINE_FACTOR`] | 3 | after the last arrival, wait this many timeouts for answers |
 //! | `SWEEP_RATES_MAX` (binary) | 64 | rates one `run --rates` sweep may run |
+//! | [`misuse::MISUSE_GAP`] | 500 ms | between two requests of one injected pattern |
+//! | [`misuse::ALERT_WAIT`] | 20 s | after the injection, how long alerts are waited for |
+//! | [`misuse::ALERT_POLL_INTERVAL`] | 250 ms | how often `GET /alerts` is read meanwhile |
 
 pub mod baseline;
 pub mod books;
@@ -52,6 +57,7 @@ pub mod city;
 pub mod clock;
 pub mod history;
 pub mod load;
+pub mod misuse;
 pub mod mix;
 pub mod report;
 pub mod rng;

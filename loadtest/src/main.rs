@@ -50,8 +50,12 @@ const STOP_DEADLINE: Duration = Duration::from_secs(60);
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 /// Rates one `--rates` sweep may run.
 const SWEEP_RATES_MAX: usize = 64;
+/// After the load starts, when `--misuse` begins injecting (the terminals sign on first).
+const MISUSE_DELAY: Duration = Duration::from_secs(2);
 /// The city file's name inside the data directory.
 const CITY_FILE: &str = "loadtest-city.json";
+/// Where `run --misuse` keeps its admin token, in the data directory.
+const ADMIN_TOKEN_FILE: &str = "loadtest-admin.token";
 
 #[derive(Parser)]
 #[command(
@@ -220,6 +224,12 @@ struct RunArgs {
     /// No progress bar even on a terminal.
     #[arg(long)]
     no_progress: bool,
+    /// Inject misuse beside the load and score the switch's alerts against it: rules,
+    /// comma-separated (`card_collection,pin_guessing,split_purchase,fixed_package`), `all`,
+    /// or `none` (honest traffic alone, its alerts scored). Each pattern runs on an E-Warong
+    /// none of whose terminals is among the load's --terminals.
+    #[arg(long, conflicts_with_all = ["addr", "rates"])]
+    misuse: Option<String>,
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -331,6 +341,8 @@ struct Server {
     child: Option<Child>,
     bcd: SocketAddr,
     ascii: SocketAddr,
+    /// The admin API's address (the switch's; the baseline has none).
+    admin: Option<SocketAddr>,
     what: &'static str,
 }
 
@@ -358,6 +370,7 @@ impl Server {
             child: Some(child),
             bcd: "127.0.0.1:0".parse()?,
             ascii: "127.0.0.1:0".parse()?,
+            admin: None,
             what,
         };
         let (tx, rx) = std::sync::mpsc::channel();
@@ -383,6 +396,7 @@ impl Server {
         };
         server.bcd = addr("bcd")?;
         server.ascii = addr("ascii")?;
+        server.admin = addr("admin").ok();
         Ok(server)
     }
 
@@ -572,6 +586,9 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         mix: Mix::parse(&args.mix)?,
         seed,
     };
+    if let Some(list) = &args.misuse {
+        ssn_loadtest::misuse::Pattern::parse_list(list)?;
+    }
     let load_before = load_average();
     if let Some(rates) = &args.rates {
         return sweep(&city, &config, rates, &args, load_before).await;
@@ -880,8 +897,51 @@ async fn run_switch(
         .switch_log
         .clone()
         .unwrap_or_else(|| dir.join("switch.log"));
+    // `--misuse` reads the alerts through the admin API with a token of the harness's own,
+    // kept in the data directory: the switch takes it as its first admin token.
+    let token = match &args.misuse {
+        Some(_) => {
+            let token = admin_token(dir)?;
+            command.env("SSN_BOOTSTRAP_TOKEN", &token);
+            Some(token)
+        }
+        None => None,
+    };
     let mut server = Server::start(command, "switch", Some(&log))?;
-    let outcome = drive(city, config, server.addr(config.profile), args.no_progress).await;
+    let addr = server.addr(config.profile);
+    let (outcome, misuse) = match (&args.misuse, &token, server.admin) {
+        (Some(list), Some(token), Some(admin)) => {
+            use ssn_loadtest::misuse;
+            let injection = misuse::Injection {
+                patterns: misuse::Pattern::parse_list(list)?,
+                honest_terminals: config.terminals,
+                delay: MISUSE_DELAY,
+                addr,
+                profile: config.profile,
+            };
+            let cards = load::card_secrets(city)?;
+            // Alerts are watched for while the load still runs, so their latency is the
+            // monitor's, not the run's length.
+            let (send, sent) = tokio::sync::oneshot::channel();
+            let injected = async {
+                let labels = misuse::inject(city, &cards, &injection).await?;
+                let _ = send.send(labels);
+                Ok::<_, ssn_loadtest::Error>(())
+            };
+            let (outcome, injected, watched) = tokio::join!(
+                drive(city, config, addr, args.no_progress),
+                injected,
+                misuse::watch(admin, token, sent)
+            );
+            injected.context("--misuse")?;
+            let (labels, seen) = watched.context("--misuse")?;
+            let labels = labels.context("--misuse: the injection stopped")?;
+            let score = misuse::score(admin, token, labels, seen).await;
+            (outcome, Some(score.context("--misuse")?))
+        }
+        (Some(_), _, _) => bail!("--misuse: the switch announced no admin address"),
+        _ => (drive(city, config, addr, args.no_progress).await, None),
+    };
     // Stop it whatever the run did: the books are read from the journal it leaves.
     let stopped = server.stop();
     let (outcome, shape) = outcome?;
@@ -898,8 +958,24 @@ async fn run_switch(
     let books_report = books::compare(&outcome.seen, &journal, &outcome.in_doubt);
     let ok = books_report.ok && report.errors_total == 0;
     report.books = Some(books_report);
+    report.misuse = misuse;
     println!("{}", report.text());
     Ok((report, ok))
+}
+
+/// The admin token `--misuse` reads alerts with: `DIR/loadtest-admin.token`, made (and given
+/// to the switch as its bootstrap token) when the file does not exist. A switch that already
+/// has tokens ignores a new bootstrap token: put one of its admin tokens in the file then.
+fn admin_token(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join(ADMIN_TOKEN_FILE);
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(token.trim().to_string());
+    }
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("token: {e}"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, token.as_bytes())?;
+    Ok(token)
 }
 
 /// `--fresh-from`: replaces `dir` with a copy of the seeded city in `from`, synced to disk so

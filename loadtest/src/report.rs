@@ -232,6 +232,9 @@ pub struct Report {
     /// The books check; absent for the baseline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub books: Option<BooksReport>,
+    /// Misuse injected and how the monitor's alerts scored (`run --misuse`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub misuse: Option<crate::misuse::Score>,
     /// Latency over time, per second.
     pub per_second: Vec<SecondRow>,
 }
@@ -297,6 +300,7 @@ impl Report {
             errors: errors.iter().take(ERRORS_LISTED_MAX).cloned().collect(),
             errors_total: errors.len(),
             books: None,
+            misuse: None,
             per_second,
             shape,
         }
@@ -375,6 +379,9 @@ impl Report {
         }
         if let Some(b) = &self.books {
             let _ = writeln!(t, "  books        {}", b.summary());
+        }
+        if let Some(m) = &self.misuse {
+            t.push_str(&m.text());
         }
         t
     }

@@ -64,6 +64,11 @@ fn run(args: &[&str]) -> Output {
 }
 
 fn seed(dir: &Path) {
+    seed_sized(dir, "4", "8");
+}
+
+/// Seeds 200 cards, `merchants` E-Warong and `terminals` terminals.
+fn seed_sized(dir: &Path, merchants: &str, terminals: &str) {
     let out = run(&[
         "seed",
         "--data-dir",
@@ -71,9 +76,9 @@ fn seed(dir: &Path) {
         "--cards",
         "200",
         "--merchants",
-        "4",
+        merchants,
         "--terminals",
-        "8",
+        terminals,
     ]);
     assert!(
         out.status.success(),
@@ -626,4 +631,84 @@ fn history_writes_approved_purchases_the_journal_holds() {
     let amount: i64 = purchases.iter().map(|p| p.record.amount.minor()).sum();
     assert_eq!(books.per_card.values().sum::<i64>(), amount);
     ssn_ledger::verify(&city.0).unwrap();
+}
+
+/// `run --misuse`: honest traffic alone raises no alert; then each injectable pattern,
+/// injected among honest traffic on an E-Warong of its own, is detected by an alert of its
+/// rule (recall 1), and no alert detects nothing (precision 1). Small and bounded: four honest
+/// terminals at a cashier's pace (one purchase each two seconds, under every rule's
+/// threshold), patterns half a second a request.
+#[test]
+fn injected_misuse_is_detected_and_honest_traffic_raises_nothing() {
+    let dir = TempDir::new("misuse");
+    // Twelve E-Warong with two terminals each; the load uses the first four terminals, so
+    // eight E-Warong see only the injected misuse.
+    seed_sized(&dir.0, "12", "24");
+    let honest = [
+        "--terminals",
+        "4",
+        "--rate",
+        "2",
+        "--arrivals",
+        "constant",
+        "--duration",
+        "8",
+        "--mix",
+        "purchase=1",
+    ];
+    let alone = load(
+        &dir.0,
+        "honest",
+        &[&honest[..], &["--misuse", "none"]].concat(),
+    );
+    let text = serde_json::to_string_pretty(&alone["misuse"]).unwrap();
+    assert_eq!(alone["misuse"]["alerts_false"], 0, "{text}");
+    assert_eq!(
+        alone["misuse"]["rules"].as_array().unwrap().len(),
+        0,
+        "{text}"
+    );
+
+    let report = load(
+        &dir.0,
+        "misuse",
+        &[&honest[..], &["--misuse", "all"]].concat(),
+    );
+    let misuse = &report["misuse"];
+    let text = serde_json::to_string_pretty(misuse).unwrap();
+    assert_eq!(misuse["alerts_false"], 0, "{text}");
+    let rules = misuse["rules"].as_array().unwrap();
+    let names: Vec<&str> = rules.iter().map(|r| r["rule"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "card_collection",
+            "fixed_package",
+            "pin_guessing",
+            "split_purchase"
+        ],
+        "{text}"
+    );
+    for rule in rules {
+        assert_eq!(rule["injected"], 1, "{text}");
+        assert_eq!(rule["detected"], 1, "{text}");
+        assert_eq!(rule["recall"], 1.0, "{text}");
+        assert_eq!(rule["precision"], 1.0, "{text}");
+        assert!(rule["latency_s_max"].as_f64().is_some(), "{text}");
+    }
+    assert_eq!(report["books"]["ok"], true);
+
+    // A rule the harness cannot inject is refused, saying why.
+    let refused = run(&[
+        "run",
+        "--data-dir",
+        dir.0.to_str().unwrap(),
+        "--rate",
+        "1",
+        "--misuse",
+        "dormant_drained",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("not injected by the harness"), "{stderr}");
 }

@@ -670,6 +670,7 @@ async fn serve(args: ServeArgs, admin_runtime: tokio::runtime::Handle) -> anyhow
         tracker.spawn(monitor_misuse(
             ledger.clone(),
             monitor_config,
+            args.node_id.to_string(),
             shutdown.clone(),
         ));
     }
@@ -729,13 +730,37 @@ async fn resolve_debits_in_doubt(ledger: Arc<Ledger>, shutdown: CancellationToke
 
 /// Follows the transaction log with the misuse monitor and stores its alerts, beside the
 /// switch: nothing here is on a purchase's path, and a slow round only makes alerts later.
+/// It resumes from this node's checkpoint and writes a last one when the switch stops.
 async fn monitor_misuse(
     ledger: Arc<Ledger>,
     config: ssn_ledger::monitor::MonitorConfig,
+    node: String,
     shutdown: CancellationToken,
 ) {
-    let mut follower = ssn_ledger::monitor::MonitorFollower::new(config);
+    use ssn_ledger::monitor::{MONITOR_POLL_INTERVAL, MonitorFollower};
+    let mut follower = loop {
+        match MonitorFollower::resume(config.clone(), &node, &ledger).await {
+            Ok(follower) => break follower,
+            Err(error) => {
+                tracing::warn!(%error, "the misuse monitor could not read its checkpoint")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(MONITOR_POLL_INTERVAL) => {}
+        }
+    };
+    tracing::info!(
+        position = follower.monitor().next_position(),
+        "the misuse monitor resumes"
+    );
     loop {
+        if shutdown.is_cancelled() {
+            if let Err(error) = follower.checkpoint(&ledger).await {
+                tracing::warn!(%error, "the misuse monitor's last checkpoint failed");
+            }
+            return;
+        }
         let caught_up = match follower.round(&ledger).await {
             Ok(round) => {
                 for alert in &round.stored {
@@ -758,11 +783,9 @@ async fn monitor_misuse(
         };
         if caught_up {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(ssn_ledger::monitor::MONITOR_POLL_INTERVAL) => {}
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(MONITOR_POLL_INTERVAL) => {}
             }
-        } else if shutdown.is_cancelled() {
-            return;
         }
     }
 }

@@ -10,7 +10,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use ssn_ledger::monitor::Rule;
-use ssn_ledger::{AlertRecord, AlertStatus, CardId, MerchantId, RegistryOp, RegistryRecord, Role};
+use ssn_ledger::{
+    AlertFilter, AlertRecord, AlertStatus, CardId, MerchantId, RegistryOp, RegistryRecord, Role,
+};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -200,7 +202,7 @@ pub(crate) async fn list_alerts(
         page: query.page,
         page_size: query.page_size,
     };
-    paging.resolve()?;
+    let (page, size) = paging.resolve()?;
     let rule = match query.rule.as_deref() {
         Some(name) => Some(Rule::parse(name).ok_or_else(|| {
             ApiError::malformed(format!(
@@ -222,34 +224,32 @@ pub(crate) async fn list_alerts(
         .map(MerchantId::new)
         .transpose()
         .map_err(|e| ApiError::malformed(e.to_string()))?;
-    let (start, end) = window(query.from.as_deref(), query.to.as_deref())?;
-    let mut records: Vec<AlertRecord> = state
-        .ledger
-        .registry()
-        .alerts()
-        .await?
-        .into_iter()
-        .filter(|r| {
-            let a = &r.alert;
-            rule.is_none_or(|rule| a.rule == rule)
-                && status.is_none_or(|s| r.status == s)
-                && merchant
-                    .as_ref()
-                    .is_none_or(|m| a.merchant.as_ref() == Some(m))
-                && (start..=end).contains(&a.fired_at_unix_seconds)
-        })
-        .collect();
-    records.sort_by(|a, b| {
-        (b.alert.fired_at_unix_seconds, &b.alert.id)
-            .cmp(&(a.alert.fired_at_unix_seconds, &a.alert.id))
-    });
-    // The page first, then its cards' PANs: a lookup per card shown, not per card listed.
-    let page = paging.page(records)?;
+    let (fired_from, fired_to) = window(query.from.as_deref(), query.to.as_deref())?;
+    let filter = AlertFilter {
+        rule,
+        status,
+        merchant,
+        fired_from,
+        fired_to,
+    };
+    // Paged where the alerts are: the store reads its index by time for the filter and then
+    // only this page's alerts; their cards' PANs are looked up per card shown.
+    let registry = state.ledger.registry();
+    let total = registry.alerts_count(&filter).await?;
+    let skip = (u64::from(page) - 1).saturating_mul(u64::from(size));
+    let records = registry
+        .alerts(
+            &filter,
+            None,
+            skip,
+            usize::try_from(size).unwrap_or(usize::MAX),
+        )
+        .await?;
     Ok(Json(Page {
-        items: views(&state, page.items).await?,
-        page: page.page,
-        page_size: page.page_size,
-        total: page.total,
+        items: views(&state, records).await?,
+        page,
+        page_size: size,
+        total,
     }))
 }
 

@@ -533,7 +533,9 @@ async fn made_report(state: &AdminState, semester: Semester) -> ApiResult<Arc<Ma
             SEMESTER_REPORT_MAX_AGE_SECONDS,
             || async {
                 let figures = figures(state, semester.window(), true).await?;
-                let alerts = state.ledger.registry().alerts().await?;
+                let alerts =
+                    crate::report_alerts::fired_within(state.ledger.registry(), semester.window())
+                        .await?;
                 let alerts = crate::report_alerts::section(&alerts, semester.window());
                 Ok(Arc::new(MadeReport {
                     report: report_view(&figures, semester, now, alerts),

@@ -209,3 +209,62 @@ async fn alerts_are_listed_reviewed_once_and_suspend_their_e_warong() {
     assert_eq!(alerts["rules"][3]["confirmed"], 1);
     assert_eq!(alerts["merchants_confirmed"][0], MERCHANT);
 }
+
+/// More alerts than a page: the pages of `GET /alerts`, read one after the other, hold every
+/// alert once, newest first, and a filter's pages hold exactly its alerts.
+#[tokio::test]
+async fn more_alerts_than_a_page_are_listed_page_by_page() {
+    use ssn_ledger::monitor::{Alert, Evidence, Rule};
+    let api = Api::start("alerts-pages").await;
+    let merchant = MerchantId::new(MERCHANT).unwrap();
+    let alerts: Vec<AlertRecord> = (0..120u64)
+        .map(|n| {
+            AlertRecord::open(Alert {
+                id: format!("{n:032x}"),
+                rule: if n % 3 == 0 { Rule::Price } else { Rule::Sweep },
+                merchant: Some(merchant.clone()),
+                terminal: None,
+                program: None,
+                cards: Vec::new(),
+                evidence: vec![Evidence {
+                    position: n,
+                    rrn: Rrn::new(format!("{n:012}")).unwrap(),
+                }],
+                score_percent: 100,
+                // Three alerts at each second, ordered by id within it.
+                fired_at_unix_seconds: NOW_UNIX_SECONDS - 86_400 + (n / 3) as i64,
+                summary: "seen".into(),
+            })
+        })
+        .collect();
+    let inserts = alerts
+        .iter()
+        .map(|a| RegistryOp::Insert(RegistryRecord::Alert(a.clone())))
+        .collect();
+    api.ledger.registry().apply(inserts).await.unwrap();
+    let newest_first = |rule: Option<Rule>| -> Vec<String> {
+        let mut ids: Vec<&AlertRecord> = alerts
+            .iter()
+            .filter(|a| rule.is_none_or(|r| a.alert.rule == r))
+            .collect();
+        ids.sort_by(|a, b| AlertCursor::after(b).cmp(&AlertCursor::after(a)));
+        ids.into_iter().map(|a| a.alert.id.clone()).collect()
+    };
+    for (query, rule) in [("", None), ("rule=price&", Some(Rule::Price))] {
+        let mut listed: Vec<String> = Vec::new();
+        for page in 1..=3 {
+            let url = format!("/api/v1/alerts?{query}page={page}&page_size=50");
+            let answer = api.get("auditor", &url).await;
+            let body = answer.expect(200);
+            assert_eq!(body["total"], newest_first(rule).len() as u64, "{url}");
+            listed.extend(
+                body["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["id"].as_str().unwrap().to_string()),
+            );
+        }
+        assert_eq!(listed, newest_first(rule), "{query}");
+    }
+}

@@ -50,6 +50,10 @@ pub const TERMINAL_LOCK_STRIPES: usize = 1_024;
 /// concurrent checks of the same card conflict, and each retry sees their result.
 pub const PIN_UPDATE_ATTEMPTS_MAX: usize = 8;
 
+/// Log entries [`Ledger::log_entries`] copies per hold of the projection's read lock: the
+/// sequencer's next batch waits for at most this many record copies (a few tens of µs).
+pub const LOG_ENTRIES_PER_HOLD_MAX: usize = 256;
+
 /// Where balances are kept for the hot path.
 #[derive(Clone, Debug)]
 pub enum BalanceBackend {

@@ -337,35 +337,48 @@ impl Ledger {
     }
 
     /// Up to `max` entries of the transaction log from number `from` on, each with its
-    /// number, oldest first: what the misuse monitor reads. The working set's are read under
-    /// one hold of the projection's lock; older ones come from history, one lookup each.
-    /// Batch closes and cut-overs are not in the log; neither is anything here.
+    /// number, oldest first: what the misuse monitor reads. The working set's are copied at
+    /// most [`LOG_ENTRIES_PER_HOLD_MAX`] per hold of the projection's read lock (the
+    /// sequencer waits for its write lock while a copy runs); older ones come from history,
+    /// one lookup each. Batch closes and cut-overs are not in the log; neither is anything
+    /// here.
     pub fn log_entries(&self, from: u64, max: usize) -> Result<Vec<(u64, Entry)>, LedgerError> {
-        {
+        let mut entries: Vec<(u64, Entry)> = Vec::new();
+        let (mut next, mut rows) = (from, 0usize);
+        while rows < max {
             let state = self.journal.state();
-            if from >= state.log_base {
-                let start = usize::try_from(from - state.log_base)
-                    .unwrap_or(usize::MAX)
-                    .min(state.log.len());
-                let base = state.log_base + start as u64;
-                let entries = state.log.range(start..).take(max).zip(base..);
-                return Ok(entries
-                    .filter_map(|((at, id), number)| {
-                        let record = match state.purchases.get(id) {
-                            Some(purchase) => Record::Purchase(purchase.record.clone()),
-                            None => state.transfers.get(id)?.clone(),
-                        };
-                        let entry = Entry {
-                            at_unix_seconds: *at,
-                            record,
-                        };
-                        Some((number, entry))
-                    })
-                    .collect());
+            if next < state.log_base {
+                // Moved to history (before this call or between two holds): read there.
+                break;
             }
+            let start = usize::try_from(next - state.log_base).unwrap_or(usize::MAX);
+            if start >= state.log.len() {
+                return Ok(entries);
+            }
+            let take = (max - rows)
+                .min(LOG_ENTRIES_PER_HOLD_MAX)
+                .min(state.log.len() - start);
+            for ((at, id), number) in state.log.range(start..).take(take).zip(next..) {
+                let record = match state.purchases.get(id) {
+                    Some(purchase) => Record::Purchase(purchase.record.clone()),
+                    None => match state.transfers.get(id) {
+                        Some(record) => record.clone(),
+                        None => continue,
+                    },
+                };
+                let entry = Entry {
+                    at_unix_seconds: *at,
+                    record,
+                };
+                entries.push((number, entry));
+            }
+            rows += take;
+            next += take as u64;
         }
-        let mut entries = Vec::new();
-        for (row, number) in self.log_rows(from, max)?.into_iter().zip(from..) {
+        if rows >= max {
+            return Ok(entries);
+        }
+        for (row, number) in self.log_rows(next, max - rows)?.into_iter().zip(next..) {
             let record = match self.purchase_by_id(&row.id)? {
                 Some(purchase) => Record::Purchase(purchase.record),
                 None => match self.transfer_by_id(&row.id)? {

@@ -15,19 +15,22 @@
 //! Rule 8's other half, cards delivered but never used, is a list, not an alarm: the semester
 //! report's `cards-never-used` (admin API) already serves it.
 
+mod checkpoint;
 mod config;
 mod follow;
 mod rules;
 #[cfg(test)]
 mod tests;
 
+pub use checkpoint::MONITOR_RESUME_SEARCH_ENTRIES;
 pub use config::{
     CardCollectionConfig, DormantConfig, FixedPackageConfig, GhostShopConfig, MonitorConfig,
     PinGuessingConfig, PriceConfig, RepeatConfig, SplitPurchaseConfig, SweepConfig,
 };
 pub use follow::{
-    MONITOR_ALERTS_PER_WRITE_MAX, MONITOR_BATCH_ENTRIES_MAX, MONITOR_PENDING_ALERTS_MAX,
-    MONITOR_POLL_INTERVAL, MonitorFollower, Round,
+    MONITOR_ALERTS_PER_WRITE_MAX, MONITOR_BATCH_ENTRIES_MAX, MONITOR_CHECKPOINT_EVERY_ENTRIES,
+    MONITOR_CHECKPOINT_INTERVAL, MONITOR_PENDING_ALERTS_MAX, MONITOR_POLL_INTERVAL,
+    MonitorFollower, Round,
 };
 
 use crate::ids::{CardId, Fingerprint, MerchantId, ProgramCode, Rrn, TerminalId, hex};
@@ -173,8 +176,6 @@ pub struct Monitor {
     config: MonitorConfig,
     /// Each rule's windows.
     rules: rules::Rules,
-    /// When each (rule, subject) last raised an alert ([`RepeatConfig`]).
-    raised: HashMap<Subject, i64>,
     /// Records observed, for pruning.
     observed: u64,
     /// The next position expected, for the assertion that entries come in log order.
@@ -197,7 +198,6 @@ impl Monitor {
         Monitor {
             config,
             rules: rules::Rules::default(),
-            raised: HashMap::new(),
             observed: 0,
             next_position: 0,
         }
@@ -225,19 +225,22 @@ impl Monitor {
         if self.observed.is_multiple_of(PRUNE_EVERY_RECORDS) {
             self.rules.prune(&self.config, at);
             let quiet = self.config.repeat.quiet_seconds;
-            self.raised
+            self.rules
+                .raised
                 .retain(|_, raised| at.saturating_sub(*raised) < quiet);
         }
         let mut alerts = self.match_rules(position, entry, limits);
         let quiet = self.config.repeat.quiet_seconds;
         alerts.retain(|alert| {
             let subject = Subject::of(alert);
-            match self.raised.get(&subject) {
+            match self.rules.raised.get(&subject) {
                 Some(raised) if alert.fired_at_unix_seconds.saturating_sub(*raised) < quiet => {
                     false
                 }
                 _ => {
-                    self.raised.insert(subject, alert.fired_at_unix_seconds);
+                    self.rules
+                        .raised
+                        .insert(subject, alert.fired_at_unix_seconds);
                     true
                 }
             }
@@ -282,8 +285,8 @@ impl Monitor {
 /// What an alert is about, for [`RepeatConfig`]: the rule and where it looked. Rules about
 /// one card (split purchases, dormant cards) count each card apart; the others, the terminal
 /// or E-Warong (and program) whatever cards were involved.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
-struct Subject {
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub(crate) struct Subject {
     rule: Rule,
     merchant: Option<MerchantId>,
     terminal: Option<TerminalId>,

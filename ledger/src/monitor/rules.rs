@@ -9,13 +9,14 @@ use crate::day::WITA_OFFSET_SECONDS;
 use crate::ids::{CardId, Fingerprint, MerchantId, ProgramCode, Rrn, TerminalId};
 use crate::money::Money;
 use crate::record::BasketLine;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Seconds in a week, for the price rule's weeks.
 const WEEK_SECONDS: i64 = 7 * 86_400;
 
 /// One purchase in a window.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Event {
     at: i64,
     card: CardId,
@@ -71,7 +72,7 @@ fn evidence<'a>(events: impl Iterator<Item = &'a Event>) -> Vec<(CardId, Evidenc
 }
 
 /// Card collection's state for one terminal.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct TerminalPins {
     /// PIN-entered purchases within the window.
     window: VecDeque<Event>,
@@ -80,6 +81,7 @@ struct TerminalPins {
 }
 
 /// Sweep's state for one program's latest disbursement.
+#[derive(Serialize, Deserialize)]
 struct Disbursed {
     at: i64,
     cards: HashSet<CardId>,
@@ -91,7 +93,7 @@ struct Disbursed {
 }
 
 /// Dormancy's state for one card.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct CardActivity {
     last_purchase_at: Option<i64>,
     first_credit_at: Option<i64>,
@@ -101,6 +103,7 @@ struct CardActivity {
 }
 
 /// Purchases after a dormancy, being summed.
+#[derive(Serialize, Deserialize)]
 struct Drain {
     started_at: i64,
     credited: Money,
@@ -109,7 +112,7 @@ struct Drain {
 }
 
 /// A week's unit amounts of one category, sorted, for its median.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Prices {
     sorted: Vec<i64>,
 }
@@ -129,7 +132,7 @@ impl Prices {
 }
 
 /// Every rule's windows.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub(super) struct Rules {
     collection: HashMap<TerminalId, TerminalPins>,
     baskets: HashMap<MerchantId, VecDeque<(Event, [u8; 8])>>,
@@ -141,6 +144,9 @@ pub(super) struct Rules {
     ghost: HashMap<MerchantId, VecDeque<(Event, bool)>>,
     terminals_at: HashMap<TerminalId, (MerchantId, Event)>,
     cards: HashMap<CardId, CardActivity>,
+    /// When each (rule, subject) last raised an alert ([`super::RepeatConfig`]): part of the
+    /// windows, so a restart from a checkpoint does not raise a repeat again.
+    pub(super) raised: HashMap<super::Subject, i64>,
 }
 
 impl Rules {

@@ -16,6 +16,9 @@ struct Feed {
     position: u64,
     stan: u32,
     alerts: Vec<Alert>,
+    /// Whether the monitor is checkpointed and resumed from its checkpoint before every entry,
+    /// as a restart between any two entries would.
+    restart_every_entry: bool,
 }
 
 /// One purchase to feed.
@@ -53,10 +56,18 @@ impl Feed {
             position: 0,
             stan: 0,
             alerts: Vec::new(),
+            restart_every_entry: false,
         }
     }
 
     fn entry(&mut self, at: i64, record: Record) {
+        if self.restart_every_entry {
+            let bytes = self.monitor.checkpoint(None);
+            let config = self.monitor.config().clone();
+            self.monitor = Monitor::resume(config, &bytes)
+                .expect("a checkpoint reads")
+                .monitor;
+        }
         let entry = Entry {
             at_unix_seconds: at,
             record,
@@ -486,5 +497,88 @@ fn a_quiet_period_of_zero_raises_every_match() {
         10,
         "{:?}",
         feed.alerts
+    );
+}
+
+/// Every rule's windows survive a checkpoint: a monitor checkpointed and resumed before every
+/// entry raises exactly the alerts of one that ran through, for each rule's pattern (the
+/// dormant card's months, the disbursement's cards, the week's prices included).
+#[test]
+fn a_monitor_resumed_from_its_checkpoint_raises_what_one_that_ran_through_does() {
+    let script = |feed: &mut Feed| {
+        let month = 30 * 86_400;
+        feed.disburse(T0, 0..200, 200_000);
+        honest_day(feed, T0 + 600);
+        family_sharing_one_shop(feed, T0 + 12_000);
+        for i in 0..6u64 {
+            // Rapid succession, then wrong PINs across cards, at another terminal.
+            feed.buy(buy(T0 + 20_000 + 12 * i as i64, 300 + i, "TERM0002", OTHER));
+            let mut wrong = buy(T0 + 21_000 + 40 * i as i64, 400 + i % 3, "TERM0003", OTHER);
+            wrong.code = "55";
+            feed.buy(wrong);
+        }
+        for i in 0..60u64 {
+            // A swept disbursement and fixed packages at a third shop.
+            let mut purchase = buy(
+                T0 + 1_000 + 200 * i as i64,
+                i,
+                "TERM0004",
+                "EWARONG00000003",
+            );
+            purchase.basket = vec![("01", 5, 50_000)];
+            feed.buy(purchase);
+        }
+        for i in 0..5u64 {
+            // Rice at three times the week's median.
+            let mut purchase = buy(
+                T0 + 25_000 + 700 * i as i64,
+                600 + i,
+                "TERM0006",
+                "EWARONG00000004",
+            );
+            purchase.basket = vec![("01", 1, 40_000)];
+            purchase.amount = 40_000;
+            feed.buy(purchase);
+        }
+        for i in 0..20u64 {
+            // Soap for rice.
+            let mut purchase = buy(
+                T0 + 30_000 + 700 * i as i64,
+                700 + i,
+                "TERM0007",
+                "EWARONG00000005",
+            );
+            purchase.basket = vec![("01", 1, 10_000), ("95", 1, 40_000)];
+            feed.buy(purchase);
+        }
+        for i in 0..3 {
+            let mut purchase = buy(T0 + 50_000 + 120 * i, 7, TERM, SHOP);
+            purchase.amount = 90_000;
+            feed.buy(purchase);
+        }
+        // Card 150 sleeps through two more disbursements and is emptied.
+        for m in 1..=3 {
+            feed.disburse(T0 + m * month, 150..151, 200_000);
+        }
+        let mut drain = buy(T0 + 3 * month + 90_000, 150, "TERM0005", OTHER);
+        drain.amount = 800_000;
+        feed.buy(drain);
+        // The terminal moves to another shop.
+        feed.buy(buy(T0 + 3 * month + 95_000, 160, "TERM0005", SHOP));
+    };
+    let mut through = Feed::new(MonitorConfig::default());
+    script(&mut through);
+    let mut resumed = Feed::new(MonitorConfig::default());
+    resumed.restart_every_entry = true;
+    script(&mut resumed);
+    let rules: std::collections::BTreeSet<Rule> = through.alerts.iter().map(|a| a.rule).collect();
+    assert!(
+        rules.len() >= 7,
+        "the script exercises most rules: {rules:?}"
+    );
+    assert_eq!(resumed.alerts, through.alerts);
+    assert_eq!(
+        resumed.monitor.next_position(),
+        through.monitor.next_position()
     );
 }

@@ -19,8 +19,9 @@
 //! lock, which the write's removal takes too).
 
 use super::{
-    AlertRecord, ApiToken, AuditEntry, Beneficiary, Card, Determination, HostKeys, Merchant, Nik,
-    Pan, Program, Registry, RegistryError, RegistryOp, RegistryRecord, Terminal,
+    AlertCursor, AlertFilter, AlertRecord, ApiToken, AuditEntry, Beneficiary, Card, Determination,
+    HostKeys, Merchant, Nik, Pan, Program, Registry, RegistryError, RegistryOp, RegistryRecord,
+    Terminal,
 };
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
 use async_trait::async_trait;
@@ -429,8 +430,30 @@ impl Registry for CachedRegistry {
         self.inner.alert(id).await
     }
 
-    async fn alerts(&self) -> Result<Vec<AlertRecord>, RegistryError> {
-        self.inner.alerts().await
+    async fn alerts(
+        &self,
+        filter: &AlertFilter,
+        after: Option<&AlertCursor>,
+        skip: u64,
+        limit: usize,
+    ) -> Result<Vec<AlertRecord>, RegistryError> {
+        self.inner.alerts(filter, after, skip, limit).await
+    }
+
+    async fn alerts_count(&self, filter: &AlertFilter) -> Result<u64, RegistryError> {
+        self.inner.alerts_count(filter).await
+    }
+
+    async fn monitor_checkpoint(&self, node: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        self.inner.monitor_checkpoint(node).await
+    }
+
+    async fn set_monitor_checkpoint(
+        &self,
+        node: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), RegistryError> {
+        self.inner.set_monitor_checkpoint(node, bytes).await
     }
 }
 

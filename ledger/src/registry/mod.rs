@@ -13,7 +13,8 @@ mod dated;
 mod redb;
 mod types;
 
-pub use self::alerts::{AlertRecord, AlertStatus};
+pub(crate) use self::alerts::AlertIndexRow;
+pub use self::alerts::{AlertCursor, AlertFilter, AlertRecord, AlertStatus};
 pub use self::cached::{CachedRegistry, REGISTRY_CACHE_ENTRIES_MAX, REGISTRY_CACHE_TTL};
 pub use self::redb::{REGISTRY_OPS_PER_APPLY_MAX, RedbRegistry};
 pub use dated::*;
@@ -120,8 +121,25 @@ pub trait Registry: Send + Sync + fmt::Debug {
     async fn audit_last(&self) -> Result<u64, RegistryError>;
     /// An alert by id.
     async fn alert(&self, id: &str) -> Result<Option<AlertRecord>, RegistryError>;
-    /// Every alert, in id order (the admin API filters and pages).
-    async fn alerts(&self) -> Result<Vec<AlertRecord>, RegistryError>;
+    /// Alerts `filter` wants, newest first (by when they fired, then id, both descending):
+    /// those after `after` (the last of the previous page), less the first `skip` of them, at
+    /// most `limit`. The store reads its index by time for the filter and only the alerts
+    /// returned.
+    async fn alerts(
+        &self,
+        filter: &AlertFilter,
+        after: Option<&AlertCursor>,
+        skip: u64,
+        limit: usize,
+    ) -> Result<Vec<AlertRecord>, RegistryError>;
+    /// How many alerts `filter` wants (the index by time only, no alert read).
+    async fn alerts_count(&self, filter: &AlertFilter) -> Result<u64, RegistryError>;
+    /// The misuse monitor's checkpoint stored under `node`.
+    async fn monitor_checkpoint(&self, node: &str) -> Result<Option<Vec<u8>>, RegistryError>;
+    /// Stores the misuse monitor's checkpoint under `node`, replacing the previous one whole
+    /// (a crash meanwhile leaves the previous one).
+    async fn set_monitor_checkpoint(&self, node: &str, bytes: Vec<u8>)
+    -> Result<(), RegistryError>;
 
     /// Whether no other process can write this store while this handle is open (an embedded
     /// file locked by this process). A read cache in front of it may then keep what it read

@@ -7,12 +7,14 @@
 
 use super::Stored;
 use super::{
-    AlertRecord, ApiToken, AuditEntry, Beneficiary, Card, Determination, HOST_KEYS_KEY, HostKeys,
-    Merchant, Nik, Pan, Program, Registry, RegistryError, RegistryOp, RegistryRecord, Terminal,
+    AlertCursor, AlertFilter, AlertIndexRow, AlertRecord, ApiToken, AuditEntry, Beneficiary, Card,
+    Determination, HOST_KEYS_KEY, HostKeys, Merchant, Nik, Pan, Program, Registry, RegistryError,
+    RegistryOp, RegistryRecord, Terminal,
 };
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
 use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use async_trait::async_trait;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,6 +35,11 @@ const PAN_INDEX: Index = TableDefinition::new("cards_by_pan");
 const TOKEN_INDEX: Index = TableDefinition::new("tokens_by_hash");
 const AUDIT: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("audit");
 const SEQUENCES: TableDefinition<'static, &'static str, u64> = TableDefinition::new("sequences");
+/// Alerts by (when they fired, id): each row is the alert's [`AlertIndexRow`].
+const ALERTS_BY_TIME: TableDefinition<'static, (i64, &'static str), &'static [u8]> =
+    TableDefinition::new("alerts_by_time");
+/// The misuse monitor's checkpoint, by node.
+const MONITOR_CHECKPOINTS: Bytes = TableDefinition::new("monitor_checkpoints");
 
 /// Most records one `apply` may carry: a determination for every beneficiary of a large
 /// program still fits, and one transaction stays a bounded amount of memory.
@@ -205,7 +212,66 @@ fn put(
     table
         .insert(place.key.as_str(), stored_bytes(record).as_slice())
         .map_err(storage)?;
+    if let RegistryRecord::Alert(alert) = record {
+        index_alert(txn, alert)?;
+    }
     Ok(())
+}
+
+/// Writes `alert`'s row of the index by time (its key never changes; its status does).
+fn index_alert(txn: &WriteTransaction, alert: &AlertRecord) -> Result<(), RegistryError> {
+    let mut index = txn.open_table(ALERTS_BY_TIME).map_err(storage)?;
+    let key = (alert.alert.fired_at_unix_seconds, alert.alert.id.as_str());
+    index
+        .insert(key, AlertIndexRow::of(alert).encode().as_slice())
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// What the index by time holds of `filter` after `after`, newest first: each alert's key,
+/// with the first `skip` left out and at most `limit` kept (`usize::MAX` and a count: all).
+fn alert_keys(
+    db: &Database,
+    filter: &AlertFilter,
+    after: Option<&AlertCursor>,
+    skip: u64,
+    limit: usize,
+) -> Result<(u64, Vec<(i64, String)>), RegistryError> {
+    let txn = db.begin_read().map_err(storage)?;
+    let index = txn.open_table(ALERTS_BY_TIME).map_err(storage)?;
+    let lower = match filter.fired_from {
+        i64::MIN => Bound::Unbounded,
+        from => Bound::Included((from, "")),
+    };
+    let upper = match (after, filter.fired_to.checked_add(1)) {
+        (Some(cursor), Some(end)) if end <= cursor.fired_at_unix_seconds => {
+            Bound::Excluded((end, ""))
+        }
+        (Some(cursor), _) => Bound::Excluded((cursor.fired_at_unix_seconds, cursor.id.as_str())),
+        (None, Some(end)) => Bound::Excluded((end, "")),
+        (None, None) => Bound::Unbounded,
+    };
+    let (mut matched, mut keys) = (0u64, Vec::new());
+    for row in index
+        .range::<(i64, &str)>((lower, upper))
+        .map_err(storage)?
+        .rev()
+    {
+        let (key, value) = row.map_err(storage)?;
+        let (fired_at, id) = key.value();
+        let row = AlertIndexRow::decode(value.value()).ok_or(RegistryError::Corrupt("alert"))?;
+        if !filter.admits(fired_at, &row) {
+            continue;
+        }
+        matched += 1;
+        if matched > skip {
+            if keys.len() >= limit {
+                continue;
+            }
+            keys.push((fired_at, id.to_string()));
+        }
+    }
+    Ok((matched, keys))
 }
 
 fn apply_op(txn: &WriteTransaction, op: &RegistryOp) -> Result<(), RegistryError> {
@@ -244,6 +310,26 @@ fn apply_op(txn: &WriteTransaction, op: &RegistryOp) -> Result<(), RegistryError
     }
 }
 
+/// Fills the index by time from the alerts a registry stored before it had one (once: an
+/// index that holds rows is kept).
+fn index_alerts_stored_before(txn: &WriteTransaction) -> Result<(), RegistryError> {
+    let empty = txn
+        .open_table(ALERTS_BY_TIME)
+        .map_err(storage)?
+        .first()
+        .map_err(storage)?
+        .is_none();
+    if !empty {
+        return Ok(());
+    }
+    let alerts = txn.open_table(ALERTS).map_err(storage)?;
+    for row in alerts.iter().map_err(storage)? {
+        let (_, value) = row.map_err(storage)?;
+        index_alert(txn, &decode::<AlertRecord>(value.value(), "alert")?)?;
+    }
+    Ok(())
+}
+
 impl RedbRegistry {
     /// Opens or creates the registry database at `path`.
     pub fn open(path: &Path) -> Result<RedbRegistry, RegistryError> {
@@ -267,6 +353,8 @@ impl RedbRegistry {
         }
         txn.open_table(AUDIT).map_err(storage)?;
         txn.open_table(SEQUENCES).map_err(storage)?;
+        txn.open_table(MONITOR_CHECKPOINTS).map_err(storage)?;
+        index_alerts_stored_before(&txn)?;
         txn.commit().map_err(storage)?;
         Ok(RedbRegistry { db: Arc::new(db) })
     }
@@ -499,8 +587,61 @@ impl Registry for RedbRegistry {
         self.get(ALERTS, id, "alert")
     }
 
-    async fn alerts(&self) -> Result<Vec<AlertRecord>, RegistryError> {
-        self.all(ALERTS, "alert").await
+    async fn alerts(
+        &self,
+        filter: &AlertFilter,
+        after: Option<&AlertCursor>,
+        skip: u64,
+        limit: usize,
+    ) -> Result<Vec<AlertRecord>, RegistryError> {
+        let (filter, after) = (filter.clone(), after.cloned());
+        self.blocking(move |db| {
+            let (_, keys) = alert_keys(db, &filter, after.as_ref(), skip, limit)?;
+            let txn = db.begin_read().map_err(storage)?;
+            let alerts = txn.open_table(ALERTS).map_err(storage)?;
+            let mut out = Vec::with_capacity(keys.len());
+            for (_, id) in keys {
+                let bytes = alerts
+                    .get(id.as_str())
+                    .map_err(storage)?
+                    .ok_or(RegistryError::Corrupt("alert index"))?;
+                out.push(decode(bytes.value(), "alert")?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn alerts_count(&self, filter: &AlertFilter) -> Result<u64, RegistryError> {
+        let filter = filter.clone();
+        self.blocking(move |db| Ok(alert_keys(db, &filter, None, 0, 0)?.0))
+            .await
+    }
+
+    async fn monitor_checkpoint(&self, node: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(MONITOR_CHECKPOINTS).map_err(storage)?;
+        Ok(table
+            .get(node)
+            .map_err(storage)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    async fn set_monitor_checkpoint(
+        &self,
+        node: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), RegistryError> {
+        let node = node.to_string();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(storage)?;
+            txn.open_table(MONITOR_CHECKPOINTS)
+                .map_err(storage)?
+                .insert(node.as_str(), bytes.as_slice())
+                .map_err(storage)?;
+            txn.commit().map_err(storage)
+        })
+        .await
     }
 }
 

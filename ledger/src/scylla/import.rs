@@ -106,7 +106,12 @@ pub async fn import_embedded(
     );
     ops.extend(
         source
-            .alerts()
+            .alerts(
+                &crate::registry::AlertFilter::default(),
+                None,
+                0,
+                usize::MAX,
+            )
             .await
             .map_err(registry)?
             .into_iter()

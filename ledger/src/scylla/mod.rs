@@ -22,11 +22,13 @@
 //! journal's store is called from the journal's plain threads and, at open, from inside the
 //! caller's runtime; both block on a channel while the driver works, never on a runtime.
 
+mod alerts;
 mod import;
 mod journal;
 mod registry;
 mod snapshots;
 
+pub use alerts::SCYLLA_ALERT_PERIOD_SECONDS;
 pub use import::{ImportReport, import_embedded};
 
 pub use journal::{
@@ -65,7 +67,7 @@ pub const SCYLLA_WRITES_IN_FLIGHT_MAX: usize = 128;
 /// Longest keyspace name Cassandra and ScyllaDB accept.
 pub const SCYLLA_KEYSPACE_BYTES_MAX: usize = 48;
 /// The schema version this code creates and expects (see `MIGRATIONS`).
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// How to reach the cluster and where the ledger lives in it.
 #[derive(Clone, Debug)]
@@ -308,6 +310,19 @@ const MIGRATIONS: &[(i32, &str, &[&str])] = &[
          PRIMARY KEY ((ledger), covered, id))",
             "CREATE TABLE IF NOT EXISTS snapshot_chunks (id text, chunk int, bytes blob, \
          PRIMARY KEY ((id, chunk)))",
+        ],
+    ),
+    (
+        3,
+        "alerts indexed by time; the misuse monitor's checkpoints and their chunks",
+        &[
+            "CREATE TABLE IF NOT EXISTS registry_alerts_by_time (period bigint, fired_at bigint, \
+         id text, row blob, PRIMARY KEY ((period), fired_at, id)) \
+         WITH CLUSTERING ORDER BY (fired_at DESC, id DESC)",
+            "CREATE TABLE IF NOT EXISTS monitor_checkpoints (node text PRIMARY KEY, \
+         generation text, chunks int, digest blob)",
+            "CREATE TABLE IF NOT EXISTS monitor_checkpoint_chunks (generation text, chunk int, \
+         bytes blob, PRIMARY KEY ((generation, chunk)))",
         ],
     ),
 ];

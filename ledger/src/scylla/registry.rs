@@ -12,13 +12,16 @@
 //! ([`SCYLLA_REGISTRY_BUCKETS`] per kind, by a hash of the key) so no partition grows with the
 //! number of cards; unique indexes (NIK, PAN, token hash) are one partition per key.
 
+use super::alerts::{
+    AlertStatements, FIRST_PERIOD_SEQUENCE, LAST_PERIOD_SEQUENCE, period_plus_one,
+};
 use super::{ScyllaCluster, ScyllaError};
 use crate::ids::{CardId, MerchantId, ProgramCode, TerminalId};
 use crate::registry::Stored;
 use crate::registry::{
-    AlertRecord, ApiToken, AuditEntry, Beneficiary, Card, Determination, HOST_KEYS_KEY, HostKeys,
-    Merchant, Nik, Pan, Program, REGISTRY_OPS_PER_APPLY_MAX, Registry, RegistryError, RegistryOp,
-    RegistryRecord, Terminal,
+    AlertCursor, AlertFilter, AlertIndexRow, AlertRecord, ApiToken, AuditEntry, Beneficiary, Card,
+    Determination, HOST_KEYS_KEY, HostKeys, Merchant, Nik, Pan, Program,
+    REGISTRY_OPS_PER_APPLY_MAX, Registry, RegistryError, RegistryOp, RegistryRecord, Terminal,
 };
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
@@ -79,6 +82,13 @@ enum Write {
         sequence: u64,
         entry: Vec<u8>,
     },
+    /// An alert's row of the index by time (last, so intents written before it decode).
+    AlertIndex {
+        period: i64,
+        fired_at: i64,
+        id: String,
+        row: Vec<u8>,
+    },
 }
 
 /// The prepared statements.
@@ -100,6 +110,7 @@ struct Statements {
     get_intent: PreparedStatement,
     put_intent: PreparedStatement,
     delete_intent: PreparedStatement,
+    alerts: AlertStatements,
 }
 
 /// The registry on Scylla.
@@ -272,6 +283,7 @@ impl ScyllaRegistry {
             delete_intent: c
                 .prepare("DELETE FROM registry_intent WHERE name = 'pending'")
                 .await?,
+            alerts: AlertStatements::prepare(c).await?,
         };
         Ok(ScyllaRegistry {
             cluster,
@@ -571,6 +583,16 @@ async fn apply_writes(
                         )
                         .await
                 }
+                Write::AlertIndex {
+                    period,
+                    fired_at,
+                    id,
+                    row,
+                } => {
+                    session
+                        .execute_unpaged(&s.alerts.put, (period, fired_at, id, row))
+                        .await
+                }
             };
             done.map(|_| ()).map_err(storage)
         })
@@ -645,18 +667,11 @@ impl Change {
         s: &Statements,
         name: &str,
     ) -> Result<u64, RegistryError> {
-        let current = match self.sequences.get(name) {
-            Some(value) => *value,
-            None => read_sequence(session, s, name).await?,
-        };
+        let current = self.sequence(session, s, name).await?;
         let next = current
             .checked_add(1)
             .ok_or_else(|| RegistryError::Conflict(format!("sequence {name} is exhausted")))?;
-        self.sequences.insert(name.to_string(), next);
-        self.writes.push(Write::Sequence {
-            name: name.to_string(),
-            value: next,
-        });
+        self.set_sequence(name, next);
         Ok(next)
     }
 
@@ -708,7 +723,56 @@ impl Change {
             self.set_index(index, index_key, Some(place.key.clone()));
         }
         self.set_record(place.kind, &place.key, Some(place.bytes));
+        if let RegistryRecord::Alert(alert) = record {
+            self.index_alert(session, s, alert).await?;
+        }
         Ok(())
+    }
+
+    /// Writes `alert`'s row of the index by time and widens the periods known to hold alerts.
+    async fn index_alert(
+        &mut self,
+        session: &Session,
+        s: &Statements,
+        alert: &AlertRecord,
+    ) -> Result<(), RegistryError> {
+        let fired_at = alert.alert.fired_at_unix_seconds;
+        let period = period_plus_one(fired_at);
+        let first = self.sequence(session, s, FIRST_PERIOD_SEQUENCE).await?;
+        if first == 0 || period < first {
+            self.set_sequence(FIRST_PERIOD_SEQUENCE, period);
+        }
+        if period > self.sequence(session, s, LAST_PERIOD_SEQUENCE).await? {
+            self.set_sequence(LAST_PERIOD_SEQUENCE, period);
+        }
+        self.writes.push(Write::AlertIndex {
+            period: i64::try_from(period - 1).unwrap_or(i64::MAX),
+            fired_at,
+            id: alert.alert.id.clone(),
+            row: AlertIndexRow::of(alert).encode(),
+        });
+        Ok(())
+    }
+
+    /// A sequence's value as this change sees it.
+    async fn sequence(
+        &self,
+        session: &Session,
+        s: &Statements,
+        name: &str,
+    ) -> Result<u64, RegistryError> {
+        match self.sequences.get(name) {
+            Some(value) => Ok(*value),
+            None => read_sequence(session, s, name).await,
+        }
+    }
+
+    fn set_sequence(&mut self, name: &str, value: u64) {
+        self.sequences.insert(name.to_string(), value);
+        self.writes.push(Write::Sequence {
+            name: name.to_string(),
+            value,
+        });
     }
 
     async fn apply_op(
@@ -887,8 +951,76 @@ impl Registry for ScyllaRegistry {
         self.get("alert", id).await
     }
 
-    async fn alerts(&self) -> Result<Vec<AlertRecord>, RegistryError> {
-        self.all("alert").await
+    async fn alerts(
+        &self,
+        filter: &AlertFilter,
+        after: Option<&AlertCursor>,
+        skip: u64,
+        limit: usize,
+    ) -> Result<Vec<AlertRecord>, RegistryError> {
+        let (filter, after) = (filter.clone(), after.cloned());
+        let (_, keys) = self
+            .with(|session, s| async move {
+                let periods = (
+                    read_sequence(&session, &s, FIRST_PERIOD_SEQUENCE).await?,
+                    read_sequence(&session, &s, LAST_PERIOD_SEQUENCE).await?,
+                );
+                super::alerts::alert_keys(
+                    &session,
+                    &s.alerts,
+                    periods,
+                    &filter,
+                    after.as_ref(),
+                    skip,
+                    limit,
+                )
+                .await
+            })
+            .await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (_, id) in keys {
+            out.push(
+                self.get("alert", &id)
+                    .await?
+                    .ok_or(RegistryError::Corrupt("alert index"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn alerts_count(&self, filter: &AlertFilter) -> Result<u64, RegistryError> {
+        let filter = filter.clone();
+        self.with(|session, s| async move {
+            let periods = (
+                read_sequence(&session, &s, FIRST_PERIOD_SEQUENCE).await?,
+                read_sequence(&session, &s, LAST_PERIOD_SEQUENCE).await?,
+            );
+            let (count, _) =
+                super::alerts::alert_keys(&session, &s.alerts, periods, &filter, None, 0, 0)
+                    .await?;
+            Ok(count)
+        })
+        .await
+    }
+
+    async fn monitor_checkpoint(&self, node: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        let node = node.to_string();
+        self.with(|session, s| async move {
+            super::alerts::checkpoint(&session, &s.alerts, &node).await
+        })
+        .await
+    }
+
+    async fn set_monitor_checkpoint(
+        &self,
+        node: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), RegistryError> {
+        let (node, generation) = (node.to_string(), lease_holder());
+        self.with(|session, s| async move {
+            super::alerts::set_checkpoint(&session, &s.alerts, &node, &generation, &bytes).await
+        })
+        .await
     }
 
     async fn audit(

@@ -127,9 +127,21 @@ impl Switch {
         demo_cards: u32,
         backend_args: Vec<String>,
     ) -> Switch {
+        Switch::launch_with(data_dir, backend, demo_cards, backend_args, &[])
+    }
+
+    /// [`Switch::launch`] with `env` set for the process (e.g. the admin API's bootstrap token).
+    pub(super) fn launch_with(
+        data_dir: std::path::PathBuf,
+        backend: Backend,
+        demo_cards: u32,
+        backend_args: Vec<String>,
+        env: &[(&str, &str)],
+    ) -> Switch {
         let mut command = serve_command(&data_dir);
         command.args(["--demo", "--demo-cards", &demo_cards.to_string()]);
         command.args(backend_args);
+        command.envs(env.iter().copied());
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -183,7 +195,7 @@ impl Switch {
 
     /// A PIN this switch refuses for `card`, from its own keys ([`SoftHsm::refused_pin`]): a
     /// fixed "wrong" PIN shares the right one's PVV on about one start in 10,000.
-    fn wrong_pin(&self, card: &Card) -> String {
+    pub(super) fn wrong_pin(&self, card: &Card) -> String {
         let read = |name: &str| std::fs::read_to_string(self.data_dir.join(name)).expect(name);
         let hsm = SoftHsm::new(MasterKey::from_hex(read("master.key").trim()).unwrap());
         let pvk = WrappedKey::from_hex(read("pvk.key").trim()).unwrap();
@@ -273,8 +285,8 @@ pub(super) struct Terminal {
     stream: TcpStream,
     codec: FrameCodec,
     buffer: BytesMut,
-    id: String,
-    merchant: String,
+    pub(super) id: String,
+    pub(super) merchant: String,
     pub(super) tmk: TdesKey,
     pub(super) tpk: TdesKey,
     /// The terminal authentication key of the demo terminal that MACs (§10).
@@ -288,7 +300,7 @@ pub(super) struct Purchase {
     processing_code: &'static str,
     pub(super) amount: u64,
     basket: Option<Vec<(&'static str, u64)>>,
-    pin: String,
+    pub(super) pin: String,
     currency: &'static str,
     pub(super) stan: String,
     transmitted: String,
